@@ -1,0 +1,38 @@
+# Two commands do all the set-up on a fresh Debian machine (as root):
+#   make lab   - install, then bring up a demo fabric
+#   make test  - install, then lint, type-check and run the whole suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: test lab install system-deps lint typecheck pytest clean
+
+test: install lint typecheck pytest
+
+system-deps:
+	./scripts/install-system-deps
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: system-deps $(STAMP)
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck:
+	$(BIN)/mypy
+
+pytest:
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lab: install
+	$(BIN)/python -m gingham.demo
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

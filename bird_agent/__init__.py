@@ -1,0 +1,1 @@
+"""bird_agent: the BGP speaker that drives ExaBGP and feeds learned routes to felix."""

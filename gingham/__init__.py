@@ -1,0 +1,1 @@
+"""Gingham shared core: resource model, datastore, IPAM, CLI and lab."""

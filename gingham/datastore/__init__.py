@@ -1,0 +1,1 @@
+"""Datastore backends behind one async contract (see base.py)."""

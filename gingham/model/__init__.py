@@ -1,0 +1,1 @@
+"""Gingham's resource model (apiVersion gingham.io/v1)."""

@@ -1,0 +1,1 @@
+"""Helpers shared by every test tier: polling with a deadline, unique names."""
