@@ -1,0 +1,1 @@
+"""The `gingham` command line."""

@@ -1,0 +1,1 @@
+"""IPAM: per-node address blocks with affinity, borrowing and leak repair."""

@@ -1,0 +1,1 @@
+"""IPAM kinds: IPAMConfiguration, IPAMBlock, BlockAffinity, IPAMHandle (owned by the IPAM work)."""

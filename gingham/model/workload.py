@@ -1,0 +1,1 @@
+"""WorkloadEndpoint: a pod's attachment to the fabric, written by felix."""
