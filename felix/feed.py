@@ -1,0 +1,140 @@
+"""The route feed's state: what the BGP speaker says it learned, snapshot then deltas.
+
+The speaker pushes `RouteUpdate`s over `RouteFeed.SyncRoutes` (see
+proto/gingham/v1/dataplane.proto). This module keeps the resulting table and
+enforces the protocol's rules; the gRPC servicer only translates messages.
+
+Invariants:
+- `routes` is the state of the authoritative stream: the one whose snapshot
+  ended most recently. A stream in the middle of a snapshot fills its own
+  pending table; `routes` changes only at SNAPSHOT_END (wholesale) or on a
+  delta from the authoritative stream.
+- Deltas from a stream that is no longer authoritative are ignored (an old
+  speaker connection still draining after a new one took over).
+- A stream that closes leaves `routes` as they were (graceful restart: keep
+  forwarding until a new snapshot says otherwise).
+- `synced` turns True at the first SNAPSHOT_END and never back.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+
+
+class Encap(enum.Enum):
+    FROM_POOL = "from-pool"
+    NONE = "none"
+    IPIP = "ipip"
+    VXLAN = "vxlan"
+
+
+class UpdateType(enum.Enum):
+    SNAPSHOT_BEGIN = "snapshot-begin"
+    SNAPSHOT_END = "snapshot-end"
+    ADD = "add"
+    DEL = "del"
+
+
+@dataclass(frozen=True, order=True)
+class LearnedHop:
+    address: IPv4Address
+    node: str = ""
+
+
+@dataclass(frozen=True)
+class LearnedRoute:
+    prefix: IPv4Network
+    peer: str
+    next_hops: tuple[LearnedHop, ...]
+    encap: Encap = Encap.FROM_POOL
+
+
+@dataclass(frozen=True)
+class RouteUpdate:
+    type: UpdateType
+    route: LearnedRoute | None = None
+
+
+RouteKey = tuple[IPv4Network, str]
+
+
+class FeedProtocolError(ValueError):
+    """An update that breaks the feed protocol (e.g. SNAPSHOT_END without BEGIN)."""
+
+
+class RouteFeed:
+    """The speaker's learned routes, with snapshot/delta semantics per stream."""
+
+    def __init__(self) -> None:
+        self.routes: dict[RouteKey, LearnedRoute] = {}
+        self.synced = False
+        self._next_stream = 0
+        self._authoritative: int | None = None
+        self._pending: dict[int, dict[RouteKey, LearnedRoute]] = {}
+        self._generation = 0
+
+    @property
+    def generation(self) -> int:
+        """Bumped whenever `routes` changes: cheap dirty check for the agent."""
+        return self._generation
+
+    def open_stream(self) -> int:
+        self._next_stream += 1
+        return self._next_stream
+
+    def close_stream(self, stream: int) -> None:
+        self._pending.pop(stream, None)
+
+    def is_in_sync(self, stream: int) -> bool:
+        return self._authoritative == stream and stream not in self._pending
+
+    def apply(self, stream: int, update: RouteUpdate) -> bool:
+        """Apply one update from `stream`; True when `routes` changed."""
+        if update.type is UpdateType.SNAPSHOT_BEGIN:
+            self._pending[stream] = {}
+            return False
+        if update.type is UpdateType.SNAPSHOT_END:
+            pending = self._pending.pop(stream, None)
+            if pending is None:
+                raise FeedProtocolError("SNAPSHOT_END without SNAPSHOT_BEGIN")
+            self._authoritative = stream
+            self.synced = True
+            changed = pending != self.routes
+            self.routes = pending
+            return self._bump(changed)
+        route = update.route
+        if route is None:
+            raise FeedProtocolError(f"{update.type.value.upper()} without a prefix")
+        table = self._pending.get(stream)
+        if table is None:
+            if stream != self._authoritative:
+                if self._authoritative is None or stream > self._authoritative:
+                    raise FeedProtocolError("route update before SNAPSHOT_BEGIN")
+                return False  # a superseded stream: ignore
+            table = self.routes
+            in_place = True
+        else:
+            in_place = False
+        key = (route.prefix, route.peer)
+        if update.type is UpdateType.ADD:
+            if not route.next_hops:
+                raise FeedProtocolError(f"ADD {route.prefix} has no next hop")
+            changed = table.get(key) != route
+            table[key] = route
+        else:
+            changed = table.pop(key, None) is not None
+        return self._bump(changed and in_place)
+
+    def _bump(self, changed: bool) -> bool:
+        if changed:
+            self._generation += 1
+        return changed
+
+    def by_prefix(self) -> dict[IPv4Network, list[LearnedRoute]]:
+        """The feed grouped by prefix (several entries → ECMP)."""
+        grouped: dict[IPv4Network, list[LearnedRoute]] = {}
+        for (prefix, _peer), route in sorted(self.routes.items(), key=lambda kv: str(kv[0])):
+            grouped.setdefault(prefix, []).append(route)
+        return grouped

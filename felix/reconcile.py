@@ -1,0 +1,194 @@
+"""Reconcile: diff desired against what felix believes it programmed, emit ops.
+
+The faucet pattern: `Reconciler.plan` returns operations, an adapter (the real
+kernel or the unit tests' fake) applies them and hands back one `OpResult`
+per op, and `Reconciler.commit` folds the results in. Time is an argument.
+
+Invariants:
+- `programmed` is felix's view of what it owns in the kernel. It changes only
+  in `commit`, for ops the kernel accepted (or a delete the kernel says was
+  already done), and wholesale in `load_actual` after a dump (periodic
+  resync). A failed op leaves the old view, so the next plan retries it.
+- Nothing is removed — no route, neighbour, FDB entry or link delete is
+  planned — until both the first full datastore snapshot and the first full
+  route snapshot have been processed (`removal_allowed`). A restarted felix
+  therefore only adds and updates until it knows the whole picture, and no
+  owned route disappears during a restart.
+- After a failed apply, `due(now)` is False until the backoff expires
+  (exponential, capped); a fully successful apply resets it.
+- Adds use create-exclusive semantics in the adapter: a foreign route with the
+  same destination makes the add fail with EEXIST (reported as a conflict), it
+  is never overwritten. Replace is only planned for keys felix already owns.
+"""
+
+from __future__ import annotations
+
+import copy
+import errno
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+from felix.dataplane import (
+    Action,
+    FdbOp,
+    KernelState,
+    LinkOp,
+    NeighbourOp,
+    Op,
+    OpResult,
+    RouteOp,
+)
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class KernelPort(Protocol):
+    """What the reconcile loop needs from a kernel adapter."""
+
+    def dump(self) -> KernelState:
+        """Everything felix owns right now (routes by protocol, links by prefix, ...)."""
+        ...
+
+    def apply(self, ops: Sequence[Op]) -> list[OpResult]:
+        """Apply in order; one result per op, in the same order."""
+        ...
+
+
+@dataclass
+class Backoff:
+    initial: float = 0.05
+    maximum: float = 30.0
+    factor: float = 2.0
+    failures: int = 0
+    not_before: float = 0.0
+
+    def failed(self, now: float) -> None:
+        delay = min(self.maximum, self.initial * self.factor**self.failures)
+        self.failures += 1
+        self.not_before = now + delay
+
+    def succeeded(self) -> None:
+        self.failures = 0
+        self.not_before = 0.0
+
+    def due(self, now: float) -> bool:
+        return now >= self.not_before
+
+
+def _diff(
+    desired: Mapping[K, V], programmed: Mapping[K, V], removal_allowed: bool
+) -> tuple[list[V], list[V], list[V]]:
+    adds = [v for k, v in desired.items() if k not in programmed]
+    replaces = [v for k, v in desired.items() if k in programmed and programmed[k] != v]
+    deletes = [v for k, v in programmed.items() if k not in desired] if removal_allowed else []
+    return adds, replaces, deletes
+
+
+@dataclass
+class Reconciler:
+    programmed: KernelState = field(default_factory=KernelState)
+    datastore_synced: bool = False
+    routes_synced: bool = False
+    backoff: Backoff = field(default_factory=Backoff)
+    # The last failure per object (str of the op's subject), cleared on success.
+    failures: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def removal_allowed(self) -> bool:
+        return self.datastore_synced and self.routes_synced
+
+    def due(self, now: float) -> bool:
+        return self.backoff.due(now)
+
+    def load_actual(self, actual: KernelState) -> None:
+        """Adopt a fresh dump of the kernel as the programmed view (resync)."""
+        self.programmed = copy.deepcopy(actual)
+
+    def plan(self, desired: KernelState) -> list[Op]:
+        """The ops that turn `programmed` into `desired`, in a safe order."""
+        allow = self.removal_allowed
+        have = self.programmed
+        r_add, r_rep, r_del = _diff(desired.routes, have.routes, allow)
+        n_add, n_rep, n_del = _diff(desired.neighbours, have.neighbours, allow)
+        f_add, f_rep, f_del = _diff(desired.fdb, have.fdb, allow)
+        l_del = sorted(have.links - desired.links) if allow else []
+        ops: list[Op] = []
+        # Forwarding state for VXLAN first, so a new route works from its first packet.
+        ops += [FdbOp(Action.REPLACE, e) for e in f_add + f_rep]
+        ops += [NeighbourOp(Action.REPLACE, n) for n in n_add + n_rep]
+        ops += [RouteOp(Action.ADD, r) for r in r_add]
+        ops += [RouteOp(Action.REPLACE, r) for r in r_rep]
+        ops += [RouteOp(Action.DELETE, r) for r in r_del]
+        ops += [NeighbourOp(Action.DELETE, n) for n in n_del]
+        ops += [FdbOp(Action.DELETE, e) for e in f_del]
+        ops += [LinkOp(Action.DELETE, name) for name in l_del]
+        return ops
+
+    def commit(self, results: Sequence[OpResult], now: float) -> None:
+        """Fold the kernel's answers into `programmed`; schedule a retry on failure."""
+        failed = False
+        for result in results:
+            op = result.op
+            gone = op.action is Action.DELETE and result.errno in (errno.ENOENT, errno.ENODEV)
+            subject = _subject(op)
+            if not (result.ok or gone):
+                failed = True
+                reason = result.message or errno.errorcode.get(result.errno, str(result.errno))
+                if op.action is Action.ADD and result.errno == errno.EEXIST:
+                    reason = "destination already has a route felix does not own"
+                self.failures[subject] = f"{op.action.value} {subject}: {reason}"
+                continue
+            self.failures.pop(subject, None)
+            _record(self.programmed, op)
+        if failed:
+            self.backoff.failed(now)
+        else:
+            self.backoff.succeeded()
+
+
+def _subject(op: Op) -> str:
+    if isinstance(op, RouteOp):
+        return str(op.route.dst)
+    if isinstance(op, NeighbourOp):
+        return f"neighbour {op.neighbour.ip} dev {op.neighbour.dev}"
+    if isinstance(op, FdbOp):
+        return f"fdb {op.entry.mac} dev {op.entry.dev}"
+    return f"link {op.name}"
+
+
+def _record(state: KernelState, op: Op) -> None:
+    delete = op.action is Action.DELETE
+    if isinstance(op, LinkOp):
+        state.links.discard(op.name)
+    elif isinstance(op, RouteOp):
+        _put(state.routes, op.route.dst, op.route, delete)
+    elif isinstance(op, NeighbourOp):
+        _put(state.neighbours, (op.neighbour.dev, op.neighbour.ip), op.neighbour, delete)
+    else:
+        _put(state.fdb, (op.entry.dev, op.entry.mac), op.entry, delete)
+
+
+def _put(table: dict[K, V], key: K, value: V, delete: bool) -> None:
+    if delete:
+        table.pop(key, None)
+    else:
+        table[key] = value
+
+
+def reconcile_once(
+    reconciler: Reconciler, kernel: KernelPort, desired: KernelState, now: float, resync: bool
+) -> list[OpResult]:
+    """One pass: optionally re-dump the kernel, plan, apply, commit.
+
+    Returns the results (empty when nothing to do or a retry is not yet due).
+    """
+    if resync:
+        reconciler.load_actual(kernel.dump())
+    if not reconciler.due(now) and not resync:
+        return []
+    ops = reconciler.plan(desired)
+    results = kernel.apply(ops) if ops else []
+    reconciler.commit(results, now)
+    return results
