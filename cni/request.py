@@ -1,0 +1,380 @@
+"""Parse and validate one CNI invocation: the CNI_* environment plus stdin config.
+
+Pure: takes a mapping (the environment) and bytes (stdin), returns frozen
+dataclasses or raises `CniError` with the spec's code and a message naming the
+variable or field at fault. No I/O, no gRPC, nothing heavier than `json` and
+`ipaddress` is imported, so every command pays the same small parse cost.
+
+Invariants:
+- The config's `cniVersion` is one of `SUPPORTED_VERSIONS` before anything else
+  in the config is trusted (code 1 otherwise).
+- CNI_ARGS keys other than the known ones are an error unless `IgnoreUnknown`
+  is true, as libcni's `LoadArgs` does.
+- `runtimeConfig.portMappings` is accepted with Go's case-insensitive keys
+  (`hostPort` and `HostPort` both work: containerd capitalises them).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from cni import errors
+from cni.errors import CniError
+
+SUPPORTED_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
+LATEST_VERSION = "1.1.0"
+COMMANDS = ("ADD", "DEL", "CHECK", "VERSION", "GC", "STATUS")
+DEFAULT_FELIX_SOCKET = "/var/run/gingham/felix.sock"
+DEFAULT_TIMEOUT_SECONDS = 30.0
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+# CNI_ARGS keys this plugin understands (besides IgnoreUnknown).
+_KNOWN_ARGS = (
+    "K8S_POD_NAMESPACE",
+    "K8S_POD_NAME",
+    "K8S_POD_UID",
+    "K8S_POD_INFRA_CONTAINER_ID",
+    "IP",
+)
+# Which CNI_* variables each command needs (libcni's skel makes the same demands).
+_REQUIRED_ENV = {
+    "ADD": ("CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"),
+    "CHECK": ("CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"),
+    "DEL": ("CNI_CONTAINERID", "CNI_IFNAME"),
+    "GC": (),
+    "STATUS": (),
+}
+# The first spec version that knows each command.
+_MIN_VERSION = {"CHECK": "0.4.0", "GC": "1.1.0", "STATUS": "1.1.0"}
+
+
+@dataclass(frozen=True)
+class PortMapping:
+    host_port: int
+    container_port: int
+    protocol: str
+    host_ip: str
+
+
+@dataclass(frozen=True)
+class PodArgs:
+    namespace: str = ""
+    name: str = ""
+    uid: str = ""
+    infra_container_id: str = ""
+    requested_ips: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """The CNI_* environment of one call."""
+
+    command: str
+    container_id: str
+    netns: str
+    ifname: str
+    path: str
+    args: PodArgs
+
+
+@dataclass(frozen=True)
+class NetConf:
+    """The network configuration from stdin, validated."""
+
+    cni_version: str
+    name: str
+    felix_socket: str
+    pools: tuple[str, ...]
+    mtu: int
+    log_level: str
+    log_file: str
+    timeout: float
+    prev_result: Mapping[str, object] | None
+    runtime_ips: tuple[str, ...]
+    mac: str
+    port_mappings: tuple[PortMapping, ...]
+    # (container ID, ifname) pairs for GC; None when the key is absent.
+    valid_attachments: tuple[tuple[str, str], ...] | None
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in version.split("."))
+    except ValueError:
+        raise CniError(
+            errors.INCOMPATIBLE_VERSION, f"cniVersion {version!r} is not a version number"
+        ) from None
+
+
+def read_command(env: Mapping[str, str]) -> str:
+    command = env.get("CNI_COMMAND", "")
+    if not command:
+        raise CniError(errors.INVALID_ENVIRONMENT, "required env variable CNI_COMMAND missing")
+    if command not in COMMANDS:
+        raise CniError(
+            errors.INVALID_ENVIRONMENT,
+            f"CNI_COMMAND {command!r} is unknown (expected one of {', '.join(COMMANDS)})",
+        )
+    return command
+
+
+def decode_config(stdin: bytes) -> dict[str, object]:
+    try:
+        value = json.loads(stdin)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CniError(
+            errors.DECODING_FAILURE, "network configuration on stdin is not valid JSON", str(exc)
+        ) from None
+    if not isinstance(value, dict):
+        raise CniError(
+            errors.DECODING_FAILURE,
+            f"network configuration on stdin must be a JSON object, not {type(value).__name__}",
+        )
+    return value
+
+
+def config_version(config: Mapping[str, object], command: str) -> str:
+    """The config's cniVersion, checked against what we and the command support."""
+    version = config.get("cniVersion", "")
+    if not isinstance(version, str) or not version:
+        raise CniError(errors.INCOMPATIBLE_VERSION, "network configuration has no cniVersion")
+    if version not in SUPPORTED_VERSIONS:
+        raise CniError(
+            errors.INCOMPATIBLE_VERSION,
+            f"incompatible CNI versions: config is {version!r}, "
+            f"plugin supports {list(SUPPORTED_VERSIONS)}",
+        )
+    needed = _MIN_VERSION.get(command)
+    if needed and version_tuple(version) < version_tuple(needed):
+        raise CniError(
+            errors.INCOMPATIBLE_VERSION,
+            f"config version {version} does not allow {command} (needs {needed} or later)",
+        )
+    return version
+
+
+def _valid_container_id(value: str) -> bool:
+    return bool(value) and value[0].isalnum() and all(c.isalnum() or c in "_.-" for c in value)
+
+
+def _valid_ifname(value: str) -> bool:
+    return (
+        0 < len(value) <= 15
+        and value not in (".", "..")
+        and not any(c in "/:" or c.isspace() for c in value)
+    )
+
+
+def _truthy(value: str) -> bool:
+    return value.lower() in ("1", "true", "yes")
+
+
+def parse_cni_args(raw: str) -> PodArgs:
+    pairs: dict[str, str] = {}
+    for item in raw.split(";"):
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise CniError(
+                errors.INVALID_ENVIRONMENT,
+                f"CNI_ARGS: {item!r} is not KEY=VALUE",
+                f"CNI_ARGS={raw}",
+            )
+        pairs[key] = value
+    ignore_unknown = _truthy(pairs.pop("IgnoreUnknown", "false"))
+    unknown = sorted(k for k in pairs if k not in _KNOWN_ARGS)
+    if unknown and not ignore_unknown:
+        raise CniError(
+            errors.INVALID_ENVIRONMENT,
+            f"CNI_ARGS: unknown key(s) {', '.join(unknown)} (set IgnoreUnknown=1 to allow them)",
+        )
+    requested = tuple(ip for ip in pairs.get("IP", "").split(",") if ip)
+    for ip in requested:
+        _check_address(ip, "CNI_ARGS IP", errors.INVALID_ENVIRONMENT)
+    return PodArgs(
+        namespace=pairs.get("K8S_POD_NAMESPACE", ""),
+        name=pairs.get("K8S_POD_NAME", ""),
+        uid=pairs.get("K8S_POD_UID", ""),
+        infra_container_id=pairs.get("K8S_POD_INFRA_CONTAINER_ID", ""),
+        requested_ips=requested,
+    )
+
+
+def _check_address(value: str, where: str, code: int) -> str:
+    """An address, or an address with a prefix length; returns the bare address."""
+    try:
+        return str(ipaddress.ip_interface(value).ip)
+    except ValueError:
+        raise CniError(code, f"{where}: {value!r} is not an IP address") from None
+
+
+def read_invocation(env: Mapping[str, str], command: str) -> Invocation:
+    missing = [name for name in _REQUIRED_ENV.get(command, ()) if not env.get(name)]
+    if missing:
+        raise CniError(
+            errors.INVALID_ENVIRONMENT, f"required env variables [{','.join(missing)}] missing"
+        )
+    container_id = env.get("CNI_CONTAINERID", "")
+    if container_id and not _valid_container_id(container_id):
+        raise CniError(
+            errors.INVALID_ENVIRONMENT,
+            f"CNI_CONTAINERID {container_id!r} has invalid characters "
+            "(letters, digits, '_', '.', '-'; starting with a letter or digit)",
+        )
+    ifname = env.get("CNI_IFNAME", "")
+    if ifname and not _valid_ifname(ifname):
+        raise CniError(
+            errors.INVALID_ENVIRONMENT,
+            f"CNI_IFNAME {ifname!r} is not a valid interface name "
+            "(1-15 characters, no '/', ':' or whitespace)",
+        )
+    return Invocation(
+        command=command,
+        container_id=container_id,
+        netns=env.get("CNI_NETNS", ""),
+        ifname=ifname,
+        path=env.get("CNI_PATH", ""),
+        args=parse_cni_args(env.get("CNI_ARGS", "")),
+    )
+
+
+def _invalid(field: str, reason: str) -> CniError:
+    return CniError(errors.INVALID_NETWORK_CONFIG, f"network config field {field}: {reason}")
+
+
+def _string_list(value: object, field: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise _invalid(field, "must be a list of non-empty strings")
+    return tuple(value)
+
+
+def _port(entry: Mapping[str, object], key: str, field: str, required: bool) -> int:
+    # Go's encoding/json matches keys case-insensitively; runtimes rely on it.
+    value = next((v for k, v in entry.items() if k.lower() == key.lower()), None)
+    if value is None and not required:
+        return 0
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 65536:
+        raise _invalid(f"{field}.{key}", f"must be a port number 1-65535, got {value!r}")
+    return value
+
+
+def _port_mappings(value: object) -> tuple[PortMapping, ...]:
+    field = "runtimeConfig.portMappings"
+    if not isinstance(value, list):
+        raise _invalid(field, "must be a list")
+    out = []
+    for i, entry in enumerate(value):
+        where = f"{field}[{i}]"
+        if not isinstance(entry, dict):
+            raise _invalid(where, "must be an object")
+        folded = {k.lower(): v for k, v in entry.items()}
+        protocol = folded.get("protocol", "tcp")
+        if not isinstance(protocol, str) or protocol.lower() not in ("tcp", "udp", "sctp"):
+            raise _invalid(f"{where}.protocol", f"must be tcp, udp or sctp, got {protocol!r}")
+        host_ip = folded.get("hostip", "")
+        if not isinstance(host_ip, str):
+            raise _invalid(f"{where}.hostIP", "must be a string")
+        if host_ip:
+            _check_address(host_ip, f"{where}.hostIP", errors.INVALID_NETWORK_CONFIG)
+        out.append(
+            PortMapping(
+                host_port=_port(entry, "hostPort", where, required=True),
+                container_port=_port(entry, "containerPort", where, required=True),
+                protocol=protocol.lower(),
+                host_ip=host_ip,
+            )
+        )
+    return tuple(out)
+
+
+def _valid_attachments(value: object) -> tuple[tuple[str, str], ...]:
+    field = "cni.dev/valid-attachments"
+    if not isinstance(value, list):
+        raise _invalid(field, "must be a list of {containerID, ifname}")
+    out = []
+    for i, entry in enumerate(value):
+        cid = entry.get("containerID") if isinstance(entry, dict) else None
+        ifname = entry.get("ifname") if isinstance(entry, dict) else None
+        if not isinstance(cid, str) or not cid or not isinstance(ifname, str) or not ifname:
+            raise _invalid(f"{field}[{i}]", "needs non-empty string containerID and ifname")
+        out.append((cid, ifname))
+    return tuple(out)
+
+
+def _mac(value: object) -> str:
+    parts = value.split(":") if isinstance(value, str) else []
+    if len(parts) != 6 or not all(
+        len(p) == 2 and all(c in "0123456789abcdefABCDEF" for c in p) for p in parts
+    ):
+        raise _invalid(
+            "runtimeConfig.mac", f"must be a MAC address aa:bb:cc:dd:ee:ff, got {value!r}"
+        )
+    return str(value).lower()
+
+
+def _runtime_config(
+    config: Mapping[str, object],
+) -> tuple[tuple[str, ...], str, tuple[PortMapping, ...]]:
+    runtime = config.get("runtimeConfig", {})
+    if not isinstance(runtime, dict):
+        raise _invalid("runtimeConfig", "must be an object")
+    ips: tuple[str, ...] = ()
+    if "ips" in runtime:
+        ips = tuple(
+            _check_address(ip, "runtimeConfig.ips", errors.INVALID_NETWORK_CONFIG)
+            for ip in _string_list(runtime["ips"], "runtimeConfig.ips")
+        )
+    mac = _mac(runtime["mac"]) if runtime.get("mac") else ""
+    ports = _port_mappings(runtime["portMappings"]) if "portMappings" in runtime else ()
+    return ips, mac, ports
+
+
+def parse_netconf(config: Mapping[str, object], version: str) -> NetConf:
+    name = config.get("name")
+    if not isinstance(name, str) or not name:
+        raise _invalid("name", "must be a non-empty string")
+    if any(c in "/\\:" or c.isspace() for c in name):
+        raise _invalid("name", f"{name!r} contains '/', '\\', ':' or whitespace")
+    socket = config.get("felix_socket", DEFAULT_FELIX_SOCKET)
+    if not isinstance(socket, str) or not socket.startswith("/"):
+        raise _invalid("felix_socket", f"must be an absolute path, got {socket!r}")
+    ipam = config.get("ipam", {})
+    if not isinstance(ipam, dict):
+        raise _invalid("ipam", "must be an object")
+    pools = _string_list(ipam["ipv4_pools"], "ipam.ipv4_pools") if "ipv4_pools" in ipam else ()
+    mtu = config.get("mtu", 0)
+    if not isinstance(mtu, int) or isinstance(mtu, bool) or not (mtu == 0 or 68 <= mtu <= 65535):
+        raise _invalid("mtu", f"must be an integer 68-65535 (or 0 for automatic), got {mtu!r}")
+    log_level = config.get("log_level", "info")
+    if not isinstance(log_level, str) or log_level.lower() not in LOG_LEVELS:
+        raise _invalid("log_level", f"must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+    log_file = config.get("log_file", "")
+    if not isinstance(log_file, str):
+        raise _invalid("log_file", "must be a path")
+    timeout = config.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS)
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
+        raise _invalid("timeout_seconds", f"must be a positive number, got {timeout!r}")
+    prev = config.get("prevResult")
+    if prev is not None and not isinstance(prev, dict):
+        raise _invalid("prevResult", "must be an object")
+    ips, mac, ports = _runtime_config(config)
+    valid = config.get("cni.dev/valid-attachments")
+    return NetConf(
+        cni_version=version,
+        name=name,
+        felix_socket=socket,
+        pools=pools,
+        mtu=mtu,
+        log_level=log_level.lower(),
+        log_file=log_file,
+        timeout=float(timeout),
+        prev_result=prev,
+        runtime_ips=ips,
+        mac=mac,
+        port_mappings=ports,
+        valid_attachments=None if valid is None else _valid_attachments(valid),
+    )
