@@ -1,0 +1,96 @@
+"""Pure parsing, result rendering and CHECK diffing of the CNI plugin."""
+
+from __future__ import annotations
+
+import pytest
+
+from cni.errors import CniError
+from cni.request import config_version, parse_cni_args, parse_netconf
+from cni.result import (
+    Attachment,
+    ExpectedAttachment,
+    Interface,
+    IpConfig,
+    RecordedWorkload,
+    Route,
+    check_problems,
+    expected_from_prev_result,
+    render_result,
+)
+
+ATTACHMENT = Attachment(
+    interfaces=(
+        Interface("gh0123456789a", "ee:ee:ee:ee:ee:ee", ""),
+        Interface("eth0", "0a:00:00:00:00:01", "/var/run/netns/p"),
+    ),
+    ips=(IpConfig("10.65.0.7/32", "169.254.1.1", 1), IpConfig("fd00::7/128", "", 1)),
+    routes=(Route("0.0.0.0/0", "169.254.1.1"),),
+    mtu=1450,
+)
+
+
+def test_cni_args_parse_known_keys_and_ignore_unknown() -> None:
+    args = parse_cni_args("IgnoreUnknown=true;K8S_POD_NAME=a;X=1;IP=10.0.0.1,fd00::1")
+    assert args.name == "a" and args.requested_ips == ("10.0.0.1", "fd00::1")
+    with pytest.raises(CniError) as exc:
+        parse_cni_args("K8S_POD_NAME=a;X=1")
+    assert exc.value.code == 4 and "X" in exc.value.msg
+
+
+def test_port_mappings_accept_either_key_case() -> None:
+    conf = parse_netconf(
+        {
+            "name": "n",
+            "runtimeConfig": {
+                "portMappings": [
+                    {
+                        "HostPort": 80,
+                        "ContainerPort": 8080,
+                        "Protocol": "TCP",
+                        "HostIP": "127.0.0.1",
+                    },
+                    {"hostPort": 53, "containerPort": 53, "protocol": "udp"},
+                ]
+            },
+        },
+        "1.1.0",
+    )
+    assert [(p.host_port, p.container_port, p.protocol) for p in conf.port_mappings] == [
+        (80, 8080, "tcp"),
+        (53, 53, "udp"),
+    ]
+
+
+def test_check_requires_0_4_0() -> None:
+    with pytest.raises(CniError) as exc:
+        config_version({"cniVersion": "0.3.1"}, "CHECK")
+    assert exc.value.code == 1
+
+
+def test_render_per_version() -> None:
+    new = render_result(ATTACHMENT, "1.1.0")
+    old = render_result(ATTACHMENT, "0.3.1")
+    assert new["interfaces"][1]["mtu"] == 1450  # type: ignore[index]
+    assert "sandbox" not in new["interfaces"][0]  # type: ignore[index]
+    assert [ip.get("version") for ip in old["ips"]] == ["4", "6"]  # type: ignore[union-attr]
+    assert all("version" not in ip for ip in new["ips"])  # type: ignore[union-attr]
+    assert "gateway" not in new["ips"][1]  # type: ignore[index]
+
+
+def test_prev_result_round_trip_and_diff() -> None:
+    prev = render_result(ATTACHMENT, "1.0.0")
+    expected = expected_from_prev_result(prev, "eth0", "/var/run/netns/p")
+    assert expected == ExpectedAttachment(frozenset({"10.65.0.7", "fd00::7"}), "0a:00:00:00:00:01")
+    same = RecordedWorkload(frozenset({"10.65.0.7", "fd00::7"}), "0A:00:00:00:00:01", "gh0")
+    assert check_problems(expected, same, []) == []
+    other = RecordedWorkload(frozenset({"10.65.0.9"}), "0a:00:00:00:00:02", "gh0")
+    problems = check_problems(expected, other, [])
+    assert any("10.65.0.7" in p for p in problems) and any("10.65.0.9" in p for p in problems)
+    assert any("MAC" in p for p in problems)
+
+
+def test_prev_result_in_another_netns_is_a_mismatch() -> None:
+    prev = render_result(ATTACHMENT, "1.0.0")
+    with pytest.raises(CniError) as exc:
+        expected_from_prev_result(prev, "eth0", "/var/run/netns/other")
+    assert exc.value.code == 102
