@@ -1,0 +1,106 @@
+"""Import/export policy: what may be installed from whom, and what we announce."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Network
+
+from bird_agent.policy import (
+    ImportFilter,
+    PolicyView,
+    RejectReason,
+    export_prefixes,
+    import_verdict,
+    may_export,
+)
+
+N = IPv4Network
+A = IPv4Address
+
+VIEW = PolicyView(
+    pools=(N("10.244.0.0/16"),),
+    node_addresses=frozenset({A("172.18.0.1"), A("172.18.0.2")}),
+    tunnel_addresses=frozenset({A("10.99.5.1")}),
+    own_prefixes=frozenset({N("10.244.1.0/26"), N("10.244.7.9/32")}),
+)
+
+
+def test_cluster_peer_block_inside_pool_is_accepted() -> None:
+    assert import_verdict(VIEW, N("10.244.2.0/26"), cluster_peer=True) is None
+    assert import_verdict(VIEW, N("10.244.2.5/32"), cluster_peer=True) is None
+
+
+def test_tunnel_address_slash32_is_accepted_even_outside_pools() -> None:
+    assert import_verdict(VIEW, N("10.99.5.1/32"), cluster_peer=True) is None
+    assert import_verdict(VIEW, N("10.99.5.0/24"), True) is RejectReason.OUTSIDE_POOLS
+
+
+def test_default_route_is_never_accepted() -> None:
+    open_view = PolicyView(external_accept=(N("0.0.0.0/0"),))
+    assert import_verdict(VIEW, N("0.0.0.0/0"), True) is RejectReason.DEFAULT_ROUTE
+    assert import_verdict(open_view, N("0.0.0.0/0"), False) is RejectReason.DEFAULT_ROUTE
+
+
+def test_prefix_covering_a_node_address_is_rejected_even_inside_a_pool() -> None:
+    view = PolicyView(pools=(N("172.16.0.0/12"),), node_addresses=frozenset({A("172.18.0.1")}))
+    assert import_verdict(view, N("172.18.0.0/16"), True) is RejectReason.COVERS_NODE_ADDRESS
+    assert import_verdict(view, N("172.18.0.1/32"), True) is RejectReason.COVERS_NODE_ADDRESS
+    assert import_verdict(view, N("172.19.0.0/16"), True) is None
+
+
+def test_our_own_prefix_coming_back_is_dropped_but_a_borrowed_slash32_is_not() -> None:
+    assert import_verdict(VIEW, N("10.244.1.0/26"), True) is RejectReason.OWN_PREFIX
+    assert import_verdict(VIEW, N("10.244.7.9/32"), False) is RejectReason.OWN_PREFIX
+    # Another node borrowed 10.244.1.5 from our block: route it there.
+    assert import_verdict(VIEW, N("10.244.1.5/32"), True) is None
+
+
+def test_outside_every_pool_is_rejected() -> None:
+    assert import_verdict(VIEW, N("192.0.2.0/24"), True) is RejectReason.OUTSIDE_POOLS
+    # A pool supernet is not inside the pool.
+    assert import_verdict(VIEW, N("10.0.0.0/8"), True) is RejectReason.OUTSIDE_POOLS
+
+
+def test_external_peers_default_to_the_cluster_rule() -> None:
+    assert import_verdict(VIEW, N("10.244.2.0/26"), cluster_peer=False) is None
+    assert import_verdict(VIEW, N("192.0.2.0/24"), False) is RejectReason.OUTSIDE_POOLS
+
+
+def test_external_accept_list_replaces_pools_for_external_peers_only() -> None:
+    view = PolicyView(
+        pools=VIEW.pools,
+        node_addresses=VIEW.node_addresses,
+        external_accept=(N("198.51.100.0/24"),),
+    )
+    assert import_verdict(view, N("198.51.100.128/25"), False) is None
+    assert import_verdict(view, N("10.244.2.0/26"), False) is RejectReason.NOT_IN_ACCEPT_LIST
+    # Cluster peers keep the pool rule.
+    assert import_verdict(view, N("198.51.100.0/24"), True) is RejectReason.OUTSIDE_POOLS
+    assert import_verdict(view, N("10.244.2.0/26"), True) is None
+
+
+def test_filter_counts_every_rejection_by_reason_and_peer() -> None:
+    f = ImportFilter(VIEW)
+    peer = A("172.18.0.2")
+    accepted, rejected = f.filter(
+        peer,
+        True,
+        [N("0.0.0.0/0"), N("172.18.0.0/24"), N("192.0.2.0/24"), N("10.244.3.0/26")],
+    )
+    assert accepted == [N("10.244.3.0/26")]
+    assert {r.reason for r in rejected} == {
+        RejectReason.DEFAULT_ROUTE,
+        RejectReason.COVERS_NODE_ADDRESS,
+        RejectReason.OUTSIDE_POOLS,
+    }
+    f.filter(peer, True, [N("0.0.0.0/0")])
+    assert f.rejected_by_reason[RejectReason.DEFAULT_ROUTE] == 2
+    assert f.rejected_by_peer[peer] == 4
+    assert f.accepted_by_peer[peer] == 1
+
+
+def test_exports_are_our_blocks_and_borrowed_addresses_outside_them() -> None:
+    exports = export_prefixes([N("10.244.1.0/26")], [A("10.244.9.3"), A("10.244.1.7")])
+    assert exports == {N("10.244.1.0/26"), N("10.244.9.3/32")}
+    assert may_export(N("10.244.9.3/32"), exports)
+    assert not may_export(N("10.244.2.0/26"), exports)
+    assert not may_export(N("0.0.0.0/0"), exports)
