@@ -16,12 +16,18 @@ The conflist follows Calico's default: the plugin first, then `portmap`
 (capability portMappings) and `bandwidth` (capability bandwidth). The
 reference plugins those entries and containerd need (`portmap`, `bandwidth`,
 `loopback`) are copied from `/usr/lib/cni` into the bin dir when missing there.
+
+`cniVersion` defaults to 1.1.0, but libcni 1.1 (containerd 1.6, podman 4.3) and
+the Debian reference plugins (1.1.1) stop at 1.0.0 and refuse a 1.1.0 list:
+install asks the chained plugins (VERSION) and warns when they cannot run it;
+`--cni-version 1.0.0` writes a list those runtimes accept.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import sysconfig
 import tempfile
@@ -39,6 +45,7 @@ class InstallReport:
     written: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     copied: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def import_roots() -> list[str]:
@@ -63,7 +70,9 @@ def plugin_script(python: str | None = None, roots: list[str] | None = None) -> 
     )
 
 
-def conflist(name: str, run_dir: str, mtu: int = 0, log_level: str = "info") -> dict[str, object]:
+def conflist(
+    name: str, run_dir: str, mtu: int = 0, log_level: str = "info", cni_version: str = "1.1.0"
+) -> dict[str, object]:
     plugin: dict[str, object] = {
         "type": PLUGIN_TYPE,
         "felix_socket": os.path.join(run_dir, "felix.sock"),
@@ -74,7 +83,7 @@ def conflist(name: str, run_dir: str, mtu: int = 0, log_level: str = "info") -> 
     if mtu:
         plugin["mtu"] = mtu
     return {
-        "cniVersion": "1.1.0",
+        "cniVersion": cni_version,
         "name": name,
         "plugins": [
             plugin,
@@ -82,6 +91,25 @@ def conflist(name: str, run_dir: str, mtu: int = 0, log_level: str = "info") -> 
             {"type": "bandwidth", "capabilities": {"bandwidth": True}},
         ],
     }
+
+
+def plugin_versions(executable: Path) -> list[str] | None:
+    """What a CNI plugin says it supports (VERSION), or None if it cannot be asked."""
+    if not executable.is_file():
+        return None
+    try:
+        proc = subprocess.run(
+            [str(executable)],
+            input=b'{"cniVersion":"0.4.0"}',
+            env={"CNI_COMMAND": "VERSION", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+        versions = json.loads(proc.stdout)["supportedVersions"]
+    except (OSError, subprocess.TimeoutExpired, ValueError, KeyError, TypeError):
+        return None
+    return [str(v) for v in versions]
 
 
 def write_atomically(path: Path, content: bytes, mode: int, report: InstallReport) -> None:
@@ -113,6 +141,7 @@ def install(  # noqa: PLR0917 - mirrors the CLI flags one to one
     mtu: int = 0,
     log_level: str = "info",
     reference_dir: Path = Path(REFERENCE_PLUGINS_DIR),
+    cni_version: str = "1.1.0",
 ) -> InstallReport:
     report = InstallReport()
     bin_dir.mkdir(parents=True, exist_ok=True)
@@ -123,7 +152,15 @@ def install(  # noqa: PLR0917 - mirrors the CLI flags one to one
         if not target.exists() and source.is_file():
             write_atomically(target, source.read_bytes(), 0o755, report)
             report.copied.append(plugin)
-    document = json.dumps(conflist(name, run_dir, mtu, log_level), indent=2) + "\n"
+    for plugin in ("portmap", "bandwidth"):
+        supported = plugin_versions(bin_dir / plugin)
+        if supported is not None and cni_version not in supported:
+            report.warnings.append(
+                f"{bin_dir / plugin} supports CNI versions {supported}, not {cni_version}: "
+                f"runtimes will fail this chain; pass --cni-version {supported[-1]}"
+            )
+    document = json.dumps(conflist(name, run_dir, mtu, log_level, cni_version), indent=2)
+    document += "\n"
     write_atomically(conf_dir / f"10-{name}.conflist", document.encode(), 0o644, report)
     return report
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cni.install import DEFAULT_RUN_DIR, install
+from cni.request import SUPPORTED_VERSIONS
 
 
 def _name(value: str) -> str:
@@ -40,6 +41,7 @@ def run_install(args: argparse.Namespace) -> int:
             name=args.name,
             mtu=args.mtu,
             log_level=args.log_level,
+            cni_version=args.cni_version,
         )
     except OSError as exc:
         print(f"gingham cni install: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
@@ -48,6 +50,8 @@ def run_install(args: argparse.Namespace) -> int:
         print(f"wrote {path}")
     for path in report.unchanged:
         print(f"unchanged {path}")
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -63,6 +67,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--name", type=_name, default="gingham", help="network name")
     p.add_argument("--mtu", type=_mtu, default=0, help="pod MTU (default: computed by felix)")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+    p.add_argument(
+        "--cni-version",
+        choices=SUPPORTED_VERSIONS,
+        default="1.1.0",
+        help="conflist cniVersion (runtimes built on libcni 1.1, e.g. containerd 1.6 and "
+        "podman 4.3, need 1.0.0)",
+    )
     p.set_defaults(func=run_install)
 
 

@@ -52,3 +52,13 @@ def test_cli_rejects_bad_mtu(tmp_path: Path) -> None:
         assert exc.code == 2
     else:
         raise AssertionError("--mtu 9 accepted")
+
+
+def test_install_warns_when_chained_plugins_cannot_run_the_version(tmp_path: Path) -> None:
+    report = install(tmp_path / "bin", tmp_path / "conf", cni_version="1.1.0")
+    # Debian's reference plugins 1.1.1 stop at 1.0.0.
+    assert any("portmap" in w and "1.0.0" in w for w in report.warnings), report.warnings
+    ok = install(tmp_path / "bin", tmp_path / "conf", cni_version="1.0.0")
+    assert ok.warnings == []
+    conf = json.loads((tmp_path / "conf" / "10-gingham.conflist").read_text())
+    assert conf["cniVersion"] == "1.0.0"
