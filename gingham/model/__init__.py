@@ -1,1 +1,66 @@
-"""Gingham's resource model (apiVersion gingham.io/v1)."""
+"""Gingham's resource model (apiVersion gingham.io/v1).
+
+Importing this package registers every kind (`KINDS`, `resolve_kind`), so
+code that reads documents or the datastore imports `gingham.model`, not the
+kind modules one by one.
+"""
+
+from __future__ import annotations
+
+from gingham.model import ipam, workload
+from gingham.model.base import (
+    API_VERSION,
+    KINDS,
+    FieldError,
+    InvalidResource,
+    Metadata,
+    Model,
+    Resource,
+    UnknownKind,
+    register_kind,
+    resolve_kind,
+)
+from gingham.model.bgp import (
+    BGPConfiguration,
+    BGPConfigurationSpec,
+    BGPPeer,
+    BGPPeerSpec,
+    LogSeverity,
+    Node,
+    NodeBGPSpec,
+    NodeSpec,
+    NodeVXLANSpec,
+)
+from gingham.model.documents import check_pool_overlaps, check_set, load_documents, parse_resource
+from gingham.model.network import EncapsulationMode, IPPool, IPPoolSpec
+
+__all__ = [
+    "API_VERSION",
+    "KINDS",
+    "BGPConfiguration",
+    "BGPConfigurationSpec",
+    "BGPPeer",
+    "BGPPeerSpec",
+    "EncapsulationMode",
+    "FieldError",
+    "IPPool",
+    "IPPoolSpec",
+    "InvalidResource",
+    "LogSeverity",
+    "Metadata",
+    "Model",
+    "Node",
+    "NodeBGPSpec",
+    "NodeSpec",
+    "NodeVXLANSpec",
+    "Resource",
+    "UnknownKind",
+    "check_pool_overlaps",
+    "check_set",
+    "ipam",
+    "load_documents",
+    "parse_resource",
+    "register_kind",
+    "resolve_kind",
+    "workload",
+]

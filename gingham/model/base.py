@@ -27,8 +27,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
+
+from gingham.model.fields import dns_subdomain_problem, invalid, label_problem
 
 API_VERSION = "gingham.io/v1"
 
@@ -52,6 +54,16 @@ class Metadata(Model):
     uid: str | None = None
     creation_timestamp: str | None = None
 
+    @field_validator("labels")
+    @classmethod
+    def _check_labels(cls, labels: dict[str, str]) -> dict[str, str]:
+        # Selectors can only match well-formed labels; refuse the rest up front.
+        for key, value in labels.items():
+            problem = label_problem(key, value)
+            if problem:
+                raise invalid(problem)
+        return labels
+
 
 @dataclass(frozen=True)
 class FieldError:
@@ -61,10 +73,16 @@ class FieldError:
     name: str
     path: str
     reason: str
+    # Where the document came from, e.g. "pools.yaml: document 2" (may be empty).
+    where: str = ""
 
     def __str__(self) -> str:
-        where = f"{self.path}: " if self.path else ""
-        return f'{self.kind} "{self.name}": {where}{self.reason}'
+        parts = [self.where] if self.where else []
+        if self.kind:
+            parts.append(f'{self.kind} "{self.name}"' if self.name else self.kind)
+        if self.path:
+            parts.append(self.path)
+        return ": ".join([*parts, self.reason])
 
 
 class InvalidResource(ValueError):
@@ -90,6 +108,23 @@ class Resource(Model):
     metadata: Metadata
     spec: Any
 
+    @field_validator("metadata")
+    @classmethod
+    def _check_name(cls, metadata: Metadata) -> Metadata:
+        problem = cls.name_problem(metadata.name)
+        if problem:
+            raise invalid(problem, path="metadata.name")
+        return metadata
+
+    @classmethod
+    def name_problem(cls, name: str) -> str | None:
+        """Why `name` is not acceptable for this kind (None if it is).
+
+        Default: a DNS-1123 subdomain, as Kubernetes and Calico require. A kind
+        with other naming rules overrides this.
+        """
+        return dns_subdomain_problem(name)
+
     @property
     def name(self) -> str:
         return self.metadata.name
@@ -106,6 +141,10 @@ class Resource(Model):
     def to_document(self) -> dict[str, Any]:
         """The camelCase document (what `get -o yaml` prints and stores keep)."""
         body = self.model_dump(by_alias=True, exclude_none=True, mode="json")
+        # Empty label/annotation maps are noise in `get -o yaml`; absent means empty.
+        for key in ("labels", "annotations"):
+            if not body["metadata"].get(key):
+                body["metadata"].pop(key, None)
         return {"apiVersion": body.pop("apiVersion"), "kind": self.kind, **body}
 
 
