@@ -1,0 +1,384 @@
+"""The embedded SQLite backend: one file, safe for several processes on one host.
+
+Schema (created on first open, idempotently)::
+
+    meta(key PRIMARY KEY, value)     -- 'revision': the global counter,
+                                     -- 'compacted': history at or below is gone
+    objects(kind, name, value, revision)          -- current state, PK (kind, name)
+    changelog(revision PK, kind, name, type, value, at)  -- one row per write
+
+Invariants:
+- Every write is one ``BEGIN IMMEDIATE`` transaction that checks the CAS
+  condition, bumps the counter, writes `objects` and appends one changelog row.
+  So revisions are dense: revision r has exactly one changelog row until it is
+  compacted, and a reader that sees counter value h also sees every row ≤ h.
+- Multi-process safety comes from SQLite itself: WAL mode (readers never block
+  the writer), ``busy_timeout`` for writers queueing on the write lock. A write
+  still locked out after the timeout, an I/O error or an unreadable file is
+  `Unavailable`.
+- Compaction runs inside a write every `compact_every` revisions: a changelog
+  row is dropped once it is neither among the last `changelog_keep_rows` nor
+  younger than `changelog_keep_seconds`. A watch resuming below
+  ``meta.compacted`` gets `RevisionCompacted`.
+- `watch` polls (every `poll_interval`, ≤ 50 ms): one snapshot reads the counter
+  (a single-row lookup: idle polling costs one B-tree probe) and, only if it
+  moved, the changelog rows of the kind in (cursor, counter].
+- sqlite3 calls block, so each store owns one worker thread and one connection;
+  the event loop only awaits futures. Any event loop may use the store.
+
+DELETED events carry the object as last stored with its resource_version set to
+the deletion's revision (as Kubernetes does); `delete()` returns the object with
+the revision it had.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import TypeVar
+
+from gingham.datastore.base import (
+    AlreadyExists,
+    Conflict,
+    EventType,
+    Listing,
+    NotFound,
+    RevisionCompacted,
+    Unavailable,
+    WatchEvent,
+)
+from gingham.datastore.codec import canonical_kind, decode, encode
+from gingham.model.base import Resource
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('revision', 0), ('compacted', 0);
+CREATE TABLE IF NOT EXISTS objects (
+    kind TEXT NOT NULL, name TEXT NOT NULL, value BLOB NOT NULL,
+    revision INTEGER NOT NULL, PRIMARY KEY (kind, name)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS changelog (
+    revision INTEGER PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL,
+    type TEXT NOT NULL, value BLOB NOT NULL, at REAL NOT NULL);
+"""
+
+_WATCH_BATCH = 1000
+
+
+def _revision_number(revision: str) -> int:
+    try:
+        return int(revision)
+    except ValueError:
+        raise ValueError(f'revision "{revision}" is not a sqlite revision (a decimal)') from None
+
+
+class SqliteDatastore:
+    def __init__(
+        self,
+        path: str,
+        *,
+        busy_timeout: float = 5.0,
+        poll_interval: float = 0.025,
+        changelog_keep_rows: int = 10_000,
+        changelog_keep_seconds: float = 300.0,
+        compact_every: int = 100,
+        reconnect_timeout: float = 30.0,
+    ) -> None:
+        self.path = path
+        self._busy_timeout = busy_timeout
+        self._poll_interval = poll_interval
+        self._keep_rows = changelog_keep_rows
+        self._keep_seconds = changelog_keep_seconds
+        self._compact_every = compact_every
+        self._reconnect_timeout = reconnect_timeout
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gingham-sqlite")
+        self._conn: sqlite3.Connection | None = None
+        self._closed = False
+
+    # --- plumbing: everything touching sqlite3 runs on the store's thread ----
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._closed:
+            raise Unavailable(f"sqlite datastore {self.path} is closed")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, self._call, fn)
+        except RuntimeError as exc:  # executor shut down by a concurrent close()
+            raise Unavailable(f"sqlite datastore {self.path} is closed") from exc
+
+    def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            conn = self._connection()
+            try:
+                return fn(conn)
+            finally:
+                if conn.in_transaction:
+                    conn.rollback()
+        except sqlite3.Error as exc:
+            raise Unavailable(f"sqlite datastore {self.path}: {exc}") from exc
+        except OSError as exc:
+            raise Unavailable(f"sqlite datastore {self.path}: {exc}") from exc
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is not None:
+            return self._conn
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        conn = sqlite3.connect(
+            self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+            # WAL is a property of the file: the first opener switches it, later
+            # ones just read it back. FULL sync: a committed CAS survives power loss.
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            with _transaction(conn):
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        return conn
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._close_connection)
+        self._executor.shutdown(wait=True)
+
+    def _close_connection(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # --- reads ---------------------------------------------------------------
+
+    async def get(self, kind: str, name: str) -> Resource:
+        kind = canonical_kind(kind)
+
+        def op(conn: sqlite3.Connection) -> tuple[bytes, int] | None:
+            row = conn.execute(
+                "SELECT value, revision FROM objects WHERE kind = ? AND name = ?", (kind, name)
+            ).fetchone()
+            return None if row is None else (row[0], row[1])
+
+        found = await self._run(op)
+        if found is None:
+            raise NotFound(f'{kind} "{name}" not found')
+        return decode(kind, name, found[0], str(found[1]))
+
+    async def list(self, kind: str, prefix: str = "") -> Listing:
+        kind = canonical_kind(kind)
+
+        def op(conn: sqlite3.Connection) -> tuple[list[tuple[str, bytes, int]], int]:
+            with _transaction(conn, "BEGIN"):  # one snapshot: rows and counter agree
+                head = _meta(conn, "revision")
+                rows = conn.execute(
+                    "SELECT name, value, revision FROM objects WHERE kind = ? AND name >= ?"
+                    " AND substr(name, 1, ?) = ? ORDER BY name",
+                    (kind, prefix, len(prefix), prefix),
+                ).fetchall()
+            return rows, head
+
+        rows, head = await self._run(op)
+        items = [decode(kind, name, value, str(rev)) for name, value, rev in rows]
+        return Listing(items=items, revision=str(head))
+
+    # --- writes --------------------------------------------------------------
+
+    async def create(self, obj: Resource) -> Resource:
+        kind, name, value = obj.kind, obj.name, encode(obj)
+
+        def op(conn: sqlite3.Connection) -> int:
+            with _transaction(conn):
+                if _current(conn, kind, name) is not None:
+                    raise AlreadyExists(f'{kind} "{name}" already exists')
+                revision = self._append(conn, kind, name, EventType.ADDED, value)
+                conn.execute(
+                    "INSERT INTO objects (kind, name, value, revision) VALUES (?, ?, ?, ?)",
+                    (kind, name, value, revision),
+                )
+            return revision
+
+        return obj.with_revision(str(await self._run(op)))
+
+    async def update(self, obj: Resource) -> Resource:
+        kind, name, value = obj.kind, obj.name, encode(obj)
+        expected = obj.resource_version
+
+        def op(conn: sqlite3.Connection) -> int:
+            with _transaction(conn):
+                _check(_current(conn, kind, name), kind, name, expected)
+                revision = self._append(conn, kind, name, EventType.MODIFIED, value)
+                conn.execute(
+                    "UPDATE objects SET value = ?, revision = ? WHERE kind = ? AND name = ?",
+                    (value, revision, kind, name),
+                )
+            return revision
+
+        return obj.with_revision(str(await self._run(op)))
+
+    async def delete(self, kind: str, name: str, revision: str | None = None) -> Resource:
+        kind = canonical_kind(kind)
+
+        def op(conn: sqlite3.Connection) -> tuple[bytes, int]:
+            with _transaction(conn):
+                current = _check(_current(conn, kind, name), kind, name, revision)
+                self._append(conn, kind, name, EventType.DELETED, current[0])
+                conn.execute("DELETE FROM objects WHERE kind = ? AND name = ?", (kind, name))
+            return current
+
+        value, old_revision = await self._run(op)
+        return decode(kind, name, value, str(old_revision))
+
+    def _append(
+        self, conn: sqlite3.Connection, kind: str, name: str, type_: EventType, value: bytes
+    ) -> int:
+        """Bump the counter and log the change (inside the caller's transaction)."""
+        row = conn.execute(
+            "UPDATE meta SET value = value + 1 WHERE key = 'revision' RETURNING value"
+        ).fetchone()
+        revision = int(row[0])
+        conn.execute(
+            "INSERT INTO changelog (revision, kind, name, type, value, at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (revision, kind, name, type_.value, value, time.time()),
+        )
+        if revision % self._compact_every == 0:
+            _compact(conn, revision, self._keep_rows, self._keep_seconds)
+        return revision
+
+    async def compact(self, keep_rows: int | None = None, keep_seconds: float | None = None) -> int:
+        """Drop changelog history now (defaults: the store's retention); returns
+        the new compacted revision. Operators and tests use it; writes also
+        compact on their own."""
+        rows = self._keep_rows if keep_rows is None else keep_rows
+        seconds = self._keep_seconds if keep_seconds is None else keep_seconds
+
+        def op(conn: sqlite3.Connection) -> int:
+            with _transaction(conn):
+                _compact(conn, _meta(conn, "revision"), rows, seconds)
+                return _meta(conn, "compacted")
+
+        return await self._run(op)
+
+    # --- watch ---------------------------------------------------------------
+
+    async def watch(
+        self, kind: str, from_revision: str | None = None, prefix: str = ""
+    ) -> AsyncIterator[WatchEvent]:
+        kind = canonical_kind(kind)
+        if from_revision is None:
+            cursor = await self._run(lambda conn: _meta(conn, "revision"))
+        else:
+            cursor = _revision_number(from_revision)
+        failing_since: float | None = None
+        while True:
+            try:
+                rows, head = await self._run(
+                    functools.partial(_changes, kind=kind, prefix=prefix, cursor=cursor)
+                )
+                failing_since = None
+            except Unavailable:
+                # A transient failure (lock storm, I/O hiccup): retry from the same
+                # cursor, so nothing is lost or repeated, until it lasts too long.
+                now = time.monotonic()
+                failing_since = failing_since or now
+                if self._closed or now - failing_since > self._reconnect_timeout:
+                    raise
+                await asyncio.sleep(min(1.0, self._poll_interval * 4))
+                continue
+            for revision, name, type_, value in rows:
+                obj = decode(kind, name, value, str(revision))
+                yield WatchEvent(type=EventType(type_), obj=obj, revision=str(revision))
+                cursor = revision
+            cursor = head
+            if not rows or len(rows) < _WATCH_BATCH:
+                await asyncio.sleep(self._poll_interval)
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection, begin: str = "BEGIN IMMEDIATE") -> Iterator[None]:
+    conn.execute(begin)
+    try:
+        yield
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _meta(conn: sqlite3.Connection, key: str) -> int:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return int(row[0])
+
+
+def _current(conn: sqlite3.Connection, kind: str, name: str) -> tuple[bytes, int] | None:
+    row = conn.execute(
+        "SELECT value, revision FROM objects WHERE kind = ? AND name = ?", (kind, name)
+    ).fetchone()
+    return None if row is None else (row[0], int(row[1]))
+
+
+def _check(
+    current: tuple[bytes, int] | None, kind: str, name: str, expected: str | None
+) -> tuple[bytes, int]:
+    if current is None:
+        raise NotFound(f'{kind} "{name}" not found')
+    if expected is not None and expected != str(current[1]):
+        raise Conflict(
+            f'{kind} "{name}" changed: written at revision {expected}, now at {current[1]}'
+        )
+    return current
+
+
+def _compact(conn: sqlite3.Connection, head: int, keep_rows: int, keep_seconds: float) -> None:
+    # Revisions are dense, so "the last N rows" is "revision > head - N".
+    limit = head - keep_rows
+    compacted = _meta(conn, "compacted")
+    if limit <= compacted:
+        return
+    row = conn.execute(
+        "SELECT max(revision) FROM changelog WHERE revision <= ? AND at <= ?",
+        (limit, time.time() - keep_seconds),
+    ).fetchone()
+    upto = row[0]
+    if upto is None or upto <= compacted:
+        return
+    conn.execute("DELETE FROM changelog WHERE revision <= ?", (upto,))
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'compacted'", (upto,))
+
+
+def _changes(
+    conn: sqlite3.Connection, *, kind: str, prefix: str, cursor: int
+) -> tuple[list[tuple[int, str, str, bytes]], int]:
+    """Changes of `kind` after `cursor`, and the revision they are complete up to."""
+    with _transaction(conn, "BEGIN"):  # counter, compaction mark and rows: one snapshot
+        head = _meta(conn, "revision")
+        if head <= cursor:
+            return [], cursor
+        if cursor < _meta(conn, "compacted"):
+            raise RevisionCompacted(
+                f"{kind}: history after revision {cursor} was compacted; re-list"
+            )
+        rows = conn.execute(
+            "SELECT revision, name, type, value FROM changelog WHERE revision > ?"
+            " AND revision <= ? AND kind = ? AND substr(name, 1, ?) = ?"
+            " ORDER BY revision LIMIT ?",
+            (cursor, head, kind, len(prefix), prefix, _WATCH_BATCH),
+        ).fetchall()
+    if len(rows) == _WATCH_BATCH:
+        head = rows[-1][0]  # truncated: complete only up to the last row read
+    return rows, head
