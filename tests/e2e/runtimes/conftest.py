@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from cni.install import install
+from tests.support.runtimes.felix_node import FelixNode, felix_unavailable, running_felix
 from tests.support.runtimes.netns import node_netns
 
 REFERENCE_BIN = Path("/usr/lib/cni")
@@ -76,3 +78,20 @@ def reference_conflist(
     path = conf_dir / f"10-{name}.conflist"
     path.write_text(json.dumps(doc, indent=2))
     return path
+
+
+@pytest.fixture
+def gingham_felix(short_tmp: Path, node: str) -> Iterator[FelixNode]:
+    """The real felix in the node netns; skipped while the daemon does not exist."""
+    reason = felix_unavailable()
+    if reason:
+        pytest.skip(reason)
+    with running_felix(short_tmp / "felix", node) as felix:
+        yield felix
+
+
+def install_gingham(short_tmp: Path, felix: FelixNode) -> tuple[Path, Path]:
+    """Our plugin + conflist for runtimes built on libcni 1.1 (cniVersion 1.0.0)."""
+    bin_dir, conf_dir = short_tmp / "bin", short_tmp / "net.d"
+    install(bin_dir, conf_dir, run_dir=str(felix.run_dir), cni_version="1.0.0")
+    return bin_dir, conf_dir

@@ -13,7 +13,13 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.runtimes.conftest import REFERENCE_BIN, _need, reference_conflist
+from tests.e2e.runtimes.conftest import (
+    REFERENCE_BIN,
+    _need,
+    install_gingham,
+    reference_conflist,
+)
+from tests.support.runtimes.felix_node import FelixNode
 from tests.support.runtimes.netns import ipv4_addresses, links, ping
 from tests.support.runtimes.podman import IMAGE, Podman
 
@@ -69,3 +75,25 @@ def test_reference_two_containers_reach_each_other(
     pm.run("rm", "--force", "--time", "0", "ca")
     assert not (short_tmp / "ipam" / "gtref" / ips[0]).exists()
     assert len([n for n in links(node) if n.startswith("veth")]) == 1
+
+
+def test_gingham_two_containers_reach_each_other(
+    gingham_felix: FelixNode, short_tmp: Path, node: str
+) -> None:
+    _need("podman", "runc")
+    bin_dir, conf_dir = install_gingham(short_tmp, gingham_felix)
+    pm = Podman(short_tmp / "pm", bin_dir, conf_dir, netns=node)
+    try:
+        pm.import_busybox()
+        for name in ("ga", "gb"):
+            pm.run("run", "-d", "--name", name, "--network", "gingham", IMAGE)
+        ips = [container_ip(pm, n, "gingham") for n in ("ga", "gb")]
+        pids = [pm.pid(n) for n in ("ga", "gb")]
+        assert len(set(ips)) == 2
+        assert [ipv4_addresses(pid) for pid in pids] == [[ip] for ip in ips]
+        assert ping(pids[0], ips[1]) and ping(pids[1], ips[0])
+        links_before = links(node)
+        pm.run("rm", "--force", "--time", "0", "ga")
+        assert len(links(node)) == len(links_before) - 1
+    finally:
+        pm.close()

@@ -1,0 +1,134 @@
+"""The installed plugin against the REAL felix: pods wired, reachable, released.
+
+Exec'd exactly as a runtime does. felix runs in a test-made "node" netns; each
+pod is a netns the test makes. Skipped while the felix daemon does not exist.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import subprocess
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cni.install import install
+from tests.integration.cni.test_spec_errors import assert_error
+from tests.support.cni_exec import PluginRun, exec_plugin
+from tests.support.runtimes.felix_node import POOL_CIDR, FelixNode, felix_unavailable, running_felix
+from tests.support.runtimes.netns import in_netns, ipv4_addresses, links, node_netns, ping
+
+pytestmark = [pytest.mark.root]
+
+
+@dataclass
+class Node:
+    netns: str
+    felix: FelixNode
+    plugin: Path
+
+    def config(self, version: str = "1.1.0", **extra: Any) -> dict[str, Any]:
+        conf = {
+            "cniVersion": version,
+            "name": "gingham",
+            "type": "gingham",
+            "felix_socket": str(self.felix.socket),
+        }
+        conf.update(extra)
+        return conf
+
+    def run(self, command: str, pod: str, cid: str, **kw: Any) -> PluginRun:
+        config = kw.pop("config", None) or self.config()
+        return exec_plugin(
+            self.plugin,
+            command,
+            config,
+            container_id=cid,
+            netns=pod,
+            cni_args=f"K8S_POD_NAMESPACE=default;K8S_POD_NAME={cid}",
+            **kw,
+        )
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[Node]:
+    reason = felix_unavailable()
+    if reason:
+        pytest.skip(reason)
+    with node_netns("fx") as netns, running_felix(tmp_path / "felix", netns) as felix:
+        install(tmp_path / "bin", tmp_path / "conf", run_dir=str(felix.run_dir))
+        yield Node(netns, felix, tmp_path / "bin" / "gingham")
+
+
+@pytest.fixture
+def pods() -> Iterator[list[str]]:
+    with ExitStack() as stack:
+        yield [stack.enter_context(node_netns("p")) for _ in range(30)]
+
+
+def test_30_concurrent_adds_get_unique_reachable_addresses(node: Node, pods: list[str]) -> None:
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        runs = list(pool.map(lambda i: node.run("ADD", pods[i], f"pod{i}"), range(30)))
+    assert all(r.returncode == 0 for r in runs), [r.stdout for r in runs if r.returncode]
+    ips = [r.json["ips"][0]["address"].split("/")[0] for r in runs]
+    assert len(set(ips)) == 30
+    assert all(ipaddress.ip_address(ip) in ipaddress.ip_network(POOL_CIDR) for ip in ips)
+    for pod, ip in zip(pods, ips, strict=True):
+        assert ipv4_addresses(pod) == [ip]
+        routes = json.loads(in_netns(pod, "ip", "-j", "-4", "route"))
+        assert {"default", "169.254.1.1"} <= {r["dst"] for r in routes}, routes
+        assert ping(node.netns, ip), f"pod {ip} unreachable from the node"
+
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        dels = list(pool.map(lambda i: node.run("DEL", pods[i], f"pod{i}"), range(30)))
+    assert all(r.returncode == 0 for r in dels), [r.stdout for r in dels if r.returncode]
+    for ip in ips:
+        assert in_netns(node.netns, "ip", "route", "show", ip).strip() == ""
+
+
+def test_del_twice_with_netns_gone(node: Node) -> None:
+    with node_netns("p") as pod:
+        assert node.run("ADD", pod, "gone1").returncode == 0
+        assert node.run("DEL", pod, "gone1").returncode == 0
+    assert node.run("DEL", "", "gone1").returncode == 0
+    assert node.run("DEL", pod, "gone1").returncode == 0  # path no longer exists
+
+
+def test_failed_add_leaves_nothing_behind(node: Node, pods: list[str]) -> None:
+    before = links(node.netns)
+    run = node.run(
+        "ADD", pods[0], "bad1", config=node.config(runtimeConfig={"ips": ["192.0.2.5/32"]})
+    )
+    assert run.returncode != 0 and "Traceback" not in run.stdout + run.stderr
+    assert links(node.netns) == before
+    assert in_netns(node.netns, "ip", "route", "show", "192.0.2.5").strip() == ""
+
+
+def test_check_against_prev_result(node: Node, pods: list[str]) -> None:
+    add = node.run("ADD", pods[0], "chk1")
+    assert add.returncode == 0, add.stdout
+    config = node.config(prevResult=add.json)
+    assert node.run("CHECK", pods[0], "chk1", config=config).returncode == 0
+    subprocess.run(
+        ["ip", "netns", "exec", pods[0].rsplit("/", 1)[1], "ip", "addr", "flush", "dev", "eth0"],
+        check=True,
+    )
+    assert_error(node.run("CHECK", pods[0], "chk1", config=config), 102)
+    assert node.run("DEL", pods[0], "chk1").returncode == 0
+
+
+def test_status_ready_and_gc(node: Node, pods: list[str]) -> None:
+    status = exec_plugin(node.plugin, "STATUS", node.config())
+    assert status.returncode == 0, status.stdout
+    for i in range(2):
+        assert node.run("ADD", pods[i], f"gc{i}").returncode == 0
+    valid = {"cni.dev/valid-attachments": [{"containerID": "gc0", "ifname": "eth0"}]}
+    assert exec_plugin(node.plugin, "GC", node.config(**valid)).returncode == 0
+    assert ipv4_addresses(pods[1]) == []
+    assert len(ipv4_addresses(pods[0])) == 1
