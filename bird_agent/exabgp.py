@@ -1,0 +1,451 @@
+"""The ExaBGP adapter: runs ExaBGP as a child and speaks its API.
+
+`ExaBGPAdapter` owns one ExaBGP process (one BGP identity per node). Callers
+say *what they want* — `set_peers(PeerSpec…)`, `set_exports({prefix: next
+hop})` — and read typed `BgpEvent`s from `events()`. The adapter makes ExaBGP
+match:
+
+- configuration: rendered by `exabgp_wire.render_config`, written atomically,
+  applied with SIGUSR1 (ExaBGP re-reads the file; neighbors whose rendering
+  did not change keep their sessions, measured with BIRD). Completion is read
+  from ExaBGP's own log ("loaded new configuration successfully").
+- announcements: per configured neighbor we remember what this ExaBGP process
+  was told (`_sent`) and send only the difference, batched, as
+  `neighbor A , neighbor B announce attributes next-hop X nlri …`. A neighbor
+  new in the configuration starts from nothing, so it gets everything.
+- the API: ExaBGP runs `exabgp_bridge.py`, which connects to our unix socket
+  and relays bytes. Commands are pipelined; ExaBGP acknowledges each line in
+  order (`done`/`error`), so a FIFO of futures pairs acks with commands.
+
+Invariants:
+- ExaBGP sends no withdrawals for a dead session, so every Established (or
+  connected) session that ends yields exactly one `PeerDown` — from ExaBGP's
+  state message, from the peer being removed, or synthesised when ExaBGP
+  itself exits.
+- When ExaBGP or the bridge dies, the whole process is restarted (with
+  backoff); `exabgp_api_terminate=true` makes ExaBGP exit when the bridge
+  does, so the two always restart together and acks never go astray. After a
+  restart `_sent` is empty and everything desired is announced again.
+- ExaBGP gets PR_SET_PDEATHSIG: it never outlives the adapter's process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+
+from bird_agent import exabgp_wire as wire
+from bird_agent.events import (
+    BgpEvent,
+    PeerConnected,
+    PeerDown,
+    PeerOpen,
+    PeerUp,
+    SessionState,
+    SpeakerRestarted,
+)
+from bird_agent.peers import PeerSpec
+
+log = logging.getLogger(__name__)
+
+BRIDGE = Path(__file__).with_name("exabgp_bridge.py")
+_PR_SET_PDEATHSIG = 1
+# A BGP UPDATE of 64 KiB (extended messages) renders to a few hundred KiB of JSON.
+_LINE_LIMIT = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ExaBGPOptions:
+    run_dir: Path
+    # Address ExaBGP listens on for incoming sessions; None: only connect out.
+    listen_address: IPv4Address | None = None
+    listen_port: int = 179
+    # How to start ExaBGP; the config path is appended. A wrapper (e.g.
+    # `ip netns exec NS`) may precede it: it must exec, keeping the PID.
+    exabgp_command: tuple[str, ...] = (sys.executable, "-m", "exabgp")
+    start_timeout: float = 20.0
+    reload_timeout: float = 10.0
+    backoff_initial: float = 0.5
+    backoff_max: float = 10.0
+    # A run this long resets the backoff.
+    stable_after: float = 30.0
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+
+
+class _ProcessGone(Exception):
+    pass
+
+
+def _die_with_parent() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+class ExaBGPAdapter:
+    def __init__(self, options: ExaBGPOptions) -> None:
+        self.options = options
+        self.config_path = options.run_dir / "exabgp.conf"
+        self.socket_path = options.run_dir / "exabgp-api.sock"
+        self.generation = 0
+        self._desired_peers: dict[IPv4Address, PeerSpec] = {}
+        self._exports: dict[IPv4Network, IPv4Address] = {}
+        # What the running ExaBGP holds: its configured neighbors and, per
+        # neighbor, what we announced to it.
+        self._config_peers: dict[IPv4Address, PeerSpec] = {}
+        self._sent: dict[IPv4Address, dict[IPv4Network, IPv4Address]] = {}
+        self._state: dict[IPv4Address, SessionState] = {}
+        self._restart_time: dict[IPv4Address, int | None] = {}
+        self._events: asyncio.Queue[BgpEvent] = asyncio.Queue()
+        self._dirty = asyncio.Event()
+        self._synced = asyncio.Event()
+        self._stopping = False
+        self._proc: asyncio.subprocess.Process | None = None
+        self._server: asyncio.base_events.Server | None = None
+        self._connections: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
+            asyncio.Queue()
+        )
+        self._writer: asyncio.StreamWriter | None = None
+        self._acks: deque[asyncio.Future[bool]] = deque()
+        self._reload_waiter: asyncio.Future[bool] | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+
+    # -- public API ---------------------------------------------------------
+
+    async def start(self, peers: Iterable[PeerSpec] = ()) -> None:
+        self.options.run_dir.mkdir(parents=True, exist_ok=True)
+        self._desired_peers = {p.address: p for p in peers}
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
+        self._server = await asyncio.start_unix_server(
+            self._on_connection, path=str(self.socket_path), limit=_LINE_LIMIT
+        )
+        os.chmod(self.socket_path, 0o600)
+        self._supervisor = asyncio.create_task(self._supervise(), name="exabgp-supervisor")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        await self._terminate()
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
+
+    def set_peers(self, peers: Iterable[PeerSpec]) -> None:
+        self._desired_peers = {p.address: p for p in peers}
+        self._mark_dirty()
+
+    def set_exports(self, exports: Mapping[IPv4Network, IPv4Address]) -> None:
+        """Everything every peer should hear from us: prefix → next hop."""
+        self._exports = dict(exports)
+        self._mark_dirty()
+
+    async def events(self) -> AsyncIterator[BgpEvent]:
+        while True:
+            yield await self._events.get()
+
+    async def next_event(self) -> BgpEvent:
+        return await self._events.get()
+
+    def session_state(self, peer: IPv4Address) -> SessionState:
+        return self._state.get(peer, SessionState.IDLE)
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    async def wait_synced(self, timeout: float = 10.0) -> None:
+        """Until ExaBGP's configuration and announcements match what was asked."""
+        await asyncio.wait_for(self._synced.wait(), timeout)
+
+    # -- supervision -----------------------------------------------------------
+
+    def _mark_dirty(self) -> None:
+        self._synced.clear()
+        self._dirty.set()
+
+    async def _supervise(self) -> None:
+        backoff = self.options.backoff_initial
+        while not self._stopping:
+            started = time.monotonic()
+            try:
+                await self._run_once()
+            except Exception:
+                log.exception("ExaBGP run failed")
+            self._forget_process("exabgp exited")
+            if self._stopping:
+                return
+            if time.monotonic() - started > self.options.stable_after:
+                backoff = self.options.backoff_initial
+            log.warning("restarting ExaBGP in %.1fs", backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self.options.backoff_max)
+
+    def _forget_process(self, reason: str) -> None:
+        for peer in list(self._state):
+            self._set_down(peer, reason)
+        self._state.clear()
+        self._config_peers.clear()
+        self._sent.clear()
+        for ack in self._acks:
+            if not ack.done():
+                ack.set_exception(ConnectionError(reason))
+        self._acks.clear()
+        self._writer = None
+        self._proc = None
+        self._synced.clear()
+
+    async def _run_once(self) -> None:
+        self.generation += 1
+        peers = dict(self._desired_peers)
+        self._write_config(peers.values())
+        while not self._connections.empty():
+            _, stale = self._connections.get_nowait()
+            stale.close()
+        env = {
+            **os.environ,
+            **wire.environment(self.options.listen_address, self.options.listen_port),
+            # One restart unit: ExaBGP exits when the bridge does.
+            "exabgp_api_respawn": "false",
+            "exabgp_api_terminate": "true",
+            **self.options.extra_env,
+        }
+        self._proc = proc = await asyncio.create_subprocess_exec(
+            *self.options.exabgp_command,
+            str(self.config_path),
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+        )
+        log.info("ExaBGP started, pid %d, generation %d", proc.pid, self.generation)
+        tasks: list[asyncio.Task[None]] = [asyncio.create_task(self._read_log(proc))]
+        try:
+            exited = asyncio.create_task(proc.wait())
+            connected = asyncio.create_task(self._connections.get())
+            done, _ = await asyncio.wait(
+                {exited, connected},
+                timeout=self.options.start_timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if connected not in done:
+                connected.cancel()
+                raise _ProcessGone("ExaBGP exited or its API process never connected")
+            reader, self._writer = connected.result()
+            self._config_peers = peers
+            self._sent = {address: {} for address in peers}
+            await self._events.put(SpeakerRestarted(self.generation))
+            self._dirty.set()
+            tasks.append(asyncio.create_task(self._read_api(reader)))
+            tasks.append(asyncio.create_task(self._reconcile_loop()))
+            await exited
+            log.warning("ExaBGP pid %d exited with %s", proc.pid, proc.returncode)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            if proc.returncode is None:
+                await self._terminate()
+
+    async def _terminate(self) -> None:
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 5.0)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+
+    def _write_config(self, peers: Iterable[PeerSpec]) -> None:
+        command = [sys.executable, "-I", str(BRIDGE), str(self.socket_path)]
+        text = wire.render_config(list(peers), command)
+        tmp = self.config_path.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(self.config_path)
+
+    async def _on_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await self._connections.put((reader, writer))
+
+    # -- ExaBGP output -----------------------------------------------------------
+
+    async def _read_log(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        async for raw in proc.stdout:
+            line = raw.decode(errors="replace").rstrip()
+            log.debug("exabgp: %s", line)
+            waiter = self._reload_waiter
+            if waiter is not None and not waiter.done():
+                if wire.RELOAD_DONE in line:
+                    waiter.set_result(True)
+                elif wire.RELOAD_FAILED in line:
+                    waiter.set_result(False)
+            if "error" in line.lower() or "syntax" in line.lower():
+                log.warning("exabgp: %s", line)
+
+    async def _read_api(self, reader: asyncio.StreamReader) -> None:
+        while True:
+            raw = await reader.readline()
+            if not raw:
+                # The bridge is gone; ExaBGP exits too (api terminate), or we make it.
+                log.warning("ExaBGP API connection closed")
+                await self._terminate()
+                return
+            parsed = wire.parse_line(raw.decode(errors="replace"))
+            if isinstance(parsed, wire.Ack):
+                if self._acks:
+                    ack = self._acks.popleft()
+                    if not ack.done():
+                        ack.set_result(parsed.ok)
+                continue
+            for event in parsed or ():
+                await self._observe(event)
+
+    async def _observe(self, event: BgpEvent) -> None:
+        if isinstance(event, PeerDown):
+            self._set_down(event.peer, event.reason)
+            return
+        if isinstance(event, PeerConnected):
+            self._state[event.peer] = SessionState.CONNECTED
+        elif isinstance(event, PeerUp):
+            self._state[event.peer] = SessionState.ESTABLISHED
+        elif isinstance(event, PeerOpen):
+            self._restart_time[event.peer] = event.graceful_restart_time
+        await self._events.put(event)
+
+    def _set_down(self, peer: IPv4Address, reason: str) -> None:
+        """One PeerDown per session that was at least connected."""
+        previous = self._state.get(peer, SessionState.IDLE)
+        self._state[peer] = SessionState.DOWN
+        if previous in (SessionState.CONNECTED, SessionState.ESTABLISHED):
+            restart = self._restart_time.pop(peer, None)
+            self._events.put_nowait(PeerDown(peer, reason, restart))
+
+    # -- commands ---------------------------------------------------------------
+
+    async def _send(self, lines: Sequence[str]) -> list[bool]:
+        """Pipeline `lines`; each result says whether ExaBGP answered `done`."""
+        writer = self._writer
+        if writer is None:
+            raise ConnectionError("no ExaBGP API connection")
+        loop = asyncio.get_running_loop()
+        futures = []
+        for line in lines:
+            future: asyncio.Future[bool] = loop.create_future()
+            self._acks.append(future)
+            futures.append(future)
+            writer.write(line.encode() + b"\n")
+        await writer.drain()
+        return list(await asyncio.gather(*futures))
+
+    async def _reconcile_loop(self) -> None:
+        retry = 0.2
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            try:
+                ok = await self._reconcile()
+            except ConnectionError:
+                return
+            if ok:
+                retry = 0.2
+                if not self._dirty.is_set():
+                    self._synced.set()
+            else:
+                # Something was refused: try again later, not in a hot loop.
+                await asyncio.sleep(retry)
+                retry = min(retry * 2, 5.0)
+                self._dirty.set()
+
+    async def _reconcile(self) -> bool:
+        return await self._reconcile_peers() and await self._reconcile_exports()
+
+    async def _reconcile_peers(self) -> bool:
+        desired = dict(self._desired_peers)
+        if desired == self._config_peers:
+            return True
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
+            raise ConnectionError("ExaBGP is not running")
+        self._write_config(desired.values())
+        self._reload_waiter = asyncio.get_running_loop().create_future()
+        proc.send_signal(signal.SIGUSR1)
+        try:
+            loaded = await asyncio.wait_for(self._reload_waiter, self.options.reload_timeout)
+        except TimeoutError:
+            loaded = False
+        finally:
+            self._reload_waiter = None
+        if not loaded:
+            log.error("ExaBGP did not load the new configuration %s", self.config_path)
+            return False
+        for address, old in self._config_peers.items():
+            new = desired.get(address)
+            if new is None:
+                self._sent.pop(address, None)
+                self._set_down(address, "peer removed from configuration")
+                self._state.pop(address, None)
+            elif new != old:
+                # ExaBGP re-establishes a changed neighbor with a fresh RIB.
+                self._sent[address] = {}
+        for address in desired:
+            self._sent.setdefault(address, {})
+        self._config_peers = desired
+        return True
+
+    async def _reconcile_exports(self) -> bool:
+        desired = dict(self._exports)
+        # Group neighbors by what they currently hold, so one batch serves all alike.
+        groups: dict[frozenset[tuple[IPv4Network, IPv4Address]], list[IPv4Address]] = {}
+        for address in self._config_peers:
+            holding = frozenset(self._sent.get(address, {}).items())
+            groups.setdefault(holding, []).append(address)
+        all_ok = True
+        for held_items, neighbors in groups.items():
+            held = dict(held_items)
+            lines: list[str] = []
+            gone: dict[IPv4Address, list[IPv4Network]] = {}
+            for prefix, hop in held.items():
+                if desired.get(prefix) != hop:
+                    gone.setdefault(hop, []).append(prefix)
+            for hop, prefixes in sorted(gone.items()):
+                lines += wire.withdraw_commands(neighbors, hop, prefixes)
+            new: dict[IPv4Address, list[IPv4Network]] = {}
+            for prefix, hop in desired.items():
+                if held.get(prefix) != hop:
+                    new.setdefault(hop, []).append(prefix)
+            for hop, prefixes in sorted(new.items()):
+                lines += wire.announce_commands(neighbors, hop, prefixes)
+            if not lines:
+                continue
+            results = await self._send(lines)
+            if all(results):
+                for address in neighbors:
+                    self._sent[address] = dict(desired)
+            else:
+                log.error("ExaBGP refused %d of %d commands", results.count(False), len(lines))
+                all_ok = False
+        return all_ok

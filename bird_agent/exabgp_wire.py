@@ -1,0 +1,269 @@
+"""ExaBGP's text formats, both ways: configuration, environment, commands, JSON.
+
+Pure functions only (no processes, no sockets): `bird_agent.exabgp` runs the
+process and uses these to speak to it. Together the two modules are the only
+code that knows ExaBGP's vocabulary (STYLE.md rule 7).
+
+Invariants:
+- `render_config` is deterministic: the same peers give byte-identical text,
+  so an unchanged neighbor renders identically and survives a SIGUSR1 reload
+  with its session intact (measured: ExaBGP 5.0.15 compares the parsed
+  neighbor and only re-establishes sessions whose definition changed).
+- `parse_line` never raises on well-formed JSON it does not know: unknown
+  message types give no events. A line that is not JSON is an acknowledgement
+  (`done` / `error`) or ExaBGP chatter, reported as `Ack` or None.
+- Commands never exceed `MAX_NLRI_PER_COMMAND` prefixes, so one command line
+  stays well under ExaBGP's read buffer and one bad prefix fails a small batch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+from typing import Any
+
+from bird_agent.events import (
+    BgpEvent,
+    EndOfRib,
+    NotificationReceived,
+    PeerConnected,
+    PeerDown,
+    PeerOpen,
+    PeerUp,
+    RoutesAnnounced,
+    RoutesWithdrawn,
+)
+from bird_agent.peers import PeerSpec
+
+API_PROCESS = "gingham"
+MAX_NLRI_PER_COMMAND = 500
+IPV4_UNICAST = "ipv4 unicast"
+
+
+class ConfigError(ValueError):
+    """A PeerSpec that cannot be rendered (e.g. a password ExaBGP cannot quote)."""
+
+
+def render_config(peers: Sequence[PeerSpec], api_command: Sequence[str]) -> str:
+    """The whole ExaBGP configuration file for `peers`, one API process."""
+    for word in api_command:
+        if any(c.isspace() or c in ";{}" for c in word):
+            raise ConfigError(f"API command word {word!r} holds a space or ; {{ }}")
+    lines = [
+        f"process {API_PROCESS} {{",
+        f"    run {' '.join(api_command)};",
+        "    encoder json;",
+        "}",
+        "",
+    ]
+    for peer in sorted(peers, key=lambda p: p.address):
+        lines.extend(_render_neighbor(peer))
+    return "\n".join(lines) + "\n"
+
+
+def _render_neighbor(peer: PeerSpec) -> list[str]:
+    out = [
+        f"neighbor {peer.address} {{",
+        f"    description {_quote(peer.source, 'source')};",
+        f"    router-id {peer.router_id};",
+        f"    local-address {peer.local_address};",
+        f"    local-as {peer.local_asn};",
+        f"    peer-as {peer.peer_asn};",
+        f"    hold-time {peer.hold_time};",
+    ]
+    if peer.password:
+        out.append(f"    md5-password {_quote(peer.password, 'password')};")
+    out += [
+        "    capability {",
+        f"        graceful-restart {peer.graceful_restart_time};",
+        "    }",
+        "    family {",
+        "        ipv4 unicast;",
+        "    }",
+        "    api {",
+        f"        processes [ {API_PROCESS} ];",
+        "        neighbor-changes;",
+        "        receive { parsed; update; open; notification; }",
+        "    }",
+        "}",
+        "",
+    ]
+    return out
+
+
+def _quote(value: str, what: str) -> str:
+    # ExaBGP's tokenizer has no escapes inside quotes.
+    if '"' in value or "\n" in value or "\\" in value:
+        raise ConfigError(f"{what} may not contain a double quote, backslash or newline")
+    return f'"{value}"'
+
+
+def environment(listen: IPv4Address | None, port: int) -> dict[str, str]:
+    """`exabgp_*` variables: run as root, keep our files, listen when asked.
+
+    Why each: ExaBGP drops to `nobody` by default and then cannot use our
+    run directory; it does not listen unless `tcp.bind` is set; the CLI pipe
+    only produces warnings; per-route process/statistics logs swamp the log.
+    """
+    env = {
+        "exabgp_daemon_user": "root",
+        "exabgp_daemon_drop": "false",
+        "exabgp_daemon_daemonize": "false",
+        "exabgp_api_cli": "false",
+        "exabgp_api_ack": "true",
+        "exabgp_api_encoder": "json",
+        "exabgp_log_destination": "stdout",
+        "exabgp_log_statistics": "false",
+        "exabgp_log_processes": "false",
+        "exabgp_log_routes": "false",
+        "exabgp_log_packets": "false",
+        "exabgp_tcp_port": str(port),
+        "exabgp_tcp_bind": str(listen) if listen is not None else "",
+    }
+    return env
+
+
+# -- commands ---------------------------------------------------------------
+
+
+def _selector(neighbors: Iterable[IPv4Address]) -> str:
+    return " , ".join(f"neighbor {n}" for n in sorted(neighbors))
+
+
+def announce_commands(
+    neighbors: Iterable[IPv4Address], next_hop: IPv4Address, prefixes: Iterable[IPv4Network]
+) -> Iterator[str]:
+    """Batched `announce attributes next-hop X nlri …` lines for `neighbors`."""
+    who = _selector(neighbors)
+    for chunk in _chunks(sorted(prefixes)):
+        nlri = " ".join(str(p) for p in chunk)
+        yield f"{who} announce attributes next-hop {next_hop} nlri {nlri}"
+
+
+def withdraw_commands(
+    neighbors: Iterable[IPv4Address], next_hop: IPv4Address, prefixes: Iterable[IPv4Network]
+) -> Iterator[str]:
+    who = _selector(neighbors)
+    for chunk in _chunks(sorted(prefixes)):
+        nlri = " ".join(str(p) for p in chunk)
+        yield f"{who} withdraw attributes next-hop {next_hop} nlri {nlri}"
+
+
+def _chunks(items: list[IPv4Network]) -> Iterator[list[IPv4Network]]:
+    for start in range(0, len(items), MAX_NLRI_PER_COMMAND):
+        yield items[start : start + MAX_NLRI_PER_COMMAND]
+
+
+# -- what comes back ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ack:
+    ok: bool
+
+
+RELOAD_DONE = "loaded new configuration successfully"
+RELOAD_FAILED = "could not load/reload configuration"
+
+
+def parse_line(line: str) -> list[BgpEvent] | Ack | None:
+    """One line from the API process: events, an acknowledgement, or None."""
+    text = line.strip()
+    if text == "done":
+        return Ack(True)
+    if text == "error":
+        return Ack(False)
+    if not text.startswith("{"):
+        return None
+    try:
+        message = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(message, dict):
+        return None
+    return list(_events(message))
+
+
+def _events(message: dict[str, Any]) -> Iterator[BgpEvent]:
+    neighbor = message.get("neighbor") or {}
+    try:
+        peer = IPv4Address(neighbor["address"]["peer"])
+    except (KeyError, TypeError, ValueError):
+        return
+    kind = message.get("type")
+    if kind == "state":
+        state = neighbor.get("state")
+        if state == "connected":
+            yield PeerConnected(peer)
+        elif state == "up":
+            yield PeerUp(peer)
+        elif state == "down":
+            yield PeerDown(peer, str(neighbor.get("reason", "")))
+    elif kind == "open" and neighbor.get("direction") == "receive":
+        yield _open(peer, neighbor.get("open") or {})
+    elif kind == "notification":
+        note = neighbor.get("notification") or {}
+        yield NotificationReceived(peer, int(note.get("code", 0)), int(note.get("subcode", 0)))
+    elif kind == "update" and neighbor.get("direction", "receive") == "receive":
+        yield from _update(peer, neighbor.get("message") or {})
+
+
+def _open(peer: IPv4Address, body: dict[str, Any]) -> PeerOpen:
+    names: list[str] = []
+    restart: int | None = None
+    for capability in (body.get("capabilities") or {}).values():
+        name = str(capability.get("name", ""))
+        names.append(name)
+        if name == "graceful restart":
+            restart = int(capability.get("time", 0))
+    return PeerOpen(
+        peer=peer,
+        router_id=IPv4Address(body.get("router_id", "0.0.0.0")),
+        asn=int(body.get("asn", 0)),
+        hold_time=int(body.get("hold_time", 0)),
+        capabilities=tuple(names),
+        graceful_restart_time=restart,
+    )
+
+
+def _update(peer: IPv4Address, body: dict[str, Any]) -> Iterator[BgpEvent]:
+    if "eor" in body:
+        eor = body["eor"]
+        if eor.get("afi") == "ipv4" and eor.get("safi") == "unicast":
+            yield EndOfRib(peer)
+        return
+    update = body.get("update") or {}
+    attributes = update.get("attribute") or {}
+    as_path = _as_path(attributes.get("as-path"))
+    withdrawn = (update.get("withdraw") or {}).get(IPV4_UNICAST) or []
+    if withdrawn:
+        yield RoutesWithdrawn(peer, tuple(_nlris(withdrawn)))
+    announced = (update.get("announce") or {}).get(IPV4_UNICAST) or {}
+    for next_hop, entries in announced.items():
+        yield RoutesAnnounced(
+            peer=peer,
+            next_hop=IPv4Address(next_hop),
+            prefixes=tuple(_nlris(entries)),
+            as_path=as_path,
+            attributes=attributes,
+        )
+
+
+def _nlris(entries: list[Any]) -> Iterator[IPv4Network]:
+    for entry in entries:
+        text = entry.get("nlri") if isinstance(entry, dict) else entry
+        yield IPv4Network(text)
+
+
+def _as_path(raw: Any) -> tuple[int, ...]:
+    # ExaBGP 5: {"0": {"element": "as-sequence", "value": [65002]}}; older: [65002].
+    if isinstance(raw, list):
+        return tuple(int(a) for a in raw)
+    if isinstance(raw, dict):
+        path: list[int] = []
+        for key in sorted(raw, key=int):
+            path.extend(int(a) for a in raw[key].get("value", []))
+        return tuple(path)
+    return ()
