@@ -18,6 +18,7 @@ Invariants:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -242,20 +243,18 @@ def _list_items(doc: Any) -> list[Any] | None:
     return None
 
 
+_YAML_SEPARATOR = re.compile(r"^---\s*$", re.MULTILINE)
+
+
 def _parse_text(text: str, source: str) -> list[Any]:
-    if text.lstrip().startswith(("{", "[")):
+    # Like kubectl: text opening with "{" or "[" is JSON (unless "---" lines make
+    # it a YAML stream of JSON-looking documents). Falling back to YAML on a
+    # JSON error would read broken JSON as a flow mapping with another meaning.
+    if text.lstrip().startswith(("{", "[")) and not _YAML_SEPARATOR.search(text):
         try:
             return [json.loads(text)]
         except json.JSONDecodeError as exc:
-            json_error = exc
-        # Not JSON: maybe a YAML flow mapping; if that fails too, the JSON
-        # error is the more precise one.
-        try:
-            return _load_yaml(text)
-        except yaml.YAMLError:
-            raise _syntax_error(
-                source, json_error.lineno, json_error.colno, f"invalid JSON: {json_error.msg}"
-            ) from None
+            raise _syntax_error(source, exc.lineno, exc.colno, f"invalid JSON: {exc.msg}") from None
     try:
         return _load_yaml(text)
     except yaml.MarkedYAMLError as exc:
