@@ -51,7 +51,11 @@ class Scope(enum.IntEnum):
 
 @dataclass(frozen=True, order=True)
 class NextHop:
-    """One path. `dev` None lets the kernel pick the device from the gateway."""
+    """One path. `dev` None lets the kernel pick the device from the gateway.
+
+    Normal form (what dumps return, so desired and actual compare equal): a hop
+    with a gateway and without `onlink` never names a device.
+    """
 
     gateway: IPv4Address | None = None
     dev: str | None = None
