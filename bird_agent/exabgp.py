@@ -68,8 +68,8 @@ _LINE_LIMIT = 16 * 1024 * 1024
 @dataclass(frozen=True)
 class ExaBGPOptions:
     run_dir: Path
-    # Address ExaBGP listens on for incoming sessions; None: only connect out.
-    listen_address: IPv4Address | None = None
+    # Addresses ExaBGP listens on for incoming sessions; empty: only connect out.
+    listen_addresses: tuple[IPv4Address, ...] = ()
     listen_port: int = 179
     # How to start ExaBGP; the config path is appended. A wrapper (e.g.
     # `ip netns exec NS`) may precede it: it must exec, keeping the PID.
@@ -219,7 +219,7 @@ class ExaBGPAdapter:
             stale.close()
         env = {
             **os.environ,
-            **wire.environment(self.options.listen_address, self.options.listen_port),
+            **wire.environment(self.options.listen_addresses, self.options.listen_port),
             # One restart unit: ExaBGP exits when the bridge does.
             "exabgp_api_respawn": "false",
             "exabgp_api_terminate": "true",

@@ -100,7 +100,7 @@ def _quote(value: str, what: str) -> str:
     return f'"{value}"'
 
 
-def environment(listen: IPv4Address | None, port: int) -> dict[str, str]:
+def environment(listen: Iterable[IPv4Address], port: int) -> dict[str, str]:
     """`exabgp_*` variables: run as root, keep our files, listen when asked.
 
     Why each: ExaBGP drops to `nobody` by default and then cannot use our
@@ -120,7 +120,7 @@ def environment(listen: IPv4Address | None, port: int) -> dict[str, str]:
         "exabgp_log_routes": "false",
         "exabgp_log_packets": "false",
         "exabgp_tcp_port": str(port),
-        "exabgp_tcp_bind": str(listen) if listen is not None else "",
+        "exabgp_tcp_bind": " ".join(str(a) for a in listen),
     }
     return env
 
