@@ -257,6 +257,11 @@ class BGPPeer(Resource):
 
     spec: BGPPeerSpec
 
+    @property
+    def is_global(self) -> bool:
+        """Applies to every node (neither `node` nor `node_selector` is set)."""
+        return self.spec.node is None and self.spec.node_selector is None
+
     def applies_to_node(self, name: str, labels: dict[str, str]) -> bool:
         """Whether the node `name` with `labels` is a local side of this peering."""
         if self.spec.node is not None:

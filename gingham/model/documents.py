@@ -22,7 +22,6 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from gingham.model.base import (
@@ -255,45 +254,15 @@ def _parse_text(text: str, source: str) -> list[Any]:
             return [json.loads(text)]
         except json.JSONDecodeError as exc:
             raise _syntax_error(source, exc.lineno, exc.colno, f"invalid JSON: {exc.msg}") from None
+    # PyYAML is imported only when a file is read: daemons import the model too.
+    from gingham.model.yaml_reader import YAMLSyntaxError, load_yaml_stream
+
     try:
-        return _load_yaml(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = exc.problem or exc.context or "syntax error"
-        if mark is None:
-            raise _syntax_error(source, 0, 0, f"invalid YAML: {problem}") from None
-        raise _syntax_error(
-            source, mark.line + 1, mark.column + 1, f"invalid YAML: {problem}"
-        ) from None
-    except yaml.YAMLError as exc:
-        raise _syntax_error(source, 0, 0, f"invalid YAML: {exc}") from None
+        return load_yaml_stream(text)
+    except YAMLSyntaxError as exc:
+        raise _syntax_error(source, exc.line, exc.column, f"invalid YAML: {exc.problem}") from None
 
 
 def _syntax_error(source: str, line: int, column: int, message: str) -> InvalidResource:
     where = f"{source}: line {line}, column {column}" if line else source
     return InvalidResource([FieldError("", "", "", message, where)])
-
-
-class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """Safe loader that refuses a key given twice in one mapping (YAML would keep the last)."""
-
-
-def _construct_mapping(loader: Any, node: yaml.MappingNode, deep: bool = False) -> Any:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if not isinstance(key, str):
-            continue
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f'key "{key}" appears twice in one mapping', key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def _load_yaml(text: str) -> list[Any]:
-    return list(yaml.load_all(text, Loader=_StrictLoader))

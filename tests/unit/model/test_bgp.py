@@ -153,6 +153,7 @@ def test_node_specific_tor_peer() -> None:
     assert peer.spec.peer_address == ipaddress.ip_address("192.0.2.1")
     assert peer.spec.peer_port == 1179
     assert peer.spec.keep_original_next_hop is False
+    assert not peer.is_global
     assert peer.applies_to_node("worker-1", {})
     assert not peer.applies_to_node("worker-2", {})
     assert peer.to_document()["spec"]["peerIP"] == "192.0.2.1:1179"
@@ -190,6 +191,7 @@ def test_global_ipv6_peer_with_port_and_blank_selectors() -> None:
     )
     assert isinstance(peer, BGPPeer)
     assert peer.spec.node_selector is None
+    assert peer.is_global
     assert peer.spec.peer_address == ipaddress.ip_address("2001:db8::1")
     assert peer.spec.peer_port == 1179
     assert peer.applies_to_node("anything", {})

@@ -22,7 +22,8 @@ from gingham.model import (
 )
 from tests.unit.model.helpers import document, errors_of
 
-KNOWN = ", ".join(sorted(KINDS))
+# Filled in when the test runs: other test modules may register kinds of their own.
+KNOWN = "{known}"
 
 
 def _pool(name: str, cidr: str, block_size: int = 26) -> IPPool:
@@ -114,7 +115,8 @@ def test_calico_api_version_is_accepted_and_rewritten() -> None:
     ],
 )
 def test_bad_envelopes(doc: object, errors: list[str]) -> None:
-    assert errors_of(doc) == errors
+    known = ", ".join(sorted(KINDS))
+    assert errors_of(doc) == [e.replace("{known}", known) for e in errors]
 
 
 # --- loading files ----------------------------------------------------------------
