@@ -31,13 +31,13 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
 
 from cni import errors
 from cni.errors import CniError
+from cni.records import Record
 from cni.request import Invocation, NetConf
 from cni.result import Attachment, Interface, IpConfig, RecordedWorkload, Route
 from gingham.v1 import dataplane_pb2 as pb
@@ -50,11 +50,14 @@ _ENV_FIELDS = ("container_id", "netns", "interface_name", "pod_namespace", "pod_
 R = TypeVar("R")
 
 
-@dataclass(frozen=True)
-class FelixStatus:
+class FelixStatus(Record):
+    __slots__ = ("node", "problems", "ready")
     node: str
     ready: bool
     problems: tuple[str, ...]
+
+    def __init__(self, node: str, ready: bool, problems: tuple[str, ...]) -> None:
+        self.node, self.ready, self.problems = node, ready, problems
 
 
 def _detail(exc: grpc.RpcError) -> Any:

@@ -24,22 +24,25 @@ import json
 import os
 import sys
 import time
-from collections.abc import Mapping
-from typing import BinaryIO
 
 from cni import errors
 from cni.errors import CniError
 from cni.request import (
     LATEST_VERSION,
     SUPPORTED_VERSIONS,
-    Invocation,
-    NetConf,
     config_version,
     decode_config,
     parse_netconf,
     read_command,
     read_invocation,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing and collections.abc cost start-up time; mypy only needs them
+    from collections.abc import Mapping
+    from typing import BinaryIO
+
+    from cni.request import Invocation, NetConf
 
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 
@@ -127,8 +130,7 @@ def run_command(inv: Invocation, conf: NetConf, log: PluginLog) -> dict[str, obj
             return render_result(attachment, conf.cni_version)
         if inv.command == "DEL":
             netns_gone = bool(inv.netns) and not os.path.exists(inv.netns)
-            gone = Invocation(inv.command, inv.container_id, "", inv.ifname, inv.path, inv.args)
-            existed = client.delete(gone if netns_gone else inv)
+            existed = client.delete(inv.with_netns("") if netns_gone else inv)
             log.write("info", "deleted" if existed else "nothing to delete")
             return None
         if inv.command == "CHECK":

@@ -16,13 +16,15 @@ Invariants:
 
 from __future__ import annotations
 
-import ipaddress
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
 
 from cni import errors
 from cni.errors import CniError
+from cni.records import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing and collections.abc cost start-up time; mypy only needs them
+    from collections.abc import Mapping
 
 SUPPORTED_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 LATEST_VERSION = "1.1.0"
@@ -51,27 +53,45 @@ _REQUIRED_ENV = {
 _MIN_VERSION = {"CHECK": "0.4.0", "GC": "1.1.0", "STATUS": "1.1.0"}
 
 
-@dataclass(frozen=True)
-class PortMapping:
+class PortMapping(Record):
+    __slots__ = ("container_port", "host_ip", "host_port", "protocol")
     host_port: int
     container_port: int
     protocol: str
     host_ip: str
 
-
-@dataclass(frozen=True)
-class PodArgs:
-    namespace: str = ""
-    name: str = ""
-    uid: str = ""
-    infra_container_id: str = ""
-    requested_ips: tuple[str, ...] = ()
+    def __init__(self, *, host_port: int, container_port: int, protocol: str, host_ip: str) -> None:
+        self.host_port, self.container_port = host_port, container_port
+        self.protocol, self.host_ip = protocol, host_ip
 
 
-@dataclass(frozen=True)
-class Invocation:
+class PodArgs(Record):
+    """What CNI_ARGS says about the pod."""
+
+    __slots__ = ("infra_container_id", "name", "namespace", "requested_ips", "uid")
+    namespace: str
+    name: str
+    uid: str
+    infra_container_id: str
+    requested_ips: tuple[str, ...]
+
+    def __init__(
+        self,
+        *,
+        namespace: str = "",
+        name: str = "",
+        uid: str = "",
+        infra_container_id: str = "",
+        requested_ips: tuple[str, ...] = (),
+    ) -> None:
+        self.namespace, self.name, self.uid = namespace, name, uid
+        self.infra_container_id, self.requested_ips = infra_container_id, requested_ips
+
+
+class Invocation(Record):
     """The CNI_* environment of one call."""
 
+    __slots__ = ("args", "command", "container_id", "ifname", "netns", "path")
     command: str
     container_id: str
     netns: str
@@ -79,11 +99,41 @@ class Invocation:
     path: str
     args: PodArgs
 
+    def __init__(
+        self, *, command: str, container_id: str, netns: str, ifname: str, path: str, args: PodArgs
+    ) -> None:
+        self.command, self.container_id, self.netns = command, container_id, netns
+        self.ifname, self.path, self.args = ifname, path, args
 
-@dataclass(frozen=True)
-class NetConf:
+    def with_netns(self, netns: str) -> Invocation:
+        return Invocation(
+            command=self.command,
+            container_id=self.container_id,
+            netns=netns,
+            ifname=self.ifname,
+            path=self.path,
+            args=self.args,
+        )
+
+
+class NetConf(Record):
     """The network configuration from stdin, validated."""
 
+    __slots__ = (
+        "cni_version",
+        "felix_socket",
+        "log_file",
+        "log_level",
+        "mac",
+        "mtu",
+        "name",
+        "pools",
+        "port_mappings",
+        "prev_result",
+        "runtime_ips",
+        "timeout",
+        "valid_attachments",
+    )
     cni_version: str
     name: str
     felix_socket: str
@@ -98,6 +148,29 @@ class NetConf:
     port_mappings: tuple[PortMapping, ...]
     # (container ID, ifname) pairs for GC; None when the key is absent.
     valid_attachments: tuple[tuple[str, str], ...] | None
+
+    def __init__(
+        self,
+        *,
+        cni_version: str,
+        name: str,
+        felix_socket: str,
+        pools: tuple[str, ...],
+        mtu: int,
+        log_level: str,
+        log_file: str,
+        timeout: float,
+        prev_result: Mapping[str, object] | None,
+        runtime_ips: tuple[str, ...],
+        mac: str,
+        port_mappings: tuple[PortMapping, ...],
+        valid_attachments: tuple[tuple[str, str], ...] | None,
+    ) -> None:
+        self.cni_version, self.name, self.felix_socket = cni_version, name, felix_socket
+        self.pools, self.mtu, self.log_level, self.log_file = pools, mtu, log_level, log_file
+        self.timeout, self.prev_result, self.runtime_ips = timeout, prev_result, runtime_ips
+        self.mac, self.port_mappings = mac, port_mappings
+        self.valid_attachments = valid_attachments
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
@@ -206,6 +279,8 @@ def parse_cni_args(raw: str) -> PodArgs:
 
 def _check_address(value: str, where: str, code: int) -> str:
     """An address, or an address with a prefix length; returns the bare address."""
+    import ipaddress  # only calls that carry addresses pay for it
+
     try:
         return str(ipaddress.ip_interface(value).ip)
     except ValueError:

@@ -16,56 +16,83 @@ has, and each difference from felix's record becomes one precise line.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-
 from cni import errors
 from cni.errors import CniError
+from cni.records import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing and collections.abc cost start-up time; mypy only needs them
+    from collections.abc import Mapping, Sequence
 
 
-@dataclass(frozen=True)
-class Interface:
+class Interface(Record):
+    __slots__ = ("mac", "name", "sandbox")
     name: str
     mac: str
     sandbox: str  # "" for the host side
 
+    def __init__(self, name: str, mac: str, sandbox: str) -> None:
+        self.name, self.mac, self.sandbox = name, mac, sandbox
 
-@dataclass(frozen=True)
-class IpConfig:
+
+class IpConfig(Record):
+    __slots__ = ("address", "gateway", "interface")
     address: str  # CIDR
     gateway: str
     interface: int  # index into Attachment.interfaces
 
+    def __init__(self, address: str, gateway: str, interface: int) -> None:
+        self.address, self.gateway, self.interface = address, gateway, interface
 
-@dataclass(frozen=True)
-class Route:
+
+class Route(Record):
+    __slots__ = ("dst", "gw")
     dst: str
     gw: str
 
+    def __init__(self, dst: str, gw: str) -> None:
+        self.dst, self.gw = dst, gw
 
-@dataclass(frozen=True)
-class Attachment:
+
+class Attachment(Record):
+    __slots__ = ("interfaces", "ips", "mtu", "routes")
     interfaces: tuple[Interface, ...]
     ips: tuple[IpConfig, ...]
     routes: tuple[Route, ...]
     mtu: int
 
+    def __init__(
+        self,
+        *,
+        interfaces: tuple[Interface, ...],
+        ips: tuple[IpConfig, ...],
+        routes: tuple[Route, ...],
+        mtu: int,
+    ) -> None:
+        self.interfaces, self.ips, self.routes, self.mtu = interfaces, ips, routes, mtu
 
-@dataclass(frozen=True)
-class RecordedWorkload:
+
+class RecordedWorkload(Record):
     """What felix holds for one attachment (from ListWorkloads)."""
 
+    __slots__ = ("host_interface", "ips", "mac")
     ips: frozenset[str]  # bare addresses
     mac: str
     host_interface: str
 
+    def __init__(self, ips: frozenset[str], mac: str, host_interface: str) -> None:
+        self.ips, self.mac, self.host_interface = ips, mac, host_interface
 
-@dataclass(frozen=True)
-class ExpectedAttachment:
+
+class ExpectedAttachment(Record):
     """What the runtime's cached prevResult says the pod interface has."""
 
+    __slots__ = ("ips", "mac")
     ips: frozenset[str]  # bare addresses
     mac: str
+
+    def __init__(self, ips: frozenset[str], mac: str) -> None:
+        self.ips, self.mac = ips, mac
 
 
 def _legacy(version: str) -> bool:

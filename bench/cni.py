@@ -1,0 +1,214 @@
+"""CNI ADD/DEL latency: the gingham plugin beside the Go reference ptp + host-local.
+
+    .venv/bin/python bench/cni.py [--pods 200] [--concurrency 16]
+
+Both plugins are exec'd per call exactly as a runtime does (env + stdin) from
+inside a node network namespace this script makes; every pod is a netns made
+beforehand (not timed). Per plugin: 200 pods ADD then DEL one after another, then
+200 pods with 16 calls in flight. Prints p50/p90/p99 in milliseconds, then where
+the gingham plugin's time goes (interpreter + our imports, grpc + stubs import,
+the rest: channel + felix's work). Target (issue 5): ADD p50 and DEL p50 <= 80 ms.
+
+The gingham rows need the real felix daemon (`gingham-felix`); until it exists
+they are reported as skipped and the reference side still runs.
+Everything made (namespaces, felix, temp dirs) is removed on exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from cni.install import install  # noqa: E402
+from tests.support.names import unique_prefix  # noqa: E402
+from tests.support.runtimes.felix_node import felix_unavailable, running_felix  # noqa: E402
+from tests.support.runtimes.netns import node_netns  # noqa: E402
+
+REFERENCE = Path("/usr/lib/cni")
+ENV_BASE = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+
+
+def percentiles(samples: list[float]) -> tuple[float, float, float]:
+    qs = statistics.quantiles(samples, n=100, method="inclusive")
+    return qs[49], qs[89], qs[98]
+
+
+@contextmanager
+def pod_namespaces(count: int) -> Iterator[list[str]]:
+    prefix = unique_prefix("b")
+    names = [f"{prefix}{i}" for i in range(count)]
+    batch = "".join(f"netns add {n}\n" for n in names)
+    subprocess.run(["ip", "-batch", "-"], input=batch.encode(), check=True)
+    try:
+        yield [f"/var/run/netns/{n}" for n in names]
+    finally:
+        batch = "".join(f"netns del {n}\n" for n in names)
+        subprocess.run(["ip", "-force", "-batch", "-"], input=batch.encode(), check=False)
+
+
+def exec_cni(  # noqa: PLR0917 - the CNI_* variables, in order
+    argv: list[str], command: str, config: dict[str, Any], cid: str, netns: str, cni_path: str
+) -> float:
+    env = {
+        **ENV_BASE,
+        "CNI_COMMAND": command,
+        "CNI_CONTAINERID": cid,
+        "CNI_NETNS": netns,
+        "CNI_IFNAME": "eth0",
+        "CNI_PATH": cni_path,
+        "CNI_ARGS": f"IgnoreUnknown=1;K8S_POD_NAMESPACE=bench;K8S_POD_NAME={cid}",
+    }
+    start = time.perf_counter()
+    proc = subprocess.run(
+        argv, input=json.dumps(config).encode(), env=env, capture_output=True, check=False
+    )
+    elapsed = (time.perf_counter() - start) * 1000
+    if proc.returncode != 0:
+        raise RuntimeError(f"{command} {cid} failed: {proc.stdout.decode()} {proc.stderr.decode()}")
+    return elapsed
+
+
+def measure(
+    call: Callable[[str, str, str], float], pods: list[str], concurrency: int
+) -> tuple[list[float], list[float]]:
+    """ADD every pod, then DEL every pod; `concurrency` calls in flight."""
+    ids = [f"bench{i}" for i in range(len(pods))]
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        adds = list(pool.map(lambda i: call("ADD", ids[i], pods[i]), range(len(pods))))
+        dels = list(pool.map(lambda i: call("DEL", ids[i], pods[i]), range(len(pods))))
+    return adds, dels
+
+
+def row(label: str, adds: list[float], dels: list[float]) -> str:
+    a, d = percentiles(adds), percentiles(dels)
+    return f"{label:<28} {a[0]:7.1f} {a[1]:7.1f} {a[2]:7.1f}   {d[0]:7.1f} {d[1]:7.1f} {d[2]:7.1f}"
+
+
+def startup_breakdown(plugin: Path, runs: int = 30) -> list[str]:
+    """Median wall time of the plugin's fixed costs, each exec'd fresh."""
+    python = plugin.read_text().splitlines()[0][2:].split()[0]
+    roots = [str(ROOT), *[p for p in sys.path if p.endswith("site-packages")]]
+    prelude = f"import sys; sys.path[:0] = {roots!r}; "
+
+    def timed(argv: list[str], env: dict[str, str], stdin: bytes = b"") -> float:
+        samples = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            subprocess.run(
+                argv, input=stdin, env={**ENV_BASE, **env}, capture_output=True, check=True
+            )
+            samples.append((time.perf_counter() - start) * 1000)
+        return statistics.median(samples)
+
+    bare = timed([python, "-S", "-c", "pass"], {})
+    site = timed([python, "-c", "pass"], {})
+    version = timed([str(plugin)], {"CNI_COMMAND": "VERSION"}, b'{"cniVersion":"1.1.0"}')
+    stubs = timed(
+        [
+            python,
+            "-S",
+            "-c",
+            prelude + "import cni.plugin, grpc; from gingham.v1 import dataplane_pb2_grpc",
+        ],
+        {},
+    )
+    return [
+        f"  interpreter start (-S)                  {bare:6.1f} ms  (with site: {site:.1f} ms)",
+        f"  + plugin modules (= VERSION exec)       {version:6.1f} ms",
+        f"  + grpc, protobuf, generated stubs       {stubs:6.1f} ms  (import-only total)",
+        "  the rest of an ADD/DEL is the channel, the RPC and felix's own work",
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pods", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=16)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("bench/cni.py needs root (network namespaces)", file=sys.stderr)
+        return 1
+    work = Path(tempfile.mkdtemp(prefix="gtbench", dir="/tmp"))
+    try:
+        with ExitStack() as stack:
+            node = stack.enter_context(node_netns("bn"))
+            pods = stack.enter_context(pod_namespaces(args.pods))
+            ptp_config = {
+                "cniVersion": "1.0.0",
+                "name": "benchref",
+                "type": "ptp",
+                "ipMasq": False,
+                "ipam": {
+                    "type": "host-local",
+                    "ranges": [[{"subnet": "10.252.0.0/16"}]],
+                    "dataDir": str(work / "ipam"),
+                },
+            }
+            ptp = ["nsenter", f"--net={node}", str(REFERENCE / "ptp")]
+
+            def ref_call(command: str, cid: str, netns: str) -> float:
+                return exec_cni(ptp, command, ptp_config, cid, netns, str(REFERENCE))
+
+            header = (
+                f"{'plugin, mode':<28} {'ADD p50':>7} {'p90':>7} {'p99':>7}   "
+                f"{'DEL p50':>7} {'p90':>7} {'p99':>7}   (ms, {args.pods} pods)"
+            )
+            print(header)
+            print(row("ptp+host-local sequential", *measure(ref_call, pods, 1)))
+            print(
+                row(
+                    f"ptp+host-local {args.concurrency}-way",
+                    *measure(ref_call, pods, args.concurrency),
+                )
+            )
+            bin_dir = work / "bin"
+            install(
+                bin_dir, work / "conf", run_dir=str(work / "felix" / "run"), cni_version="1.0.0"
+            )
+            plugin = bin_dir / "gingham"
+            reason = felix_unavailable()
+            if reason:
+                print(f"gingham                      skipped: {reason}")
+            else:
+                felix = stack.enter_context(running_felix(work / "felix", node))
+                config = {
+                    "cniVersion": "1.0.0",
+                    "name": "gingham",
+                    "type": "gingham",
+                    "felix_socket": str(felix.socket),
+                }
+
+                def gingham_call(command: str, cid: str, netns: str) -> float:
+                    return exec_cni([str(plugin)], command, config, cid, netns, str(bin_dir))
+
+                print(row("gingham sequential", *measure(gingham_call, pods, 1)))
+                print(
+                    row(
+                        f"gingham {args.concurrency}-way",
+                        *measure(gingham_call, pods, args.concurrency),
+                    )
+                )
+            print("\nwhere the gingham plugin's time goes (median of 30 fresh execs):")
+            print("\n".join(startup_breakdown(plugin)))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
