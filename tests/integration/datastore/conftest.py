@@ -1,0 +1,209 @@
+"""Backends for the datastore contract suite.
+
+Every test of the contract takes `backend` (a shared server where the backend
+has one) or `restartable_backend` (a server of its own that the test may stop),
+both parametrized over `BACKENDS`. A `Backend` bundles what a test needs beyond
+the `Datastore` protocol: the URL (for worker processes), a fresh client, and
+per-backend ways to compact history, cause an outage and disrupt connections.
+
+Adding a backend (e.g. kubernetes) is one factory below plus one entry in
+`BACKENDS`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from gingham.datastore import Datastore
+from gingham.datastore.etcd import EtcdDatastore
+from gingham.datastore.sqlite import SqliteDatastore
+from gingham.datastore.url import EtcdEndpoint
+from tests.support.etcd import EtcdServer, require_etcd
+
+
+@dataclass
+class Backend:
+    name: str
+    # What a separate process passes to open_datastore.
+    url: str
+    # A new client of the backend under test (the test closes it, or the fixture does).
+    connect: Callable[[], Datastore]
+    # Drop all watch history up to now.
+    compact: Callable[[], Awaitable[None]]
+    # Inside the context the backend cannot serve writes (and reads, if
+    # `reads_fail_in_outage`); on exit it is back.
+    outage: Callable[[], AbstractAsyncContextManager[None]]
+    reads_fail_in_outage: bool
+    # Break live connections and come back (a restart where there is a server).
+    disrupt: Callable[[], Awaitable[None]]
+    opened: list[Datastore] = field(default_factory=list)
+
+    def open(self) -> Datastore:
+        store = self.connect()
+        self.opened.append(store)
+        return store
+
+    async def close_all(self) -> None:
+        for store in self.opened:
+            await store.close()
+
+
+# --- sqlite --------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def sqlite_backend(
+    request: pytest.FixtureRequest, own_server: bool
+) -> AsyncIterator[Backend]:
+    tmp_path: Path = request.getfixturevalue("tmp_path")
+    path = str(tmp_path / "state" / "gingham.db")
+
+    async def compact() -> None:
+        store = SqliteDatastore(path)
+        try:
+            await store.compact(keep_rows=0, keep_seconds=0)
+        finally:
+            await store.close()
+
+    @asynccontextmanager
+    async def outage() -> AsyncIterator[None]:
+        # Another process holding the write lock past busy_timeout is what
+        # "down" means for a file: writers cannot get in. WAL readers still can.
+        locker = sqlite3.connect(path, isolation_level=None)
+        try:
+            locker.execute("BEGIN IMMEDIATE")
+            yield
+        finally:
+            locker.close()
+
+    async def disrupt() -> None:
+        # Nothing to restart; the most disruptive legal thing another process
+        # can do is fold the WAL back and truncate it under the watcher.
+        conn = sqlite3.connect(path, isolation_level=None)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+
+    yield Backend(
+        name="sqlite",
+        url=f"sqlite://{path}",
+        connect=lambda: SqliteDatastore(path, busy_timeout=1.0),
+        compact=compact,
+        outage=outage,
+        reads_fail_in_outage=False,
+        disrupt=disrupt,
+    )
+
+
+# --- etcd ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def etcd_server() -> Iterator[EtcdServer]:
+    """One etcd for the whole session; tests must not stop it."""
+    require_etcd()
+    server = EtcdServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@asynccontextmanager
+async def etcd_backend(request: pytest.FixtureRequest, own_server: bool) -> AsyncIterator[Backend]:
+    require_etcd()
+    owned = EtcdServer() if own_server else None
+    if owned is not None:
+        owned.start()
+    server = owned or request.getfixturevalue("etcd_server")
+    endpoint = EtcdEndpoint("127.0.0.1", server.client_port)
+
+    async def compact() -> None:
+        server.compact()
+
+    @asynccontextmanager
+    async def outage() -> AsyncIterator[None]:
+        if owned is None:
+            raise RuntimeError("outage needs restartable_backend (its own etcd)")
+        owned.stop()
+        try:
+            yield
+        finally:
+            owned.start()
+
+    async def disrupt() -> None:
+        if owned is None:
+            raise RuntimeError("disrupt needs restartable_backend (its own etcd)")
+        owned.stop()
+        owned.start()
+
+    try:
+        yield Backend(
+            name="etcd",
+            url=server.url,
+            connect=lambda: EtcdDatastore([endpoint], timeout=2.0),
+            compact=compact,
+            outage=outage,
+            reads_fail_in_outage=True,
+            disrupt=disrupt,
+        )
+    finally:
+        if owned is not None:
+            owned.close()
+        else:
+            server.wipe("/gingham/")
+
+
+BACKENDS: dict[
+    str, Callable[[pytest.FixtureRequest, bool], AbstractAsyncContextManager[Backend]]
+] = {
+    "sqlite": sqlite_backend,
+    "etcd": etcd_backend,
+}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
+    async with BACKENDS[request.param](request, False) as made:
+        try:
+            yield made
+        finally:
+            await made.close_all()
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+async def restartable_backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
+    async with BACKENDS[request.param](request, True) as made:
+        try:
+            yield made
+        finally:
+            await made.close_all()
+
+
+@pytest.fixture
+def store(backend: Backend) -> Datastore:
+    return backend.open()
+
+
+_durations: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if "integration/datastore/" in report.nodeid:
+        _durations[report.nodeid] = _durations.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    # Measured, not asserted: speed targets live in bench/.
+    if _durations:
+        terminalreporter.write_line(
+            f"datastore suite: {sum(_durations.values()):.1f}s over {len(_durations)} tests"
+        )
