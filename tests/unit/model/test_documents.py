@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import textwrap
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gingham.model import (
     API_VERSION,
@@ -308,3 +311,51 @@ def test_revision_is_kept_in_the_document() -> None:
     pool = _pool("a", "10.0.0.0/16").with_revision("42")
     assert pool.to_document()["metadata"] == {"name": "a", "resourceVersion": "42"}
     assert parse_resource(pool.to_document()) == pool
+
+
+# --- round trips, generated ------------------------------------------------------
+
+MODES = st.sampled_from(["Never", "Always", "CrossSubnet"])
+
+
+@st.composite
+def pool_documents(draw: st.DrawFn) -> dict[str, object]:
+    prefix = draw(st.integers(8, 32))
+    address = draw(st.integers(0, 2**32 - 1))
+    network = ipaddress.ip_network((address, prefix), strict=False)
+    spec: dict[str, object] = {"cidr": str(network)}
+    if prefix > 26 or draw(st.booleans()):  # the default /26 must fit
+        spec["blockSize"] = draw(st.integers(max(prefix, 20), 32))
+    encapsulation = draw(st.sampled_from(["ipipMode", "vxlanMode", None]))
+    if encapsulation:
+        spec[encapsulation] = draw(MODES)
+    spec["natOutgoing"] = draw(st.booleans())
+    spec["nodeSelector"] = draw(st.sampled_from(["", "all()", "zone in {'a','b'} && !has(x)"]))
+    return document("IPPool", "p-" + format(address, "x"), spec)
+
+
+@given(pool_documents())
+def test_generated_pools_round_trip(doc: dict[str, object]) -> None:
+    pool = parse_resource(doc)
+    assert parse_resource(pool.to_document()) == pool
+    assert load_documents(json.dumps([pool.to_document()])) == [pool]
+
+
+@given(
+    st.one_of(st.none(), st.integers(1, 2**32 - 1)),
+    st.sampled_from(["192.0.2.1", "192.0.2.1:1179", "2001:db8::1", "[2001:db8::1]:179"]),
+    st.sampled_from([None, "n1"]),
+    st.booleans(),
+)
+def test_generated_peers_round_trip(
+    asn: int | None, peer_ip: str, node: str | None, by_selector: bool
+) -> None:
+    spec: dict[str, object] = {"asNumber": asn or 65000}
+    if by_selector:
+        spec = {"peerSelector": "has(route-reflector)"} | ({"asNumber": asn} if asn else {})
+    else:
+        spec["peerIP"] = peer_ip
+    if node:
+        spec["node"] = node
+    peer = parse_resource(document("BGPPeer", "p", spec))
+    assert parse_resource(peer.to_document()) == peer
