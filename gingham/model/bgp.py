@@ -25,7 +25,14 @@ import enum
 import ipaddress
 from typing import Any, ClassVar
 
-from pydantic import Field, ValidationInfo, field_serializer, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from gingham.model.base import Model, Resource, register_kind
 from gingham.model.fields import (
@@ -73,7 +80,12 @@ class BGPConfigurationSpec(Model):
     as_number: ASNumber | None = None
     node_to_node_mesh_enabled: Bool | None = None
     listen_port: Port | None = None
-    log_severity: LogSeverity | None = None
+    # Calico spells it logSeverityScreen; both are read, logSeverity is written.
+    log_severity: LogSeverity | None = Field(
+        default=None,
+        validation_alias=AliasChoices("logSeverity", "logSeverityScreen", "log_severity"),
+        serialization_alias="logSeverity",
+    )
     node_mesh_password: Text | None = None
     keepalive_time: Duration | None = None
     hold_time: Duration | None = None
@@ -298,9 +310,30 @@ class NodeVXLANSpec(Model):
     tunnel_mac: MACAddress | None = Field(default=None, alias="tunnelMAC")
 
 
+# Calico keeps the VTEP on the Node spec itself; Gingham groups it under vxlan.
+_CALICO_VXLAN_FIELDS = {"ipv4VXLANTunnelAddr": "tunnelAddress", "vxlanTunnelMACAddr": "tunnelMAC"}
+
+
 class NodeSpec(Model):
     bgp: NodeBGPSpec | None = None
     vxlan: NodeVXLANSpec | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _calico_vxlan_fields(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not _CALICO_VXLAN_FIELDS.keys() & data.keys():
+            return data
+        vxlan = data.get("vxlan")
+        if vxlan is not None and not isinstance(vxlan, dict):
+            return data  # reported as "expected a mapping" by the field
+        moved = dict(vxlan or {})
+        rest = {}
+        for key, value in data.items():
+            if key in _CALICO_VXLAN_FIELDS:
+                moved[_CALICO_VXLAN_FIELDS[key]] = value
+            else:
+                rest[key] = value
+        return {**rest, "vxlan": moved}
 
 
 @register_kind

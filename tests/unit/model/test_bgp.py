@@ -279,6 +279,29 @@ def test_node_with_bgp_and_vxlan() -> None:
     assert round_trips(node)
 
 
+def test_calico_node_vxlan_fields_are_read_into_vxlan() -> None:
+    doc = document(
+        "Node",
+        "n1",
+        {"ipv4VXLANTunnelAddr": "10.244.1.1", "vxlanTunnelMACAddr": "66:1f:0a:00:00:01"},
+    )
+    node = parse_resource({**doc, "apiVersion": "projectcalico.org/v3"})
+    assert isinstance(node, Node)
+    assert node.to_document()["spec"] == {
+        "vxlan": {"tunnelAddress": "10.244.1.1", "tunnelMAC": "66:1f:0a:00:00:01"}
+    }
+
+
+def test_calico_log_severity_screen_is_read_as_log_severity() -> None:
+    config = parse_resource(
+        document("BGPConfiguration", "default", {"logSeverityScreen": "Warning"})
+    )
+    assert isinstance(config, BGPConfiguration)
+    assert config.spec.log_severity is LogSeverity.WARNING
+    assert config.to_document()["spec"]["logSeverity"] == "Warning"
+    assert round_trips(config)
+
+
 def test_bare_node() -> None:
     node = parse_resource(document("Node", "worker-2"))
     assert isinstance(node, Node)
