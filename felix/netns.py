@@ -14,6 +14,10 @@ import ctypes.util
 import os
 import socket
 import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 CLONE_NEWNET = 0x40000000
 
@@ -32,20 +36,24 @@ def setns(fd: int) -> None:
         raise OSError(err, f"setns: {os.strerror(err)}")
 
 
-def socket_in_netns(netns: str | None, family: int, type_: int, proto: int = 0) -> socket.socket:
-    """A socket created inside `netns` (a name or a path); None: this namespace."""
+def run_in_netns(netns: str | None, fn: Callable[[], T]) -> T:
+    """Run `fn` on a throwaway thread inside `netns` (a name or path); None: here.
+
+    Sockets it creates stay in that namespace; `/proc/sys/net` files it opens
+    are that namespace's sysctls.
+    """
     if netns is None:
-        return socket.socket(family, type_, proto)
+        return fn()
     path = netns_path(netns)
     fd = os.open(path, os.O_RDONLY)  # fails here, clearly, when the netns is gone
-    box: list[socket.socket | BaseException] = []
+    box: list[tuple[bool, object]] = []
 
     def worker() -> None:
         try:
             setns(fd)
-            box.append(socket.socket(family, type_, proto))
+            box.append((True, fn()))
         except BaseException as exc:  # handed to the caller below
-            box.append(exc)
+            box.append((False, exc))
 
     try:
         thread = threading.Thread(target=worker, name=f"setns:{path}", daemon=True)
@@ -53,7 +61,32 @@ def socket_in_netns(netns: str | None, family: int, type_: int, proto: int = 0) 
         thread.join()
     finally:
         os.close(fd)
-    result = box[0]
-    if isinstance(result, BaseException):
-        raise result
-    return result
+    ok, value = box[0]
+    if not ok:
+        assert isinstance(value, BaseException)
+        raise value
+    return value  # type: ignore[return-value]
+
+
+def socket_in_netns(netns: str | None, family: int, type_: int, proto: int = 0) -> socket.socket:
+    """A socket created inside `netns` (a name or a path); None: this namespace."""
+    return run_in_netns(netns, lambda: socket.socket(family, type_, proto))
+
+
+def write_sysctls(netns: str | None, values: dict[str, str]) -> None:
+    """Write `net/ipv4/...`-style keys (relative to /proc/sys) inside `netns`."""
+
+    def write() -> None:
+        for key, value in values.items():
+            with open(f"/proc/sys/{key}", "w") as f:
+                f.write(value)
+
+    run_in_netns(netns, write)
+
+
+def read_sysctl(netns: str | None, key: str) -> str:
+    def read() -> str:
+        with open(f"/proc/sys/{key}") as f:
+            return f.read().strip()
+
+    return run_in_netns(netns, read)
