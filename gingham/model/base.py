@@ -78,8 +78,8 @@ class FieldError:
 
     def __str__(self) -> str:
         parts = [self.where] if self.where else []
-        if self.kind:
-            parts.append(f'{self.kind} "{self.name}"' if self.name else self.kind)
+        if self.kind or self.name:
+            parts.append(" ".join(filter(None, (self.kind, f'"{self.name}"' if self.name else ""))))
         if self.path:
             parts.append(self.path)
         return ": ".join([*parts, self.reason])

@@ -111,32 +111,36 @@ def load_documents(text: str, source: str = "-") -> list[Resource]:
         except InvalidResource as exc:
             errors.extend(exc.errors)
 
-    first_seen: dict[tuple[str, str], str] = {}
-    for resource, where in zip(resources, wheres, strict=True):
-        key = (resource.kind, resource.name)
-        if key in first_seen:
-            errors.append(
-                FieldError(
-                    resource.kind,
-                    resource.name,
-                    "metadata.name",
-                    f"defined twice in this file (first in {first_seen[key]})",
-                    f"{source}: {where}",
-                )
-            )
-        else:
-            first_seen[key] = where
-    pools = [(r, w) for r, w in zip(resources, wheres, strict=True) if isinstance(r, IPPool)]
-    for index, (pool, where) in enumerate(pools):
-        for other, other_where in pools[:index]:
-            if pool.name != other.name and pool.spec.cidr.overlaps(other.spec.cidr):
-                reason = _overlap_reason(pool, other) + f" ({other_where})"
-                errors.append(
-                    FieldError(pool.kind, pool.name, "spec.cidr", reason, f"{source}: {where}")
-                )
+    located = list(zip(resources, [f"{source}: {w}" for w in wheres], wheres, strict=True))
+    errors.extend(_duplicates(located))
+    errors.extend(_overlaps_in_file(located))
     if errors:
         raise InvalidResource(errors)
     return resources
+
+
+# (resource, full location for its errors, short location for cross-references)
+_Located = list[tuple[Resource, str, str]]
+
+
+def _duplicates(located: _Located) -> Iterator[FieldError]:
+    first_seen: dict[tuple[str, str], str] = {}
+    for resource, where, short in located:
+        key = (resource.kind, resource.name)
+        if key not in first_seen:
+            first_seen[key] = short
+            continue
+        reason = f"defined twice in this file (first in {first_seen[key]})"
+        yield FieldError(resource.kind, resource.name, "metadata.name", reason, where)
+
+
+def _overlaps_in_file(located: _Located) -> Iterator[FieldError]:
+    pools = [(r, where, short) for r, where, short in located if isinstance(r, IPPool)]
+    for index, (pool, where, _) in enumerate(pools):
+        for other, _, other_short in pools[:index]:
+            if pool.name != other.name and pool.spec.cidr.overlaps(other.spec.cidr):
+                reason = f"{_overlap_reason(pool, other)} ({other_short})"
+                yield FieldError(pool.kind, pool.name, "spec.cidr", reason, where)
 
 
 def _overlap_reason(pool: IPPool, other: IPPool) -> str:

@@ -65,11 +65,11 @@ def test_calico_api_version_is_accepted_and_rewritten() -> None:
     [
         (
             {**document("Node", "n"), "kind": "Nod"},
-            [f'kind: unknown resource kind "Nod" (known kinds: {KNOWN})'],
+            [f'"n": kind: unknown resource kind "Nod" (known kinds: {KNOWN})'],
         ),
         (
             {"apiVersion": "v1", "metadata": {"name": "n"}},
-            [f"kind: required (one of {KNOWN})"],
+            [f'"n": kind: required (one of {KNOWN})'],
         ),
         (
             {**document("Node", "n"), "apiVersion": "crd.projectcalico.org/v1"},
