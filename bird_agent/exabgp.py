@@ -99,11 +99,11 @@ class ExaBGPAdapter:
         self.socket_path = options.run_dir / "exabgp-api.sock"
         self.generation = 0
         self._desired_peers: dict[IPv4Address, PeerSpec] = {}
-        self._exports: dict[IPv4Network, IPv4Address] = {}
+        self._exports: dict[IPv4Network, wire.NextHop] = {}
         # What the running ExaBGP holds: its configured neighbors and, per
         # neighbor, what we announced to it.
         self._config_peers: dict[IPv4Address, PeerSpec] = {}
-        self._sent: dict[IPv4Address, dict[IPv4Network, IPv4Address]] = {}
+        self._sent: dict[IPv4Address, dict[IPv4Network, wire.NextHop]] = {}
         self._state: dict[IPv4Address, SessionState] = {}
         self._restart_time: dict[IPv4Address, int | None] = {}
         self._events: asyncio.Queue[BgpEvent] = asyncio.Queue()
@@ -150,8 +150,8 @@ class ExaBGPAdapter:
         self._desired_peers = {p.address: p for p in peers}
         self._mark_dirty()
 
-    def set_exports(self, exports: Mapping[IPv4Network, IPv4Address]) -> None:
-        """Everything every peer should hear from us: prefix → next hop."""
+    def set_exports(self, exports: Mapping[IPv4Network, wire.NextHop]) -> None:
+        """Everything every peer should hear from us: prefix → next hop (or "self")."""
         self._exports = dict(exports)
         self._mark_dirty()
 
@@ -419,7 +419,7 @@ class ExaBGPAdapter:
     async def _reconcile_exports(self) -> bool:
         desired = dict(self._exports)
         # Group neighbors by what they currently hold, so one batch serves all alike.
-        groups: dict[frozenset[tuple[IPv4Network, IPv4Address]], list[IPv4Address]] = {}
+        groups: dict[frozenset[tuple[IPv4Network, wire.NextHop]], list[IPv4Address]] = {}
         for address in self._config_peers:
             holding = frozenset(self._sent.get(address, {}).items())
             groups.setdefault(holding, []).append(address)
@@ -427,17 +427,17 @@ class ExaBGPAdapter:
         for held_items, neighbors in groups.items():
             held = dict(held_items)
             lines: list[str] = []
-            gone: dict[IPv4Address, list[IPv4Network]] = {}
+            gone: dict[wire.NextHop, list[IPv4Network]] = {}
             for prefix, hop in held.items():
                 if desired.get(prefix) != hop:
                     gone.setdefault(hop, []).append(prefix)
-            for hop, prefixes in sorted(gone.items()):
+            for hop, prefixes in sorted(gone.items(), key=lambda kv: str(kv[0])):
                 lines += wire.withdraw_commands(neighbors, hop, prefixes)
-            new: dict[IPv4Address, list[IPv4Network]] = {}
+            new: dict[wire.NextHop, list[IPv4Network]] = {}
             for prefix, hop in desired.items():
                 if held.get(prefix) != hop:
                     new.setdefault(hop, []).append(prefix)
-            for hop, prefixes in sorted(new.items()):
+            for hop, prefixes in sorted(new.items(), key=lambda kv: str(kv[0])):
                 lines += wire.announce_commands(neighbors, hop, prefixes)
             if not lines:
                 continue

@@ -22,7 +22,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
-from typing import Any
+from typing import Any, Final, Literal
 
 from bird_agent.events import (
     BgpEvent,
@@ -38,6 +38,9 @@ from bird_agent.events import (
 from bird_agent.peers import PeerSpec
 
 API_PROCESS = "gingham"
+# Next hop "self": ExaBGP puts each session's local address (per neighbor).
+NEXT_HOP_SELF: Final = "self"
+NextHop = IPv4Address | Literal["self"]
 MAX_NLRI_PER_COMMAND = 500
 IPV4_UNICAST = "ipv4 unicast"
 
@@ -133,7 +136,7 @@ def _selector(neighbors: Iterable[IPv4Address]) -> str:
 
 
 def announce_commands(
-    neighbors: Iterable[IPv4Address], next_hop: IPv4Address, prefixes: Iterable[IPv4Network]
+    neighbors: Iterable[IPv4Address], next_hop: NextHop, prefixes: Iterable[IPv4Network]
 ) -> Iterator[str]:
     """Batched `announce attributes next-hop X nlri …` lines for `neighbors`."""
     who = _selector(neighbors)
@@ -143,7 +146,7 @@ def announce_commands(
 
 
 def withdraw_commands(
-    neighbors: Iterable[IPv4Address], next_hop: IPv4Address, prefixes: Iterable[IPv4Network]
+    neighbors: Iterable[IPv4Address], next_hop: NextHop, prefixes: Iterable[IPv4Network]
 ) -> Iterator[str]:
     who = _selector(neighbors)
     for chunk in _chunks(sorted(prefixes)):

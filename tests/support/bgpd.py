@@ -215,6 +215,14 @@ class Bird(BgpDaemon):
     def established(self) -> bool:
         return "Established" in self.birdc("show", "protocols", "peer")
 
+    def session_since(self) -> str:
+        """When the BGP protocol last changed state (ms precision): unchanged = not reset."""
+        for line in self.birdc("show", "protocols", "peer").splitlines():
+            words = line.split()
+            if words and words[0] == "peer":
+                return words[4]
+        raise RuntimeError("no protocol named peer")
+
     def routes(self) -> dict[IPv4Network, IPv4Address]:
         out = self.birdc("show", "route", "protocol", "peer")
         found: dict[IPv4Network, IPv4Address] = {}
