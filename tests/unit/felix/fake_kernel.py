@@ -5,7 +5,7 @@ ask `forward(ip)` for the outcome (blackhole, a local veth, a plain next hop,
 an IPIP tunnel to a node, or VXLAN to a node resolved through the neighbour
 and FDB tables), never which calls were made. The error behaviour mirrors
 rtnetlink's for the cases felix relies on: EEXIST on an exclusive add over any
-route, ENOENT deleting what is not there (or not ours), ENODEV for a missing
+route, ESRCH deleting a route that is not there (or not ours), ENODEV for a missing
 device, ENETUNREACH for a gateway that is not on a connected subnet (unless
 `onlink`).
 """
@@ -112,7 +112,7 @@ class FakeKernel:
         existing = self.routes.get(route.dst)
         if op.action is Action.DELETE:
             if existing is None or existing[1] != GINGHAM_RTPROT:
-                return errno.ENOENT
+                return errno.ESRCH  # what rtnetlink says for "no such route"
             del self.routes[route.dst]
             return 0
         if op.action is Action.ADD and existing is not None:

@@ -1,0 +1,96 @@
+"""The bulk rtnetlink writer and the reconciler against a real routing table."""
+
+from __future__ import annotations
+
+import errno
+from ipaddress import IPv4Address, IPv4Network
+
+from felix.dataplane import Action, NextHop, Route, RouteOp
+from felix.desired import DesiredInputs, compute_desired
+from felix.feed import LearnedHop, LearnedRoute
+from felix.kernel import NetlinkKernel
+from felix.reconcile import Reconciler, reconcile_once
+from felix.rtnl import RouteSocket
+from tests.support.netns import Netns, Topology
+
+IP, NET = IPv4Address, IPv4Network
+
+
+def node_with_link(topo: Topology) -> Netns:
+    ns, peer = topo.netns("nd"), topo.netns("pe")
+    topo.veth(ns, "up0", peer, "down0")
+    ns.ip("addr add 192.0.2.1/24 dev up0")
+    return ns
+
+
+def test_ten_thousand_routes_in_dumped_and_out(topo: Topology) -> None:
+    ns = node_with_link(topo)
+    ns.ip("route add 10.99.0.0/16 via 192.0.2.254 proto static")  # foreign
+    routes = [Route.blackhole(NET(f"10.{64 + (i >> 8)}.{i & 255}.0/26")) for i in range(10_000)]
+    with RouteSocket(ns.path) as rs:
+        results = rs.apply([RouteOp(Action.ADD, r) for r in routes])
+        assert all(r.ok for r in results)
+        dumped = rs.dump_routes()
+        assert dumped == {r.dst: r for r in routes}
+        assert ns.ip("-4 route show proto 77").count("blackhole") == 10_000
+        results = rs.apply([RouteOp(Action.DELETE, r) for r in routes])
+        assert all(r.ok for r in results)
+        assert rs.dump_routes() == {}
+    assert "10.99.0.0/16 via 192.0.2.254" in ns.routes()
+
+
+def test_route_shapes_and_per_route_errors(topo: Topology) -> None:
+    ns = node_with_link(topo)
+    ns.ip("route add 10.98.0.0/24 via 192.0.2.254 proto static")
+    ecmp = Route.via(NET("10.65.7.0/26"), NextHop(IP("192.0.2.2")), NextHop(IP("192.0.2.3")))
+    onlink = Route.via(NET("10.65.8.0/26"), NextHop(IP("172.31.0.9"), "up0", onlink=True))
+    link = Route.link(NET("10.65.0.5/32"), "up0")
+    plain = Route.via(NET("10.65.9.0/26"), NextHop(IP("192.0.2.2")))
+    ops = [
+        RouteOp(Action.ADD, ecmp),
+        RouteOp(Action.ADD, onlink),
+        RouteOp(Action.ADD, link),
+        RouteOp(Action.ADD, plain),
+        RouteOp(Action.ADD, Route.via(NET("10.98.0.0/24"), NextHop(IP("192.0.2.2")))),
+        RouteOp(Action.ADD, Route.via(NET("10.65.10.0/26"), NextHop(IP("203.0.113.1")))),
+        RouteOp(Action.ADD, Route.link(NET("10.65.0.6/32"), "nosuchdev")),
+        RouteOp(Action.DELETE, Route.blackhole(NET("10.65.11.0/26"))),
+        RouteOp(Action.DELETE, Route.blackhole(NET("10.98.0.0/24"))),  # foreign: not ours
+        RouteOp(Action.REPLACE, Route.via(NET("10.65.9.0/26"), NextHop(IP("192.0.2.4")))),
+    ]
+    with RouteSocket(ns.path) as rs:
+        got = [r.errno for r in rs.apply(ops)]
+        assert got == [0, 0, 0, 0, errno.EEXIST, errno.ENETUNREACH, errno.ENODEV,
+                       errno.ESRCH, errno.ESRCH, 0]  # fmt: skip
+        dumped = rs.dump_routes()
+    assert dumped[ecmp.dst] == ecmp
+    assert dumped[onlink.dst] == onlink
+    assert dumped[link.dst] == link
+    assert dumped[plain.dst].nexthops == (NextHop(IP("192.0.2.4")),)
+    assert "10.98.0.0/24 via 192.0.2.254" in ns.routes()
+
+
+def test_reconcile_never_touches_foreign_routes(topo: Topology) -> None:
+    ns = node_with_link(topo)
+    ns.ip("route add 10.65.1.0/26 via 192.0.2.254 proto static")  # clashes with a learned one
+    ns.ip("route add 198.18.0.0/15 via 192.0.2.254 proto 16")
+    foreign_before = ns.ip("-4 route show")
+    learned = {
+        NET(p): [LearnedRoute(NET(p), "192.0.2.2", (LearnedHop(IP("192.0.2.2"), "n2"),))]
+        for p in ("10.65.1.0/26", "10.65.2.0/26")
+    }
+    kernel = NetlinkKernel(ns.path)
+    try:
+        rec = Reconciler(datastore_synced=True, routes_synced=True)
+        inputs = DesiredInputs(node="n1", blocks=[NET("10.65.0.0/26")], learned=learned)
+        results = reconcile_once(rec, kernel, compute_desired(inputs).state, 0.0, resync=True)
+        assert [r.errno for r in results if not r.ok] == [errno.EEXIST]
+        assert "blackhole 10.65.0.0/26 proto 77" in ns.routes()
+        assert "10.65.2.0/26 via 192.0.2.2 dev up0 proto 77" in ns.routes()
+        # Everything felix owned goes on resync with an empty desired state...
+        reconcile_once(rec, kernel, compute_desired(DesiredInputs("n1")).state, 100.0, True)
+        assert ns.ip("-4 route show proto 77") == ""
+        # ...and the foreign routes are exactly as they were.
+        assert ns.ip("-4 route show") == foreign_before
+    finally:
+        kernel.close()
