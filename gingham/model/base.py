@@ -18,7 +18,11 @@ Invariants:
 - Every concrete kind registers itself with `register_kind`; `KINDS` maps the
   canonical kind name (``IPPool``) to its class.
 - Validation failures are `InvalidResource`, whose lines read
-  ``IPPool "p1": spec.blockSize: 33 is outside 20..32``.
+  ``IPPool "p1": spec.blockSize: 33 is outside 20..32`` (prefixed with
+  `FieldError.where`, e.g. ``pools.yaml: document 2``, when it is known).
+- `metadata.name` is a DNS-1123 subdomain unless a kind overrides
+  `Resource.name_problem`; label keys and values follow Kubernetes' rules, so
+  every label a selector can name is well formed.
 """
 
 from __future__ import annotations

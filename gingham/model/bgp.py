@@ -28,7 +28,6 @@ from typing import Any, ClassVar
 from pydantic import (
     AliasChoices,
     Field,
-    ValidationInfo,
     field_serializer,
     field_validator,
     model_validator,
@@ -159,14 +158,16 @@ class BGPConfiguration(Resource):
                         path=f"spec.{alias}",
                     )
             return self
-        if spec.as_number is None:
-            spec.as_number = DEFAULT_AS_NUMBER
-        if spec.node_to_node_mesh_enabled is None:
-            spec.node_to_node_mesh_enabled = True
-        if spec.listen_port is None:
-            spec.listen_port = DEFAULT_LISTEN_PORT
-        if spec.log_severity is None:
-            spec.log_severity = LogSeverity.INFO
+        defaults = {
+            "as_number": DEFAULT_AS_NUMBER,
+            "node_to_node_mesh_enabled": True,
+            "listen_port": DEFAULT_LISTEN_PORT,
+            "log_severity": LogSeverity.INFO,
+        }
+        missing = {k: v for k, v in defaults.items() if getattr(spec, k) is None}
+        if missing:
+            # A copy: the caller may have passed a spec object it still holds.
+            self.spec = spec.model_copy(update=missing)
         return self
 
 
@@ -229,7 +230,7 @@ class BGPPeerSpec(Model):
 
     @field_validator("source_address")
     @classmethod
-    def _check_source(cls, value: str | None, info: ValidationInfo) -> str | None:
+    def _check_source(cls, value: str | None) -> str | None:
         if value is None or value in ("UseNodeIP", "None"):
             return value
         try:
