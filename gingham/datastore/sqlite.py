@@ -20,9 +20,10 @@ Invariants:
   row is dropped once it is neither among the last `changelog_keep_rows` nor
   younger than `changelog_keep_seconds`. A watch resuming below
   ``meta.compacted`` gets `RevisionCompacted`.
-- `watch` polls (every `poll_interval`, ≤ 50 ms): one snapshot reads the counter
-  (a single-row lookup: idle polling costs one B-tree probe) and, only if it
-  moved, the changelog rows of the kind in (cursor, counter].
+- `watch` polls every `poll_interval` (≤ 50 ms): the idle check is one
+  single-row read of the counter on the event loop's thread (no thread hop, no
+  busy wait); only when it moved does the worker thread read, in one snapshot,
+  the compaction mark and the changelog rows of the kind in (cursor, counter].
 - sqlite3 calls block, so each store owns one worker thread and one connection;
   the event loop only awaits futures. Any event loop may use the store.
 
@@ -100,6 +101,7 @@ class SqliteDatastore:
         self._reconnect_timeout = reconnect_timeout
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gingham-sqlite")
         self._conn: sqlite3.Connection | None = None
+        self._poll_conn: sqlite3.Connection | None = None
         self._closed = False
 
     # --- plumbing: everything touching sqlite3 runs on the store's thread ----
@@ -161,6 +163,9 @@ class SqliteDatastore:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        if self._poll_conn is not None:
+            self._poll_conn.close()
+            self._poll_conn = None
 
     # --- reads ---------------------------------------------------------------
 
@@ -273,6 +278,26 @@ class SqliteDatastore:
 
         return await self._run(op)
 
+    def _quick_head(self) -> int | None:
+        """The counter read on the event loop's thread, or None when that is not
+        possible without waiting (then the caller takes the worker-thread path).
+
+        Idle watches poll this: a hop to the worker thread costs more than the
+        query itself. It cannot block the loop: the connection has no busy
+        timeout (a busy database answers SQLITE_BUSY at once) and a WAL reader
+        takes no lock a writer holds. It is opened only after the worker made
+        the schema."""
+        if self._closed or self._conn is None:
+            return None
+        try:
+            if self._poll_conn is None:
+                self._poll_conn = sqlite3.connect(
+                    self.path, timeout=0, isolation_level=None, check_same_thread=False
+                )
+            return _meta(self._poll_conn, "revision")
+        except sqlite3.Error:
+            return None
+
     # --- watch ---------------------------------------------------------------
 
     async def watch(
@@ -285,6 +310,10 @@ class SqliteDatastore:
             cursor = _revision_number(from_revision)
         failing_since: float | None = None
         while True:
+            quick = self._quick_head()
+            if quick is not None and quick <= cursor:
+                await asyncio.sleep(self._poll_interval)
+                continue
             try:
                 rows, head = await self._run(
                     functools.partial(_changes, kind=kind, prefix=prefix, cursor=cursor)
@@ -365,10 +394,10 @@ def _changes(
     conn: sqlite3.Connection, *, kind: str, prefix: str, cursor: int
 ) -> tuple[list[tuple[int, str, str, bytes]], int]:
     """Changes of `kind` after `cursor`, and the revision they are complete up to."""
+    if _meta(conn, "revision") <= cursor:  # the idle case: one statement, no transaction
+        return [], cursor
     with _transaction(conn, "BEGIN"):  # counter, compaction mark and rows: one snapshot
         head = _meta(conn, "revision")
-        if head <= cursor:
-            return [], cursor
         if cursor < _meta(conn, "compacted"):
             raise RevisionCompacted(
                 f"{kind}: history after revision {cursor} was compacted; re-list"
