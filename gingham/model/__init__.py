@@ -30,6 +30,7 @@ from gingham.model.bgp import (
     NodeBGPSpec,
     NodeSpec,
     NodeVXLANSpec,
+    effective_bgp_configuration,
 )
 from gingham.model.documents import check_pool_overlaps, check_set, load_documents, parse_resource
 from gingham.model.network import EncapsulationMode, IPPool, IPPoolSpec
@@ -57,6 +58,7 @@ __all__ = [
     "UnknownKind",
     "check_pool_overlaps",
     "check_set",
+    "effective_bgp_configuration",
     "ipam",
     "load_documents",
     "parse_resource",

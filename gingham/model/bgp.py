@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from pydantic import (
@@ -33,7 +34,7 @@ from pydantic import (
     model_validator,
 )
 
-from gingham.model.base import Model, Resource, register_kind
+from gingham.model.base import Metadata, Model, Resource, register_kind
 from gingham.model.fields import (
     ASNumber,
     Bool,
@@ -169,6 +170,21 @@ class BGPConfiguration(Resource):
             # A copy: the caller may have passed a spec object it still holds.
             self.spec = spec.model_copy(update=missing)
         return self
+
+
+def effective_bgp_configuration(
+    configs: Iterable[BGPConfiguration], node: str
+) -> BGPConfigurationSpec:
+    """The settings `node` runs with: the global configuration (defaults if there
+    is none) overlaid with what ``node.<node>`` sets."""
+    by_name = {c.name: c for c in configs}
+    default = by_name.get(GLOBAL_BGP_CONFIGURATION) or BGPConfiguration(
+        metadata=Metadata(name=GLOBAL_BGP_CONFIGURATION)
+    )
+    override = by_name.get(NODE_CONFIGURATION_PREFIX + node)
+    if override is None:
+        return default.spec
+    return default.spec.model_copy(update=override.spec.model_dump(exclude_none=True))
 
 
 def split_peer_address(

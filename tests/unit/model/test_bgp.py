@@ -7,6 +7,7 @@ import ipaddress
 import pytest
 
 from gingham.model import BGPConfiguration, BGPPeer, LogSeverity, Node, parse_resource
+from gingham.model.bgp import effective_bgp_configuration
 from tests.unit.model.helpers import document, errors_of, round_trips
 
 # --- BGPConfiguration -------------------------------------------------------------
@@ -128,6 +129,21 @@ def test_per_node_configuration_inherits_what_it_leaves_out() -> None:
 )
 def test_invalid_configurations(name: str, spec: dict[str, object], errors: list[str]) -> None:
     assert errors_of(document("BGPConfiguration", name, spec)) == errors
+
+
+def test_effective_configuration_overlays_the_node_on_the_global_one() -> None:
+    docs = [
+        document("BGPConfiguration", "default", {"asNumber": 65001}),
+        document("BGPConfiguration", "node.n1", {"listenPort": 1790}),
+    ]
+    configs = [c for c in map(parse_resource, docs) if isinstance(c, BGPConfiguration)]
+    assert len(configs) == 2
+    n1 = effective_bgp_configuration(configs, "n1")
+    n2 = effective_bgp_configuration(configs, "n2")
+    assert (n1.as_number, n1.listen_port, n1.node_to_node_mesh_enabled) == (65001, 1790, True)
+    assert (n2.as_number, n2.listen_port) == (65001, 179)
+    bare = effective_bgp_configuration([], "n1")
+    assert (bare.as_number, bare.listen_port, bare.log_severity) == (64512, 179, LogSeverity.INFO)
 
 
 def test_hold_time_zero_disables_keepalives() -> None:
