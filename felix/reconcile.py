@@ -131,7 +131,11 @@ class Reconciler:
         failed = False
         for result in results:
             op = result.op
-            gone = op.action is Action.DELETE and result.errno in (errno.ENOENT, errno.ESRCH, errno.ENODEV)
+            gone = op.action is Action.DELETE and result.errno in (
+                errno.ENOENT,
+                errno.ESRCH,
+                errno.ENODEV,
+            )
             subject = _subject(op)
             if not (result.ok or gone):
                 failed = True
