@@ -44,6 +44,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
+from typing import Any
 
 from bird_agent import exabgp_wire as wire
 from bird_agent.events import (
@@ -124,7 +125,7 @@ class ExaBGPAdapter:
 
     async def start(self, peers: Iterable[PeerSpec] = ()) -> None:
         self.options.run_dir.mkdir(parents=True, exist_ok=True)
-        self._desired_peers = {p.address: p for p in peers}
+        self.set_peers(peers)
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
         self._server = await asyncio.start_unix_server(
@@ -147,7 +148,10 @@ class ExaBGPAdapter:
             self.socket_path.unlink()
 
     def set_peers(self, peers: Iterable[PeerSpec]) -> None:
-        self._desired_peers = {p.address: p for p in peers}
+        """The sessions to run; raises `ConfigError` (and changes nothing) if unrenderable."""
+        desired = {p.address: p for p in peers}
+        wire.render_config(list(desired.values()), self._api_command())
+        self._desired_peers = desired
         self._mark_dirty()
 
     def set_exports(self, exports: Mapping[IPv4Network, wire.NextHop]) -> None:
@@ -235,27 +239,36 @@ class ExaBGPAdapter:
             preexec_fn=_die_with_parent,
         )
         log.info("ExaBGP started, pid %d, generation %d", proc.pid, self.generation)
-        tasks: list[asyncio.Task[None]] = [asyncio.create_task(self._read_log(proc))]
+        exited = asyncio.create_task(proc.wait())
+        tasks: list[asyncio.Task[Any]] = [asyncio.create_task(self._read_log(proc)), exited]
         try:
-            exited = asyncio.create_task(proc.wait())
             connected = asyncio.create_task(self._connections.get())
+            tasks.append(connected)
             done, _ = await asyncio.wait(
                 {exited, connected},
                 timeout=self.options.start_timeout,
                 return_when=asyncio.FIRST_COMPLETED,
             )
             if connected not in done:
-                connected.cancel()
                 raise _ProcessGone("ExaBGP exited or its API process never connected")
             reader, self._writer = connected.result()
             self._config_peers = peers
             self._sent = {address: {} for address in peers}
             await self._events.put(SpeakerRestarted(self.generation))
             self._dirty.set()
-            tasks.append(asyncio.create_task(self._read_api(reader)))
-            tasks.append(asyncio.create_task(self._reconcile_loop()))
-            await exited
-            log.warning("ExaBGP pid %d exited with %s", proc.pid, proc.returncode)
+            api = asyncio.create_task(self._read_api(reader))
+            reconcile = asyncio.create_task(self._reconcile_loop())
+            tasks += [api, reconcile]
+            done, _ = await asyncio.wait(
+                {exited, api, reconcile}, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in done - {exited}:
+                # A bug in our own loops: surface it (the supervisor logs and restarts).
+                if not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+            if not exited.done():
+                await self._terminate()
+            log.warning("ExaBGP pid %d exited with %s", proc.pid, await exited)
         finally:
             for task in tasks:
                 task.cancel()
@@ -278,9 +291,11 @@ class ExaBGPAdapter:
                 proc.kill()
             await proc.wait()
 
+    def _api_command(self) -> list[str]:
+        return [sys.executable, "-I", str(BRIDGE), str(self.socket_path)]
+
     def _write_config(self, peers: Iterable[PeerSpec]) -> None:
-        command = [sys.executable, "-I", str(BRIDGE), str(self.socket_path)]
-        text = wire.render_config(list(peers), command)
+        text = wire.render_config(list(peers), self._api_command())
         tmp = self.config_path.with_suffix(".tmp")
         tmp.write_text(text)
         tmp.replace(self.config_path)

@@ -6,6 +6,7 @@ The JSON lines are verbatim what ExaBGP 5.0.15 wrote for a BIRD 2 peer.
 from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +21,7 @@ from bird_agent.events import (
     RoutesAnnounced,
     RoutesWithdrawn,
 )
+from bird_agent.exabgp import ExaBGPAdapter, ExaBGPOptions
 from bird_agent.peers import PeerSpec, PeerType
 
 A = IPv4Address
@@ -187,3 +189,9 @@ def test_notification_and_unknown_types() -> None:
     assert wire.parse_line(note) == [NotificationReceived(PEER, 6, 4)]
     assert wire.parse_line(HEAD + '"type": "keepalive", ' + NEIGHBOR + '"x": 1 } }') == []
     assert wire.parse_line('{"type": "state"}') == []
+
+
+def test_adapter_refuses_unrenderable_peers_up_front(tmp_path: Path) -> None:
+    adapter = ExaBGPAdapter(ExaBGPOptions(run_dir=tmp_path))
+    with pytest.raises(wire.ConfigError, match="password"):
+        adapter.set_peers([spec("10.99.0.2", password="new\nline")])
