@@ -43,7 +43,8 @@ def require_etcd() -> str:
     return binary
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -54,8 +55,8 @@ class EtcdServer:
         self.binary = binary or require_etcd()
         self.data_parent = tempfile.mkdtemp(prefix="gingham-etcd-")
         self.data_dir = os.path.join(self.data_parent, "data")
-        self.client_port = _free_port()
-        self.peer_port = _free_port()
+        self.client_port = free_port()
+        self.peer_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = os.path.join(self.data_parent, "etcd.log")
 
