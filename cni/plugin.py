@@ -10,10 +10,11 @@ Invariants:
   JSON and a non-zero exit; unexpected exceptions are logged, with their
   traceback, to the log file (`log_file`, default `cni.log` beside the felix
   socket) and reported as code 104.
-- Start-up cost: this module imports only `json`, `os`, `sys` and the small pure
-  modules of this package. `grpc`, protobuf and the generated stubs are
-  imported inside the commands that call felix; VERSION and every input error
-  are answered without them.
+- Start-up cost: this module imports only `json`, `os`, `sys`, `time` and the
+  small pure modules of this package; the felix client (`socket`, `struct`) is
+  imported only by commands that call felix. grpcio and protobuf are never
+  imported on the normal path (cni/h2grpc.py, cni/wire.py say why and how);
+  grpcio is the fallback transport only.
 - DEL always succeeds when felix says there was nothing to delete, and with
   `CNI_NETNS` empty or already gone (containerd sends DEL twice).
 """
@@ -118,7 +119,7 @@ def run_command(inv: Invocation, conf: NetConf, log: PluginLog) -> dict[str, obj
         # Validate prevResult before dialing felix: a bad one is the runtime's fault.
         expected = expected_from_prev_result(conf.prev_result, inv.ifname, inv.netns)
 
-    from cni.felix_client import FelixClient  # grpc: only for commands that need felix
+    from cni.felix_client import FelixClient  # only commands that need felix pay for it
 
     client = FelixClient(conf)
     try:

@@ -215,3 +215,24 @@ def test_add_deadline_is_try_again_and_undone(
     assert_error(run, 11)
     # The plugin deleted what felix finished after the deadline.
     assert isinstance(fake_felix.requests[-1], pb.DeleteWorkloadRequest)
+
+
+def test_grpcio_fallback_transport_gives_the_same_answers(
+    installed: Installed, fake_felix: FakeFelix
+) -> None:
+    from cni import h2grpc, wire
+    from cni.felix_client import _grpcio_call
+
+    request = wire.encode(
+        "AddWorkloadRequest", {"container_id": "fb", "netns": "/n", "interface_name": "eth0"}
+    )
+    fast = h2grpc.unary_call(installed.socket, "/gingham.v1.Dataplane/AddWorkload", request, 5)
+    slow = _grpcio_call(installed.socket, "AddWorkload", request, 5)
+    assert wire.decode("AddWorkloadReply", fast) == wire.decode("AddWorkloadReply", slow)
+    fake_felix.fail_next = Failure(
+        pb.ADDRESS_EXHAUSTED, grpc.StatusCode.RESOURCE_EXHAUSTED, "pool full", "pools"
+    )
+    with pytest.raises(h2grpc.GrpcStatus) as exc:
+        _grpcio_call(installed.socket, "AddWorkload", request, 5)
+    detail = wire.decode("ErrorDetail", exc.value.trailers["gingham-error-bin"])
+    assert (exc.value.code, detail["field"]) == (8, "pools")
