@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from gingham.model.fields import dns_subdomain_problem, invalid, label_problem
@@ -111,6 +111,18 @@ class Resource(Model):
     api_version: str = API_VERSION
     metadata: Metadata
     spec: Any
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_own_kind(cls, data: Any) -> Any:
+        # `kind` is a ClassVar, not a field: accept it (as `to_document` writes
+        # it) when it names this class, so `X.model_validate(x.to_document())`
+        # works; any other kind is an error, not silently re-typed.
+        if isinstance(data, dict) and "kind" in data:
+            if data["kind"] != cls.kind:
+                raise invalid(f'expected kind {cls.kind}, got "{data["kind"]}"', path="kind")
+            data = {k: v for k, v in data.items() if k != "kind"}
+        return data
 
     @field_validator("metadata")
     @classmethod

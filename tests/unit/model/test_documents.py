@@ -9,6 +9,7 @@ import textwrap
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from gingham.model import (
     API_VERSION,
@@ -359,3 +360,10 @@ def test_generated_peers_round_trip(
         spec["node"] = node
     peer = parse_resource(document("BGPPeer", "p", spec))
     assert parse_resource(peer.to_document()) == peer
+
+
+def test_model_validate_accepts_its_own_document_and_refuses_another_kind() -> None:
+    pool = _pool("a", "10.0.0.0/16")
+    assert IPPool.model_validate(pool.to_document()) == pool
+    with pytest.raises(ValidationError, match='expected kind Node, got "IPPool"'):
+        Node.model_validate(pool.to_document())
