@@ -182,6 +182,10 @@ def resolve_kind(word: str) -> type[Resource]:
     """`ippool`, `IPPools`, `ippools` → IPPool (calicoctl-style lookup)."""
     canonical = _LOOKUP.get(word.lower())
     if canonical is None:
+        import difflib  # only on this error path
+
         known = ", ".join(sorted(KINDS))
-        raise UnknownKind(f'unknown resource kind "{word}" (known kinds: {known})')
+        close = difflib.get_close_matches(word.lower(), _LOOKUP, n=1, cutoff=0.7)
+        hint = f"did you mean {_LOOKUP[close[0]]}? " if close else ""
+        raise UnknownKind(f'unknown resource kind "{word}" ({hint}known kinds: {known})')
     return KINDS[canonical]

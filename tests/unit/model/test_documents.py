@@ -19,10 +19,12 @@ from gingham.model import (
     InvalidResource,
     IPPool,
     Node,
+    UnknownKind,
     check_pool_overlaps,
     check_set,
     load_documents,
     parse_resource,
+    resolve_kind,
 )
 from tests.unit.model.helpers import document, errors_of
 
@@ -50,6 +52,19 @@ def test_kind_is_looked_up_like_calicoctl() -> None:
         assert isinstance(parse_resource(document(kind, "p", {"cidr": "10.0.0.0/16"})), IPPool)
 
 
+@pytest.mark.parametrize(
+    ("word", "message"),
+    [
+        ("IPPol", 'unknown resource kind "IPPol" (did you mean IPPool? known kinds: {known})'),
+        ("frobnitz", 'unknown resource kind "frobnitz" (known kinds: {known})'),
+    ],
+)
+def test_unknown_kind_suggests_the_closest(word: str, message: str) -> None:
+    with pytest.raises(UnknownKind) as caught:
+        resolve_kind(word)
+    assert str(caught.value) == message.replace("{known}", ", ".join(sorted(KINDS)))
+
+
 def test_calico_api_version_is_accepted_and_rewritten() -> None:
     doc = {
         **document("BGPPeer", "p", {"peerSelector": "all()"}),
@@ -66,7 +81,7 @@ def test_calico_api_version_is_accepted_and_rewritten() -> None:
     [
         (
             {**document("Node", "n"), "kind": "Nod"},
-            [f'"n": kind: unknown resource kind "Nod" (known kinds: {KNOWN})'],
+            [f'"n": kind: unknown resource kind "Nod" (did you mean Node? known kinds: {KNOWN})'],
         ),
         (
             {"apiVersion": "v1", "metadata": {"name": "n"}},
