@@ -7,7 +7,7 @@ it. Revisions of one backend are totally ordered (a global counter), so a
 exactly the changes after it, in order.
 
 Invariants every backend keeps (the contract suite in
-tests/integration/test_datastore_contract.py checks them):
+tests/integration/datastore/test_contract.py checks them):
 - `create` fails with `AlreadyExists` if the key exists; `update`/`delete`
   with a revision fail with `Conflict` when it is stale, `NotFound` when the
   key is gone. Exactly one of several racing CAS writers wins.
@@ -61,7 +61,9 @@ class EventType(enum.Enum):
 @dataclass(frozen=True)
 class WatchEvent:
     type: EventType
-    # For DELETED: the object as it was last stored.
+    # For DELETED: the object as it was last stored, its resource_version set to
+    # the deletion's revision (as Kubernetes does); `revision` is always the
+    # revision of this change.
     obj: Resource
     revision: str
 

@@ -203,7 +203,12 @@ class EtcdDatastore:
         revision = 0  # first page: latest; later pages: the first page's revision
         while True:
             request = rpc_pb2.RangeRequest(key=start, range_end=end, limit=_PAGE, revision=revision)
-            response = await self._call(self._range(request), write=False)
+            try:
+                response = await self._call(self._range(request), write=False)
+            except RevisionCompacted:
+                # Compacted between two pages: the snapshot is gone, start over.
+                items, revision, start = [], 0, kind_prefix + prefix.encode()
+                continue
             revision = revision or response.header.revision
             for kv in response.kvs:
                 name = kv.key[len(kind_prefix) :].decode()

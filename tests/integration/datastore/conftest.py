@@ -7,7 +7,7 @@ the `Datastore` protocol: the URL (for worker processes), a fresh client, and
 per-backend ways to compact history, cause an outage and disrupt connections.
 
 Adding a backend (e.g. kubernetes) is one factory below plus one entry in
-`BACKENDS`.
+`BACKENDS` (and in `BACKEND_MARKS` if it needs a marker).
 """
 
 from __future__ import annotations
@@ -170,7 +170,14 @@ BACKENDS: dict[
 }
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+# Marks per backend (pyproject declares them), so `-m "not etcd"` deselects.
+BACKEND_MARKS: dict[str, list[pytest.MarkDecorator]] = {"etcd": [pytest.mark.etcd]}
+BACKEND_PARAMS = [
+    pytest.param(name, marks=BACKEND_MARKS.get(name, [])) for name in sorted(BACKENDS)
+]
+
+
+@pytest.fixture(params=BACKEND_PARAMS)
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     async with BACKENDS[request.param](request, False) as made:
         try:
@@ -179,7 +186,7 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
             await made.close_all()
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(params=BACKEND_PARAMS)
 async def restartable_backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     async with BACKENDS[request.param](request, True) as made:
         try:

@@ -17,6 +17,8 @@ from gingham.datastore.url import EtcdEndpoint
 from tests.integration.datastore.kinds import WIDGET, widget
 from tests.support.etcd import EtcdServer, free_port, require_etcd
 
+pytestmark = pytest.mark.etcd
+
 
 @pytest.fixture
 def own_etcd() -> Iterator[EtcdServer]:
