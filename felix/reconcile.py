@@ -136,15 +136,16 @@ class Reconciler:
                 errno.ESRCH,
                 errno.ENODEV,
             )
-            subject = _subject(op)
             if not (result.ok or gone):
+                subject = _subject(op)
                 failed = True
                 reason = result.message or errno.errorcode.get(result.errno, str(result.errno))
                 if op.action is Action.ADD and result.errno == errno.EEXIST:
                     reason = "destination already has a route felix does not own"
                 self.failures[subject] = f"{op.action.value} {subject}: {reason}"
                 continue
-            self.failures.pop(subject, None)
+            if self.failures:  # str() of 50k subjects would dominate a bulk commit
+                self.failures.pop(_subject(op), None)
             _record(self.programmed, op)
         if failed:
             self.backoff.failed(now)
