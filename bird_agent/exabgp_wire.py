@@ -76,6 +76,8 @@ def _render_neighbor(peer: PeerSpec) -> list[str]:
         f"    peer-as {peer.peer_asn};",
         f"    hold-time {peer.hold_time};",
     ]
+    if peer.port != 179:
+        out.append(f"    connect {peer.port};")
     if peer.password:
         out.append(f"    md5-password {_quote(peer.password, 'password')};")
     out += [

@@ -84,6 +84,8 @@ class BGPConfigView:
 class BGPPeerView:
     name: str
     peer_ip: IPv4Address | None = None
+    # peerIP may carry a port ("192.0.2.1:1179"); None: the BGP port.
+    peer_port: int | None = None
     asn: int | None = None
     node: str | None = None
     node_selector: str | None = None
@@ -114,6 +116,8 @@ class PeerSpec:
     hold_time: int = DEFAULT_HOLD_TIME
     graceful_restart_time: int = DEFAULT_GRACEFUL_RESTART_TIME
     keep_original_next_hop: bool = False
+    # TCP port to connect to on the peer.
+    port: int = 179
     # Set by route-reflector logic (later): this peer is our RR client.
     route_reflector_client: bool = False
 
@@ -172,6 +176,7 @@ def derive_peers(
         peer_node: str | None,
         password: str | None,
         keep_next_hop: bool = False,
+        port: int | None = None,
     ) -> PeerSpec:
         return PeerSpec(
             address=address,
@@ -186,6 +191,7 @@ def derive_peers(
             hold_time=config.hold_time,
             graceful_restart_time=config.graceful_restart_time,
             keep_original_next_hop=keep_next_hop,
+            port=port or 179,
         )
 
     candidates: list[tuple[int, str, PeerSpec]] = []
@@ -266,6 +272,7 @@ def derive_peers(
                     peer_node=node_here,
                     password=peer.password,
                     keep_next_hop=peer.keep_original_next_hop,
+                    port=peer.peer_port,
                 ),
             )
         )
