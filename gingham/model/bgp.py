@@ -95,7 +95,7 @@ class BGPConfigurationSpec(Model):
     def _check_log_severity(cls, value: Any) -> LogSeverity | None:
         return None if value is None else _log_severity(value)
 
-    @field_serializer("log_severity")
+    @field_serializer("log_severity", when_used="json")
     def _severity_text(self, level: LogSeverity | None) -> str | None:
         # Explicit: pydantic warns when serialising an enum a plain validator made.
         return None if level is None else level.value
@@ -184,7 +184,13 @@ def effective_bgp_configuration(
     override = by_name.get(NODE_CONFIGURATION_PREFIX + node)
     if override is None:
         return default.spec
-    return default.spec.model_copy(update=override.spec.model_dump(exclude_none=True))
+    # Attribute values, not a dump: the overlay must keep Python types (ints, enums).
+    update = {
+        field: value
+        for field in BGPConfigurationSpec.model_fields
+        if (value := getattr(override.spec, field)) is not None
+    }
+    return default.spec.model_copy(update=update)
 
 
 def split_peer_address(

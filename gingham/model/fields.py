@@ -101,6 +101,10 @@ def _plain_str(value: Any) -> str:
 Text = Annotated[str, PlainValidator(_plain_str)]
 
 
+# Documents (JSON mode) carry addresses as text; Python-mode dumps keep the objects.
+AS_TEXT = PlainSerializer(str, return_type=str, when_used="json")
+
+
 def _is_ip(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
@@ -126,7 +130,7 @@ def _network(value: Any) -> IPNetwork:
     raise invalid(f"{text} is not a network address (it has host bits set): did you mean {loose}?")
 
 
-CIDR = Annotated[IPNetwork, PlainValidator(_network), PlainSerializer(str, return_type=str)]
+CIDR = Annotated[IPNetwork, PlainValidator(_network), AS_TEXT]
 
 
 def _interface(value: Any) -> IPInterface:
@@ -156,10 +160,14 @@ def _v6_interface(value: Any) -> ipaddress.IPv6Interface:
 
 
 IPv4Interface = Annotated[
-    ipaddress.IPv4Interface, PlainValidator(_v4_interface), PlainSerializer(str, return_type=str)
+    ipaddress.IPv4Interface,
+    PlainValidator(_v4_interface),
+    AS_TEXT,
 ]
 IPv6Interface = Annotated[
-    ipaddress.IPv6Interface, PlainValidator(_v6_interface), PlainSerializer(str, return_type=str)
+    ipaddress.IPv6Interface,
+    PlainValidator(_v6_interface),
+    AS_TEXT,
 ]
 
 
@@ -174,7 +182,9 @@ def _v4_address(value: Any) -> ipaddress.IPv4Address:
 
 
 IPv4Address = Annotated[
-    ipaddress.IPv4Address, PlainValidator(_v4_address), PlainSerializer(str, return_type=str)
+    ipaddress.IPv4Address,
+    PlainValidator(_v4_address),
+    AS_TEXT,
 ]
 
 
@@ -191,7 +201,7 @@ def _ip_address(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
 IPAddress = Annotated[
     ipaddress.IPv4Address | ipaddress.IPv6Address,
     PlainValidator(_ip_address),
-    PlainSerializer(str, return_type=str),
+    AS_TEXT,
 ]
 
 _MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
@@ -269,7 +279,11 @@ def _duration(value: Any) -> int:
     return seconds
 
 
-Duration = Annotated[int, PlainValidator(_duration), PlainSerializer(lambda s: f"{s}s")]
+Duration = Annotated[
+    int,
+    PlainValidator(_duration),
+    PlainSerializer(lambda s: f"{s}s", return_type=str, when_used="json"),
+]
 
 
 _LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")

@@ -108,7 +108,7 @@ class IPPoolSpec(Model):
             )
         return mode
 
-    @field_serializer("ipip_mode", "vxlan_mode")
+    @field_serializer("ipip_mode", "vxlan_mode", when_used="json")
     def _mode_text(self, mode: EncapsulationMode) -> str:
         # Explicit: pydantic warns when serialising an enum a plain validator made.
         return mode.value

@@ -134,13 +134,14 @@ def test_invalid_configurations(name: str, spec: dict[str, object], errors: list
 def test_effective_configuration_overlays_the_node_on_the_global_one() -> None:
     docs = [
         document("BGPConfiguration", "default", {"asNumber": 65001}),
-        document("BGPConfiguration", "node.n1", {"listenPort": 1790}),
+        document("BGPConfiguration", "node.n1", {"listenPort": 1790, "holdTime": "9s"}),
     ]
     configs = [c for c in map(parse_resource, docs) if isinstance(c, BGPConfiguration)]
     assert len(configs) == 2
     n1 = effective_bgp_configuration(configs, "n1")
     n2 = effective_bgp_configuration(configs, "n2")
     assert (n1.as_number, n1.listen_port, n1.node_to_node_mesh_enabled) == (65001, 1790, True)
+    assert n1.hold_time == 9 and n1.log_severity is LogSeverity.INFO
     assert (n2.as_number, n2.listen_port) == (65001, 179)
     bare = effective_bgp_configuration([], "n1")
     assert (bare.as_number, bare.listen_port, bare.log_severity) == (64512, 179, LogSeverity.INFO)

@@ -382,3 +382,12 @@ def test_model_validate_accepts_its_own_document_and_refuses_another_kind() -> N
     assert IPPool.model_validate(pool.to_document()) == pool
     with pytest.raises(ValidationError, match='expected kind Node, got "IPPool"'):
         Node.model_validate(pool.to_document())
+
+
+def test_python_mode_dump_keeps_python_values_and_validates_back() -> None:
+    for resource in load_documents(SAMPLE):
+        dumped = resource.model_dump()
+        assert type(resource).model_validate(dumped) == resource
+    pool = load_documents(SAMPLE)[0]
+    assert isinstance(pool, IPPool)
+    assert pool.model_dump()["spec"]["cidr"] == ipaddress.ip_network("10.244.0.0/16")
