@@ -34,7 +34,6 @@ def build_driver(cache_dir: Path) -> Path:
         "GOPATH": f"{cache_dir / 'gopath'}:{GOCODE}",
         "GOCACHE": str(cache_dir / "gocache"),
         "GOFLAGS": "",
-        "CGO_ENABLED": "0",
     }
     tmp = binary.with_suffix(f".{os.getpid()}.tmp")
     proc = subprocess.run(
