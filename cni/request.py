@@ -1,9 +1,10 @@
 """Parse and validate one CNI invocation: the CNI_* environment plus stdin config.
 
-Pure: takes a mapping (the environment) and bytes (stdin), returns frozen
-dataclasses or raises `CniError` with the spec's code and a message naming the
-variable or field at fault. No I/O, no gRPC, nothing heavier than `json` and
-`ipaddress` is imported, so every command pays the same small parse cost.
+Pure: takes a mapping (the environment) and bytes (stdin), returns immutable
+records (cni/records.py) or raises `CniError` with the spec's code and a message
+naming the variable or field at fault. No I/O; nothing heavier than `json` is
+imported (`ipaddress` only when an address must be checked), so every command
+pays the same small parse cost. runtimeConfig lives in cni/runtime_config.py.
 
 Invariants:
 - The config's `cniVersion` is one of `SUPPORTED_VERSIONS` before anything else
@@ -21,6 +22,14 @@ import json
 from cni import errors
 from cni.errors import CniError
 from cni.records import Record
+from cni.runtime_config import (
+    PortMapping,
+    check_address,
+    invalid,
+    parse_runtime_config,
+    parse_valid_attachments,
+    string_list,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing and collections.abc cost start-up time; mypy only needs them
@@ -51,18 +60,6 @@ _REQUIRED_ENV = {
 }
 # The first spec version that knows each command.
 _MIN_VERSION = {"CHECK": "0.4.0", "GC": "1.1.0", "STATUS": "1.1.0"}
-
-
-class PortMapping(Record):
-    __slots__ = ("container_port", "host_ip", "host_port", "protocol")
-    host_port: int
-    container_port: int
-    protocol: str
-    host_ip: str
-
-    def __init__(self, *, host_port: int, container_port: int, protocol: str, host_ip: str) -> None:
-        self.host_port, self.container_port = host_port, container_port
-        self.protocol, self.host_ip = protocol, host_ip
 
 
 class PodArgs(Record):
@@ -267,7 +264,7 @@ def parse_cni_args(raw: str) -> PodArgs:
         )
     requested = tuple(ip for ip in pairs.get("IP", "").split(",") if ip)
     for ip in requested:
-        _check_address(ip, "CNI_ARGS IP", errors.INVALID_ENVIRONMENT)
+        check_address(ip, "CNI_ARGS IP", errors.INVALID_ENVIRONMENT)
     return PodArgs(
         namespace=pairs.get("K8S_POD_NAMESPACE", ""),
         name=pairs.get("K8S_POD_NAME", ""),
@@ -275,16 +272,6 @@ def parse_cni_args(raw: str) -> PodArgs:
         infra_container_id=pairs.get("K8S_POD_INFRA_CONTAINER_ID", ""),
         requested_ips=requested,
     )
-
-
-def _check_address(value: str, where: str, code: int) -> str:
-    """An address, or an address with a prefix length; returns the bare address."""
-    import ipaddress  # only calls that carry addresses pay for it
-
-    try:
-        return str(ipaddress.ip_interface(value).ip)
-    except ValueError:
-        raise CniError(code, f"{where}: {value!r} is not an IP address") from None
 
 
 def read_invocation(env: Mapping[str, str], command: str) -> Invocation:
@@ -317,126 +304,35 @@ def read_invocation(env: Mapping[str, str], command: str) -> Invocation:
     )
 
 
-def _invalid(field: str, reason: str) -> CniError:
-    return CniError(errors.INVALID_NETWORK_CONFIG, f"network config field {field}: {reason}")
-
-
-def _string_list(value: object, field: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise _invalid(field, "must be a list of non-empty strings")
-    return tuple(value)
-
-
-def _port(entry: Mapping[str, object], key: str, field: str, required: bool) -> int:
-    # Go's encoding/json matches keys case-insensitively; runtimes rely on it.
-    value = next((v for k, v in entry.items() if k.lower() == key.lower()), None)
-    if value is None and not required:
-        return 0
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 65536:
-        raise _invalid(f"{field}.{key}", f"must be a port number 1-65535, got {value!r}")
-    return value
-
-
-def _port_mappings(value: object) -> tuple[PortMapping, ...]:
-    field = "runtimeConfig.portMappings"
-    if not isinstance(value, list):
-        raise _invalid(field, "must be a list")
-    out = []
-    for i, entry in enumerate(value):
-        where = f"{field}[{i}]"
-        if not isinstance(entry, dict):
-            raise _invalid(where, "must be an object")
-        folded = {k.lower(): v for k, v in entry.items()}
-        protocol = folded.get("protocol", "tcp")
-        if not isinstance(protocol, str) or protocol.lower() not in ("tcp", "udp", "sctp"):
-            raise _invalid(f"{where}.protocol", f"must be tcp, udp or sctp, got {protocol!r}")
-        host_ip = folded.get("hostip", "")
-        if not isinstance(host_ip, str):
-            raise _invalid(f"{where}.hostIP", "must be a string")
-        if host_ip:
-            _check_address(host_ip, f"{where}.hostIP", errors.INVALID_NETWORK_CONFIG)
-        out.append(
-            PortMapping(
-                host_port=_port(entry, "hostPort", where, required=True),
-                container_port=_port(entry, "containerPort", where, required=True),
-                protocol=protocol.lower(),
-                host_ip=host_ip,
-            )
-        )
-    return tuple(out)
-
-
-def _valid_attachments(value: object) -> tuple[tuple[str, str], ...]:
-    field = "cni.dev/valid-attachments"
-    if not isinstance(value, list):
-        raise _invalid(field, "must be a list of {containerID, ifname}")
-    out = []
-    for i, entry in enumerate(value):
-        cid = entry.get("containerID") if isinstance(entry, dict) else None
-        ifname = entry.get("ifname") if isinstance(entry, dict) else None
-        if not isinstance(cid, str) or not cid or not isinstance(ifname, str) or not ifname:
-            raise _invalid(f"{field}[{i}]", "needs non-empty string containerID and ifname")
-        out.append((cid, ifname))
-    return tuple(out)
-
-
-def _mac(value: object) -> str:
-    parts = value.split(":") if isinstance(value, str) else []
-    if len(parts) != 6 or not all(
-        len(p) == 2 and all(c in "0123456789abcdefABCDEF" for c in p) for p in parts
-    ):
-        raise _invalid(
-            "runtimeConfig.mac", f"must be a MAC address aa:bb:cc:dd:ee:ff, got {value!r}"
-        )
-    return str(value).lower()
-
-
-def _runtime_config(
-    config: Mapping[str, object],
-) -> tuple[tuple[str, ...], str, tuple[PortMapping, ...]]:
-    runtime = config.get("runtimeConfig", {})
-    if not isinstance(runtime, dict):
-        raise _invalid("runtimeConfig", "must be an object")
-    ips: tuple[str, ...] = ()
-    if "ips" in runtime:
-        ips = tuple(
-            _check_address(ip, "runtimeConfig.ips", errors.INVALID_NETWORK_CONFIG)
-            for ip in _string_list(runtime["ips"], "runtimeConfig.ips")
-        )
-    mac = _mac(runtime["mac"]) if runtime.get("mac") else ""
-    ports = _port_mappings(runtime["portMappings"]) if "portMappings" in runtime else ()
-    return ips, mac, ports
-
-
 def parse_netconf(config: Mapping[str, object], version: str) -> NetConf:
     name = config.get("name")
     if not isinstance(name, str) or not name:
-        raise _invalid("name", "must be a non-empty string")
+        raise invalid("name", "must be a non-empty string")
     if any(c in "/\\:" or c.isspace() for c in name):
-        raise _invalid("name", f"{name!r} contains '/', '\\', ':' or whitespace")
+        raise invalid("name", f"{name!r} contains '/', '\\', ':' or whitespace")
     socket = config.get("felix_socket", DEFAULT_FELIX_SOCKET)
     if not isinstance(socket, str) or not socket.startswith("/"):
-        raise _invalid("felix_socket", f"must be an absolute path, got {socket!r}")
+        raise invalid("felix_socket", f"must be an absolute path, got {socket!r}")
     ipam = config.get("ipam", {})
     if not isinstance(ipam, dict):
-        raise _invalid("ipam", "must be an object")
-    pools = _string_list(ipam["ipv4_pools"], "ipam.ipv4_pools") if "ipv4_pools" in ipam else ()
+        raise invalid("ipam", "must be an object")
+    pools = string_list(ipam["ipv4_pools"], "ipam.ipv4_pools") if "ipv4_pools" in ipam else ()
     mtu = config.get("mtu", 0)
     if not isinstance(mtu, int) or isinstance(mtu, bool) or not (mtu == 0 or 68 <= mtu <= 65535):
-        raise _invalid("mtu", f"must be an integer 68-65535 (or 0 for automatic), got {mtu!r}")
+        raise invalid("mtu", f"must be an integer 68-65535 (or 0 for automatic), got {mtu!r}")
     log_level = config.get("log_level", "info")
     if not isinstance(log_level, str) or log_level.lower() not in LOG_LEVELS:
-        raise _invalid("log_level", f"must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+        raise invalid("log_level", f"must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
     log_file = config.get("log_file", "")
     if not isinstance(log_file, str):
-        raise _invalid("log_file", "must be a path")
+        raise invalid("log_file", "must be a path")
     timeout = config.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS)
     if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
-        raise _invalid("timeout_seconds", f"must be a positive number, got {timeout!r}")
+        raise invalid("timeout_seconds", f"must be a positive number, got {timeout!r}")
     prev = config.get("prevResult")
     if prev is not None and not isinstance(prev, dict):
-        raise _invalid("prevResult", "must be an object")
-    ips, mac, ports = _runtime_config(config)
+        raise invalid("prevResult", "must be an object")
+    ips, mac, ports = parse_runtime_config(config)
     valid = config.get("cni.dev/valid-attachments")
     return NetConf(
         cni_version=version,
@@ -451,5 +347,5 @@ def parse_netconf(config: Mapping[str, object], version: str) -> NetConf:
         runtime_ips=ips,
         mac=mac,
         port_mappings=ports,
-        valid_attachments=None if valid is None else _valid_attachments(valid),
+        valid_attachments=None if valid is None else parse_valid_attachments(valid),
     )
