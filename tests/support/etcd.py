@@ -3,7 +3,8 @@
 `EtcdServer` starts ``etcd`` on 127.0.0.1 with free client and peer ports and a
 temporary data dir, waits until ``/health`` answers, and stops it by PID. It can
 stop and start again on the same ports and data dir (for resume tests): the
-store's revisions survive the restart.
+store's revisions survive the restart. `EtcdCluster` starts several members
+together (for endpoint failover with a quorum left).
 
 Also two helpers that talk etcd's JSON gateway (``/v3/kv/...``) with urllib, so
 fixtures can wipe keys and compact history without the code under test.
@@ -22,7 +23,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -51,18 +51,27 @@ def free_port() -> int:
 
 
 class EtcdServer:
-    def __init__(self, binary: str | None = None) -> None:
+    """One etcd member; alone it is a one-member cluster (see `EtcdCluster`)."""
+
+    def __init__(self, binary: str | None = None, name: str = "gingham-test") -> None:
         self.binary = binary or require_etcd()
+        self.name = name
         self.data_parent = tempfile.mkdtemp(prefix="gingham-etcd-")
         self.data_dir = os.path.join(self.data_parent, "data")
         self.client_port = free_port()
         self.peer_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = os.path.join(self.data_parent, "etcd.log")
+        # name=peer URL of every member; set by EtcdCluster before the first launch.
+        self.initial_cluster = f"{name}={self.peer_url}"
 
     @property
     def endpoint(self) -> str:
         return f"127.0.0.1:{self.client_port}"
+
+    @property
+    def peer_url(self) -> str:
+        return f"http://127.0.0.1:{self.peer_port}"
 
     @property
     def url(self) -> str:
@@ -70,20 +79,24 @@ class EtcdServer:
         return f"etcd://{self.endpoint}"
 
     def start(self, timeout: float = 20.0) -> None:
+        self.launch()
+        self.wait_healthy(timeout)
+
+    def launch(self) -> None:
+        """Start the process without waiting (cluster members must start together)."""
         assert self.process is None, "already running"
         client = f"http://{self.endpoint}"
-        peer = f"http://127.0.0.1:{self.peer_port}"
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [
                     self.binary,
-                    "--name=gingham-test",
+                    f"--name={self.name}",
                     f"--data-dir={self.data_dir}",
                     f"--listen-client-urls={client}",
                     f"--advertise-client-urls={client}",
-                    f"--listen-peer-urls={peer}",
-                    f"--initial-advertise-peer-urls={peer}",
-                    f"--initial-cluster=gingham-test={peer}",
+                    f"--listen-peer-urls={self.peer_url}",
+                    f"--initial-advertise-peer-urls={self.peer_url}",
+                    f"--initial-cluster={self.initial_cluster}",
                     "--initial-cluster-state=new",
                     "--log-level=error",
                 ],
@@ -91,6 +104,9 @@ class EtcdServer:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
+
+    def wait_healthy(self, timeout: float = 20.0) -> None:
+        """Poll /health (true once the member sees a leader)."""
         try:
             wait_for(self._healthy, timeout=timeout, interval=0.05, what=f"etcd on {self.endpoint}")
         except AssertionError:
@@ -165,13 +181,37 @@ class EtcdServer:
         self.close()
 
 
-def wait_port_closed(port: int, timeout: float = 5.0) -> None:
-    def closed() -> bool:
-        with socket.socket() as sock:
-            return sock.connect_ex(("127.0.0.1", port)) != 0
+class EtcdCluster:
+    """`size` members on loopback, started together; `close` stops and removes all."""
 
-    wait_for(closed, timeout=timeout, what=f"port {port} to close")
+    def __init__(self, size: int = 3) -> None:
+        binary = require_etcd()
+        self.members = [EtcdServer(binary, name=f"gingham-test-{i}") for i in range(size)]
+        initial = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
+        for member in self.members:
+            member.initial_cluster = initial
 
+    @property
+    def url(self) -> str:
+        return "etcd://" + ",".join(m.endpoint for m in self.members)
 
-def elapsed_since(start: float) -> float:
-    return time.monotonic() - start
+    def start(self, timeout: float = 30.0) -> None:
+        for member in self.members:
+            member.launch()
+        for member in self.members:
+            member.wait_healthy(timeout)
+
+    def close(self) -> None:
+        for member in self.members:
+            member.close()
+
+    def __enter__(self) -> EtcdCluster:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -15,7 +15,7 @@ from gingham.datastore import Unavailable, open_datastore
 from gingham.datastore.etcd import EtcdDatastore
 from gingham.datastore.url import EtcdEndpoint
 from tests.integration.datastore.kinds import WIDGET, widget
-from tests.support.etcd import EtcdServer, free_port, require_etcd
+from tests.support.etcd import EtcdCluster, EtcdServer, free_port, require_etcd
 
 pytestmark = pytest.mark.etcd
 
@@ -79,6 +79,28 @@ async def test_a_dead_endpoint_is_skipped_for_the_next(shared_etcd: EtcdServer) 
         await watch.aclose()  # type: ignore[attr-defined]
     finally:
         await store.close()
+
+
+async def test_writes_and_a_watch_move_to_another_member_when_one_stops() -> None:
+    require_etcd()
+    with EtcdCluster(3) as cluster:
+        store = open_datastore(cluster.url)
+        try:
+            listing = await store.list(WIDGET)  # served by the first member
+            watch = store.watch(WIDGET, listing.revision)
+            first = await store.create(widget("w0"))
+            seen = [await asyncio.wait_for(anext(watch), 10)]
+
+            cluster.members[0].stop()  # the member both the calls and the stream use
+            written = [first] + [await store.create(widget(f"w{i}")) for i in (1, 2)]
+            seen += [await asyncio.wait_for(anext(watch), 15) for _ in (1, 2)]
+            await watch.aclose()  # type: ignore[attr-defined]
+        finally:
+            await store.close()
+
+    assert [(e.obj.name, e.revision) for e in seen] == [
+        (o.name, o.resource_version) for o in written
+    ]
 
 
 async def test_no_reachable_endpoint_is_unavailable_naming_them() -> None:
