@@ -19,6 +19,8 @@ Invariants:
 from __future__ import annotations
 
 import json
+import logging
+import socket
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
@@ -36,6 +38,8 @@ from bird_agent.events import (
     RoutesWithdrawn,
 )
 from bird_agent.peers import PeerSpec
+
+log = logging.getLogger(__name__)
 
 API_PROCESS = "gingham"
 # Next hop "self": ExaBGP puts each session's local address (per neighbor).
@@ -188,7 +192,12 @@ def parse_line(line: str) -> list[BgpEvent] | Ack | None:
         return None
     if not isinstance(message, dict):
         return None
-    return list(_events(message))
+    try:
+        return list(_events(message))
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        # One odd message must not take the session down: log it, skip it.
+        log.warning("skipping an ExaBGP message we cannot read (%s): %.300s", exc, text)
+        return []
 
 
 def _events(message: dict[str, Any]) -> Iterator[BgpEvent]:
@@ -259,7 +268,18 @@ def _update(peer: IPv4Address, body: dict[str, Any]) -> Iterator[BgpEvent]:
 def _nlris(entries: list[Any]) -> Iterator[IPv4Network]:
     for entry in entries:
         text = entry.get("nlri") if isinstance(entry, dict) else entry
-        yield IPv4Network(text)
+        yield _network(text)
+
+
+def _network(text: str) -> IPv4Network:
+    # 2x faster than IPv4Network(text), which dominates receiving 100k prefixes;
+    # inet_pton is strict (dotted quad only), IPv4Network still checks host bits.
+    address, _, length = text.partition("/")
+    try:
+        packed = socket.inet_pton(socket.AF_INET, address)
+    except OSError:
+        raise ValueError(f"{text!r} is not an IPv4 prefix") from None
+    return IPv4Network((int.from_bytes(packed, "big"), int(length or 32)))
 
 
 def _as_path(raw: Any) -> tuple[int, ...]:

@@ -195,3 +195,16 @@ def test_adapter_refuses_unrenderable_peers_up_front(tmp_path: Path) -> None:
     adapter = ExaBGPAdapter(ExaBGPOptions(run_dir=tmp_path))
     with pytest.raises(wire.ConfigError, match="password"):
         adapter.set_peers([spec("10.99.0.2", password="new\nline")])
+
+
+def test_a_message_with_a_bad_prefix_is_skipped_not_fatal() -> None:
+    bad = (
+        HEAD
+        + '"type": "update", '
+        + NEIGHBOR
+        + (
+            '"direction": "receive", "message": { "update": { "withdraw": { "ipv4 unicast": '
+            '[ { "nlri": "10.200.0.1/26" }, { "nlri": "1.2.3/8" } ] } } } } }'
+        )
+    )
+    assert wire.parse_line(bad) == []
