@@ -268,7 +268,7 @@ def _update(peer: IPv4Address, body: dict[str, Any]) -> Iterator[BgpEvent]:
 def _nlris(entries: list[Any]) -> Iterator[IPv4Network]:
     for entry in entries:
         text = entry.get("nlri") if isinstance(entry, dict) else entry
-        yield _network(text)
+        yield _network(str(text))
 
 
 def _network(text: str) -> IPv4Network:
