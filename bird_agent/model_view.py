@@ -77,19 +77,7 @@ def peer_views(peers: Iterable[BGPPeer]) -> tuple[list[BGPPeerView], list[str]]:
 
 
 def config_view(configs: Iterable[BGPConfiguration], node: str) -> BGPConfigView:
-    listed = list(configs)
-    spec = effective_bgp_configuration(listed, node)
-    # effective_bgp_configuration overlays model_dump() output, which turns
-    # durations into "9s" strings; take the per-node values as attributes.
-    override = next((c for c in listed if c.node_name == node), None)
-    if override is not None:
-        spec = spec.model_copy(
-            update={
-                name: value
-                for name in type(override.spec).model_fields
-                if (value := getattr(override.spec, name)) is not None
-            }
-        )
+    spec = effective_bgp_configuration(configs, node)
     return BGPConfigView(
         asn=spec.as_number if spec.as_number is not None else DEFAULT_AS,
         node_to_node_mesh=spec.node_to_node_mesh_enabled is not False,
