@@ -26,7 +26,14 @@ from typing import Any
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from felix.dataplane import IPIP_DEVICE, POD_GATEWAY, VXLAN_DEVICE, VXLAN_PORT, VXLAN_VNI
+from felix.dataplane import (
+    HOST_IFACE_PREFIX,
+    IPIP_DEVICE,
+    POD_GATEWAY,
+    VXLAN_DEVICE,
+    VXLAN_PORT,
+    VXLAN_VNI,
+)
 from felix.netns import netns_path, read_sysctl, write_sysctls
 
 NUD_NOARP, NUD_PERMANENT = 0x40, 0x80
@@ -239,3 +246,22 @@ def ensure_tunl0(host_netns: str | None, tunnel_ip: IPv4Address | None) -> str |
             if str(tunnel_ip) not in have:
                 ipr.addr("add", index=index, address=str(tunnel_ip), prefixlen=32)
     return None
+
+
+def discover_workloads(host_netns: str | None) -> list[tuple[str, tuple[IPv4Address, ...]]]:
+    """(host interface, pod IPs) for every gh* veth, from its permanent neighbours."""
+    found = []
+    with open_rtnl(host_netns) as ipr:
+        for link in ipr.get_links():
+            name = link.get_attr("IFLA_IFNAME")
+            if not name or not name.startswith(HOST_IFACE_PREFIX):
+                continue
+            ips = tuple(
+                sorted(
+                    IPv4Address(n.get_attr("NDA_DST"))
+                    for n in ipr.get_neighbours(ifindex=link["index"], family=2)
+                    if n["state"] & NUD_PERMANENT
+                )
+            )
+            found.append((str(name), ips))
+    return found

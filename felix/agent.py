@@ -1,0 +1,186 @@
+"""The agent: felix's state and its reconcile loop (asyncio, one writer).
+
+Owns what felix knows — pools, nodes, this node's blocks, local workloads, the
+route feed — and turns it into kernel state through the pure core
+(`compute_desired` → `Reconciler`) and a `HostPort` adapter. Events only
+mark the agent dirty; the loop drains them and reconciles once per batch
+(batch, then commit), and also on a periodic resync that re-dumps the
+kernel. Kernel calls block, so they run in a worker thread; only one
+reconcile runs at a time.
+
+Invariants:
+- Removal waits for `datastore_synced` and the feed's first snapshot (the
+  Reconciler enforces it; the agent only reports the two facts).
+- Local workloads found in the kernel at start (gh* veths with their
+  permanent pod neighbour entries) are adopted before the first reconcile,
+  so a restarted felix never removes the /32 of a running pod.
+- A capability problem (no ipip) is reported once in the log and kept in
+  `problems` for Status; everything else keeps being served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+from typing import Protocol
+
+from felix.dataplane import KernelState, OpResult
+from felix.desired import (
+    DesiredInputs,
+    LocalWorkload,
+    NodeInfo,
+    PoolInfo,
+    compute_desired,
+    vxlan_in_use,
+)
+from felix.feed import RouteFeed
+from felix.reconcile import KernelPort, Reconciler, reconcile_once
+
+log = logging.getLogger("felix.agent")
+
+
+class HostPort(KernelPort, Protocol):
+    """The kernel adapter the agent needs beyond routes (see felix.host)."""
+
+    def discover_workloads(self) -> list[LocalWorkload]: ...
+
+    def ensure_vxlan(
+        self, vtep_ip: IPv4Address, vtep_mac: str, local: IPv4Address | None
+    ) -> None: ...
+
+    def ensure_tunl0(self, tunnel_ip: IPv4Address | None) -> str | None: ...
+
+
+@dataclass
+class Stats:
+    reconciles: int = 0
+    last_duration: float = 0.0
+    errors: int = 0
+    ops_applied: int = 0
+
+
+@dataclass
+class Agent:
+    node: str
+    host: HostPort
+    resync_interval: float = 30.0
+    clock: Callable[[], float] = time.monotonic
+    feed: RouteFeed = field(default_factory=RouteFeed)
+    reconciler: Reconciler = field(default_factory=Reconciler)
+    pools: dict[str, PoolInfo] = field(default_factory=dict)
+    nodes: dict[str, NodeInfo] = field(default_factory=dict)
+    blocks: set[IPv4Network] = field(default_factory=set)
+    workloads: dict[str, LocalWorkload] = field(default_factory=dict)
+    # Subnets this node is directly attached to (CrossSubnet decisions).
+    connected: list[IPv4Network] = field(default_factory=list)
+    stats: Stats = field(default_factory=Stats)
+    capability_problems: set[str] = field(default_factory=set)
+    desired_problems: list[str] = field(default_factory=list)
+    on_reconciled: Callable[[Agent, list[OpResult]], None] | None = None
+
+    def __post_init__(self) -> None:
+        self._dirty = asyncio.Event()
+        self._datastore_kinds_pending: set[str] = set()
+        self._next_resync = 0.0
+        self._started = False
+
+    # ---- facts in
+
+    def mark_dirty(self) -> None:
+        self._dirty.set()
+
+    def expect_datastore_kinds(self, kinds: set[str]) -> None:
+        self._datastore_kinds_pending = set(kinds)
+        if not kinds:
+            self.reconciler.datastore_synced = True
+
+    def datastore_kind_synced(self, kind: str) -> None:
+        self._datastore_kinds_pending.discard(kind)
+        if not self._datastore_kinds_pending and not self.reconciler.datastore_synced:
+            log.info("first full datastore snapshot processed")
+            self.reconciler.datastore_synced = True
+        self.mark_dirty()
+
+    @property
+    def problems(self) -> list[str]:
+        failures = list(self.reconciler.failures.values())
+        return sorted(self.capability_problems) + self.desired_problems + failures
+
+    @property
+    def ready(self) -> bool:
+        return self.reconciler.removal_allowed and self.stats.reconciles > 0
+
+    def inputs(self) -> DesiredInputs:
+        me = self.nodes.get(self.node)
+        address = me.address if me else None
+        return DesiredInputs(
+            node=self.node,
+            node_address=address,
+            connected=list(self.connected),
+            pools=[p for p in self.pools.values() if not p.disabled],
+            blocks=sorted(self.blocks),
+            workloads=list(self.workloads.values()),
+            nodes=dict(self.nodes),
+            learned=self.feed.by_prefix(),
+        )
+
+    # ---- the loop
+
+    async def start(self) -> None:
+        """Adopt the workloads already plumbed in the kernel (restart safety)."""
+        for workload in await asyncio.to_thread(self.host.discover_workloads):
+            self.workloads.setdefault(workload.host_interface, workload)
+        self._started = True
+
+    async def run(self) -> None:
+        if not self._started:
+            await self.start()
+        while True:
+            now = self.clock()
+            wait = max(0.0, self._next_resync - now)
+            if not self.reconciler.due(now):
+                wait = min(wait, max(0.0, self.reconciler.backoff.not_before - now))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._dirty.wait(), timeout=wait)
+            self._dirty.clear()
+            self.reconciler.routes_synced = self.feed.synced
+            await self.reconcile(resync=self.clock() >= self._next_resync)
+
+    async def reconcile(self, resync: bool) -> list[OpResult]:
+        inputs = self.inputs()
+        started = time.perf_counter()
+        results = await asyncio.to_thread(self._reconcile_blocking, inputs, resync)
+        self.stats.last_duration = time.perf_counter() - started
+        self.stats.reconciles += 1
+        self.stats.ops_applied += len(results)
+        self.stats.errors += sum(1 for r in results if not r.ok)
+        if resync:
+            self._next_resync = self.clock() + self.resync_interval
+        if self.on_reconciled is not None:
+            self.on_reconciled(self, results)
+        return results
+
+    def _reconcile_blocking(self, inputs: DesiredInputs, resync: bool) -> list[OpResult]:
+        self._ensure_tunnels(inputs)
+        desired = compute_desired(inputs)
+        self.desired_problems = desired.problems
+        return reconcile_once(self.reconciler, self.host, desired.state, self.clock(), resync)
+
+    def _ensure_tunnels(self, inputs: DesiredInputs) -> None:
+        me = self.nodes.get(self.node)
+        if vxlan_in_use(inputs) and me and me.vtep_ip and me.vtep_mac:
+            self.host.ensure_vxlan(me.vtep_ip, me.vtep_mac, me.address)
+        if any(p.ipip_mode.value != "Never" for p in inputs.pools):
+            problem = self.host.ensure_tunl0(None)
+            inputs.ipip_supported = problem is None
+            if problem and problem not in self.capability_problems:
+                log.error("%s", problem)  # once: the set remembers it
+                self.capability_problems.add(problem)
+
+    def programmed(self) -> KernelState:
+        return self.reconciler.programmed

@@ -1,0 +1,175 @@
+"""gRPC servicers: `Dataplane` (for the CNI plugin) and `RouteFeed` (for the speaker).
+
+Servicers translate, nothing more: protobuf in → agent / adapter call → reply.
+Errors end the call with a gRPC status plus an `ErrorDetail` in the trailing
+metadata key `gingham-error-bin` (see proto/gingham/v1/dataplane.proto).
+
+AddWorkload needs IPAM (`gingham.ipam.assign`), which has not landed yet: it
+answers UNIMPLEMENTED with a TRY_AGAIN_LATER detail until it is wired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from ipaddress import IPv4Address, IPv4Network
+from typing import Any, NoReturn
+
+import grpc
+
+from felix import links
+from felix.agent import Agent
+from felix.dataplane import host_interface_name
+from felix.feed import (
+    Encap,
+    FeedProtocolError,
+    LearnedHop,
+    LearnedRoute,
+    RouteUpdate,
+    UpdateType,
+)
+from gingham.v1 import dataplane_pb2 as pb
+from gingham.v1 import dataplane_pb2_grpc as pb_grpc
+
+ERROR_KEY = "gingham-error-bin"
+
+_UPDATE_TYPES = {
+    pb.SNAPSHOT_BEGIN: UpdateType.SNAPSHOT_BEGIN,
+    pb.SNAPSHOT_END: UpdateType.SNAPSHOT_END,
+    pb.ADD: UpdateType.ADD,
+    pb.DEL: UpdateType.DEL,
+}
+_ENCAPS = {
+    pb.ENCAPSULATION_FROM_POOL: Encap.FROM_POOL,
+    pb.ENCAPSULATION_NONE: Encap.NONE,
+    pb.ENCAPSULATION_IPIP: Encap.IPIP,
+    pb.ENCAPSULATION_VXLAN: Encap.VXLAN,
+}
+
+
+async def abort(
+    context: Any, status: grpc.StatusCode, code: pb.ErrorCode, message: str, field: str = ""
+) -> NoReturn:
+    detail = pb.ErrorDetail(code=code, message=message, field=field)
+    await context.abort(
+        status, message, trailing_metadata=((ERROR_KEY, detail.SerializeToString()),)
+    )
+    raise AssertionError("unreachable: context.abort raises")
+
+
+def update_from_pb(msg: Any) -> RouteUpdate:
+    """Translate one RouteUpdate message; ValueError names the bad field."""
+    kind = _UPDATE_TYPES.get(msg.type)
+    if kind is None:
+        raise ValueError(f"type: {msg.type} is not a RouteUpdateType")
+    if kind in (UpdateType.SNAPSHOT_BEGIN, UpdateType.SNAPSHOT_END):
+        return RouteUpdate(kind)
+    try:
+        prefix = IPv4Network(msg.prefix)
+    except ValueError as exc:
+        raise ValueError(f"prefix: {msg.prefix!r} is not an IPv4 CIDR ({exc})") from None
+    hops = []
+    for i, hop in enumerate(msg.next_hops):
+        try:
+            hops.append(LearnedHop(IPv4Address(hop.address), hop.node))
+        except ValueError:
+            raise ValueError(f"next_hops[{i}].address: {hop.address!r} is not IPv4") from None
+    encap = _ENCAPS.get(msg.encapsulation, Encap.FROM_POOL)
+    return RouteUpdate(kind, LearnedRoute(prefix, msg.peer, tuple(sorted(hops)), encap))
+
+
+class RouteFeedServicer(pb_grpc.RouteFeedServicer):
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+
+    async def SyncRoutes(self, request_iterator: Any, context: Any) -> AsyncIterator[Any]:
+        feed = self.agent.feed
+        stream = feed.open_stream()
+        received = 0
+        try:
+            async for msg in request_iterator:
+                received += 1
+                try:
+                    changed = feed.apply(stream, update_from_pb(msg))
+                except (ValueError, FeedProtocolError) as exc:
+                    yield pb.RouteFeedAck(
+                        received=received, in_sync=feed.is_in_sync(stream), error=str(exc)
+                    )
+                    continue
+                if changed:
+                    self.agent.mark_dirty()
+                if msg.type == pb.SNAPSHOT_END:
+                    yield pb.RouteFeedAck(received=received, in_sync=True)
+        finally:
+            feed.close_stream(stream)
+
+
+class DataplaneServicer(pb_grpc.DataplaneServicer):
+    def __init__(self, agent: Agent, host_netns: str | None) -> None:
+        self.agent = agent
+        self.host_netns = host_netns
+
+    async def AddWorkload(self, request: Any, context: Any) -> Any:
+        await abort(
+            context,
+            grpc.StatusCode.UNIMPLEMENTED,
+            pb.TRY_AGAIN_LATER,
+            "AddWorkload needs IPAM (gingham.ipam), which this felix does not have yet",
+        )
+
+    async def DeleteWorkload(self, request: Any, context: Any) -> Any:
+        if not request.container_id:
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, pb.INVALID_ARGUMENT,
+                        "container_id is empty", "container_id")  # fmt: skip
+        name = host_interface_name(request.container_id, request.interface_name or "eth0")
+        existed = await asyncio.to_thread(links.unplumb_workload, self.host_netns, name)
+        existed = self.agent.workloads.pop(name, None) is not None or existed
+        self.agent.mark_dirty()
+        return pb.DeleteWorkloadReply(existed=existed)
+
+    async def CheckWorkload(self, request: Any, context: Any) -> Any:
+        iface = request.interface_name or "eth0"
+        name = host_interface_name(request.container_id, iface)
+        workload = self.agent.workloads.get(name)
+        if workload is None:
+            await abort(context, grpc.StatusCode.NOT_FOUND, pb.NOT_FOUND,
+                        f"no attachment {request.container_id}/{iface} on this node",
+                        "container_id")  # fmt: skip
+        spec = links.WorkloadSpec(name, iface, request.netns, workload.ips)
+        problems = await asyncio.to_thread(links.check_workload, self.host_netns, spec)
+        programmed = self.agent.programmed().routes
+        for ip in workload.ips:
+            if IPv4Network(ip) not in programmed:
+                problems.append(f"route {ip}/32 dev {name} not programmed")
+        return pb.CheckWorkloadReply(ok=not problems, problems=problems)
+
+    async def ListWorkloads(self, request: Any, context: Any) -> Any:
+        return pb.ListWorkloadsReply(
+            workloads=[
+                pb.Workload(host_interface=w.host_interface, ips=[str(ip) for ip in w.ips])
+                for w in sorted(self.agent.workloads.values(), key=lambda w: w.host_interface)
+            ]
+        )
+
+    async def GarbageCollect(self, request: Any, context: Any) -> Any:
+        valid = {
+            host_interface_name(v.container_id, v.interface_name or "eth0") for v in request.valid
+        }
+        removed = []
+        for name in sorted(set(self.agent.workloads) - valid):
+            await asyncio.to_thread(links.unplumb_workload, self.host_netns, name)
+            del self.agent.workloads[name]
+            removed.append(pb.WorkloadId(container_id="", interface_name=name))
+        self.agent.mark_dirty()
+        return pb.GarbageCollectReply(removed=removed)
+
+    async def Status(self, request: Any, context: Any) -> Any:
+        agent = self.agent
+        return pb.StatusReply(
+            node=agent.node,
+            datastore_synced=agent.reconciler.datastore_synced,
+            routes_synced=agent.feed.synced,
+            routes_programmed=len(agent.programmed().routes),
+            workloads=len(agent.workloads),
+            problems=agent.problems,
+        )
