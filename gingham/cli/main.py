@@ -1,0 +1,97 @@
+"""`gingham`: the command line entry point.
+
+``gingham [--datastore URL] [--log-level LEVEL] <command> ...``
+
+Commands live in the modules of `COMMAND_MODULES`; each exposes
+``register(subparsers) -> None`` and sets ``func`` (a sync or async handler
+taking the parsed arguments, see `gingham.cli.common`) on each parser it adds.
+Adding a command family is one entry in that tuple.
+
+Invariants:
+- Command modules keep heavy imports (pydantic models, datastore drivers,
+  PyYAML) inside their handlers, so building the parser and ``--help`` stay
+  cheap.
+- `main` returns the exit code (0 ok, 1 user error, 2 bug, 130 interrupted;
+  argparse's own usage errors exit 2); the console script exits with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from gingham.cli.common import DEFAULT_DATASTORE, ENV_DATASTORE, PROG, run_command
+
+COMMAND_MODULES: tuple[str, ...] = (
+    "gingham.cli.resources",
+    "gingham.cli.cni",
+)
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Gingham: a Calico-style BGP routing fabric for containers.",
+    )
+    parser.add_argument(
+        "--datastore",
+        metavar="URL",
+        help=(
+            "sqlite:///abs/path.db or etcd://host:port[,host:port...]"
+            f" (default: ${ENV_DATASTORE}, else {DEFAULT_DATASTORE})"
+        ),
+    )
+    # dest differs from "log_level": a subcommand may have its own --log-level
+    # (cni install writes one into the plugin config), and argparse lets the
+    # subparser's default overwrite a same-named global.
+    parser.add_argument(
+        "--log-level",
+        dest="cli_log_level",
+        choices=LOG_LEVELS,
+        default="warning",
+        help="what the CLI itself logs on stderr (default: warning)",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="<command>", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.cli_log_level)
+    return run_command(args.func, args)
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to whatever `sys.stderr` is at the time (tests swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:
+            self.handleError(record)
+
+
+def configure_logging(level: str) -> None:
+    """Log records of the `gingham` loggers (and libraries' warnings) to stderr.
+
+    Only the ``gingham`` logger is configured, not the root logger, so calling
+    `main` in-process (the demo, tests) leaves the caller's logging alone.
+    """
+    logger = logging.getLogger("gingham")
+    logger.setLevel(level.upper())
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter(f"{PROG}: %(levelname)s: %(name)s: %(message)s"))
+        logger.addHandler(handler)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
