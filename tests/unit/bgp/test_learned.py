@@ -1,0 +1,78 @@
+"""Learned routes: policy applied, one selected route per prefix, peers going away."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Network
+
+from bird_agent.events import EndOfRib, PeerDown, RoutesAnnounced, RoutesWithdrawn
+from bird_agent.learned import LearnedRoutes
+from bird_agent.peers import PeerSpec, PeerType
+from bird_agent.policy import ImportFilter, PolicyView, RejectReason
+
+A = IPv4Address
+N = IPv4Network
+ME = A("10.0.0.1")
+MESH, TOR = A("10.0.0.2"), A("10.0.0.254")
+BLOCK = N("10.244.2.0/26")
+
+
+def spec(address: IPv4Address, node: str | None) -> PeerSpec:
+    return PeerSpec(
+        address=address,
+        peer_asn=64512 if node else 65100,
+        local_asn=64512,
+        local_address=ME,
+        router_id=ME,
+        peer_type=PeerType.NODE_MESH if node else PeerType.GLOBAL,
+        source=node or "tor",
+        peer_node=node,
+    )
+
+
+PEERS = {MESH: spec(MESH, "n2"), TOR: spec(TOR, None)}
+
+
+def table() -> LearnedRoutes:
+    view = PolicyView(pools=(N("10.244.0.0/16"),), node_addresses=frozenset({ME, MESH}))
+    return LearnedRoutes(ImportFilter(view))
+
+
+def test_accepted_routes_are_selected_and_rejected_ones_never_are() -> None:
+    routes = table()
+    changes = routes.apply(RoutesAnnounced(MESH, MESH, (BLOCK, N("0.0.0.0/0"))), PEERS)
+    assert [(c.prefix, c.route and c.route.next_hop) for c in changes] == [(BLOCK, MESH)]
+    assert changes[0].route is not None and changes[0].route.origin_node == "n2"
+    assert N("0.0.0.0/0") not in routes.selected
+    assert routes.import_filter.rejected_by_reason[RejectReason.DEFAULT_ROUTE] == 1
+
+
+def test_cluster_peer_wins_and_the_other_takes_over_when_it_leaves() -> None:
+    routes = table()
+    routes.apply(RoutesAnnounced(TOR, TOR, (BLOCK,)), PEERS)
+    changes = routes.apply(RoutesAnnounced(MESH, MESH, (BLOCK,)), PEERS)
+    assert changes[0].route is not None and changes[0].route.peer == MESH
+    # A duplicate announcement from the selected peer changes nothing.
+    assert routes.apply(RoutesAnnounced(MESH, MESH, (BLOCK,)), PEERS) == []
+    changes = routes.apply(RoutesWithdrawn(MESH, (BLOCK,)), PEERS)
+    assert changes[0].route is not None and changes[0].route.peer == TOR
+    changes = routes.apply(PeerDown(TOR, "hold timer expired"), PEERS)
+    assert [(c.prefix, c.route) for c in changes] == [(BLOCK, None)]
+    assert routes.selected == {}
+
+
+def test_peer_down_removes_everything_it_sent() -> None:
+    routes = table()
+    blocks = tuple(N(f"10.244.{i}.0/26") for i in range(2, 6))
+    routes.apply(RoutesAnnounced(MESH, MESH, blocks), PEERS)
+    assert routes.received_from(MESH) == 4
+    changes = routes.apply(PeerDown(MESH, "exabgp exited"), PEERS)
+    assert {c.prefix for c in changes} == set(blocks)
+    assert all(c.route is None for c in changes)
+    assert routes.received_from(MESH) == 0
+
+
+def test_unknown_peer_and_other_events_change_nothing() -> None:
+    routes = table()
+    assert routes.apply(RoutesAnnounced(A("10.9.9.9"), MESH, (BLOCK,)), PEERS) == []
+    assert routes.apply(EndOfRib(MESH), PEERS) == []
+    assert routes.apply(RoutesWithdrawn(MESH, (BLOCK,)), PEERS) == []
