@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from cni.install import install  # noqa: E402
 from tests.support.names import unique_prefix  # noqa: E402
-from tests.support.runtimes.felix_node import felix_unavailable, running_felix  # noqa: E402
+from tests.support.runtimes.felix_node import FelixNode, felix_unavailable  # noqa: E402
 from tests.support.runtimes.netns import node_netns  # noqa: E402
 
 REFERENCE = Path("/usr/lib/cni")
@@ -183,10 +183,14 @@ def main() -> int:
             )
             plugin = bin_dir / "gingham"
             reason = felix_unavailable()
+            felix = FelixNode(work / "felix", node)
+            if not reason:
+                stack.callback(felix.stop)
+                felix.start()
+                reason = felix.add_workload_unavailable()
             if reason:
                 print(f"gingham                      skipped: {reason}")
             else:
-                felix = stack.enter_context(running_felix(work / "felix", node))
                 config = {
                     "cniVersion": "1.0.0",
                     "name": "gingham",

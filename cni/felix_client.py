@@ -228,8 +228,14 @@ class FelixClient:
             raise
         return bool(reply["existed"])
 
-    def check(self, inv: Invocation) -> tuple[list[str], RecordedWorkload | None]:
-        """Kernel problems from CheckWorkload, and felix's record from ListWorkloads."""
+    def check(
+        self, inv: Invocation, host_interface: str = ""
+    ) -> tuple[list[str], RecordedWorkload | None]:
+        """Kernel problems from CheckWorkload, and felix's record from ListWorkloads.
+
+        The record is found by its WorkloadId, or, when felix leaves the id
+        empty, by the host interface name prevResult gave.
+        """
         request: dict[str, object] = {
             "container_id": inv.container_id,
             "netns": inv.netns,
@@ -242,7 +248,9 @@ class FelixClient:
         listing = self._call("CHECK", "ListWorkloads", {})
         for wl in wire.messages(listing, "workloads"):
             wid = wire.submessage(wl, "id")
-            if wid["container_id"] == inv.container_id and wid["interface_name"] == inv.ifname:
+            by_id = (wid["container_id"], wid["interface_name"]) == (inv.container_id, inv.ifname)
+            by_host = bool(host_interface) and wl["host_interface"] == host_interface
+            if by_id or (not wid["container_id"] and by_host):
                 recorded = RecordedWorkload(
                     ips=frozenset(ip.partition("/")[0] for ip in wire.texts(wl, "ips")),
                     mac=wire.text(wl, "mac"),

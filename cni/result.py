@@ -87,12 +87,13 @@ class RecordedWorkload(Record):
 class ExpectedAttachment(Record):
     """What the runtime's cached prevResult says the pod interface has."""
 
-    __slots__ = ("ips", "mac")
+    __slots__ = ("host_interface", "ips", "mac")
     ips: frozenset[str]  # bare addresses
     mac: str
+    host_interface: str  # the first interface without a sandbox, or ""
 
-    def __init__(self, ips: frozenset[str], mac: str) -> None:
-        self.ips, self.mac = ips, mac
+    def __init__(self, ips: frozenset[str], mac: str, host_interface: str = "") -> None:
+        self.ips, self.mac, self.host_interface = ips, mac, host_interface
 
 
 def _legacy(version: str) -> bool:
@@ -176,7 +177,15 @@ def expected_from_prev_result(
     )
     if not addresses:
         raise _bad_prev(f"lists no address on interface {ifname!r} (index {index})")
-    return ExpectedAttachment(ips=addresses, mac=mac)
+    host = next(
+        (
+            str(i.get("name", ""))
+            for i in interfaces
+            if isinstance(i, dict) and not i.get("sandbox")
+        ),
+        "",
+    )
+    return ExpectedAttachment(ips=addresses, mac=mac, host_interface=host)
 
 
 def check_problems(

@@ -67,6 +67,36 @@ def node(tmp_path: Path) -> Iterator[Node]:
 
 
 @pytest.fixture
+def bare_felix(tmp_path: Path) -> Iterator[Node]:
+    """The real felix, whether or not its AddWorkload works yet."""
+    reason = felix_unavailable()
+    if reason:
+        pytest.skip(reason)
+    with node_netns("fx") as netns:
+        felix = FelixNode(tmp_path / "felix", netns)
+        try:
+            felix.start()
+            install(tmp_path / "bin", tmp_path / "conf", run_dir=str(felix.run_dir))
+            yield Node(netns, felix, tmp_path / "bin" / "gingham")
+        finally:
+            felix.stop()
+
+
+def test_status_del_and_gc_against_real_felix(bare_felix: Node) -> None:
+    node = bare_felix
+    status = exec_plugin(node.plugin, "STATUS", node.config())
+    assert status.returncode == 0, status.stdout
+    # DEL of an attachment felix never had, with the netns already gone: success.
+    assert node.run("DEL", "", "never-added").returncode == 0
+    assert node.run("DEL", "/var/run/netns/gone", "never-added").returncode == 0
+    valid = {"cni.dev/valid-attachments": [{"containerID": "x", "ifname": "eth0"}]}
+    assert exec_plugin(node.plugin, "GC", node.config(**valid)).returncode == 0
+    node.felix.stop()
+    assert_error(exec_plugin(node.plugin, "STATUS", node.config()), 50)
+    assert_error(node.run("DEL", "", "never-added"), 11)
+
+
+@pytest.fixture
 def pods() -> Iterator[list[str]]:
     with ExitStack() as stack:
         yield [stack.enter_context(node_netns("p")) for _ in range(30)]

@@ -80,7 +80,9 @@ def test_render_per_version() -> None:
 def test_prev_result_round_trip_and_diff() -> None:
     prev = render_result(ATTACHMENT, "1.0.0")
     expected = expected_from_prev_result(prev, "eth0", "/var/run/netns/p")
-    assert expected == ExpectedAttachment(frozenset({"10.65.0.7", "fd00::7"}), "0a:00:00:00:00:01")
+    assert expected == ExpectedAttachment(
+        frozenset({"10.65.0.7", "fd00::7"}), "0a:00:00:00:00:01", "gh0123456789a"
+    )
     same = RecordedWorkload(frozenset({"10.65.0.7", "fd00::7"}), "0A:00:00:00:00:01", "gh0")
     assert check_problems(expected, same, []) == []
     other = RecordedWorkload(frozenset({"10.65.0.9"}), "0a:00:00:00:00:02", "gh0")
