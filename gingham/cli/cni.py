@@ -75,16 +75,3 @@ def register(subparsers: Any) -> None:
         "podman 4.3, need 1.0.0)",
     )
     p.set_defaults(func=run_install)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Standalone entry (until `gingham.cli.main` lists this module)."""
-    parser = argparse.ArgumentParser(prog="gingham")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    result: int = args.func(args)
-    return result
-
-
-if __name__ == "__main__":
-    sys.exit(main())

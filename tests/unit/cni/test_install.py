@@ -44,7 +44,7 @@ def test_install_is_idempotent_and_leaves_no_temp_files(tmp_path: Path) -> None:
 
 
 def test_cli_rejects_bad_mtu(tmp_path: Path) -> None:
-    from gingham.cli.cni import main
+    from gingham.cli.main import main
 
     try:
         main(["cni", "install", "--bin-dir", str(tmp_path), "--mtu", "9"])
@@ -62,3 +62,24 @@ def test_install_warns_when_chained_plugins_cannot_run_the_version(tmp_path: Pat
     assert ok.warnings == []
     conf = json.loads((tmp_path / "conf" / "10-gingham.conflist").read_text())
     assert conf["cniVersion"] == "1.0.0"
+
+
+def test_cli_install_through_gingham_main(tmp_path: Path) -> None:
+    from gingham.cli.main import main
+
+    args = [
+        "cni",
+        "install",
+        "--bin-dir",
+        str(tmp_path / "b"),
+        "--conf-dir",
+        str(tmp_path / "c"),
+        "--run-dir",
+        "/run/g",
+        "--cni-version",
+        "1.0.0",
+    ]
+    assert main(args) == 0
+    conf = json.loads((tmp_path / "c" / "10-gingham.conflist").read_text())
+    assert conf["cniVersion"] == "1.0.0"
+    assert conf["plugins"][0]["felix_socket"] == "/run/g/felix.sock"
