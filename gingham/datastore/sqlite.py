@@ -103,6 +103,8 @@ class SqliteDatastore:
         self._conn: sqlite3.Connection | None = None
         self._poll_conn: sqlite3.Connection | None = None
         self._closed = False
+        # Watches of this store napping between polls, woken early by our own writes.
+        self._wakers: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
 
     # --- plumbing: everything touching sqlite3 runs on the store's thread ----
 
@@ -216,7 +218,9 @@ class SqliteDatastore:
                 )
             return revision
 
-        return obj.with_revision(str(await self._run(op)))
+        revision = await self._run(op)
+        self._wake_watches()
+        return obj.with_revision(str(revision))
 
     async def update(self, obj: Resource) -> Resource:
         kind, name, value = obj.kind, obj.name, encode(obj)
@@ -232,7 +236,9 @@ class SqliteDatastore:
                 )
             return revision
 
-        return obj.with_revision(str(await self._run(op)))
+        revision = await self._run(op)
+        self._wake_watches()
+        return obj.with_revision(str(revision))
 
     async def delete(self, kind: str, name: str, revision: str | None = None) -> Resource:
         kind = canonical_kind(kind)
@@ -245,6 +251,7 @@ class SqliteDatastore:
             return current
 
         value, old_revision = await self._run(op)
+        self._wake_watches()
         return decode(kind, name, value, str(old_revision))
 
     def _append(
@@ -277,6 +284,28 @@ class SqliteDatastore:
                 return _meta(conn, "compacted")
 
         return await self._run(op)
+
+    def _wake_watches(self) -> None:
+        running = asyncio.get_running_loop()
+        for loop, waker in list(self._wakers):
+            if loop is running:
+                waker.set()
+            elif not loop.is_closed():
+                loop.call_soon_threadsafe(waker.set)
+
+    async def _nap(self) -> None:
+        """Sleep one poll interval, or less if this store writes meanwhile
+        (writes of other processes are seen by the next poll)."""
+        loop = asyncio.get_running_loop()
+        waker = asyncio.Event()
+        entry = (loop, waker)
+        timer = loop.call_later(self._poll_interval, waker.set)
+        self._wakers.add(entry)
+        try:
+            await waker.wait()
+        finally:
+            timer.cancel()
+            self._wakers.discard(entry)
 
     def _quick_head(self) -> int | None:
         """The counter read on the event loop's thread, or None when that is not
@@ -312,7 +341,7 @@ class SqliteDatastore:
         while True:
             quick = self._quick_head()
             if quick is not None and quick <= cursor:
-                await asyncio.sleep(self._poll_interval)
+                await self._nap()
                 continue
             try:
                 rows, head = await self._run(
@@ -333,8 +362,8 @@ class SqliteDatastore:
                 yield WatchEvent(type=EventType(type_), obj=obj, revision=str(revision))
                 cursor = revision
             cursor = head
-            if not rows or len(rows) < _WATCH_BATCH:
-                await asyncio.sleep(self._poll_interval)
+            if not rows and quick is None:
+                await self._nap()  # else the quick check above decides whether to nap
 
 
 @contextmanager
