@@ -1,0 +1,193 @@
+"""The speaker daemon (skeleton): datastore → peers and policy → ExaBGP → learned routes.
+
+`Speaker` follows the BGP-relevant kinds in the datastore (Node, BGPPeer,
+BGPConfiguration, IPPool), recomputes the peer plan and import policy after
+every batch of changes (`plan_for`, pure), hands the sessions and this
+node's announcements to the `ExaBGPAdapter`, and folds the adapter's events
+into `LearnedRoutes`, passing selected-route changes to a `RouteSink`.
+
+Not wired yet (later work): the felix route feed (a `RouteSink` over gRPC),
+announcements from IPAM block affinities (today `set_local_prefixes` is
+called by whoever knows them), the graceful-restart window, the Speaker gRPC
+status service, metrics.
+
+Invariants:
+- Nothing is pushed to the adapter before every kind has been listed once
+  (never act on a partial view of the cluster).
+- Changes are batched: a burst of datastore events causes one recompute.
+- This module never parses ExaBGP output and never touches the kernel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+from typing import Protocol
+
+from bird_agent.exabgp import ExaBGPAdapter
+from bird_agent.learned import LearnedRoutes, RouteChange
+from bird_agent.model_view import config_view, node_view, peer_views, policy_view
+from bird_agent.peers import PeerPlan, derive_peers
+from bird_agent.policy import ImportFilter, PolicyView, export_prefixes
+from gingham.datastore.base import Datastore, EventType, RevisionCompacted
+from gingham.model.base import Resource
+from gingham.model.bgp import BGPConfiguration, BGPPeer, Node
+from gingham.model.network import IPPool
+
+log = logging.getLogger(__name__)
+
+WATCHED_KINDS = ("Node", "BGPPeer", "BGPConfiguration", "IPPool")
+# Collect a burst of datastore events before recomputing.
+BATCH_DELAY = 0.05
+
+
+class RouteSink(Protocol):
+    async def apply(self, changes: Sequence[RouteChange]) -> None: ...
+
+
+@dataclass
+class ClusterView:
+    """The last listed/watched state of every kind the speaker cares about."""
+
+    objects: dict[str, dict[str, Resource]] = field(
+        default_factory=lambda: {kind: {} for kind in WATCHED_KINDS}
+    )
+
+    def of(self, kind: type[Resource]) -> list[Resource]:
+        return list(self.objects[kind.kind].values())
+
+
+@dataclass(frozen=True)
+class SpeakerPlan:
+    peers: PeerPlan
+    policy: PolicyView
+    exports: dict[IPv4Network, IPv4Address]
+
+
+def plan_for(
+    me: str,
+    cluster: ClusterView,
+    blocks: Iterable[IPv4Network] = (),
+    borrowed: Iterable[IPv4Address] = (),
+) -> SpeakerPlan:
+    """Pure: the sessions, import policy and announcements for node `me`."""
+    nodes = [node_view(n) for n in cluster.of(Node) if isinstance(n, Node)]
+    configs = [c for c in cluster.of(BGPConfiguration) if isinstance(c, BGPConfiguration)]
+    peers, problems = peer_views(p for p in cluster.of(BGPPeer) if isinstance(p, BGPPeer))
+    plan = derive_peers(me, nodes, config_view(configs, me), peers)
+    plan = PeerPlan(plan.peers, (*problems, *plan.problems))
+    own = export_prefixes(blocks, borrowed)
+    mine = next((n for n in nodes if n.name == me), None)
+    next_hop = mine.ipv4_address if mine is not None else None
+    exports = dict.fromkeys(own, next_hop) if next_hop is not None else {}
+    pools = [p for p in cluster.of(IPPool) if isinstance(p, IPPool)]
+    return SpeakerPlan(plan, policy_view(pools, nodes, own), exports)
+
+
+class LoggingSink:
+    """A RouteSink that only logs (until the felix feed exists)."""
+
+    async def apply(self, changes: Sequence[RouteChange]) -> None:
+        for change in changes:
+            log.info("route %s → %s", change.prefix, change.route)
+
+
+class Speaker:
+    def __init__(
+        self, node: str, datastore: Datastore, adapter: ExaBGPAdapter, sink: RouteSink
+    ) -> None:
+        self.node = node
+        self.datastore = datastore
+        self.adapter = adapter
+        self.sink = sink
+        self.cluster = ClusterView()
+        self.learned = LearnedRoutes(ImportFilter(PolicyView()))
+        self.plan: SpeakerPlan | None = None
+        self._blocks: frozenset[IPv4Network] = frozenset()
+        self._borrowed: frozenset[IPv4Address] = frozenset()
+        self._listed: set[str] = set()
+        self._dirty = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def set_local_prefixes(
+        self, blocks: Iterable[IPv4Network], borrowed: Iterable[IPv4Address]
+    ) -> None:
+        """This node's affine blocks and borrowed addresses (from IPAM)."""
+        self._blocks = frozenset(blocks)
+        self._borrowed = frozenset(borrowed)
+        self._dirty.set()
+
+    async def start(self) -> None:
+        self._tasks = [
+            *(
+                asyncio.create_task(self._follow(kind), name=f"follow-{kind}")
+                for kind in WATCHED_KINDS
+            ),
+            asyncio.create_task(self._replan_loop(), name="replan"),
+            asyncio.create_task(self._route_loop(), name="routes"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.adapter.stop()
+
+    async def _follow(self, kind: str) -> None:
+        while True:
+            listing = await self.datastore.list(kind)
+            self.cluster.objects[kind] = {obj.name: obj for obj in listing.items}
+            self._listed.add(kind)
+            self._dirty.set()
+            try:
+                async for event in self.datastore.watch(kind, listing.revision):
+                    table = self.cluster.objects[kind]
+                    if event.type is EventType.DELETED:
+                        table.pop(event.obj.name, None)
+                    else:
+                        table[event.obj.name] = event.obj
+                    self._dirty.set()
+            except RevisionCompacted:
+                log.info("watch on %s compacted: listing again", kind)
+
+    async def _replan_loop(self) -> None:
+        started = False
+        while True:
+            await self._dirty.wait()
+            await asyncio.sleep(BATCH_DELAY)
+            self._dirty.clear()
+            if self._listed != set(WATCHED_KINDS):
+                continue
+            plan = plan_for(self.node, self.cluster, self._blocks, self._borrowed)
+            if self.plan is None or plan.peers.problems != self.plan.peers.problems:
+                for problem in plan.peers.problems:
+                    log.warning("%s", problem)
+            self.plan = plan
+            self.learned.import_filter.view = plan.policy
+            self.adapter.set_exports(plan.exports)
+            if started:
+                self.adapter.set_peers(plan.peers.peers)
+            else:
+                await self.adapter.start(plan.peers.peers)
+                started = True
+
+    async def _route_loop(self) -> None:
+        async for event in self.adapter.events():
+            peers = self.plan.peers.by_address() if self.plan is not None else {}
+            changes = self.learned.apply(event, peers)
+            for rejection in self.learned.rejections:
+                log.warning(
+                    "rejected %s from %s: %s",
+                    rejection.prefix,
+                    rejection.peer,
+                    rejection.reason.value,
+                )
+            self.learned.rejections = []
+            if changes:
+                await self.sink.apply(changes)
