@@ -8,7 +8,8 @@ this module speaks it with `socket` and `struct` (both loaded anyway).
 Scope, deliberately narrow (anything outside it raises `H2Unsupported` and the
 caller falls back to grpcio, which is always correct):
 - h2c with prior knowledge, one stream (id 1), request fits the peer's initial
-  flow-control window (our requests are < 1 KiB; the window is >= 64 KiB).
+  flow-control window (our requests are < 1 KiB; the window is >= 64 KiB); we
+  open our receive windows to the maximum up front, so replies of any size flow.
 - HPACK: requests use "literal without indexing" only; replies are decoded
   with the static and dynamic tables. Huffman-coded strings are not decoded:
   grpc-core's encoder never Huffman-codes header values (it sends binary
@@ -44,8 +45,16 @@ DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION =
     9,
 )
 END_STREAM, ACK, END_HEADERS, PADDED, PRIORITY = 0x1, 0x1, 0x4, 0x8, 0x20
-# SETTINGS: ENABLE_PUSH=0, and grpc-core's "send -bin metadata raw" extension.
-_SETTINGS = struct.pack(">HI", 0x2, 0) + struct.pack(">HI", 0xFE03, 1)
+# SETTINGS: ENABLE_PUSH=0, the largest stream window, and grpc-core's "send -bin
+# metadata raw" extension. With the connection window raised too (WINDOW_UPDATE
+# on stream 0 below), a reply of any size arrives without us ever granting more.
+_MAX_WINDOW = 0x7FFFFFFF
+_SETTINGS = (
+    struct.pack(">HI", 0x2, 0)
+    + struct.pack(">HI", 0x4, _MAX_WINDOW)
+    + struct.pack(">HI", 0xFE03, 1)
+)
+_CONNECTION_WINDOW = struct.pack(">I", _MAX_WINDOW - 65535)
 
 # RFC 7541 Appendix A.
 STATIC_TABLE: tuple[tuple[str, str], ...] = (
@@ -283,6 +292,7 @@ def unary_call(socket_path: str, method: str, request: bytes, timeout: float) ->
         sock.sendall(
             PREFACE
             + _frame(SETTINGS, 0, 0, _SETTINGS)
+            + _frame(WINDOW_UPDATE, 0, 0, _CONNECTION_WINDOW)
             + _frame(HEADERS, END_HEADERS, 1, headers)
             + _frame(DATA, END_STREAM, 1, body)
         )

@@ -236,3 +236,17 @@ def test_grpcio_fallback_transport_gives_the_same_answers(
         _grpcio_call(installed.socket, "AddWorkload", request, 5)
     detail = wire.decode("ErrorDetail", exc.value.trailers["gingham-error-bin"])
     assert (exc.value.code, detail["field"]) == (8, "pools")
+
+
+def test_large_reply_arrives_whole(installed: Installed, fake_felix: FakeFelix) -> None:
+    """Replies beyond HTTP/2's default 64 KiB window (ListWorkloads on a busy node)."""
+    from cni import h2grpc, wire
+
+    for i in range(1500):
+        fake_felix.AddWorkload(
+            pb.AddWorkloadRequest(container_id=f"bulk{i:05d}", netns="/n", interface_name="eth0"),
+            None,
+        )
+    raw = h2grpc.unary_call(installed.socket, "/gingham.v1.Dataplane/ListWorkloads", b"", 10)
+    assert len(raw) > 65_535 + 16_384  # more than the default window plus a frame
+    assert len(wire.messages(wire.decode("ListWorkloadsReply", raw), "workloads")) == 1500
