@@ -10,6 +10,8 @@ caller falls back to grpcio, which is always correct):
 - h2c with prior knowledge, one stream (id 1), request fits the peer's initial
   flow-control window (our requests are < 1 KiB; the window is >= 64 KiB); we
   open our receive windows to the maximum up front, so replies of any size flow.
+  A request must fit one default-size DATA frame (16 KiB; a GC of ~300+
+  attachments does not): larger ones go over grpcio.
 - HPACK: requests use "literal without indexing" only; replies are decoded
   with the static and dynamic tables. Huffman-coded strings are not decoded:
   grpc-core's encoder never Huffman-codes header values (it sends binary
@@ -55,6 +57,7 @@ _SETTINGS = (
     + struct.pack(">HI", 0xFE03, 1)
 )
 _CONNECTION_WINDOW = struct.pack(">I", _MAX_WINDOW - 65535)
+_MAX_DATA_FRAME = 16384  # SETTINGS_MAX_FRAME_SIZE's default
 
 # RFC 7541 Appendix A.
 STATIC_TABLE: tuple[tuple[str, str], ...] = (
@@ -269,6 +272,10 @@ def _bin_value(name: str, value: bytes) -> bytes:
 
 def unary_call(socket_path: str, method: str, request: bytes, timeout: float) -> bytes:
     """Call `method` ("/pkg.Service/Method") with serialized `request`; return the reply bytes."""
+    body = b"\x00" + struct.pack(">I", len(request)) + request
+    if len(body) > _MAX_DATA_FRAME:
+        # One DATA frame of at most the default frame size, inside the default window.
+        raise H2Unsupported(f"request of {len(body)} bytes needs frame splitting")
     deadline = time.monotonic() + timeout
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -288,7 +295,6 @@ def unary_call(socket_path: str, method: str, request: bytes, timeout: float) ->
                 ("grpc-timeout", f"{max(1, int(timeout * 1000))}m"),
             ]
         )
-        body = b"\x00" + struct.pack(">I", len(request)) + request
         sock.sendall(
             PREFACE
             + _frame(SETTINGS, 0, 0, _SETTINGS)

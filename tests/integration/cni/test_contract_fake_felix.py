@@ -250,3 +250,15 @@ def test_large_reply_arrives_whole(installed: Installed, fake_felix: FakeFelix) 
     raw = h2grpc.unary_call(installed.socket, "/gingham.v1.Dataplane/ListWorkloads", b"", 10)
     assert len(raw) > 65_535 + 16_384  # more than the default window plus a frame
     assert len(wire.messages(wire.decode("ListWorkloadsReply", raw), "workloads")) == 1500
+
+
+def test_large_gc_request_goes_through(
+    installed: Installed, fake_felix: FakeFelix, netns: str
+) -> None:
+    _add(installed, netns, "keep-me")
+    valid = [{"containerID": f"c{i:06d}-{'x' * 40}", "ifname": "eth0"} for i in range(600)]
+    valid.append({"containerID": "keep-me", "ifname": "eth0"})
+    run = installed.run("GC", installed.config(**{"cni.dev/valid-attachments": valid}))
+    assert run.returncode == 0, run
+    assert set(fake_felix.workloads) == {("keep-me", "eth0")}
+    assert len(fake_felix.requests[-1].valid) == 601
