@@ -157,6 +157,9 @@ class EtcdDatastore:
             stubs = self._stubs_for(index)
             try:
                 result = await call(stubs)
+            except asyncio.CancelledError:
+                self._raise_if_closed_under_us()
+                raise
             except grpc.aio.AioRpcError as exc:
                 failures.append(f"{stubs.endpoint}: {exc.code().name} {exc.details()}")
                 if _should_try_next(exc, write=write):
@@ -165,6 +168,13 @@ class EtcdDatastore:
             self._preferred = index
             return result
         raise Unavailable("etcd unreachable (" + "; ".join(failures) + ")")
+
+    def _raise_if_closed_under_us(self) -> None:
+        """`close()` cancels in-flight calls; their callers get `Unavailable`,
+        while a cancellation of the caller's own task stays a cancellation."""
+        task = asyncio.current_task()
+        if self._closed and (task is None or task.cancelling() == 0):
+            raise Unavailable("etcd datastore was closed during the call") from None
 
     async def close(self) -> None:
         self._closed = True
@@ -292,7 +302,9 @@ class EtcdDatastore:
         while True:
             index = self._order()[0]
             stubs = self._stubs_for(index)
-            call = stubs.watch.Watch()
+            # "hasleader": the member ends the stream when it loses the cluster
+            # leader, instead of silently serving nothing (clientv3's WithRequireLeader).
+            call = stubs.watch.Watch(metadata=(("hasleader", "true"),))
             try:
                 create = rpc_pb2.WatchCreateRequest(
                     key=start, range_end=end, start_revision=last + 1, prev_kv=True
@@ -318,6 +330,9 @@ class EtcdDatastore:
                             continue  # already yielded before a reconnect
                         yield _to_event(kind, kind_prefix, event)
                         last = event.kv.mod_revision
+            except asyncio.CancelledError:
+                self._raise_if_closed_under_us()
+                raise
             except (grpc.aio.AioRpcError, _StreamEnded) as exc:
                 now = time.monotonic()
                 failing_since = failing_since or now

@@ -446,3 +446,19 @@ async def test_backend_down_raises_unavailable_in_bounded_time(
 
     await async_wait_for(serves_again, timeout=15, interval=0.1, what="backend back")
     assert [o.name for o in (await store.list(WIDGET)).items] == ["after", "before"]
+
+
+async def test_closing_the_store_ends_its_watches_with_unavailable(backend: Backend) -> None:
+    store = backend.open()
+    listing = await store.list(WIDGET)
+    events = store.watch(WIDGET, listing.revision)
+    await store.create(widget("w"))
+    assert (await asyncio.wait_for(anext(events), 10)).obj.name == "w"  # stream is up
+    waiting = asyncio.ensure_future(anext(events))
+
+    await store.close()
+
+    with pytest.raises(Unavailable):
+        await asyncio.wait_for(waiting, 10)
+    with pytest.raises(Unavailable):
+        await store.get(WIDGET, "w")
