@@ -1,6 +1,6 @@
 """What real runtimes send our plugin, checked against a FAKE felix (contract shape only).
 
-containerd's CRI and the libcni driver exec the installed `gingham` plugin; the
+containerd's CRI, podman and the libcni driver exec the installed `gingham` plugin; the
 fake felix (tests/support/fake_felix.py) records the requests and answers from
 memory, so no pod is really wired here. This pins the runtime -> plugin ->
 felix contract: libcni 1.1 accepts our 1.0.0 results, CNI_ARGS carry the pod
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +24,7 @@ from tests.support.fake_felix import serve_fake_felix
 from tests.support.runtimes.containerd import Containerd
 from tests.support.runtimes.libcni import LibcniDriver, build_driver
 from tests.support.runtimes.netns import node_netns
+from tests.support.runtimes.podman import IMAGE, Podman
 
 pytestmark = [pytest.mark.root]
 
@@ -80,3 +82,25 @@ def test_libcni_check_and_chain_with_the_plugin(
         assert broken.returncode != 0 and "route 10.99.0.2/32 missing" in broken.stderr
         assert driver.run("del", conflist, "lc1", pod).returncode == 0
         assert fake.workloads == {}
+
+
+def test_podman_drives_the_plugin(short_tmp: Path, node: str) -> None:
+    _need("podman", "runc")
+    run_dir = short_tmp / "run"
+    run_dir.mkdir()
+    bin_dir, conf_dir = short_tmp / "bin", short_tmp / "net.d"
+    install(bin_dir, conf_dir, run_dir=str(run_dir), cni_version="1.0.0")
+    pm = Podman(short_tmp / "pm", bin_dir, conf_dir, netns=node)
+    with serve_fake_felix(str(run_dir / "felix.sock")) as fake:
+        try:
+            pm.import_busybox()
+            pm.run("run", "-d", "--name", "pc", "--network", "gingham", IMAGE)
+            add = next(r for r in fake.requests if isinstance(r, pb.AddWorkloadRequest))
+            info: Any = pm.inspect("pc")
+            ip = info["NetworkSettings"]["Networks"]["gingham"]["IPAddress"]
+            assert ip == fake.workloads[(add.container_id, "eth0")]["ip"]
+            pm.run("rm", "--force", "--time", "0", "pc")
+        finally:
+            pm.close()
+    assert fake.workloads == {}
+    assert "Traceback" not in (run_dir / "cni.log").read_text()
