@@ -26,6 +26,7 @@ from gingham.datastore.base import (
     Unavailable,
     WatchEvent,
 )
+from gingham.datastore.codec import StoredValueInvalid
 from gingham.datastore.url import ACCEPTED_FORMS, DEFAULT_URL, EtcdURL, parse_datastore_url
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "Listing",
     "NotFound",
     "RevisionCompacted",
+    "StoredValueInvalid",
     "Unavailable",
     "WatchEvent",
     "open_datastore",
