@@ -204,10 +204,20 @@ class FelixClient:
             "mac": conf.mac,
         }
         env_ips = not conf.runtime_ips and bool(inv.args.requested_ips)
-        reply = self._call(
-            "ADD", "AddWorkload", request, env_ips, on_unknown_outcome=lambda: self._undo_add(inv)
-        )
-        return attachment_from_reply(reply)
+        try:
+            reply = self._call(
+                "ADD",
+                "AddWorkload",
+                request,
+                env_ips,
+                on_unknown_outcome=lambda: self._undo_add(inv),
+            )
+            return attachment_from_reply(reply)
+        except CniError as exc:
+            if exc.code == errors.FELIX_PROTOCOL:
+                # Felix wired the pod but we cannot report it: do not leave it half-done.
+                self._undo_add(inv)
+            raise
 
     def _undo_add(self, inv: Invocation) -> None:
         # Best effort: the runtime follows a failed ADD with DEL anyway.

@@ -8,7 +8,8 @@ being reachable is tested against the real `gingham-felix` instead.
 
 Knobs a test sets on `FakeFelix`: `fail_next` (an ErrorDetail code, gRPC status
 and field for the next call), `delay` (seconds to stall AddWorkload),
-`synced` (Status), `kernel_problems` (CheckWorkload).
+`synced` (Status), `kernel_problems` (CheckWorkload), `omit_ips` (a reply
+that breaks the contract).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class FakeFelix(pb_grpc.DataplaneServicer):  # type: ignore[misc]
     delay: float = 0.0
     fail_next: Failure | None = None
     kernel_problems: list[str] = field(default_factory=list)
+    # Answer AddWorkload without addresses (a reply breaking the contract).
+    omit_ips: bool = False
     workloads: dict[tuple[str, str], Any] = field(default_factory=dict)
     requests: list[Any] = field(default_factory=list)
     _next_host: int = 2
@@ -83,6 +86,11 @@ class FakeFelix(pb_grpc.DataplaneServicer):  # type: ignore[misc]
                 mtu=request.mtu or 1500,
             )
             self.workloads[key] = {"reply": reply, "request": request, "ip": ip}
+            if self.omit_ips:
+                broken = pb.AddWorkloadReply()
+                broken.CopyFrom(reply)
+                del broken.ips[:]
+                return broken
             return reply
 
     def DeleteWorkload(self, request: Any, context: grpc.ServicerContext) -> Any:

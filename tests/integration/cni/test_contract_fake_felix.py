@@ -262,3 +262,11 @@ def test_large_gc_request_goes_through(
     assert run.returncode == 0, run
     assert set(fake_felix.workloads) == {("keep-me", "eth0")}
     assert len(fake_felix.requests[-1].valid) == 601
+
+
+def test_unusable_add_reply_is_undone(
+    installed: Installed, fake_felix: FakeFelix, netns: str
+) -> None:
+    fake_felix.omit_ips = True
+    assert_error(installed.run("ADD", installed.config(), netns=netns, container_id="odd"), 103)
+    assert ("odd", "eth0") not in fake_felix.workloads
