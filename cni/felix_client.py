@@ -21,7 +21,7 @@ gRPC outcome -> CNI error code (felix attaches an `ErrorDetail` in the
 | ErrorDetail ADDRESS_EXHAUSTED, or RESOURCE_EXHAUSTED | 101 |
 | ErrorDetail NOT_FOUND, or NOT_FOUND | 3 container unknown (DEL: success) |
 | ErrorDetail INTERNAL, UNIMPLEMENTED, anything else | 100 |
-| a reply that does not decode, or lacks what the contract promises | 103 |
+| a reply that does not decode, or lacks what the contract promises | 103 (ADD: deleted again) |
 
 This deliberately differs from the proto's comment on ErrorCode, which swaps
 codes 4 and 7 and uses 999: the spec defines 4 as "invalid environment
