@@ -85,6 +85,7 @@ class Agent:
 
     def __post_init__(self) -> None:
         self._dirty = asyncio.Event()
+        self._waiters: list[asyncio.Future[None]] = []
         self._datastore_kinds_pending: set[str] = set()
         self._next_resync = 0.0
         self._started = False
@@ -163,7 +164,18 @@ class Agent:
             self._next_resync = self.clock() + self.resync_interval
         if self.on_reconciled is not None:
             self.on_reconciled(self, results)
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
         return results
+
+    async def reconciled(self) -> None:
+        """Return after the next reconcile pass ends (AddWorkload waits for its route)."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        self.mark_dirty()
+        await waiter
 
     def _reconcile_blocking(self, inputs: DesiredInputs, resync: bool) -> list[OpResult]:
         self._ensure_tunnels(inputs)

@@ -19,6 +19,8 @@ from `host_interface_name`, `vxlan.gingham`, `tunl0`).
 from __future__ import annotations
 
 import errno
+import os
+import socket
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Any
@@ -34,7 +36,7 @@ from felix.dataplane import (
     VXLAN_PORT,
     VXLAN_VNI,
 )
-from felix.netns import netns_path, read_sysctl, write_sysctls
+from felix.netns import netns_path, read_sysctl, socket_in_netns, write_sysctls
 
 NUD_NOARP, NUD_PERMANENT = 0x40, 0x80
 NTF_SELF = 0x02
@@ -46,10 +48,16 @@ class PlumbingError(RuntimeError):
 
 
 def open_rtnl(netns: str | None) -> Any:
-    """A pyroute2 IPRoute in `netns` (never creates a missing namespace)."""
+    """A pyroute2 IPRoute in `netns` (a missing namespace is an error, never created).
+
+    pyroute2's own `netns=` forks a child to make the socket, which crashes a
+    process that runs gRPC threads; felix makes the socket on a setns'd
+    thread instead and hands pyroute2 the descriptor.
+    """
     if netns is None:
         return IPRoute()
-    return IPRoute(netns=netns_path(netns), flags=0)
+    sock = socket_in_netns(netns_path(netns), socket.AF_NETLINK, socket.SOCK_DGRAM, 0)
+    return IPRoute(fileno=sock.detach())
 
 
 @dataclass(frozen=True)
@@ -100,17 +108,23 @@ def plumb_workload(host_netns: str | None, spec: WorkloadSpec) -> Plumbed:
                     index = None
         if index is None:
             try:
+                pod_fd = os.open(netns_path(spec.netns), os.O_RDONLY)
+            except OSError as exc:
+                raise PlumbingError(f"netns {spec.netns}: {exc.strerror}") from exc
+            try:
                 host.link(
                     "add",
                     ifname=spec.host_interface,
                     kind="veth",
-                    peer={"ifname": spec.pod_interface, "net_ns_fd": netns_path(spec.netns)},
+                    peer={"ifname": spec.pod_interface, "net_ns_fd": pod_fd},
                 )
             except NetlinkError as exc:
                 raise PlumbingError(
                     f"creating veth {spec.host_interface} <-> {spec.pod_interface} in "
                     f"{spec.netns}: {exc.args[1] if len(exc.args) > 1 else exc}"
                 ) from exc
+            finally:
+                os.close(pod_fd)
             index = _index(host, spec.host_interface)
             assert index is not None
         write_sysctls(host_netns, _host_sysctls(spec.host_interface))

@@ -32,6 +32,8 @@ from felix.host import Host
 from felix.http import Metrics, serve_http
 from felix.server import DataplaneServicer, RouteFeedServicer
 from felix.sync import follow, followed_kinds
+from felix.workloads import Workloads
+from gingham.datastore.base import Datastore
 from gingham.v1 import dataplane_pb2_grpc as pb_grpc
 
 log = logging.getLogger("felix")
@@ -46,6 +48,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--resync", type=float, default=30.0, help="seconds between full resyncs")
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
+
+
+def load_workloads(agent: Agent, datastore: Datastore) -> Workloads | None:
+    """The AddWorkload path, when this build has an IPAM to give addresses.
+
+    gingham.ipam (issue 3) is being written separately; until it exposes an
+    implementation of felix.workloads.Ipam, felix serves everything except
+    AddWorkload (UNIMPLEMENTED, TRY_AGAIN_LATER). Wire it here.
+    """
+    del agent, datastore
+    return None
 
 
 async def serve(args: argparse.Namespace) -> int:
@@ -71,7 +84,9 @@ async def serve(args: argparse.Namespace) -> int:
         sock.unlink()
     server = grpc.aio.server()
     # The generated registration helpers are untyped (gingham/v1 is protoc output).
-    pb_grpc.add_DataplaneServicer_to_server(DataplaneServicer(agent, None), server)  # type: ignore[no-untyped-call]
+    workloads = load_workloads(agent, datastore)
+    dataplane = DataplaneServicer(agent, None, workloads)
+    pb_grpc.add_DataplaneServicer_to_server(dataplane, server)  # type: ignore[no-untyped-call]
     pb_grpc.add_RouteFeedServicer_to_server(RouteFeedServicer(agent), server)  # type: ignore[no-untyped-call]
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -4,8 +4,9 @@ Servicers translate, nothing more: protobuf in → agent / adapter call → repl
 Errors end the call with a gRPC status plus an `ErrorDetail` in the trailing
 metadata key `gingham-error-bin` (see proto/gingham/v1/dataplane.proto).
 
-AddWorkload needs IPAM (`gingham.ipam.assign`), which has not landed yet: it
-answers UNIMPLEMENTED with a TRY_AGAIN_LATER detail until it is wired.
+AddWorkload needs an `Ipam` (felix.workloads); while felix runs without one
+(gingham.ipam has not landed) it answers UNIMPLEMENTED with a TRY_AGAIN_LATER
+detail.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import grpc
 
 from felix import links
 from felix.agent import Agent
-from felix.dataplane import host_interface_name
+from felix.dataplane import POD_GATEWAY, host_interface_name
 from felix.feed import (
     Encap,
     FeedProtocolError,
@@ -28,6 +29,7 @@ from felix.feed import (
     RouteUpdate,
     UpdateType,
 )
+from felix.workloads import AddRequest, Attachment, WorkloadError, Workloads
 from gingham.v1 import dataplane_pb2 as pb
 from gingham.v1 import dataplane_pb2_grpc as pb_grpc
 
@@ -104,24 +106,74 @@ class RouteFeedServicer(pb_grpc.RouteFeedServicer):
             feed.close_stream(stream)
 
 
+_ERROR_KINDS = {
+    "invalid": (grpc.StatusCode.INVALID_ARGUMENT, pb.INVALID_ARGUMENT),
+    "exhausted": (grpc.StatusCode.RESOURCE_EXHAUSTED, pb.ADDRESS_EXHAUSTED),
+    "transient": (grpc.StatusCode.UNAVAILABLE, pb.TRY_AGAIN_LATER),
+    "internal": (grpc.StatusCode.INTERNAL, pb.INTERNAL),
+}
+
+
+def add_reply(a: Attachment) -> Any:
+    return pb.AddWorkloadReply(
+        interfaces=[
+            pb.Interface(name=a.host_interface, mac=a.host_mac),
+            pb.Interface(name=a.interface, mac=a.pod_mac, sandbox=a.netns),
+        ],
+        ips=[
+            pb.IPConfig(address=f"{ip}/32", gateway=str(POD_GATEWAY), interface=1) for ip in a.ips
+        ],
+        routes=[pb.RouteConfig(dst="0.0.0.0/0", gw=str(POD_GATEWAY))],
+        mac=a.pod_mac,
+        host_interface=a.host_interface,
+        mtu=a.mtu,
+    )
+
+
 class DataplaneServicer(pb_grpc.DataplaneServicer):
-    def __init__(self, agent: Agent, host_netns: str | None) -> None:
+    def __init__(self, agent: Agent, host_netns: str | None, workloads: Workloads | None) -> None:
         self.agent = agent
         self.host_netns = host_netns
+        self.workloads = workloads
 
     async def AddWorkload(self, request: Any, context: Any) -> Any:
-        await abort(
-            context,
-            grpc.StatusCode.UNIMPLEMENTED,
-            pb.TRY_AGAIN_LATER,
-            "AddWorkload needs IPAM (gingham.ipam), which this felix does not have yet",
+        if self.workloads is None:
+            await abort(
+                context,
+                grpc.StatusCode.UNIMPLEMENTED,
+                pb.TRY_AGAIN_LATER,
+                "AddWorkload needs IPAM (gingham.ipam), which this felix does not have yet",
+            )
+        req = AddRequest(
+            container_id=request.container_id,
+            netns=request.netns,
+            interface=request.interface_name or "eth0",
+            pod_namespace=request.pod_namespace,
+            pod_name=request.pod_name,
+            pod_uid=request.pod_uid,
+            requested_ips=tuple(request.requested_ips),
+            pools=tuple(request.pools),
+            mtu=request.mtu,
         )
+        try:
+            attachment = await self.workloads.add(req)
+        except WorkloadError as exc:
+            status, code = _ERROR_KINDS[exc.kind]
+            await abort(context, status, code, str(exc), exc.field)
+        return add_reply(attachment)
 
     async def DeleteWorkload(self, request: Any, context: Any) -> Any:
         if not request.container_id:
             await abort(context, grpc.StatusCode.INVALID_ARGUMENT, pb.INVALID_ARGUMENT,
                         "container_id is empty", "container_id")  # fmt: skip
-        name = host_interface_name(request.container_id, request.interface_name or "eth0")
+        iface = request.interface_name or "eth0"
+        if self.workloads is not None:
+            try:
+                existed = await self.workloads.delete(request.container_id, iface)
+            except Exception as exc:  # IPAM down: the runtime must retry DEL
+                await abort(context, grpc.StatusCode.UNAVAILABLE, pb.TRY_AGAIN_LATER, str(exc))
+            return pb.DeleteWorkloadReply(existed=existed)
+        name = host_interface_name(request.container_id, iface)
         existed = await asyncio.to_thread(links.unplumb_workload, self.host_netns, name)
         existed = self.agent.workloads.pop(name, None) is not None or existed
         self.agent.mark_dirty()
@@ -144,21 +196,37 @@ class DataplaneServicer(pb_grpc.DataplaneServicer):
         return pb.CheckWorkloadReply(ok=not problems, problems=problems)
 
     async def ListWorkloads(self, request: Any, context: Any) -> Any:
-        return pb.ListWorkloadsReply(
-            workloads=[
-                pb.Workload(host_interface=w.host_interface, ips=[str(ip) for ip in w.ips])
-                for w in sorted(self.agent.workloads.values(), key=lambda w: w.host_interface)
-            ]
-        )
+        known = self.workloads.attachments if self.workloads is not None else {}
+        out = []
+        for w in sorted(self.agent.workloads.values(), key=lambda w: w.host_interface):
+            a = known.get(w.host_interface)
+            item = pb.Workload(host_interface=w.host_interface, ips=[str(ip) for ip in w.ips])
+            if a is not None:
+                item.id.container_id, item.id.interface_name = a.container_id, a.interface
+                item.netns, item.mac = a.netns, a.pod_mac
+                item.pod_namespace, item.pod_name, item.pod_uid = (
+                    a.pod_namespace, a.pod_name, a.pod_uid,
+                )  # fmt: skip
+            out.append(item)
+        return pb.ListWorkloadsReply(workloads=out)
 
     async def GarbageCollect(self, request: Any, context: Any) -> Any:
         valid = {
             host_interface_name(v.container_id, v.interface_name or "eth0") for v in request.valid
         }
         removed = []
+        known = self.workloads.attachments if self.workloads is not None else {}
         for name in sorted(set(self.agent.workloads) - valid):
+            a = known.get(name)
+            if a is not None and self.workloads is not None:
+                await self.workloads.delete(a.container_id, a.interface)
+                removed.append(
+                    pb.WorkloadId(container_id=a.container_id, interface_name=a.interface)
+                )
+                continue
+            # Adopted at start (no record of its container ID): remove the plumbing.
             await asyncio.to_thread(links.unplumb_workload, self.host_netns, name)
-            del self.agent.workloads[name]
+            self.agent.workloads.pop(name, None)
             removed.append(pb.WorkloadId(container_id="", interface_name=name))
         self.agent.mark_dirty()
         return pb.GarbageCollectReply(removed=removed)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.netns import Topology
+from tests.support.netns import Netns, Topology
 
 pytestmark = pytest.mark.root
 
@@ -18,3 +18,18 @@ def topo() -> Iterator[Topology]:
         pytest.skip("needs root for network namespaces")
     with Topology() as t:
         yield t
+
+
+@pytest.fixture
+def node(topo: Topology) -> Netns:
+    """A node namespace: uplink 192.0.2.1/24 to a router namespace, default route,
+    forwarding on (proxy ARP answers for 169.254.1.1 only when it is routable)."""
+    from felix.links import enable_forwarding
+
+    ns, router = topo.netns("nd"), topo.netns("rt")
+    topo.veth(ns, "up0", router, "down0")
+    ns.ip("addr add 192.0.2.1/24 dev up0")
+    router.ip("addr add 192.0.2.254/24 dev down0")
+    ns.ip("route add default via 192.0.2.254")
+    enable_forwarding(ns.path)
+    return ns

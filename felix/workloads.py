@@ -1,0 +1,201 @@
+"""Pod attachments: IPAM + plumbing + the /32 route, idempotent per attachment.
+
+`Workloads.add` is what AddWorkload does: validate, assign addresses through
+an injected `Ipam`, plumb the veth (felix.links), register the workload with
+the agent and wait until its /32 route is programmed, so the pod can be
+answered the moment the runtime starts it. `delete` undoes all of it and
+works when the netns is already gone.
+
+Invariants:
+- One attachment per (container ID, interface), named by
+  `host_interface_name`; a repeated add with the same key returns the same
+  result without assigning again.
+- The IPAM handle is `<container ID>.<interface>` (container IDs are hex), so
+  IPAM's leak repair can map handles back to attachments.
+- A failed add leaves nothing behind: addresses are released and the veth is
+  removed before the error is raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+from typing import Protocol
+
+from felix import links
+from felix.agent import Agent
+from felix.dataplane import host_interface_name
+from felix.desired import EncapMode, LocalWorkload
+
+DEFAULT_HOST_MTU = 1500
+VXLAN_OVERHEAD, IPIP_OVERHEAD = 50, 20
+
+
+class Ipam(Protocol):
+    """What felix needs from gingham.ipam (see issue 3)."""
+
+    async def assign(
+        self,
+        handle: str,
+        node: str,
+        attributes: Mapping[str, str],
+        *,
+        pool: str | None = None,
+        count: int = 1,
+        ip: IPv4Address | None = None,
+    ) -> Sequence[IPv4Address]: ...
+
+    async def release(self, handle: str) -> None: ...
+
+
+class WorkloadError(Exception):
+    """An add/delete failure with a kind the servicer maps to a gRPC/CNI code."""
+
+    def __init__(self, kind: str, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.kind, self.field = kind, field  # kind: invalid | exhausted | transient | internal
+
+
+@dataclass(frozen=True)
+class AddRequest:
+    container_id: str
+    netns: str
+    interface: str = "eth0"
+    pod_namespace: str = ""
+    pod_name: str = ""
+    pod_uid: str = ""
+    requested_ips: tuple[str, ...] = ()
+    pools: tuple[str, ...] = ()
+    mtu: int = 0
+
+
+@dataclass(frozen=True)
+class Attachment:
+    container_id: str
+    interface: str
+    netns: str
+    host_interface: str
+    ips: tuple[IPv4Address, ...]
+    host_mac: str
+    pod_mac: str
+    mtu: int
+    pod_namespace: str = ""
+    pod_name: str = ""
+    pod_uid: str = ""
+
+
+def classify_ipam_error(exc: Exception) -> str:
+    """Map an IPAM exception to a WorkloadError kind by its type's name.
+
+    gingham.ipam's error classes are not known here (it lands separately); its
+    issue promises a typed "try again later" error and clear exhaustion errors.
+    """
+    name = type(exc).__name__.lower()
+    if any(word in name for word in ("unavailable", "conflict", "tryagain", "timeout")):
+        return "transient"
+    if any(word in name for word in ("exhaust", "nofree", "full", "taken", "inuse")):
+        return "exhausted"
+    if isinstance(exc, ValueError) or "invalid" in name:
+        return "invalid"
+    return "internal"
+
+
+def handle_for(container_id: str, interface: str) -> str:
+    return f"{container_id}.{interface}"
+
+
+@dataclass
+class Workloads:
+    agent: Agent
+    host_netns: str | None
+    ipam: Ipam
+    host_mtu: int = DEFAULT_HOST_MTU
+    attachments: dict[str, Attachment] = field(default_factory=dict)
+    route_timeout: float = 10.0
+
+    def pod_mtu(self) -> int:
+        pools = [p for p in self.agent.pools.values() if not p.disabled]
+        if any(p.vxlan_mode is not EncapMode.NEVER for p in pools):
+            return self.host_mtu - VXLAN_OVERHEAD
+        if any(p.ipip_mode is not EncapMode.NEVER for p in pools):
+            return self.host_mtu - IPIP_OVERHEAD
+        return self.host_mtu
+
+    def _validate(self, req: AddRequest) -> IPv4Address | None:
+        if not req.container_id:
+            raise WorkloadError("invalid", "container_id is empty", "container_id")
+        if not req.netns or not os.path.exists(req.netns):
+            raise WorkloadError("invalid", f"netns {req.netns!r} does not exist", "netns")
+        if len(req.requested_ips) > 1:
+            raise WorkloadError("invalid", "at most one requested IP is supported", "requested_ips")
+        if req.mtu and not 576 <= req.mtu <= 65535:
+            raise WorkloadError("invalid", f"mtu {req.mtu} is outside 576..65535", "mtu")
+        if not req.requested_ips:
+            return None
+        try:
+            return IPv4Address(req.requested_ips[0])
+        except ValueError:
+            raise WorkloadError(
+                "invalid", f"{req.requested_ips[0]!r} is not an IPv4 address", "requested_ips[0]"
+            ) from None
+
+    async def add(self, req: AddRequest) -> Attachment:
+        interface = req.interface or "eth0"
+        name = host_interface_name(req.container_id, interface)
+        requested = self._validate(req)
+        existing = self.attachments.get(name)
+        if existing is not None and existing.netns == req.netns:
+            return existing
+        handle = handle_for(req.container_id, interface)
+        attributes = {"namespace": req.pod_namespace, "pod": req.pod_name, "node": self.agent.node}
+        pool = req.pools[0] if req.pools else None
+        try:
+            assigned = await self.ipam.assign(
+                handle, self.agent.node, attributes, pool=pool, count=1, ip=requested
+            )
+        except Exception as exc:
+            raise WorkloadError(classify_ipam_error(exc), f"IPAM: {exc}", "requested_ips") from exc
+        ips = tuple(assigned)
+        mtu = req.mtu or self.pod_mtu()
+        spec = links.WorkloadSpec(name, interface, req.netns, ips, mtu)
+        try:
+            plumbed = await asyncio.to_thread(links.plumb_workload, self.host_netns, spec)
+        except Exception as exc:
+            await asyncio.to_thread(links.unplumb_workload, self.host_netns, name)
+            await self.ipam.release(handle)
+            raise WorkloadError("internal", f"plumbing {name}: {exc}") from exc
+        attachment = Attachment(
+            req.container_id, interface, req.netns, name, ips, plumbed.host_mac,
+            plumbed.pod_mac, mtu, req.pod_namespace, req.pod_name, req.pod_uid,
+        )  # fmt: skip
+        self.attachments[name] = attachment
+        self.agent.workloads[name] = LocalWorkload(name, ips)
+        self.agent.mark_dirty()
+        await self._wait_routes({IPv4Network(ip) for ip in ips})
+        return attachment
+
+    async def _wait_routes(self, wanted: set[IPv4Network]) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.route_timeout
+        while not wanted <= self.agent.programmed().routes.keys():
+            remaining = deadline - loop.time()
+            try:
+                await asyncio.wait_for(self.agent.reconciled(), max(remaining, 0.001))
+            except TimeoutError:
+                failures = "; ".join(self.agent.reconciler.failures.values())
+                raise WorkloadError(
+                    "transient", f"routes {sorted(map(str, wanted))} not programmed: {failures}"
+                ) from None
+
+    async def delete(self, container_id: str, interface: str) -> bool:
+        interface = interface or "eth0"
+        name = host_interface_name(container_id, interface)
+        existed = await asyncio.to_thread(links.unplumb_workload, self.host_netns, name)
+        existed = self.attachments.pop(name, None) is not None or existed
+        existed = self.agent.workloads.pop(name, None) is not None or existed
+        await self.ipam.release(handle_for(container_id, interface))
+        self.agent.mark_dirty()
+        return existed

@@ -1,0 +1,153 @@
+"""AddWorkload / DeleteWorkload / Check / List / GC over real gRPC and a real kernel.
+
+IPAM here is a small in-memory allocator standing in for gingham.ipam (being
+written separately); everything else is real: the servicer on a unix socket,
+the agent loop, veths and routes in namespaces, ping between pods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
+from ipaddress import IPv4Address
+from pathlib import Path
+
+import grpc
+import pytest
+
+from felix.agent import Agent
+from felix.dataplane import host_interface_name
+from felix.feed import RouteUpdate, UpdateType
+from felix.host import Host
+from felix.server import DataplaneServicer
+from felix.workloads import Workloads
+from gingham.v1 import dataplane_pb2 as pb
+from gingham.v1 import dataplane_pb2_grpc as pb_grpc
+from tests.support.netns import Netns, Topology
+
+
+class AddressesExhausted(Exception):
+    pass
+
+
+class ListIpam:
+    """Hands out addresses from a fixed list; handle → addresses."""
+
+    def __init__(self, addresses: list[str]) -> None:
+        self.free = [IPv4Address(a) for a in addresses]
+        self.by_handle: dict[str, list[IPv4Address]] = {}
+
+    async def assign(
+        self,
+        handle: str,
+        node: str,
+        attributes: Mapping[str, str],
+        *,
+        pool: str | None = None,
+        count: int = 1,
+        ip: IPv4Address | None = None,
+    ) -> Sequence[IPv4Address]:
+        if handle in self.by_handle:
+            return self.by_handle[handle]
+        if len(self.free) < count:
+            raise AddressesExhausted("no free address in the pool")
+        got, self.free = self.free[:count], self.free[count:]
+        self.by_handle[handle] = got
+        return got
+
+    async def release(self, handle: str) -> None:
+        self.free += self.by_handle.pop(handle, [])
+
+
+@pytest.fixture
+async def felix(
+    node: Netns, tmp_path: Path
+) -> AsyncIterator[tuple[pb_grpc.DataplaneStub, ListIpam, Agent]]:
+    host = Host(node.path)
+    agent = Agent("node1", host, resync_interval=5.0)
+    agent.expect_datastore_kinds(set())
+    stream = agent.feed.open_stream()  # an (empty) route snapshot: removals allowed
+    agent.feed.apply(stream, RouteUpdate(UpdateType.SNAPSHOT_BEGIN))
+    agent.feed.apply(stream, RouteUpdate(UpdateType.SNAPSHOT_END))
+    ipam = ListIpam(["10.65.0.5", "10.65.0.6"])
+    server = grpc.aio.server()
+    pb_grpc.add_DataplaneServicer_to_server(
+        DataplaneServicer(agent, node.path, Workloads(agent, node.path, ipam)), server
+    )
+    sock = tmp_path / "felix.sock"
+    server.add_insecure_port(f"unix:{sock}")
+    await server.start()
+    loop_task = asyncio.create_task(agent.run())
+    channel = grpc.aio.insecure_channel(f"unix:{sock}")
+    try:
+        yield pb_grpc.DataplaneStub(channel), ipam, agent
+    finally:
+        await channel.close()
+        loop_task.cancel()
+        await asyncio.gather(loop_task, return_exceptions=True)
+        await server.stop(grace=None)
+        host.close()
+
+
+def add_request(cid: str, pod: Netns, **kw: object) -> pb.AddWorkloadRequest:
+    return pb.AddWorkloadRequest(container_id=cid, netns=pod.path, interface_name="eth0",
+                                 pod_namespace="default", pod_name=f"pod-{cid}", **kw)  # fmt: skip
+
+
+async def expect_error(call: object, status: grpc.StatusCode) -> pb.ErrorDetail:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await call  # type: ignore[misc]
+    assert info.value.code() == status, info.value
+    return pb.ErrorDetail.FromString(
+        dict(info.value.trailing_metadata() or ())["gingham-error-bin"]
+    )
+
+
+async def test_add_check_list_delete_gc(felix, topo: Topology, node: Netns) -> None:  # type: ignore[no-untyped-def]
+    stub, ipam, agent = felix
+    pod1, pod2, pod3 = topo.netns("pa"), topo.netns("pb"), topo.netns("pc")
+
+    r1 = await stub.AddWorkload(add_request("c1", pod1))
+    r2 = await stub.AddWorkload(add_request("c2", pod2, mtu=1400))
+    assert [ip.address for ip in r1.ips] == ["10.65.0.5/32"]
+    assert r1.host_interface.startswith("gh") and r1.mtu == 1500 and r2.mtu == 1400
+    assert r1.interfaces[1].sandbox == pod1.path and r1.mac == r1.interfaces[1].mac
+    assert await stub.AddWorkload(add_request("c1", pod1)) == r1, "not idempotent"
+    assert ipam.free == []
+
+    # Routes are programmed before AddWorkload returns: traffic works at once.
+    assert pod1.ping("10.65.0.6"), "pod to pod on one node"
+    assert pod2.ping("192.0.2.1"), "pod to its node"
+    check = await stub.CheckWorkload(pb.CheckWorkloadRequest(container_id="c1", netns=pod1.path))
+    assert check.ok, check.problems
+    listed = await stub.ListWorkloads(pb.ListWorkloadsRequest())
+    assert sorted(w.id.container_id for w in listed.workloads) == ["c1", "c2"]
+
+    detail = await expect_error(
+        stub.AddWorkload(add_request("c3", pod3)), grpc.StatusCode.RESOURCE_EXHAUSTED
+    )
+    assert detail.code == pb.ADDRESS_EXHAUSTED
+    assert host_interface_name("c3", "eth0") not in node.ip("link show"), "left a veth behind"
+    bad = pb.AddWorkloadRequest(container_id="c4", netns="/run/netns/does-not-exist")
+    detail = await expect_error(stub.AddWorkload(bad), grpc.StatusCode.INVALID_ARGUMENT)
+    assert detail.code == pb.INVALID_ARGUMENT and detail.field == "netns"
+
+    pod2.destroy()  # the runtime may remove the netns before DEL
+    assert (await stub.DeleteWorkload(pb.DeleteWorkloadRequest(container_id="c2"))).existed
+    assert not (await stub.DeleteWorkload(pb.DeleteWorkloadRequest(container_id="c2"))).existed
+    assert r2.host_interface not in node.ip("link show")
+    assert ipam.free == [IPv4Address("10.65.0.6")]
+    await agent.reconciled()
+    assert "10.65.0.6" not in node.ip("-4 route show proto 77")
+
+    valid = [pb.WorkloadId(container_id="c1", interface_name="eth0")]
+    gc = await stub.GarbageCollect(pb.GarbageCollectRequest(valid=valid))
+    assert list(gc.removed) == []
+    gc = await stub.GarbageCollect(pb.GarbageCollectRequest(valid=[]))
+    assert [w.container_id for w in gc.removed] == ["c1"]
+    assert r1.host_interface not in node.ip("link show") and len(ipam.free) == 2
+    detail = await expect_error(
+        stub.CheckWorkload(pb.CheckWorkloadRequest(container_id="c1", netns=pod1.path)),
+        grpc.StatusCode.NOT_FOUND,
+    )
+    assert detail.code == pb.NOT_FOUND
