@@ -39,9 +39,11 @@ from felix.desired import (
     vxlan_in_use,
 )
 from felix.feed import RouteFeed
+from felix.nat import nat_ruleset
 from felix.reconcile import KernelPort, Reconciler, reconcile_once
 
 log = logging.getLogger("felix.agent")
+_UNKNOWN = object()
 
 
 class HostPort(KernelPort, Protocol):
@@ -54,6 +56,10 @@ class HostPort(KernelPort, Protocol):
     ) -> None: ...
 
     def ensure_tunl0(self, tunnel_ip: IPv4Address | None) -> str | None: ...
+
+    def apply_nat(self, ruleset: str | None) -> None:
+        """Make felix's NAT table exactly `ruleset` (None: absent); raises on failure."""
+        ...
 
 
 @dataclass
@@ -86,6 +92,9 @@ class Agent:
     def __post_init__(self) -> None:
         self._dirty = asyncio.Event()
         self._waiters: list[asyncio.Future[None]] = []
+        # What felix last wrote as its NAT table; _UNKNOWN until the first write.
+        self._nat_programmed: str | object | None = _UNKNOWN
+        self._nat_problem = ""
         self._datastore_kinds_pending: set[str] = set()
         self._next_resync = 0.0
         self._started = False
@@ -110,7 +119,8 @@ class Agent:
     @property
     def problems(self) -> list[str]:
         failures = list(self.reconciler.failures.values())
-        return sorted(self.capability_problems) + self.desired_problems + failures
+        nat = [self._nat_problem] if self._nat_problem else []
+        return sorted(self.capability_problems) + self.desired_problems + failures + nat
 
     @property
     def ready(self) -> bool:
@@ -181,7 +191,26 @@ class Agent:
         self._ensure_tunnels(inputs)
         desired = compute_desired(inputs)
         self.desired_problems = desired.problems
-        return reconcile_once(self.reconciler, self.host, desired.state, self.clock(), resync)
+        results = reconcile_once(self.reconciler, self.host, desired.state, self.clock(), resync)
+        self._reconcile_nat(resync)
+        return results
+
+    def _reconcile_nat(self, resync: bool) -> None:
+        # Pools are only fully known after the datastore snapshot: before it, the
+        # table is left exactly as a previous felix wrote it.
+        if not self.reconciler.datastore_synced:
+            return
+        ruleset = nat_ruleset(self.pools.values())
+        if ruleset == self._nat_programmed and not resync:
+            return
+        try:
+            self.host.apply_nat(ruleset)
+        except Exception as exc:  # kept for Status; retried on the next pass
+            self._nat_problem = f"natOutgoing: {exc}"
+            self._nat_programmed = _UNKNOWN
+            return
+        self._nat_problem = ""
+        self._nat_programmed = ruleset
 
     def _ensure_tunnels(self, inputs: DesiredInputs) -> None:
         me = self.nodes.get(self.node)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address
 
-from felix import links
+from felix import links, nft
 from felix.desired import LocalWorkload
 from felix.kernel import NetlinkKernel
 
@@ -26,3 +26,6 @@ class Host(NetlinkKernel):
 
     def ensure_tunl0(self, tunnel_ip: IPv4Address | None) -> str | None:
         return links.ensure_tunl0(self.netns, tunnel_ip)
+
+    def apply_nat(self, ruleset: str | None) -> None:
+        nft.apply_nat(self.netns, ruleset)

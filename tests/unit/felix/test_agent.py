@@ -19,6 +19,7 @@ class FakeHost(FakeKernel):
     def __init__(self) -> None:
         super().__init__()
         self.tunl0_reports = 0
+        self.nat: str | None = "table from a previous felix"
 
     def discover_workloads(self) -> list[LocalWorkload]:
         return [LocalWorkload(GH, (IPv4Address("10.65.0.5"),))] if GH in self.links else []
@@ -29,6 +30,9 @@ class FakeHost(FakeKernel):
     def ensure_tunl0(self, tunnel_ip: IPv4Address | None) -> str | None:
         self.tunl0_reports += 1
         return "kernel has no ipip support: IPIP pools cannot be routed on this node"
+
+    def apply_nat(self, ruleset: str | None) -> None:
+        self.nat = ruleset
 
 
 class Clock:
@@ -127,3 +131,20 @@ def test_route_update_translation_names_the_bad_field() -> None:
             assert str(exc).startswith(field + ":"), exc
         else:
             raise AssertionError(f"{msg} accepted")
+
+
+async def test_nat_table_follows_pools_only_after_the_datastore_snapshot() -> None:
+    host = FakeHost()
+    agent = make_agent(host)
+    agent.expect_datastore_kinds({"IPPool"})
+    await agent.reconcile(resync=True)
+    assert host.nat == "table from a previous felix", "touched before the snapshot"
+    agent.datastore_kind_synced("IPPool")
+    await agent.reconcile(resync=False)
+    assert host.nat is None, "no pool wants NAT: the table goes"
+    agent.pools["p"] = PoolInfo(IPv4Network("10.65.0.0/16"), nat_outgoing=True)
+    agent.pools["q"] = PoolInfo(IPv4Network("10.70.0.0/16"), disabled=True)
+    await agent.reconcile(resync=False)
+    assert host.nat is not None
+    assert "masq_pools { type ipv4_addr; flags interval; elements = { 10.65.0.0/16 }" in host.nat
+    assert "elements = { 10.65.0.0/16, 10.70.0.0/16 }" in host.nat
