@@ -27,7 +27,10 @@ Layout and invariants:
   reconnects (capped exponential backoff, rotating endpoints) and resumes after
   the last revision it yielded, dropping anything at or below it; it gives up
   with `Unavailable` after `reconnect_timeout` of continuous failure. A
-  compacted start revision is `RevisionCompacted`.
+  compacted start revision is `RevisionCompacted`. Streams are opened with
+  ``hasleader``, so a member cut off from the cluster ends them rather than
+  going quiet, and the watch moves to another member.
+- `close()` ends in-flight calls and watches with `Unavailable`.
 - gRPC channels belong to the event loop that made them: the store makes its
   channels lazily on the running loop and remakes them if the loop changes.
 """

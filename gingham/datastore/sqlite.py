@@ -24,6 +24,8 @@ Invariants:
   single-row read of the counter on the event loop's thread (no thread hop, no
   busy wait); only when it moved does the worker thread read, in one snapshot,
   the compaction mark and the changelog rows of the kind in (cursor, counter].
+  A write through this store wakes its napping watches at once, so in-process
+  delivery does not wait for the next poll; other processes' writes do.
 - sqlite3 calls block, so each store owns one worker thread and one connection;
   the event loop only awaits futures. Any event loop may use the store.
 
