@@ -49,6 +49,7 @@ from typing import Any
 from bird_agent import exabgp_wire as wire
 from bird_agent.events import (
     BgpEvent,
+    NotificationReceived,
     PeerConnected,
     PeerDown,
     PeerOpen,
@@ -107,6 +108,7 @@ class ExaBGPAdapter:
         self._sent: dict[IPv4Address, dict[IPv4Network, wire.NextHop]] = {}
         self._state: dict[IPv4Address, SessionState] = {}
         self._restart_time: dict[IPv4Address, int | None] = {}
+        self._removing: set[IPv4Address] = set()
         self._events: asyncio.Queue[BgpEvent] = asyncio.Queue()
         self._dirty = asyncio.Event()
         self._synced = asyncio.Event()
@@ -341,8 +343,15 @@ class ExaBGPAdapter:
 
     async def _observe(self, event: BgpEvent) -> None:
         if isinstance(event, PeerDown):
-            self._set_down(event.peer, event.reason)
+            # RFC 4724: a NOTIFICATION ends the session for good (no RFC 8538
+            # "N" bit here), so the routes go at once; a dead TCP session or
+            # an expired hold timer keeps them for the restart window.
+            notified = "notification" in event.reason.lower()
+            removing = event.peer in self._removing
+            self._set_down(event.peer, event.reason, graceful=not (notified or removing))
             return
+        if isinstance(event, NotificationReceived):
+            self._restart_time.pop(event.peer, None)
         if isinstance(event, PeerConnected):
             self._state[event.peer] = SessionState.CONNECTED
         elif isinstance(event, PeerUp):
@@ -351,13 +360,17 @@ class ExaBGPAdapter:
             self._restart_time[event.peer] = event.graceful_restart_time
         await self._events.put(event)
 
-    def _set_down(self, peer: IPv4Address, reason: str) -> None:
-        """One PeerDown per session that was at least connected."""
+    def _set_down(self, peer: IPv4Address, reason: str, *, graceful: bool = True) -> None:
+        """One PeerDown per session that was at least connected.
+
+        The restart time is passed on only when the peer advertised graceful
+        restart and the session did not end deliberately.
+        """
         previous = self._state.get(peer, SessionState.IDLE)
         self._state[peer] = SessionState.DOWN
+        restart = self._restart_time.pop(peer, None)
         if previous in (SessionState.CONNECTED, SessionState.ESTABLISHED):
-            restart = self._restart_time.pop(peer, None)
-            self._events.put_nowait(PeerDown(peer, reason, restart))
+            self._events.put_nowait(PeerDown(peer, reason, restart if graceful else None))
 
     # -- commands ---------------------------------------------------------------
 
@@ -406,6 +419,8 @@ class ExaBGPAdapter:
         if proc is None or proc.returncode is not None:
             raise ConnectionError("ExaBGP is not running")
         self._write_config(desired.values())
+        # Sessions we end on purpose lose their routes at once (no restart window).
+        self._removing = set(self._config_peers) - set(desired)
         self._reload_waiter = asyncio.get_running_loop().create_future()
         proc.send_signal(signal.SIGUSR1)
         try:
@@ -421,7 +436,7 @@ class ExaBGPAdapter:
             new = desired.get(address)
             if new is None:
                 self._sent.pop(address, None)
-                self._set_down(address, "peer removed from configuration")
+                self._set_down(address, "peer removed from configuration", graceful=False)
                 self._state.pop(address, None)
             elif new != old:
                 # ExaBGP re-establishes a changed neighbor with a fresh RIB.
@@ -429,6 +444,7 @@ class ExaBGPAdapter:
         for address in desired:
             self._sent.setdefault(address, {})
         self._config_peers = desired
+        self._removing = set()
         return True
 
     async def _reconcile_exports(self) -> bool:

@@ -1,21 +1,25 @@
-"""What the speaker has learned: accepted routes per peer, and the one route per prefix.
+"""What the speaker has learned: routes per peer, and the one route per prefix.
 
-`LearnedRoutes` is the Adj-RIB-In after import policy, for every session,
-plus the selected route per prefix that the dataplane should carry. It
-consumes `BgpEvent`s and returns `RouteChange`s — the only thing felix will
-ever need to hear (add/replace a prefix's next hop, or remove the prefix).
+`LearnedRoutes` keeps, for every session, what the peer sent (Adj-RIB-In,
+before policy) and what import policy accepted, plus the selected route per
+prefix that the dataplane should carry. It consumes `BgpEvent`s and returns
+`RouteChange`s — the only thing felix will ever need to hear (add/replace a
+prefix's next hop, or remove the prefix). Time is passed in (`now`, seconds
+on any monotonic clock); nothing here sleeps or reads a clock.
 
 Invariants:
-- Only prefixes `ImportFilter` accepted are ever stored; rejections are
-  counted there, never here.
+- Only prefixes import policy accepts are ever selected. `set_policy`
+  re-judges everything already received (a pool enabled later makes routes
+  appear; a pool disabled makes them go) without counting rejections twice.
 - One selected route per prefix. Selection is deterministic: a cluster peer
   (one of our Nodes) beats an external one, then the lowest peer address.
 - `RouteChange`s describe transitions of the selected route only: a second
   peer announcing an already-selected prefix changes nothing visible.
-- `PeerDown` removes everything learned from that peer (ExaBGP sends no
-  withdrawals). The graceful-restart window (keep routes marked stale until
-  the peer is back or the timer ends) is the caller's choice: it calls
-  `drop_peer` when the window ends instead of on the event.
+- A session going down (ExaBGP sends no withdrawals) removes everything
+  learned from the peer — at once if the peer did not advertise graceful
+  restart, else its routes stay as *stale* until the peer's End-of-RIB after
+  it comes back (stale routes it did not re-announce are then dropped) or
+  until its restart time runs out (`expire`).
 """
 
 from __future__ import annotations
@@ -24,9 +28,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
-from bird_agent.events import BgpEvent, PeerDown, RoutesAnnounced, RoutesWithdrawn
+from bird_agent.events import BgpEvent, EndOfRib, PeerDown, RoutesAnnounced, RoutesWithdrawn
 from bird_agent.peers import PeerSpec
-from bird_agent.policy import ImportFilter, Rejection
+from bird_agent.policy import ImportFilter, PolicyView, Rejection, import_verdict
 
 
 @dataclass(frozen=True)
@@ -47,48 +51,118 @@ class RouteChange:
 
 
 @dataclass
+class _Stale:
+    deadline: float
+    prefixes: set[IPv4Network]
+
+
+@dataclass
 class LearnedRoutes:
     import_filter: ImportFilter
+    # Adj-RIB-In before policy: what each peer sent, as routes.
+    received: dict[IPv4Address, dict[IPv4Network, LearnedRoute]] = field(default_factory=dict)
+    # After policy.
     by_peer: dict[IPv4Address, dict[IPv4Network, LearnedRoute]] = field(default_factory=dict)
     selected: dict[IPv4Network, LearnedRoute] = field(default_factory=dict)
+    # Rejections caused by the last `apply` (for the caller to log).
     rejections: list[Rejection] = field(default_factory=list)
+    stale: dict[IPv4Address, _Stale] = field(default_factory=dict)
 
-    def apply(self, event: BgpEvent, peers: Mapping[IPv4Address, PeerSpec]) -> list[RouteChange]:
+    def apply(
+        self, event: BgpEvent, peers: Mapping[IPv4Address, PeerSpec], now: float = 0.0
+    ) -> list[RouteChange]:
         """Fold one adapter event in; the selected-route transitions it caused."""
+        self.rejections = []
         if isinstance(event, RoutesAnnounced):
-            spec = peers.get(event.peer)
-            if spec is None:
-                return []
-            accepted, rejected = self.import_filter.filter(
-                event.peer, spec.cluster_peer, event.prefixes
-            )
-            self.rejections = rejected
-            table = self.by_peer.setdefault(event.peer, {})
-            routes = [
-                LearnedRoute(p, event.next_hop, event.peer, spec.peer_node, spec.cluster_peer)
-                for p in accepted
-            ]
-            # A re-announcement of a now-rejected prefix implicitly withdraws the old one.
-            gone = [p for p in (r.prefix for r in rejected) if p in table]
-            for prefix in gone:
-                del table[prefix]
-            for route in routes:
-                table[route.prefix] = route
-            return self._reselect([*accepted, *gone])
+            return self._announced(event, peers)
         if isinstance(event, RoutesWithdrawn):
-            table = self.by_peer.get(event.peer, {})
-            present = [p for p in event.prefixes if table.pop(p, None) is not None]
-            return self._reselect(present)
+            return self._withdraw(event.peer, event.prefixes)
         if isinstance(event, PeerDown):
+            if event.graceful_restart_time and event.peer in self.by_peer:
+                self.stale[event.peer] = _Stale(
+                    now + event.graceful_restart_time, set(self.by_peer[event.peer])
+                )
+                return []
             return self.drop_peer(event.peer)
+        if isinstance(event, EndOfRib):
+            left = self.stale.pop(event.peer, None)
+            return self._withdraw(event.peer, left.prefixes) if left else []
         return []
 
+    def expire(self, now: float) -> list[RouteChange]:
+        """Drop stale routes of peers whose graceful-restart time has run out."""
+        changes: list[RouteChange] = []
+        for peer, stale in list(self.stale.items()):
+            if stale.deadline <= now:
+                del self.stale[peer]
+                changes += self._withdraw(peer, stale.prefixes)
+        return changes
+
+    def next_deadline(self) -> float | None:
+        return min((s.deadline for s in self.stale.values()), default=None)
+
     def drop_peer(self, peer: IPv4Address) -> list[RouteChange]:
+        self.stale.pop(peer, None)
+        self.received.pop(peer, None)
         table = self.by_peer.pop(peer, {})
         return self._reselect(table)
 
+    def set_policy(self, view: PolicyView) -> list[RouteChange]:
+        """Re-judge every received route under a new policy."""
+        self.import_filter.view = view
+        touched: list[IPv4Network] = []
+        for peer, received in self.received.items():
+            accepted = self.by_peer.setdefault(peer, {})
+            for prefix, route in received.items():
+                ok = import_verdict(view, prefix, route.cluster_peer) is None
+                if ok and prefix not in accepted:
+                    accepted[prefix] = route
+                    touched.append(prefix)
+                elif not ok and prefix in accepted:
+                    del accepted[prefix]
+                    touched.append(prefix)
+        return self._reselect(touched)
+
     def received_from(self, peer: IPv4Address) -> int:
+        return len(self.received.get(peer, {}))
+
+    def accepted_from(self, peer: IPv4Address) -> int:
         return len(self.by_peer.get(peer, {}))
+
+    def _announced(
+        self, event: RoutesAnnounced, peers: Mapping[IPv4Address, PeerSpec]
+    ) -> list[RouteChange]:
+        spec = peers.get(event.peer)
+        if spec is None:
+            return []
+        accepted, rejected = self.import_filter.filter(
+            event.peer, spec.cluster_peer, event.prefixes
+        )
+        self.rejections = rejected
+        received = self.received.setdefault(event.peer, {})
+        table = self.by_peer.setdefault(event.peer, {})
+        stale = self.stale.get(event.peer)
+        for prefix in event.prefixes:
+            received[prefix] = LearnedRoute(
+                prefix, event.next_hop, event.peer, spec.peer_node, spec.cluster_peer
+            )
+            if stale is not None:
+                stale.prefixes.discard(prefix)
+        for prefix in accepted:
+            table[prefix] = received[prefix]
+        # A re-announcement of a now-rejected prefix implicitly withdraws the old one.
+        gone = [r.prefix for r in rejected if table.pop(r.prefix, None) is not None]
+        return self._reselect([*accepted, *gone])
+
+    def _withdraw(self, peer: IPv4Address, prefixes: Iterable[IPv4Network]) -> list[RouteChange]:
+        received = self.received.get(peer, {})
+        table = self.by_peer.get(peer, {})
+        present = []
+        for prefix in prefixes:
+            received.pop(prefix, None)
+            if table.pop(prefix, None) is not None:
+                present.append(prefix)
+        return self._reselect(present)
 
     def _reselect(self, prefixes: Iterable[IPv4Network]) -> list[RouteChange]:
         changes: list[RouteChange] = []

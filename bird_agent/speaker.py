@@ -8,8 +8,7 @@ into `LearnedRoutes`, passing selected-route changes to a `RouteSink`.
 
 Not wired yet (later work): the felix route feed (a `RouteSink` over gRPC),
 announcements from IPAM block affinities (today `set_local_prefixes` is
-called by whoever knows them), the graceful-restart window, the Speaker gRPC
-status service, metrics.
+called by whoever knows them), the Speaker gRPC status service, metrics.
 
 Invariants:
 - Nothing is pushed to the adapter before every kind has been listed once
@@ -23,11 +22,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Protocol
 
+from bird_agent.events import RoutesAnnounced, RoutesWithdrawn
 from bird_agent.exabgp import ExaBGPAdapter
 from bird_agent.learned import LearnedRoutes, RouteChange
 from bird_agent.model_view import config_view, node_view, peer_views, policy_view
@@ -111,6 +112,7 @@ class Speaker:
         self._borrowed: frozenset[IPv4Address] = frozenset()
         self._listed: set[str] = set()
         self._dirty = asyncio.Event()
+        self._wake_expiry = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     def set_local_prefixes(
@@ -129,6 +131,7 @@ class Speaker:
             ),
             asyncio.create_task(self._replan_loop(), name="replan"),
             asyncio.create_task(self._route_loop(), name="routes"),
+            asyncio.create_task(self._expiry_loop(), name="graceful-restart-expiry"),
         ]
 
     async def stop(self) -> None:
@@ -169,7 +172,9 @@ class Speaker:
                 for problem in plan.peers.problems:
                     log.warning("%s", problem)
             self.plan = plan
-            self.learned.import_filter.view = plan.policy
+            changes = self.learned.set_policy(plan.policy)
+            if changes:
+                await self.sink.apply(changes)
             self.adapter.set_exports(plan.exports)
             if started:
                 self.adapter.set_peers(plan.peers.peers)
@@ -178,16 +183,43 @@ class Speaker:
                 started = True
 
     async def _route_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         async for event in self.adapter.events():
+            if not isinstance(event, RoutesAnnounced | RoutesWithdrawn):
+                log.info("%s: %s", self.node, event)
             peers = self.plan.peers.by_address() if self.plan is not None else {}
-            changes = self.learned.apply(event, peers)
-            for rejection in self.learned.rejections:
-                log.warning(
-                    "rejected %s from %s: %s",
-                    rejection.prefix,
-                    rejection.peer,
-                    rejection.reason.value,
-                )
-            self.learned.rejections = []
+            changes = self.learned.apply(event, peers, now=loop.time())
+            self._log_rejections()
             if changes:
                 await self.sink.apply(changes)
+            if self.learned.stale:
+                self._wake_expiry.set()
+
+    async def _expiry_loop(self) -> None:
+        """Ends graceful-restart windows: drops stale routes whose time ran out."""
+        loop = asyncio.get_running_loop()
+        while True:
+            deadline = self.learned.next_deadline()
+            timeout = None if deadline is None else max(0.0, deadline - loop.time())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake_expiry.wait(), timeout)
+            self._wake_expiry.clear()
+            changes = self.learned.expire(loop.time())
+            if changes:
+                await self.sink.apply(changes)
+
+    def _log_rejections(self) -> None:
+        rejected = self.learned.rejections
+        if not rejected:
+            return
+        # One line per UPDATE, not per prefix: a hostile peer can send 100k.
+        reasons = Counter(r.reason.value for r in rejected)
+        sample = ", ".join(str(r.prefix) for r in rejected[:5])
+        log.warning(
+            "rejected %d prefixes from %s (%s): %s%s",
+            len(rejected),
+            rejected[0].peer,
+            ", ".join(f"{reason} {n}" for reason, n in sorted(reasons.items())),
+            sample,
+            ", …" if len(rejected) > 5 else "",
+        )

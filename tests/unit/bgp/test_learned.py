@@ -76,3 +76,47 @@ def test_unknown_peer_and_other_events_change_nothing() -> None:
     assert routes.apply(RoutesAnnounced(A("10.9.9.9"), MESH, (BLOCK,)), PEERS) == []
     assert routes.apply(EndOfRib(MESH), PEERS) == []
     assert routes.apply(RoutesWithdrawn(MESH, (BLOCK,)), PEERS) == []
+
+
+def test_graceful_restart_keeps_routes_until_end_of_rib_sweeps_the_rest() -> None:
+    routes = table()
+    kept, dropped = N("10.244.2.0/26"), N("10.244.3.0/26")
+    routes.apply(RoutesAnnounced(MESH, MESH, (kept, dropped)), PEERS, now=0)
+    # The peer advertised a 120 s restart time: nothing changes when it goes down.
+    assert routes.apply(PeerDown(MESH, "restarting", 120), PEERS, now=10) == []
+    assert set(routes.selected) == {kept, dropped}
+    # Back up, it re-announces one prefix, then End-of-RIB: the other goes.
+    assert routes.apply(RoutesAnnounced(MESH, MESH, (kept,)), PEERS, now=20) == []
+    changes = routes.apply(EndOfRib(MESH), PEERS, now=21)
+    assert [(c.prefix, c.route) for c in changes] == [(dropped, None)]
+    assert set(routes.selected) == {kept}
+    assert routes.stale == {}
+
+
+def test_graceful_restart_window_runs_out() -> None:
+    routes = table()
+    routes.apply(RoutesAnnounced(MESH, MESH, (BLOCK,)), PEERS, now=0)
+    routes.apply(PeerDown(MESH, "restarting", 120), PEERS, now=10)
+    assert routes.next_deadline() == 130
+    assert routes.expire(now=129) == []
+    changes = routes.expire(now=130)
+    assert [(c.prefix, c.route) for c in changes] == [(BLOCK, None)]
+    assert routes.next_deadline() is None
+
+
+def test_new_policy_rejudges_what_was_received() -> None:
+    routes = table()
+    later = N("10.250.0.0/26")
+    routes.apply(RoutesAnnounced(MESH, MESH, (BLOCK, later)), PEERS)
+    assert set(routes.selected) == {BLOCK}
+    assert routes.received_from(MESH) == 2 and routes.accepted_from(MESH) == 1
+    wider = PolicyView(
+        pools=(N("10.244.0.0/16"), N("10.250.0.0/16")), node_addresses=frozenset({ME, MESH})
+    )
+    changes = routes.set_policy(wider)
+    assert [c.prefix for c in changes] == [later]
+    narrower = PolicyView(pools=(N("10.250.0.0/16"),), node_addresses=frozenset({ME, MESH}))
+    changes = routes.set_policy(narrower)
+    assert [(c.prefix, c.route) for c in changes] == [(BLOCK, None)]
+    # Re-judging is not a new rejection.
+    assert routes.import_filter.rejected_by_reason[RejectReason.OUTSIDE_POOLS] == 1
