@@ -29,9 +29,10 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Protocol
 
-from felix.dataplane import KernelState, OpResult
+from felix.dataplane import VXLAN_DEVICE, KernelState, OpResult
 from felix.desired import (
     DesiredInputs,
+    EncapMode,
     LocalWorkload,
     NodeInfo,
     PoolInfo,
@@ -163,9 +164,12 @@ class Agent:
             await self.reconcile(resync=self.clock() >= self._next_resync)
 
     async def reconcile(self, resync: bool) -> list[OpResult]:
+        # Snapshot everything on the loop: the worker thread must not iterate dicts
+        # that datastore events mutate meanwhile.
         inputs = self.inputs()
+        nat = nat_ruleset(list(self.pools.values()))
         started = time.perf_counter()
-        results = await asyncio.to_thread(self._reconcile_blocking, inputs, resync)
+        results = await asyncio.to_thread(self._reconcile_blocking, inputs, nat, resync)
         self.stats.last_duration = time.perf_counter() - started
         self.stats.reconciles += 1
         self.stats.ops_applied += len(results)
@@ -187,20 +191,21 @@ class Agent:
         self.mark_dirty()
         await waiter
 
-    def _reconcile_blocking(self, inputs: DesiredInputs, resync: bool) -> list[OpResult]:
+    def _reconcile_blocking(
+        self, inputs: DesiredInputs, nat: str | None, resync: bool
+    ) -> list[OpResult]:
         self._ensure_tunnels(inputs)
         desired = compute_desired(inputs)
         self.desired_problems = desired.problems
         results = reconcile_once(self.reconciler, self.host, desired.state, self.clock(), resync)
-        self._reconcile_nat(resync)
+        self._reconcile_nat(nat, resync)
         return results
 
-    def _reconcile_nat(self, resync: bool) -> None:
+    def _reconcile_nat(self, ruleset: str | None, resync: bool) -> None:
         # Pools are only fully known after the datastore snapshot: before it, the
         # table is left exactly as a previous felix wrote it.
         if not self.reconciler.datastore_synced:
             return
-        ruleset = nat_ruleset(self.pools.values())
         if ruleset == self._nat_programmed and not resync:
             return
         try:
@@ -213,15 +218,22 @@ class Agent:
         self._nat_programmed = ruleset
 
     def _ensure_tunnels(self, inputs: DesiredInputs) -> None:
-        me = self.nodes.get(self.node)
+        me = inputs.nodes.get(self.node)
         if vxlan_in_use(inputs) and me and me.vtep_ip and me.vtep_mac:
-            self.host.ensure_vxlan(me.vtep_ip, me.vtep_mac, me.address)
-        if any(p.ipip_mode.value != "Never" for p in inputs.pools):
+            try:
+                self.host.ensure_vxlan(me.vtep_ip, me.vtep_mac, me.address)
+            except Exception as exc:  # keep serving: routes via the device will fail
+                self._report_once(f"cannot set up {VXLAN_DEVICE}: {exc}")
+        if any(p.ipip_mode is not EncapMode.NEVER for p in inputs.pools):
             problem = self.host.ensure_tunl0(None)
             inputs.ipip_supported = problem is None
-            if problem and problem not in self.capability_problems:
-                log.error("%s", problem)  # once: the set remembers it
-                self.capability_problems.add(problem)
+            if problem:
+                self._report_once(problem)
+
+    def _report_once(self, problem: str) -> None:
+        if problem not in self.capability_problems:
+            log.error("%s", problem)
+            self.capability_problems.add(problem)
 
     def programmed(self) -> KernelState:
         return self.reconciler.programmed

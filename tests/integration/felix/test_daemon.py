@@ -9,12 +9,8 @@ foreign route in the same table survives everything.
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
+import asyncio
 import stat
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from ipaddress import IPv4Network
@@ -22,85 +18,15 @@ from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from felix.netns import socket_in_netns
 from felix.rtnl import RouteSocket
-from gingham.datastore import open_datastore
-from gingham.model.base import KINDS
 from gingham.v1 import dataplane_pb2 as pb
 from gingham.v1 import dataplane_pb2_grpc as pb_grpc
+from tests.integration.felix.daemon import HTTP_PORT, Felix, add, push_snapshot, resource, seed
 from tests.support.netns import Netns, Topology
 from tests.support.poll import async_wait_for, wait_for
 
-FELIX = str(Path(sys.executable).with_name("gingham-felix"))
-HTTP_PORT = 9099
 KEEP, STALE = IPv4Network("10.65.1.0/26"), IPv4Network("10.65.2.0/26")
-
-
-def resource(kind: str, name: str, spec: dict[str, object]):  # type: ignore[no-untyped-def]
-    import gingham.model  # noqa: F401
-
-    doc = {"apiVersion": "gingham.io/v1", "kind": kind, "metadata": {"name": name}, "spec": spec}
-    return KINDS[kind].model_validate(doc)
-
-
-async def seed(url: str) -> None:
-    ds = open_datastore(url)
-    try:
-        await ds.create(resource("IPPool", "default", {"cidr": "10.65.0.0/16"}))
-        for i in (1, 2, 3):
-            await ds.create(
-                resource("Node", f"node{i}", {"bgp": {"ipv4Address": f"192.0.2.{i}/24"}})
-            )
-    finally:
-        await ds.close()
-
-
-class Felix:
-    def __init__(self, ns: Netns, url: str, run_dir: Path, log: Path) -> None:
-        self.ns, self.url, self.run_dir, self.log = ns, url, run_dir, log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def sock(self) -> Path:
-        return self.run_dir / "felix.sock"
-
-    def start(self) -> None:
-        args = ["ip", "netns", "exec", self.ns.name, FELIX, "--node", "node1",
-                "--datastore", self.url, "--run-dir", str(self.run_dir),
-                "--http", f"127.0.0.1:{HTTP_PORT}", "--resync", "0.5"]  # fmt: skip
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
-        wait_for(self.healthy, timeout=20, what="felix serving health")
-
-    def healthy(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise AssertionError(f"felix exited {self.proc.returncode}:\n{self.log.read_text()}")
-        if not self.sock.exists():
-            return False
-        with grpc.insecure_channel(f"unix:{self.sock}") as ch:
-            try:
-                reply = health_pb2_grpc.HealthStub(ch).Check(
-                    health_pb2.HealthCheckRequest(), timeout=1
-                )
-            except grpc.RpcError:
-                return False
-        return reply.status == health_pb2.HealthCheckResponse.SERVING
-
-    def kill9(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-    def http(self, path: str) -> int:
-        s = socket_in_netns(self.ns.path, socket.AF_INET, socket.SOCK_STREAM)
-        with s:
-            s.settimeout(3)
-            s.connect(("127.0.0.1", HTTP_PORT))
-            s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-            return int(s.recv(4096).split()[1])
 
 
 @pytest.fixture
@@ -110,33 +36,16 @@ def felix(topo: Topology, tmp_path: Path) -> Iterator[Felix]:
     node.ip("addr add 192.0.2.1/24 dev up0")
     router.ip("addr add 192.0.2.254/24 dev down0")
     url = f"sqlite:///{tmp_path}/store.db"
-    import asyncio
-
-    asyncio.run(seed(url))
+    objects = [resource("IPPool", "default", {"cidr": "10.65.0.0/16"})]
+    objects += [
+        resource("Node", f"node{i}", {"bgp": {"ipv4Address": f"192.0.2.{i}/24"}}) for i in (1, 2, 3)
+    ]
+    asyncio.run(seed(url, objects))
     f = Felix(node, url, tmp_path / "run", tmp_path / "felix.log")
     try:
         yield f
     finally:
         f.kill9()
-
-
-def add(prefix: IPv4Network, hop: str, node: str) -> pb.RouteUpdate:
-    return pb.RouteUpdate(type=pb.ADD, prefix=str(prefix), peer=hop,
-                          next_hops=[pb.NextHop(address=hop, node=node)])  # fmt: skip
-
-
-async def push_snapshot(sock: Path, routes: list[pb.RouteUpdate]):  # type: ignore[no-untyped-def]
-    channel = grpc.aio.insecure_channel(f"unix:{sock}")
-    call = pb_grpc.RouteFeedStub(channel).SyncRoutes()
-    for msg in [
-        pb.RouteUpdate(type=pb.SNAPSHOT_BEGIN),
-        *routes,
-        pb.RouteUpdate(type=pb.SNAPSHOT_END),
-    ]:
-        await call.write(msg)
-    ack = await call.read()
-    assert ack.in_sync and not ack.error, ack
-    return channel, call
 
 
 def owned(ns: Netns) -> set[IPv4Network]:
