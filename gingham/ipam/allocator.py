@@ -1,0 +1,572 @@
+"""Assign and release addresses over the datastore, Calico's way.
+
+`IPAM(store)` is the one entry point: felix (pods, tunnel addresses), the CLI
+and the tests call `assign`, `release`, `release_ip`, `release_block`; the
+read side (`blocks_for_node`, `borrowed_ips`, `allocations`) lives in
+gingham.ipam.query.
+
+How an address is found (`assign`):
+1. a free address in a block affine to the node (in a usable pool);
+2. else claim the next free block of a usable pool, unless the node already
+   has `maxBlocksPerHost` blocks;
+3. else borrow a free address from another node's block, unless strict
+   affinity is on (then `PoolExhausted` says so).
+A pool is usable when it is enabled and its `nodeSelector` matches the labels
+of the node's `Node` resource (no Node: only ``all()`` matches).
+
+Writes and what a crash between them leaves (no multi-key transactions):
+- claim: BlockAffinity(pending) → IPAMBlock(affinity host:node) with create
+  (exactly one creator wins) → BlockAffinity confirmed. The block is the
+  truth. A crash after the affinity leaves a pending affinity without a
+  block: whoever claims that CIDR next (the same node or another) wins it and
+  deletes the stale claim. A crash after the block leaves a block with a
+  pending affinity: the next assign on that node confirms it (and `ipam check`
+  repairs it); other nodes see a taken block and move on.
+- allocate: the handle record is incremented first, then the block is written
+  with compare-and-swap; if the block write loses, the handle is decremented
+  again. So a crash can leave a handle that over-counts (found and fixed by
+  release / `ipam check`) but never an address held by no findable handle,
+  and never an address given twice (only a CAS block write hands one out).
+- every `Conflict` (and the AlreadyExists/NotFound that a lost race looks
+  like) retries the whole step from fresh reads with jittered exponential
+  backoff, up to `max_attempts`; `Unavailable` becomes `IPAMUnavailable`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import ipaddress
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TypeVar
+
+from gingham.datastore.base import AlreadyExists, Conflict, Datastore, NotFound, Unavailable
+from gingham.ipam import blocks as core
+from gingham.ipam.errors import (
+    AddressInUse,
+    BlockNotReleasable,
+    ConflictRetriesExceeded,
+    InvalidRequest,
+    IPAMUnavailable,
+    PoolExhausted,
+)
+from gingham.model.base import Metadata, Resource
+from gingham.model.bgp import Node
+from gingham.model.fields import IPNetwork
+from gingham.model.ipam import (
+    IPAM_CONFIGURATION_NAME,
+    AffinityState,
+    BlockAffinity,
+    BlockAffinitySpec,
+    IPAMBlock,
+    IPAMBlockSpec,
+    IPAMConfiguration,
+    IPAMConfigurationSpec,
+    IPAMHandle,
+    IPAMHandleSpec,
+    affinity_name,
+    block_name,
+    handle_name,
+)
+from gingham.model.network import IPPool
+from gingham.selector import All
+
+log = logging.getLogger("gingham.ipam")
+
+T = TypeVar("T")
+R = TypeVar("R", bound=Resource)
+IPAddress = core.IPAddress
+
+
+def ipip_tunnel_handle(node: str) -> str:
+    return f"ipip-tunnel-addr-{node}"
+
+
+def vxlan_tunnel_handle(node: str) -> str:
+    return f"vxlan-tunnel-addr-{node}"
+
+
+class _LostRace(Exception):
+    """A read-then-write step raced with another writer: redo it from fresh reads."""
+
+
+class IPAM:
+    def __init__(
+        self,
+        store: Datastore,
+        *,
+        max_attempts: int = 100,
+        backoff_base: float = 0.002,
+        backoff_cap: float = 0.2,
+    ) -> None:
+        self.store = store
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self._random = random.Random()
+        # (node, block cidr) whose BlockAffinity this process saw confirmed.
+        self._confirmed: set[tuple[str, IPNetwork]] = set()
+
+    # --- retry plumbing --------------------------------------------------------
+
+    async def _retrying(self, what: str, step: Callable[[], Awaitable[T]]) -> T:
+        for attempt in range(self.max_attempts):
+            try:
+                return await step()
+            except (Conflict, _LostRace):
+                delay = min(self.backoff_cap, self.backoff_base * 2 ** min(attempt, 16))
+                await asyncio.sleep(self._random.uniform(0, delay))
+            except Unavailable as exc:
+                raise IPAMUnavailable(
+                    f"{what}: datastore unavailable ({exc}); try again later"
+                ) from exc
+        raise ConflictRetriesExceeded(
+            f"{what}: lost {self.max_attempts} compare-and-swap races in a row; try again later"
+        )
+
+    # --- what the node may use -------------------------------------------------
+
+    async def configuration(self) -> IPAMConfigurationSpec:
+        try:
+            config = await self.store.get(IPAMConfiguration.kind, IPAM_CONFIGURATION_NAME)
+        except NotFound:
+            return IPAMConfigurationSpec()
+        assert isinstance(config, IPAMConfiguration)
+        return config.spec
+
+    async def _node_labels(self, node: str) -> dict[str, str] | None:
+        try:
+            found = await self.store.get(Node.kind, node)
+        except NotFound:
+            return None
+        return dict(found.metadata.labels)
+
+    async def usable_pools(
+        self, node: str, pool: str | None = None, version: int = 4
+    ) -> list[IPPool]:
+        """Enabled pools whose selector picks `node` (only `pool`, by CIDR or name,
+        when given; `InvalidRequest` saying why when that one is not usable)."""
+        labels = await self._node_labels(node)
+        pools = [p for p in (await self.store.list(IPPool.kind)).items if isinstance(p, IPPool)]
+
+        def selects(p: IPPool) -> bool:
+            if labels is None:
+                return isinstance(p.node_selector, All)
+            return p.selects_node(labels)
+
+        if pool is not None:
+            chosen = [p for p in pools if p.name == pool or str(p.spec.cidr) == pool]
+            if not chosen:
+                raise InvalidRequest(f'no IPPool has the name or cidr "{pool}"')
+            found = chosen[0]
+            if found.spec.disabled:
+                raise InvalidRequest(f'IPPool "{found.name}" ({found.spec.cidr}) is disabled')
+            if not selects(found):
+                raise InvalidRequest(
+                    f'IPPool "{found.name}": spec.nodeSelector "{found.spec.node_selector}"'
+                    f' does not select node "{node}"'
+                )
+            return [found]
+        usable = [
+            p
+            for p in pools
+            if not p.spec.disabled and p.spec.cidr.version == version and selects(p)
+        ]
+        return sorted(usable, key=lambda p: p.spec.cidr)
+
+    async def _list_blocks(self) -> list[IPAMBlock]:
+        return [
+            b for b in (await self.store.list(IPAMBlock.kind)).items if isinstance(b, IPAMBlock)
+        ]
+
+    # --- assign ------------------------------------------------------------------
+
+    async def assign(
+        self,
+        handle: str,
+        node: str,
+        attributes: Mapping[str, str] | None = None,
+        *,
+        pool: str | None = None,
+        count: int = 1,
+        ip: IPAddress | None = None,
+    ) -> list[IPAddress]:
+        """`count` addresses (or exactly `ip`) for `handle` on `node`."""
+        if not handle:
+            raise InvalidRequest("the IPAM handle is empty")
+        if not node:
+            raise InvalidRequest("the node name is empty")
+        if count < 1:
+            raise InvalidRequest(f"count {count} is less than 1")
+        secondary = {**(attributes or {}), "node": node}
+        if ip is not None:
+            await self._retrying(
+                f"assign {ip} to {handle}",
+                lambda: self._assign_ip_once(handle, node, secondary, ip),
+            )
+            return [ip]
+        got: list[IPAddress] = []
+        try:
+            while len(got) < count:
+                step = functools.partial(
+                    self._assign_once, handle, node, secondary, pool, count - len(got)
+                )
+                got += await self._retrying(f'assign for handle "{handle}" on node "{node}"', step)
+        except BaseException:
+            if got:  # all or nothing: give back what this call took
+                await asyncio.shield(self._release_quietly(got))
+            raise
+        return got
+
+    async def _release_quietly(self, ips: Sequence[IPAddress]) -> None:
+        for address in ips:
+            try:
+                await self.release_ip(address)
+            except Exception:
+                log.warning("could not give back %s after a failed assign", address, exc_info=True)
+
+    async def _assign_once(
+        self,
+        handle: str,
+        node: str,
+        secondary: Mapping[str, str],
+        pool: str | None,
+        want: int,
+    ) -> list[IPAddress]:
+        config = await self.configuration()
+        pools = await self.usable_pools(node, pool)
+        if not pools:
+            raise PoolExhausted(f'no enabled IPv4 IPPool selects node "{node}"')
+        every_block = await self._list_blocks()
+        in_pools = [b for b in every_block if _pool_of(pools, b.spec.cidr) is not None]
+        mine = [b for b in in_pools if b.spec.host == node]
+        for block in mine:
+            if core.free_count(block.spec):
+                await self._ensure_confirmed(node, block)
+                return await self._allocate_in(block, handle, want, secondary)
+
+        owned = sum(1 for b in every_block if b.spec.host == node)
+        limit = config.max_blocks_per_host
+        if limit == 0 or owned < limit:
+            taken = {b.spec.cidr for b in every_block}
+            for p in pools:
+                for cidr in core.blocks_of_pool(p.spec.cidr, p.spec.block_size):
+                    if cidr in taken:
+                        continue
+                    claimed = await self._claim(node, cidr, config.strict_affinity)
+                    if claimed is not None:
+                        return await self._allocate_in(claimed, handle, want, secondary)
+                    # Lost this one to another node: take the next.
+
+        names = ", ".join(f'"{p.name}" ({p.spec.cidr})' for p in pools)
+        why = (
+            f"node has maxBlocksPerHost={limit} blocks"
+            if limit and owned >= limit
+            else "no free block is left"
+        )
+        if config.strict_affinity:
+            raise PoolExhausted(
+                f'IPPool {names}: {why} for node "{node}" and strictAffinity is set,'
+                " so it may not borrow from other nodes' blocks"
+            )
+        for block in in_pools:
+            foreign = block.spec.host != node and not block.spec.strict_affinity
+            if foreign and core.free_count(block.spec):
+                return await self._allocate_in(block, handle, want, secondary)
+        raise PoolExhausted(f'IPPool {names}: no free address left for node "{node}"')
+
+    async def _allocate_in(
+        self, block: IPAMBlock, handle: str, want: int, secondary: Mapping[str, str]
+    ) -> list[IPAddress]:
+        spec, ips = core.allocate(block.spec, want, handle, secondary)
+        await self._write_allocation(block, spec, handle, len(ips))
+        return ips
+
+    async def _write_allocation(
+        self, block: IPAMBlock, spec: IPAMBlockSpec, handle: str, count: int
+    ) -> None:
+        # Handle first: a crash after it leaves an over-counting handle, never
+        # an address that no handle record points at.
+        cidr = str(block.spec.cidr)
+        await self._add_to_handle(handle, cidr, count)
+        try:
+            await self.store.update(block.model_copy(update={"spec": spec}))
+        except (Conflict, NotFound):
+            await self._add_to_handle(handle, cidr, -count)
+            raise _LostRace from None
+
+    async def _assign_ip_once(
+        self, handle: str, node: str, secondary: Mapping[str, str], ip: IPAddress
+    ) -> None:
+        config = await self.configuration()
+        pools = [p for p in (await self.store.list(IPPool.kind)).items if isinstance(p, IPPool)]
+        containing = [p for p in pools if p.spec.cidr.version == ip.version and ip in p.spec.cidr]
+        if not containing:
+            raise InvalidRequest(f"{ip} is not inside any IPPool")
+        pool = containing[0]
+        usable = await self.usable_pools(node, pool.name, ip.version)
+        cidr = core.block_containing(usable[0].spec.cidr, usable[0].spec.block_size, ip)
+        try:
+            found = await self.store.get(IPAMBlock.kind, block_name(cidr))
+            assert isinstance(found, IPAMBlock)
+            block: IPAMBlock | None = found
+        except NotFound:
+            block = await self._claim(node, cidr, config.strict_affinity)
+        if block is None:
+            raise _LostRace  # another node claimed it just now: read it again
+        ordinal = core.ordinal_of(block.spec.cidr, ip)
+        index = block.spec.allocations[ordinal]
+        if index is not None and block.spec.attributes[index].handle_id == handle:
+            return  # already ours: a repeated request is not an error
+        try:
+            spec = core.allocate_address(block.spec, ip, handle, secondary)
+        except core.AddressInUse as exc:
+            raise AddressInUse(str(exc)) from None
+        await self._write_allocation(block, spec, handle, 1)
+
+    # --- handles -----------------------------------------------------------------
+
+    async def _add_to_handle(self, handle: str, cidr: str, delta: int) -> None:
+        name = handle_name(handle)
+        for attempt in range(self.max_attempts):
+            try:
+                record = await self.store.get(IPAMHandle.kind, name)
+            except NotFound:
+                if delta <= 0:
+                    return
+                spec = IPAMHandleSpec(handle_id=handle, block={cidr: delta})
+                try:
+                    await self.store.create(IPAMHandle(metadata=Metadata(name=name), spec=spec))
+                    return
+                except AlreadyExists:
+                    continue
+            assert isinstance(record, IPAMHandle)
+            counts = dict(record.spec.block)
+            counts[cidr] = counts.get(cidr, 0) + delta
+            if counts[cidr] <= 0:
+                del counts[cidr]
+            try:
+                if counts:
+                    spec = record.spec.model_copy(update={"block": counts})
+                    await self.store.update(record.model_copy(update={"spec": spec}))
+                else:
+                    await self.store.delete(IPAMHandle.kind, name, record.resource_version)
+                return
+            except (Conflict, NotFound):
+                delay = min(self.backoff_cap, self.backoff_base * 2 ** min(attempt, 16))
+                await asyncio.sleep(self._random.uniform(0, delay))
+        raise ConflictRetriesExceeded(f'IPAMHandle "{handle}": too many concurrent updates')
+
+    # --- claiming blocks ---------------------------------------------------------
+
+    async def _claim(self, node: str, cidr: IPNetwork, strict: bool) -> IPAMBlock | None:
+        """Claim `cidr` for `node`: the block, or None when another node has it."""
+        name = affinity_name(node, cidr)
+        pending = BlockAffinity(
+            metadata=Metadata(name=name), spec=BlockAffinitySpec(node=node, cidr=cidr)
+        )
+        try:
+            affinity = await self.store.create(pending)
+        except AlreadyExists:
+            # Our own earlier claim (perhaps by a process that died mid-claim).
+            affinity = await self._get_or_race(BlockAffinity, name)
+            if affinity.spec.state == AffinityState.PENDING_DELETION:
+                # A release is under way, or died after deleting the block: in
+                # that case finish it. Either way look again afterwards.
+                try:
+                    await self.store.get(IPAMBlock.kind, block_name(cidr))
+                except NotFound:
+                    await self._delete_quietly(BlockAffinity.kind, name, affinity.resource_version)
+                raise _LostRace from None
+        new_block = IPAMBlock(
+            metadata=Metadata(name=block_name(cidr)), spec=core.empty_block(cidr, node, strict)
+        )
+        try:
+            block = await self.store.create(new_block)
+        except AlreadyExists:
+            block = await self._get_or_race(IPAMBlock, block_name(cidr))
+            if block.spec.host != node:
+                await self._delete_quietly(BlockAffinity.kind, name, affinity.resource_version)
+                return None
+        assert isinstance(affinity, BlockAffinity) and isinstance(block, IPAMBlock)
+        await self._confirm(node, cidr, affinity)
+        await self._drop_stale_claims(node, cidr)
+        return block
+
+    async def _get(self, cls: type[R], name: str) -> R:
+        found = await self.store.get(cls.kind, name)
+        if not isinstance(found, cls):
+            raise TypeError(f"{cls.kind} {name!r}: the store returned a {found.kind}")
+        return found
+
+    async def _get_or_race(self, cls: type[R], name: str) -> R:
+        try:
+            return await self._get(cls, name)
+        except NotFound:
+            raise _LostRace from None  # deleted between our create and get
+
+    async def _confirm(self, node: str, cidr: IPNetwork, affinity: BlockAffinity | None) -> None:
+        name = affinity_name(node, cidr)
+        for _ in range(self.max_attempts):
+            if affinity is None:
+                spec = BlockAffinitySpec(node=node, cidr=cidr, state=AffinityState.CONFIRMED)
+                try:
+                    await self.store.create(BlockAffinity(metadata=Metadata(name=name), spec=spec))
+                    break
+                except AlreadyExists:
+                    pass
+            elif affinity.spec.state == AffinityState.CONFIRMED:
+                break
+            else:
+                spec = affinity.spec.model_copy(update={"state": AffinityState.CONFIRMED})
+                try:
+                    await self.store.update(affinity.model_copy(update={"spec": spec}))
+                    break
+                except (Conflict, NotFound):
+                    pass
+            try:
+                found = await self.store.get(BlockAffinity.kind, name)
+                assert isinstance(found, BlockAffinity)
+                affinity = found
+            except NotFound:
+                affinity = None
+        else:
+            raise ConflictRetriesExceeded(f'BlockAffinity "{name}": too many concurrent updates')
+        self._confirmed.add((node, cidr))
+
+    async def _ensure_confirmed(self, node: str, block: IPAMBlock) -> None:
+        """Repair a claim that died after writing its block (once per process)."""
+        if (node, block.spec.cidr) in self._confirmed:
+            return
+        try:
+            found = await self.store.get(BlockAffinity.kind, affinity_name(node, block.spec.cidr))
+            assert isinstance(found, BlockAffinity)
+            affinity: BlockAffinity | None = found
+        except NotFound:
+            affinity = None
+        await self._confirm(node, block.spec.cidr, affinity)
+
+    async def _drop_stale_claims(self, winner: str, cidr: IPNetwork) -> None:
+        """Other nodes' pending claims of a block `winner` now holds: they lost
+        (or died trying); nothing will ever confirm them."""
+        for other in (await self.store.list(BlockAffinity.kind)).items:
+            assert isinstance(other, BlockAffinity)
+            spec = other.spec
+            if spec.cidr == cidr and spec.node != winner and spec.state == AffinityState.PENDING:
+                await self._delete_quietly(BlockAffinity.kind, other.name, other.resource_version)
+
+    async def _delete_quietly(self, kind: str, name: str, revision: str | None) -> None:
+        with contextlib.suppress(NotFound, Conflict):  # someone else dealt with it
+            await self.store.delete(kind, name, revision)
+
+    # --- release -----------------------------------------------------------------
+
+    async def release(self, handle: str) -> list[IPAddress]:
+        """Free everything `handle` holds; an unknown handle frees nothing."""
+        return await self._retrying(
+            f'release handle "{handle}"', lambda: self._release_once(handle)
+        )
+
+    async def _release_once(self, handle: str) -> list[IPAddress]:
+        name = handle_name(handle)
+        try:
+            record = await self.store.get(IPAMHandle.kind, name)
+        except NotFound:
+            return []
+        assert isinstance(record, IPAMHandle)
+        released: list[IPAddress] = []
+        for cidr_text in record.spec.block:
+            cidr = ipaddress.ip_network(cidr_text)
+            try:
+                block = await self.store.get(IPAMBlock.kind, block_name(cidr))
+            except NotFound:
+                continue
+            assert isinstance(block, IPAMBlock)
+            spec, ips = core.release_handle(block.spec, handle)
+            if ips:
+                await self._write_release(block, spec)
+                released += ips
+        # CAS: if an assign added to the handle meanwhile, redo with its blocks.
+        # NotFound: a concurrent release of the same handle finished first.
+        with contextlib.suppress(NotFound):
+            await self.store.delete(IPAMHandle.kind, name, record.resource_version)
+        return released
+
+    async def _write_release(self, block: IPAMBlock, spec: IPAMBlockSpec) -> None:
+        try:
+            await self.store.update(block.model_copy(update={"spec": spec}))
+        except NotFound:
+            raise _LostRace from None
+        if core.is_empty(spec) and spec.host is not None:
+            config = await self.configuration()
+            if config.auto_release_empty_blocks:
+                with contextlib.suppress(BlockNotReleasable):  # refilled meanwhile: keep it
+                    await self.release_block(spec.host, spec.cidr)
+
+    async def release_ip(self, ip: IPAddress) -> bool:
+        """Free one address whoever holds it; False when it was not allocated."""
+        return await self._retrying(f"release {ip}", lambda: self._release_ip_once(ip))
+
+    async def _release_ip_once(self, ip: IPAddress) -> bool:
+        for block in await self._list_blocks():
+            if block.spec.cidr.version == ip.version and ip in block.spec.cidr:
+                spec, lost = core.release_addresses(block.spec, [ip])
+                if not lost and spec is block.spec:
+                    return False
+                await self._write_release(block, spec)
+                for handle, count in lost.items():
+                    await self._add_to_handle(handle, str(block.spec.cidr), -count)
+                return True
+        return False
+
+    async def release_block(self, node: str, cidr: IPNetwork) -> None:
+        """Give an empty block of `node` back to the pool (block and affinity)."""
+        await self._retrying(
+            f"release block {cidr} of node {node}", lambda: self._release_block_once(node, cidr)
+        )
+
+    async def _release_block_once(self, node: str, cidr: IPNetwork) -> None:
+        name = affinity_name(node, cidr)
+        try:
+            found = await self.store.get(IPAMBlock.kind, block_name(cidr))
+        except NotFound:
+            await self._delete_quietly(BlockAffinity.kind, name, None)
+            return
+        assert isinstance(found, IPAMBlock)
+        if found.spec.host != node:
+            holder = f'node "{found.spec.host}"' if found.spec.host else "no node"
+            raise BlockNotReleasable(f"IPAMBlock {cidr}: affine to {holder}, not node {node!r}")
+        used = len(core.allocations(found.spec))
+        if used:
+            raise BlockNotReleasable(
+                f"IPAMBlock {cidr}: still holds {used} address(es); release them first"
+            )
+        affinity: BlockAffinity | None
+        try:
+            got = await self.store.get(BlockAffinity.kind, name)
+            assert isinstance(got, BlockAffinity)
+            spec = got.spec.model_copy(update={"state": AffinityState.PENDING_DELETION})
+            affinity = got.model_copy(update={"spec": spec})
+            affinity = affinity.with_revision((await self.store.update(affinity)).resource_version)
+        except NotFound:
+            affinity = None
+        try:
+            await self.store.delete(IPAMBlock.kind, found.name, found.resource_version)
+        except (Conflict, NotFound):
+            # Someone allocated meanwhile: the block stays, and so does its claim.
+            if affinity is not None:
+                self._confirmed.discard((node, cidr))
+                await self._confirm(node, cidr, affinity)
+            raise _LostRace from None
+        self._confirmed.discard((node, cidr))
+        await self._delete_quietly(BlockAffinity.kind, name, None)
+
+
+def _pool_of(pools: Sequence[IPPool], cidr: IPNetwork) -> IPPool | None:
+    for pool in pools:
+        if pool.spec.cidr.version == cidr.version and cidr.subnet_of(pool.spec.cidr):  # type: ignore[arg-type]
+            return pool
+    return None
