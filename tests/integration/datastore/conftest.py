@@ -94,7 +94,7 @@ async def sqlite_backend(
     yield Backend(
         name="sqlite",
         url=f"sqlite://{path}",
-        connect=lambda: SqliteDatastore(path, busy_timeout=1.0),
+        connect=lambda: SqliteDatastore(path, busy_timeout=0.5),
         compact=compact,
         outage=outage,
         reads_fail_in_outage=False,
