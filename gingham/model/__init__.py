@@ -33,17 +33,40 @@ from gingham.model.bgp import (
     effective_bgp_configuration,
 )
 from gingham.model.documents import check_pool_overlaps, check_set, load_documents, parse_resource
+from gingham.model.ipam import (
+    AffinityState,
+    AllocationAttribute,
+    BlockAffinity,
+    BlockAffinitySpec,
+    IPAMBlock,
+    IPAMBlockSpec,
+    IPAMConfiguration,
+    IPAMConfigurationSpec,
+    IPAMHandle,
+    IPAMHandleSpec,
+)
 from gingham.model.network import EncapsulationMode, IPPool, IPPoolSpec
+from gingham.model.workload import WorkloadEndpoint, WorkloadEndpointSpec
 
 __all__ = [
     "API_VERSION",
     "KINDS",
+    "AffinityState",
+    "AllocationAttribute",
     "BGPConfiguration",
     "BGPConfigurationSpec",
     "BGPPeer",
     "BGPPeerSpec",
+    "BlockAffinity",
+    "BlockAffinitySpec",
     "EncapsulationMode",
     "FieldError",
+    "IPAMBlock",
+    "IPAMBlockSpec",
+    "IPAMConfiguration",
+    "IPAMConfigurationSpec",
+    "IPAMHandle",
+    "IPAMHandleSpec",
     "IPPool",
     "IPPoolSpec",
     "InvalidResource",
@@ -56,6 +79,8 @@ __all__ = [
     "NodeVXLANSpec",
     "Resource",
     "UnknownKind",
+    "WorkloadEndpoint",
+    "WorkloadEndpointSpec",
     "check_pool_overlaps",
     "check_set",
     "effective_bgp_configuration",
