@@ -85,6 +85,15 @@ class ExaBGPOptions:
     extra_env: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class SessionInfo:
+    state: SessionState
+    # Wall-clock time of the last state change; None if never seen.
+    since: float | None
+    # Why it last went down ("" when up).
+    info: str
+
+
 class _ProcessGone(Exception):
     pass
 
@@ -109,6 +118,7 @@ class ExaBGPAdapter:
         self._state: dict[IPv4Address, SessionState] = {}
         self._restart_time: dict[IPv4Address, int | None] = {}
         self._removing: set[IPv4Address] = set()
+        self._since: dict[IPv4Address, tuple[float, str]] = {}
         self._events: asyncio.Queue[BgpEvent] = asyncio.Queue()
         self._dirty = asyncio.Event()
         self._synced = asyncio.Event()
@@ -171,6 +181,16 @@ class ExaBGPAdapter:
     def session_state(self, peer: IPv4Address) -> SessionState:
         return self._state.get(peer, SessionState.IDLE)
 
+    def session_info(self, peer: IPv4Address) -> SessionInfo:
+        """State, when it last changed (wall clock) and why (for status tables)."""
+        since, info = self._since.get(peer, (None, ""))
+        return SessionInfo(self.session_state(peer), since, info)
+
+    def _change_state(self, peer: IPv4Address, state: SessionState, info: str) -> None:
+        if self._state.get(peer) is not state:
+            self._since[peer] = (time.time(), info)
+        self._state[peer] = state
+
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
@@ -205,7 +225,6 @@ class ExaBGPAdapter:
     def _forget_process(self, reason: str) -> None:
         for peer in list(self._state):
             self._set_down(peer, reason)
-        self._state.clear()
         self._config_peers.clear()
         self._sent.clear()
         for ack in self._acks:
@@ -270,7 +289,10 @@ class ExaBGPAdapter:
                     raise task.exception()  # type: ignore[misc]
             if not exited.done():
                 await self._terminate()
-            log.warning("ExaBGP pid %d exited with %s", proc.pid, await exited)
+            code = await exited
+            (log.info if self._stopping else log.warning)(
+                "ExaBGP pid %d exited with %s", proc.pid, code
+            )
         finally:
             for task in tasks:
                 task.cancel()
@@ -328,7 +350,8 @@ class ExaBGPAdapter:
             raw = await reader.readline()
             if not raw:
                 # The bridge is gone; ExaBGP exits too (api terminate), or we make it.
-                log.warning("ExaBGP API connection closed")
+                if not self._stopping:
+                    log.warning("ExaBGP API connection closed")
                 await self._terminate()
                 return
             parsed = wire.parse_line(raw.decode(errors="replace"))
@@ -353,9 +376,9 @@ class ExaBGPAdapter:
         if isinstance(event, NotificationReceived):
             self._restart_time.pop(event.peer, None)
         if isinstance(event, PeerConnected):
-            self._state[event.peer] = SessionState.CONNECTED
+            self._change_state(event.peer, SessionState.CONNECTED, "")
         elif isinstance(event, PeerUp):
-            self._state[event.peer] = SessionState.ESTABLISHED
+            self._change_state(event.peer, SessionState.ESTABLISHED, "")
         elif isinstance(event, PeerOpen):
             self._restart_time[event.peer] = event.graceful_restart_time
         await self._events.put(event)
@@ -367,7 +390,7 @@ class ExaBGPAdapter:
         restart and the session did not end deliberately.
         """
         previous = self._state.get(peer, SessionState.IDLE)
-        self._state[peer] = SessionState.DOWN
+        self._change_state(peer, SessionState.DOWN, reason)
         restart = self._restart_time.pop(peer, None)
         if previous in (SessionState.CONNECTED, SessionState.ESTABLISHED):
             self._events.put_nowait(PeerDown(peer, reason, restart if graceful else None))
@@ -438,6 +461,7 @@ class ExaBGPAdapter:
                 self._sent.pop(address, None)
                 self._set_down(address, "peer removed from configuration", graceful=False)
                 self._state.pop(address, None)
+                self._since.pop(address, None)
             elif new != old:
                 # ExaBGP re-establishes a changed neighbor with a fresh RIB.
                 self._sent[address] = {}

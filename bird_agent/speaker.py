@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Protocol
 
-from bird_agent.events import RoutesAnnounced, RoutesWithdrawn
+from bird_agent.events import RoutesAnnounced, RoutesWithdrawn, SessionState
 from bird_agent.exabgp import ExaBGPAdapter
 from bird_agent.learned import LearnedRoutes, RouteChange
 from bird_agent.model_view import config_view, node_view, peer_views, policy_view
@@ -89,6 +89,20 @@ def plan_for(
     return SpeakerPlan(plan, policy_view(pools, nodes, own), exports)
 
 
+@dataclass(frozen=True)
+class PeerStatus:
+    """One row of `gingham node status` (Calico's table, plus route counts)."""
+
+    address: IPv4Address
+    peer_type: str
+    state: str
+    since: float | None
+    info: str
+    received: int
+    accepted: int
+    advertised: int
+
+
 class LoggingSink:
     """A RouteSink that only logs (until the felix feed exists)."""
 
@@ -113,7 +127,7 @@ class Speaker:
         self._listed: set[str] = set()
         self._dirty = asyncio.Event()
         self._wake_expiry = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self.tasks: list[asyncio.Task[None]] = []
 
     def set_local_prefixes(
         self, blocks: Iterable[IPv4Network], borrowed: Iterable[IPv4Address]
@@ -123,8 +137,30 @@ class Speaker:
         self._borrowed = frozenset(borrowed)
         self._dirty.set()
 
+    def status(self) -> list[PeerStatus]:
+        """Every desired session with its state and counts, in address order."""
+        if self.plan is None:
+            return []
+        rows = []
+        for peer in self.plan.peers.peers:
+            session = self.adapter.session_info(peer.address)
+            up = session.state is SessionState.ESTABLISHED
+            rows.append(
+                PeerStatus(
+                    address=peer.address,
+                    peer_type=peer.peer_type.value,
+                    state=session.state.value,
+                    since=session.since,
+                    info=session.info,
+                    received=self.learned.received_from(peer.address),
+                    accepted=self.learned.accepted_from(peer.address),
+                    advertised=len(self.plan.exports) if up else 0,
+                )
+            )
+        return rows
+
     async def start(self) -> None:
-        self._tasks = [
+        self.tasks = [
             *(
                 asyncio.create_task(self._follow(kind), name=f"follow-{kind}")
                 for kind in WATCHED_KINDS
@@ -135,9 +171,9 @@ class Speaker:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        for task in self.tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.adapter.stop()

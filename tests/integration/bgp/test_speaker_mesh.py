@@ -101,6 +101,14 @@ async def test_two_node_mesh_from_the_datastore(tmp_path: Path) -> None:
         assert learned is not None and learned.origin_node == "n2"
         # Our own block is never a learned route.
         assert BLOCKS["n1"] not in sinks["n1"].routes
+        (row,) = speakers["n1"].status()
+        assert (row.address, row.peer_type, row.state) == (
+            ADDRESSES["n2"],
+            "node-to-node mesh",
+            "established",
+        )
+        assert (row.received, row.accepted, row.advertised) == (1, 1, 1)
+        assert row.since is not None
 
         # n2 leaves the cluster: n1 drops the session, n2 loses n1's routes.
         await store.delete("Node", "n2")
