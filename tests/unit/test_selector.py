@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gingham.selector import (
@@ -193,6 +193,7 @@ def _evaluate(selector: Selector, labels: dict[str, str]) -> bool:
     raise AssertionError(selector)
 
 
+@settings(deadline=None)
 @given(_selectors(), LABELS)
 def test_canonical_text_parses_back_to_the_same_meaning(
     selector: Selector, labels: dict[str, str]
@@ -203,6 +204,7 @@ def test_canonical_text_parses_back_to_the_same_meaning(
     assert reparsed.matches(labels) == _evaluate(selector, labels) == selector.matches(labels)
 
 
+@settings(deadline=None)
 @given(st.text(alphabet="ab=!&|(){}'\" ,inothasl", max_size=20))
 def test_any_text_parses_or_raises_selector_error(text: str) -> None:
     try:

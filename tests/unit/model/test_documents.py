@@ -7,7 +7,7 @@ import json
 import textwrap
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -350,6 +350,7 @@ def pool_documents(draw: st.DrawFn) -> dict[str, object]:
     return document("IPPool", "p-" + format(address, "x"), spec)
 
 
+@settings(deadline=None)
 @given(pool_documents())
 def test_generated_pools_round_trip(doc: dict[str, object]) -> None:
     pool = parse_resource(doc)
@@ -357,6 +358,7 @@ def test_generated_pools_round_trip(doc: dict[str, object]) -> None:
     assert load_documents(json.dumps([pool.to_document()])) == [pool]
 
 
+@settings(deadline=None)
 @given(
     st.one_of(st.none(), st.integers(1, 2**32 - 1)),
     st.sampled_from(["192.0.2.1", "192.0.2.1:1179", "2001:db8::1", "[2001:db8::1]:179"]),
