@@ -125,6 +125,23 @@ def _password(peer: Any, _: TableContext) -> str:
     return "set" if peer.spec.password else ""
 
 
+def _block_use(block: Any, _: TableContext) -> str:
+    allocations = block.spec.allocations
+    used = sum(1 for ordinal in allocations if ordinal is not None)
+    return f"{used}/{len(allocations)}"
+
+
+def _handle_blocks(handle: Any, _: TableContext) -> str:
+    return ",".join(f"{cidr}:{count}" for cidr, count in sorted(handle.spec.block.items()))
+
+
+def _joined(field: str) -> Cell:
+    def cell(obj: Any, _: TableContext) -> str:
+        return ",".join(str(v) for v in getattr(obj.spec, field))
+
+    return cell
+
+
 NAME = Column("NAME", _name)
 LABELS = Column("LABELS", _labels, wide_only=True)
 
@@ -166,6 +183,40 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("LISTENPORT", _spec("listen_port"), wide_only=True),
         Column("KEEPALIVE", _seconds("keepalive_time"), wide_only=True),
         Column("HOLD", _seconds("hold_time"), wide_only=True),
+    ),
+    "IPAMConfiguration": (
+        NAME,
+        Column("STRICTAFFINITY", _spec("strict_affinity")),
+        Column("MAXBLOCKSPERHOST", _spec("max_blocks_per_host")),
+        Column("AUTORELEASE", _spec("auto_release_empty_blocks"), wide_only=True),
+    ),
+    "IPAMBlock": (
+        NAME,
+        Column("CIDR", _spec("cidr")),
+        Column("AFFINITY", _spec("affinity")),
+        Column("INUSE", _block_use),
+        Column("STRICT", _spec("strict_affinity"), wide_only=True),
+    ),
+    "BlockAffinity": (
+        NAME,
+        Column("NODE", _spec("node")),
+        Column("CIDR", _spec("cidr")),
+        Column("STATE", _spec("state")),
+        Column("DELETED", _spec("deleted"), wide_only=True),
+    ),
+    "IPAMHandle": (
+        NAME,
+        Column("HANDLE", _spec("handle_id")),
+        Column("BLOCKS", _handle_blocks, wide_only=True),
+    ),
+    "WorkloadEndpoint": (
+        NAME,
+        Column("NODE", _spec("node")),
+        Column("NAMESPACE", _spec("namespace")),
+        Column("POD", _spec("pod")),
+        Column("NETWORKS", _joined("ip_networks")),
+        Column("INTERFACE", _spec("interface_name"), wide_only=True),
+        Column("MAC", _spec("mac"), wide_only=True),
     ),
 }
 

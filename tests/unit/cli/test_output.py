@@ -182,3 +182,80 @@ def test_json_of_nothing_is_an_empty_list() -> None:
 def test_unknown_format_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown output format"):
         render("IPPool", [], "xml")
+
+
+IPAM = """
+apiVersion: gingham.io/v1
+kind: IPAMBlock
+metadata: {name: 10-0-0-0-30}
+spec:
+  cidr: 10.0.0.0/30
+  affinity: host:node-1
+  allocations: [0, null, 0, null]
+  unallocated: [1, 3]
+  attributes: [{handleId: c1.eth0}]
+---
+apiVersion: gingham.io/v1
+kind: BlockAffinity
+metadata: {name: node-1-10-0-0-0-30}
+spec: {node: node-1, cidr: 10.0.0.0/30, state: confirmed}
+---
+apiVersion: gingham.io/v1
+kind: IPAMConfiguration
+metadata: {name: default}
+spec: {strictAffinity: true, maxBlocksPerHost: 4}
+---
+apiVersion: gingham.io/v1
+kind: WorkloadEndpoint
+metadata: {name: node-1-k8s-default-web-eth0}
+spec:
+  node: node-1
+  namespace: default
+  pod: web
+  containerId: c1
+  interfaceName: gh0123456789a
+  ipNetworks: [10.0.0.0/32, 10.0.0.2/32]
+"""
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        (
+            "IPAMBlock",
+            {
+                "NAME": "10-0-0-0-30",
+                "CIDR": "10.0.0.0/30",
+                "AFFINITY": "host:node-1",
+                "INUSE": "2/4",
+            },
+        ),
+        (
+            "BlockAffinity",
+            {
+                "NAME": "node-1-10-0-0-0-30",
+                "NODE": "node-1",
+                "CIDR": "10.0.0.0/30",
+                "STATE": "confirmed",
+            },
+        ),
+        (
+            "IPAMConfiguration",
+            {"NAME": "default", "STRICTAFFINITY": "true", "MAXBLOCKSPERHOST": "4"},
+        ),
+        (
+            "WorkloadEndpoint",
+            {
+                "NAME": "node-1-k8s-default-web-eth0",
+                "NODE": "node-1",
+                "NAMESPACE": "default",
+                "POD": "web",
+                "NETWORKS": "10.0.0.0/32,10.0.0.2/32",
+            },
+        ),
+    ],
+)
+def test_ipam_and_workload_tables(kind: str, expected: dict[str, str]) -> None:
+    objs = [r for r in load_documents(IPAM, "ipam.yaml") if r.kind == kind]
+    (row,) = as_dicts(render_table(kind, objs)).values()
+    assert row == expected
