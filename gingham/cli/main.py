@@ -28,6 +28,7 @@ from gingham.cli.common import DEFAULT_DATASTORE, ENV_DATASTORE, PROG, run_comma
 COMMAND_MODULES: tuple[str, ...] = (
     "gingham.cli.resources",
     "gingham.cli.cni",
+    "gingham.cli.ipam",
 )
 
 LOG_LEVELS = ("debug", "info", "warning", "error")

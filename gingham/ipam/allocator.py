@@ -437,6 +437,20 @@ class IPAM:
             raise ConflictRetriesExceeded(f'BlockAffinity "{name}": too many concurrent updates')
         self._confirmed.add((node, cidr))
 
+    async def confirm_affinity(self, node: str, cidr: IPNetwork) -> None:
+        """Make `node`'s BlockAffinity for `cidr` confirmed (creating it if missing)."""
+        self._confirmed.discard((node, cidr))
+        try:
+            affinity: BlockAffinity | None = await self._get(
+                BlockAffinity, affinity_name(node, cidr)
+            )
+        except NotFound:
+            affinity = None
+        try:
+            await self._confirm(node, cidr, affinity)
+        except Unavailable as exc:
+            raise IPAMUnavailable(f"confirm affinity {cidr} of {node}: {exc}") from exc
+
     async def _ensure_confirmed(self, node: str, block: IPAMBlock) -> None:
         """Repair a claim that died after writing its block (once per process)."""
         if (node, block.spec.cidr) in self._confirmed:
