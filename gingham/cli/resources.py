@@ -132,7 +132,7 @@ def _word(kind: str) -> str:
 
 
 async def run_apply(args: argparse.Namespace) -> int:
-    from gingham.datastore.base import Conflict, NotFound
+    from gingham.datastore.base import AlreadyExists, Conflict, NotFound
     from gingham.model.base import InvalidResource
     from gingham.model.documents import check_set
 
@@ -172,6 +172,10 @@ async def run_apply(args: argparse.Namespace) -> int:
             except NotFound:
                 failed = True
                 print_error(f"{label} was deleted while applying: apply again to create it")
+                continue
+            except AlreadyExists:
+                failed = True
+                print_error(f"{label} was created by someone else while applying: apply again")
                 continue
             print(f"{label} {step.verb}")
     return EXIT_USER_ERROR if failed else EXIT_OK
