@@ -6,14 +6,15 @@ Grammar (precedence ``!`` > ``&&`` > ``||``; parentheses group)::
     and     := unary ( "&&" unary )*
     unary   := "!" unary | "(" expr ")" | term
     term    := "all()" | "has(" KEY ")"
-             | KEY ( "==" | "!=" ) VALUE
+             | KEY ( "==" | "!=" | "contains" | "starts with" | "ends with" ) VALUE
              | KEY ( "in" | "not in" ) "{" [ VALUE ( "," VALUE )* ] "}"
     VALUE   := 'text' | "text"          (no escapes, as in Calico)
     KEY     := [prefix/]name            (Kubernetes label key syntax)
 
 Semantics follow Calico: ``k != 'v'`` and ``k not in {...}`` also match objects
-that lack the label; ``!has(k)`` matches objects without it. An empty (or blank)
-selector text means ``all()``.
+that lack the label (``contains``, ``starts with`` and ``ends with`` do not);
+``!has(k)`` matches objects without it. An empty (or blank) selector text
+means ``all()``.
 
 Invariants:
 - `parse_selector` returns immutable `Selector` trees and caches them by text,
@@ -35,6 +36,8 @@ from functools import lru_cache
 __all__ = [
     "All",
     "And",
+    "Contains",
+    "EndsWith",
     "Equals",
     "Has",
     "In",
@@ -44,6 +47,7 @@ __all__ = [
     "Or",
     "Selector",
     "SelectorError",
+    "StartsWith",
     "parse_selector",
 ]
 
@@ -140,6 +144,45 @@ class NotIn(Selector):
 
     def __str__(self) -> str:
         return f"{self.key} not in {_set_text(self.values)}"
+
+
+@dataclass(frozen=True)
+class Contains(Selector):
+    key: str
+    value: str
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        value = labels.get(self.key)
+        return value is not None and self.value in value
+
+    def __str__(self) -> str:
+        return f"{self.key} contains {_quote(self.value)}"
+
+
+@dataclass(frozen=True)
+class StartsWith(Selector):
+    key: str
+    value: str
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        value = labels.get(self.key)
+        return value is not None and value.startswith(self.value)
+
+    def __str__(self) -> str:
+        return f"{self.key} starts with {_quote(self.value)}"
+
+
+@dataclass(frozen=True)
+class EndsWith(Selector):
+    key: str
+    value: str
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        value = labels.get(self.key)
+        return value is not None and value.endswith(self.value)
+
+    def __str__(self) -> str:
+        return f"{self.key} ends with {_quote(self.value)}"
 
 
 @dataclass(frozen=True)
@@ -326,7 +369,17 @@ class _Parser:
         if op.kind == "word" and op.text == "not" and self._peek().text == "in":
             self.index += 2
             return NotIn(key, self.value_set())
-        raise self.fail(f'"==", "!=", "in" or "not in" after the label key {key}')
+        if op.kind == "word" and op.text == "contains":
+            self.index += 1
+            return Contains(key, self.take("string", "a quoted value after contains").text)
+        if op.kind == "word" and op.text in ("starts", "ends") and self._peek().text == "with":
+            self.index += 2
+            value = self.take("string", f"a quoted value after {op.text} with").text
+            return StartsWith(key, value) if op.text == "starts" else EndsWith(key, value)
+        raise self.fail(
+            f'"==", "!=", "in", "not in", "contains", "starts with" or "ends with"'
+            f" after the label key {key}"
+        )
 
     def key(self) -> str:
         token = self.take("word", "a label key")

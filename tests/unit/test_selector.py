@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 from gingham.selector import (
     All,
     And,
+    Contains,
+    EndsWith,
     Equals,
     Has,
     In,
@@ -18,6 +20,7 @@ from gingham.selector import (
     Or,
     Selector,
     SelectorError,
+    StartsWith,
     parse_selector,
 )
 
@@ -51,6 +54,10 @@ BARE: dict[str, str] = {}
         ("!has(route-reflector) && has(zone)", False, True, False),
         ("!!has(zone)", True, True, False),
         ("has(zone)&&zone=='a'", True, False, False),
+        ("example.com/rack contains '1'", True, False, False),
+        ("example.com/rack starts with 'r'", True, True, False),
+        ("example.com/rack ends with '2'", False, True, False),
+        ("!(zone ends with 'b')", True, False, True),
     ],
 )
 def test_matches(text: str, rr: bool, worker: bool, bare: bool) -> None:
@@ -87,6 +94,7 @@ def test_values_may_hold_the_other_quote_and_operators() -> None:
         ("a == '1' && (b == '2' || c == '3')", 'a == "1" && (b == "2" || c == "3")'),
         ("!(has(a) && has(b))", "!(has(a) && has(b))"),
         ("!!has(a)", "!!has(a)"),
+        ("a   starts   with 'x' || b contains 'y'", 'a starts with "x" || b contains "y"'),
     ],
 )
 def test_canonical_form(text: str, canonical: str) -> None:
@@ -111,8 +119,17 @@ def test_parse_results_are_cached_and_immutable() -> None:
         ("a == 'b", "at column 6: unterminated value: no closing '"),
         (
             "a",
-            'at column 2: expected "==", "!=", "in" or "not in" after the label key a,'
-            " found the end of the selector",
+            'at column 2: expected "==", "!=", "in", "not in", "contains", "starts with" or'
+            ' "ends with" after the label key a, found the end of the selector',
+        ),
+        (
+            "a starts 'x'",
+            'at column 3: expected "==", "!=", "in", "not in", "contains", "starts with" or'
+            ' "ends with" after the label key a, found "starts"',
+        ),
+        (
+            "a contains",
+            "at column 11: expected a quoted value after contains, found the end of the selector",
         ),
         (
             "has(a) &&",
@@ -157,6 +174,9 @@ def _selectors() -> st.SearchStrategy[Selector]:
         st.builds(NotEquals, KEYS, VALUES),
         st.builds(In, KEYS, st.frozensets(VALUES, max_size=3)),
         st.builds(NotIn, KEYS, st.frozensets(VALUES, max_size=3)),
+        st.builds(Contains, KEYS, VALUES),
+        st.builds(StartsWith, KEYS, VALUES),
+        st.builds(EndsWith, KEYS, VALUES),
     )
     return st.recursive(
         leaves,
@@ -184,6 +204,16 @@ def _evaluate(selector: Selector, labels: dict[str, str]) -> bool:
             return key in labels and labels[key] in values
         case NotIn(key, values):
             return not (key in labels and labels[key] in values)
+        case Contains(key, value):
+            return key in labels and value in labels[key]
+        case StartsWith(key, value):
+            return key in labels and labels[key][: len(value)] == value
+        case EndsWith(key, value):
+            return (
+                key in labels
+                and len(labels[key]) >= len(value)
+                and (labels[key][len(labels[key]) - len(value) :] == value)
+            )
         case Not(operand):
             return not _evaluate(operand, labels)
         case And(operands):
