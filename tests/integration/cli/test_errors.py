@@ -70,3 +70,19 @@ def test_the_console_script_runs_the_same_cli(tmp_path: Path) -> None:
         timeout=60,
     )
     assert (result.returncode, result.stderr) == (1, 'gingham: error: IPPool "x" not found\n')
+
+
+def test_the_same_object_in_two_files_is_refused_and_nothing_stored(
+    sqlite_gingham: Gingham,
+) -> None:
+    pool = "apiVersion: gingham.io/v1\nkind: IPPool\nmetadata: {name: a}\nspec: {cidr: %s}\n"
+    (sqlite_gingham.cwd / "one.yaml").write_text(pool % "10.1.0.0/16")
+    (sqlite_gingham.cwd / "two.yaml").write_text(pool % "10.2.0.0/16")
+    result = sqlite_gingham.run("apply", "-f", "one.yaml", "-f", "two.yaml")
+    assert result.returncode == 1
+    assert result.stderr == (
+        'gingham: error: two.yaml: IPPool "a": metadata.name: also defined in one.yaml\n'
+    )
+    assert sqlite_gingham.stored("IPPool") == []
+    empty = sqlite_gingham.run("get", "ippools")
+    assert (empty.returncode, empty.stdout, empty.stderr) == (0, "", "No IPPool resources found.\n")
