@@ -49,9 +49,10 @@ class Gingham:
         )
 
     def ok(self, *argv: str, stdin: str | None = None) -> str:
-        """stdout of a command that must succeed."""
+        """stdout of a command that must succeed (and say nothing on stderr)."""
         result = self.run(*argv, stdin=stdin)
         assert result.returncode == 0, f"gingham {' '.join(argv)}: {result.stderr}"
+        assert result.stderr == "", f"gingham {' '.join(argv)}: {result.stderr}"
         return result.stdout
 
     def items(self, kind: str) -> list[dict[str, Any]]:
