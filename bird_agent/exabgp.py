@@ -366,12 +366,8 @@ class ExaBGPAdapter:
 
     async def _observe(self, event: BgpEvent) -> None:
         if isinstance(event, PeerDown):
-            # RFC 4724: a NOTIFICATION ends the session for good (no RFC 8538
-            # "N" bit here), so the routes go at once; a dead TCP session or
-            # an expired hold timer keeps them for the restart window.
-            notified = "notification" in event.reason.lower()
-            removing = event.peer in self._removing
-            self._set_down(event.peer, event.reason, graceful=not (notified or removing))
+            graceful = wire.ends_gracefully(event.reason) and event.peer not in self._removing
+            self._set_down(event.peer, event.reason, graceful=graceful)
             return
         if isinstance(event, NotificationReceived):
             self._restart_time.pop(event.peer, None)

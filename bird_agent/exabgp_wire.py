@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -222,6 +223,26 @@ def _events(message: dict[str, Any]) -> Iterator[BgpEvent]:
         yield NotificationReceived(peer, int(note.get("code", 0)), int(note.get("subcode", 0)))
     elif kind == "update" and neighbor.get("direction", "receive") == "receive":
         yield from _update(peer, neighbor.get("message") or {})
+
+
+_NOTIFICATION = re.compile(r"notification (received|sent) \((\d+),(\d+)\)")
+HOLD_TIMER_EXPIRED = 4
+
+
+def ends_gracefully(reason: str) -> bool:
+    """Whether a session that ended for `reason` (ExaBGP's words) keeps its routes
+    for the peer's graceful-restart window.
+
+    A NOTIFICATION the peer sent is a deliberate end (RFC 4724; no RFC 8538 "N"
+    bit is negotiated): routes go at once. So does one we sent for a protocol
+    error. A dead TCP session, or the hold timer running out (we send code 4,
+    as measured with a SIGSTOPped BIRD), keeps them: the peer may be restarting.
+    """
+    match = _NOTIFICATION.search(reason.lower())
+    if match is None:
+        return True
+    direction, code = match.group(1), int(match.group(2))
+    return direction == "sent" and code == HOLD_TIMER_EXPIRED
 
 
 def _open(peer: IPv4Address, body: dict[str, Any]) -> PeerOpen:

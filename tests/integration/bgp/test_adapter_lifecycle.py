@@ -90,3 +90,21 @@ async def test_exabgp_killed_is_restarted_and_reannounces(lab: Lab) -> None:
     assert adapter.pid not in (None, first_pid)
     await daemon_says(bird.established, what="BIRD Established again")
     await daemon_says(lambda: OUR_BLOCK in bird.routes(), what="block announced again")
+
+
+async def test_frozen_peer_hold_timer_gives_graceful_peer_down(lab: Lab) -> None:
+    """A peer that stops talking (SIGSTOP) is declared down when the hold timer
+    runs out; it advertised graceful restart, so the PeerDown carries its restart
+    time (the consumer keeps the routes as stale for that long)."""
+    bird = await lab.daemon("bird", 1, ibgp=True)
+    spec = lab.spec(1, ibgp=True, hold_time=3)
+    _, log = await lab.adapter([spec], listen=(our_address(1),))
+    await log.wait(PeerUp, spec.address)
+    assert bird.proc is not None
+    bird.proc.send_signal(signal.SIGSTOP)
+    try:
+        down = await log.wait(PeerDown, spec.address, timeout=10)
+    finally:
+        bird.proc.send_signal(signal.SIGCONT)
+    assert down.reason == "notification sent (4,0)"  # 4 = Hold Timer Expired
+    assert down.graceful_restart_time is not None and down.graceful_restart_time > 0

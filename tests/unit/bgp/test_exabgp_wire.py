@@ -208,3 +208,10 @@ def test_a_message_with_a_bad_prefix_is_skipped_not_fatal() -> None:
         )
     )
     assert wire.parse_line(bad) == []
+
+
+def test_which_session_ends_keep_routes_for_graceful_restart() -> None:
+    assert wire.ends_gracefully("closing connection")
+    assert wire.ends_gracefully("notification sent (4,0)")  # our hold timer ran out
+    assert not wire.ends_gracefully("notification received (6,4)")  # peer's admin reset
+    assert not wire.ends_gracefully("notification sent (3,1)")  # we refused its UPDATE
