@@ -34,7 +34,7 @@ from gingham.cli.common import (
     print_error,
     read_input,
 )
-from gingham.cli.output import FORMATS
+from gingham.cli.output import FORMATS, TableContext
 
 if TYPE_CHECKING:
     from gingham.datastore import Datastore
@@ -184,8 +184,7 @@ async def run_apply(args: argparse.Namespace) -> int:
 # --- get ----------------------------------------------------------------------
 
 
-async def _table_context(store: Datastore, kind: str) -> Any:
-    from gingham.cli.output import TableContext
+async def _table_context(store: Datastore, kind: str) -> TableContext:
     from gingham.datastore.base import NotFound
 
     if kind != "Node":
