@@ -5,8 +5,9 @@ Pod plumbing is Calico's routed veth (ARCHITECTURE.md "Pod plumbing"):
   `neigh/<if>/proxy_delay=0`, `forwarding=1`, and a permanent neighbour
   entry pod IP → pod MAC (the host never ARPs for its pods);
 - pod side (`eth0`): the pod IPs as /32, MTU, `169.254.1.1 dev eth0 scope
-  link` and `default via 169.254.1.1`. Proxy ARP on the host side answers
-  for 169.254.1.1, so the gateway address never exists anywhere.
+  link`, `default via 169.254.1.1`, and a permanent neighbour entry
+  169.254.1.1 → host veth MAC. Proxy ARP on the host side answers for
+  anything else, so the gateway address never exists anywhere.
 The /32 route to the pod is *not* made here: it is desired state, written by
 the reconciler (felix.rtnl) like every other owned route.
 
@@ -140,6 +141,16 @@ def plumb_workload(host_netns: str | None, spec: WorkloadSpec) -> Plumbed:
                     pod.addr("add", index=pod_index, address=str(ip), prefixlen=32)
             pod.route("replace", dst=f"{POD_GATEWAY}/32", oif=pod_index, scope=RT_SCOPE_LINK)
             pod.route("replace", dst="0.0.0.0/0", gateway=str(POD_GATEWAY), oif=pod_index)
+            # Beyond Calico: a permanent entry for the gateway, so the pod never ARPs
+            # for it (no first-packet delay, and it works on a host without a default
+            # route, where proxy ARP would not answer for 169.254.1.1).
+            pod.neigh(
+                "replace",
+                dst=str(POD_GATEWAY),
+                lladdr=host_mac,
+                ifindex=pod_index,
+                state=NUD_PERMANENT,
+            )
             pod_mac = _mac(pod, pod_index)
         for ip in spec.ips:
             host.neigh("replace", dst=str(ip), lladdr=pod_mac, ifindex=index, state=NUD_PERMANENT)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import logging
 import os
 import signal
@@ -33,7 +34,7 @@ from felix.http import Metrics, serve_http
 from felix.server import DataplaneServicer, RouteFeedServicer
 from felix.sync import follow, followed_kinds
 from felix.workloads import Workloads
-from gingham.datastore.base import Datastore
+from gingham.datastore.base import Datastore, DatastoreError
 from gingham.v1 import dataplane_pb2_grpc as pb_grpc
 
 log = logging.getLogger("felix")
@@ -51,14 +52,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def load_workloads(agent: Agent, datastore: Datastore) -> Workloads | None:
-    """The AddWorkload path, when this build has an IPAM to give addresses.
+    """The AddWorkload path, when this build has gingham.ipam's allocator.
 
-    gingham.ipam (issue 3) is being written separately; until it exposes an
-    implementation of felix.workloads.Ipam, felix serves everything except
-    AddWorkload (UNIMPLEMENTED, TRY_AGAIN_LATER). Wire it here.
+    Looked up at run time (gingham.ipam lands separately): without it felix
+    serves everything except AddWorkload, which answers UNIMPLEMENTED with
+    TRY_AGAIN_LATER.
     """
-    del agent, datastore
-    return None
+    try:
+        allocator = importlib.import_module("gingham.ipam.allocator")
+    except ImportError:
+        log.warning("gingham.ipam.allocator not available: AddWorkload disabled")
+        return None
+    ipam = allocator.IPAM(datastore)
+    return Workloads(agent, None, ipam, datastore=datastore)
 
 
 async def serve(args: argparse.Namespace) -> int:
@@ -85,6 +91,11 @@ async def serve(args: argparse.Namespace) -> int:
     server = grpc.aio.server()
     # The generated registration helpers are untyped (gingham/v1 is protoc output).
     workloads = load_workloads(agent, datastore)
+    if workloads is not None:
+        try:
+            await workloads.load()
+        except DatastoreError as exc:  # adopted pods keep their routes regardless
+            log.warning("could not reload WorkloadEndpoints: %s", exc)
     dataplane = DataplaneServicer(agent, None, workloads)
     pb_grpc.add_DataplaneServicer_to_server(dataplane, server)  # type: ignore[no-untyped-call]
     pb_grpc.add_RouteFeedServicer_to_server(RouteFeedServicer(agent), server)  # type: ignore[no-untyped-call]

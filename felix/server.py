@@ -12,6 +12,7 @@ detail.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, NoReturn
@@ -34,6 +35,7 @@ from gingham.v1 import dataplane_pb2 as pb
 from gingham.v1 import dataplane_pb2_grpc as pb_grpc
 
 ERROR_KEY = "gingham-error-bin"
+log = logging.getLogger("felix.server")
 
 _UPDATE_TYPES = {
     pb.SNAPSHOT_BEGIN: UpdateType.SNAPSHOT_BEGIN,
@@ -160,6 +162,9 @@ class DataplaneServicer(pb_grpc.DataplaneServicer):
         except WorkloadError as exc:
             status, code = _ERROR_KINDS[exc.kind]
             await abort(context, status, code, str(exc), exc.field)
+        except Exception as exc:  # a bug: traceback in the log, a clean error on the wire
+            log.exception("AddWorkload %s failed", req.container_id)
+            await abort(context, grpc.StatusCode.INTERNAL, pb.INTERNAL, f"internal error: {exc}")
         return add_reply(attachment)
 
     async def DeleteWorkload(self, request: Any, context: Any) -> Any:

@@ -52,7 +52,8 @@ def node_info(obj: Resource) -> tuple[NodeInfo, IPv4Network | None]:
 
 def affine_block(obj: Resource, node: str) -> IPv4Network | None:
     spec = obj.spec
-    if getattr(spec, "node", None) != node or getattr(spec, "state", "confirmed") != "confirmed":
+    # Only confirmed claims are announced and blackholed (a pending claim may lose).
+    if spec.node != node or spec.state != "confirmed" or getattr(spec, "deleted", False):
         return None
     cidr = ip_network(str(spec.cidr))
     return cidr if isinstance(cidr, IPv4Network) else None

@@ -19,16 +19,19 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address
 from typing import Protocol
 
 from felix import links
 from felix.agent import Agent
 from felix.dataplane import host_interface_name
 from felix.desired import EncapMode, LocalWorkload
+from gingham.datastore.base import AlreadyExists, Conflict, Datastore, DatastoreError, NotFound
+from gingham.model.workload import WorkloadEndpoint, workload_endpoint_name
 
 DEFAULT_HOST_MTU = 1500
 VXLAN_OVERHEAD, IPIP_OVERHEAD = 50, 20
@@ -46,9 +49,9 @@ class Ipam(Protocol):
         pool: str | None = None,
         count: int = 1,
         ip: IPv4Address | None = None,
-    ) -> Sequence[IPv4Address]: ...
+    ) -> Sequence[IPv4Address | IPv6Address]: ...
 
-    async def release(self, handle: str) -> None: ...
+    async def release(self, handle: str) -> object: ...
 
 
 class WorkloadError(Exception):
@@ -113,6 +116,8 @@ class Workloads:
     host_netns: str | None
     ipam: Ipam
     host_mtu: int = DEFAULT_HOST_MTU
+    # Where WorkloadEndpoints are recorded (None: nowhere, e.g. unit set-ups).
+    datastore: Datastore | None = None
     attachments: dict[str, Attachment] = field(default_factory=dict)
     route_timeout: float = 10.0
 
@@ -147,7 +152,13 @@ class Workloads:
         name = host_interface_name(req.container_id, interface)
         requested = self._validate(req)
         existing = self.attachments.get(name)
-        if existing is not None and existing.netns == req.netns:
+        if existing is not None and existing.netns in (req.netns, ""):
+            # Same attachment again (or one reloaded after a restart, whose netns
+            # felix does not store): converge the plumbing, assign nothing new.
+            spec = links.WorkloadSpec(name, interface, req.netns, existing.ips, existing.mtu)
+            await asyncio.to_thread(links.plumb_workload, self.host_netns, spec)
+            existing = Attachment(**{**existing.__dict__, "netns": req.netns})
+            self.attachments[name] = existing
             return existing
         handle = handle_for(req.container_id, interface)
         attributes = {"namespace": req.pod_namespace, "pod": req.pod_name, "node": self.agent.node}
@@ -158,7 +169,10 @@ class Workloads:
             )
         except Exception as exc:
             raise WorkloadError(classify_ipam_error(exc), f"IPAM: {exc}", "requested_ips") from exc
-        ips = tuple(assigned)
+        ips = tuple(ip for ip in assigned if isinstance(ip, IPv4Address))
+        if not ips:
+            await self.ipam.release(handle)
+            raise WorkloadError("exhausted", "IPAM returned no IPv4 address", "pools")
         mtu = req.mtu or self.pod_mtu()
         spec = links.WorkloadSpec(name, interface, req.netns, ips, mtu)
         try:
@@ -171,6 +185,13 @@ class Workloads:
             req.container_id, interface, req.netns, name, ips, plumbed.host_mac,
             plumbed.pod_mac, mtu, req.pod_namespace, req.pod_name, req.pod_uid,
         )  # fmt: skip
+        try:
+            await self._record(attachment)
+        except DatastoreError as exc:
+            # Unrecorded, the IPs would look leaked to IPAM's check: undo all.
+            await asyncio.to_thread(links.unplumb_workload, self.host_netns, name)
+            await self.ipam.release(handle)
+            raise WorkloadError("transient", f"recording WorkloadEndpoint: {exc}") from exc
         self.attachments[name] = attachment
         self.agent.workloads[name] = LocalWorkload(name, ips)
         self.agent.mark_dirty()
@@ -194,8 +215,81 @@ class Workloads:
         interface = interface or "eth0"
         name = host_interface_name(container_id, interface)
         existed = await asyncio.to_thread(links.unplumb_workload, self.host_netns, name)
-        existed = self.attachments.pop(name, None) is not None or existed
+        known = self.attachments.pop(name, None)
+        existed = known is not None or existed
         existed = self.agent.workloads.pop(name, None) is not None or existed
         await self.ipam.release(handle_for(container_id, interface))
+        await self._forget(container_id, interface)
         self.agent.mark_dirty()
         return existed
+
+    # ---- WorkloadEndpoint records
+
+    def endpoint_name(self, a: Attachment) -> str:
+        if a.pod_name:
+            return workload_endpoint_name(
+                self.agent.node, "k8s", a.pod_namespace, a.pod_name, a.interface
+            )
+        return workload_endpoint_name(self.agent.node, "cni", "", a.container_id, a.interface)
+
+    async def _record(self, a: Attachment) -> None:
+        if self.datastore is None:
+            return
+        doc = {
+            "apiVersion": "gingham.io/v1",
+            "kind": "WorkloadEndpoint",
+            "metadata": {"name": self.endpoint_name(a)},
+            # Python field names (the models accept them as well as camelCase).
+            "spec": {
+                "node": self.agent.node,
+                "orchestrator": "k8s" if a.pod_name else "cni",
+                "namespace": a.pod_namespace,
+                "pod": a.pod_name,
+                "container_id": a.container_id,
+                "endpoint": a.interface,
+                "interface_name": a.host_interface,
+                "ip_networks": [f"{ip}/32" for ip in a.ips],
+                "mac": a.pod_mac,
+            },
+        }
+        obj = WorkloadEndpoint.model_validate(doc)
+        try:
+            await self.datastore.create(obj)
+        except AlreadyExists:
+            # A pod's new sandbox reuses the name: the newest attachment wins.
+            current = await self.datastore.get("WorkloadEndpoint", obj.name)
+            await self.datastore.update(obj.with_revision(current.resource_version))
+
+    async def _forget(self, container_id: str, interface: str) -> None:
+        if self.datastore is None:
+            return
+        for wep in await self._endpoints():
+            spec = wep.spec
+            if spec.container_id == container_id and spec.endpoint == interface:
+                # CAS on the revision read: a newer sandbox's record is never removed.
+                with contextlib.suppress(NotFound, Conflict):
+                    await self.datastore.delete("WorkloadEndpoint", wep.name, wep.resource_version)
+
+    async def _endpoints(self) -> list[WorkloadEndpoint]:
+        assert self.datastore is not None
+        listing = await self.datastore.list("WorkloadEndpoint")
+        return [
+            w
+            for w in listing.items
+            if isinstance(w, WorkloadEndpoint) and w.spec.node == self.agent.node
+        ]
+
+    async def load(self) -> None:
+        """Rebuild attachments from this node's WorkloadEndpoints (after a restart)."""
+        if self.datastore is None:
+            return
+        for wep in await self._endpoints():
+            spec = wep.spec
+            name = spec.interface_name or host_interface_name(spec.container_id, spec.endpoint)
+            if name not in self.agent.workloads:
+                continue  # no veth: a stale record, left for garbage collection
+            ips = tuple(IPv4Address(n.network_address) for n in spec.ip_networks if n.version == 4)
+            self.attachments[name] = Attachment(
+                spec.container_id, spec.endpoint, "", name, ips, "", spec.mac or "",
+                self.host_mtu, spec.namespace, spec.pod, "",
+            )  # fmt: skip

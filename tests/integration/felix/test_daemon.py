@@ -10,6 +10,7 @@ foreign route in the same table survives everything.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import stat
 import threading
 from collections.abc import Iterator
@@ -139,12 +140,19 @@ async def reconciled_thrice(felix: Felix) -> bool:
     return count >= 3
 
 
-async def test_add_workload_reports_missing_ipam(felix: Felix) -> None:
+async def test_add_workload_errors_carry_a_cni_mappable_detail(felix: Felix) -> None:
+    """Without IPAM in the build: UNIMPLEMENTED; with it: a bad netns is refused."""
     felix.start()
+    has_ipam = importlib.util.find_spec("gingham.ipam.allocator") is not None
+    request = pb.AddWorkloadRequest(container_id="c1", netns="/run/netns/gone-for-good")
     async with grpc.aio.insecure_channel(f"unix:{felix.sock}") as ch:
         with pytest.raises(grpc.aio.AioRpcError) as info:
-            await pb_grpc.DataplaneStub(ch).AddWorkload(pb.AddWorkloadRequest(container_id="c1"))
+            await pb_grpc.DataplaneStub(ch).AddWorkload(request)
     err = info.value
-    assert err.code() == grpc.StatusCode.UNIMPLEMENTED
-    detail = dict(err.trailing_metadata() or ())["gingham-error-bin"]
-    assert pb.ErrorDetail.FromString(detail).code == pb.TRY_AGAIN_LATER
+    detail = pb.ErrorDetail.FromString(dict(err.trailing_metadata() or ())["gingham-error-bin"])
+    if has_ipam:
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert detail.code == pb.INVALID_ARGUMENT and detail.field == "netns"
+    else:
+        assert err.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert detail.code == pb.TRY_AGAIN_LATER

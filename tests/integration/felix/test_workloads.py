@@ -21,6 +21,7 @@ from felix.feed import RouteUpdate, UpdateType
 from felix.host import Host
 from felix.server import DataplaneServicer
 from felix.workloads import Workloads
+from gingham.datastore import Datastore, open_datastore
 from gingham.v1 import dataplane_pb2 as pb
 from gingham.v1 import dataplane_pb2_grpc as pb_grpc
 from tests.support.netns import Netns, Topology
@@ -62,7 +63,7 @@ class ListIpam:
 @pytest.fixture
 async def felix(
     node: Netns, tmp_path: Path
-) -> AsyncIterator[tuple[pb_grpc.DataplaneStub, ListIpam, Agent]]:
+) -> AsyncIterator[tuple[pb_grpc.DataplaneStub, ListIpam, Agent, Datastore]]:
     host = Host(node.path)
     agent = Agent("node1", host, resync_interval=5.0)
     agent.expect_datastore_kinds(set())
@@ -70,18 +71,19 @@ async def felix(
     agent.feed.apply(stream, RouteUpdate(UpdateType.SNAPSHOT_BEGIN))
     agent.feed.apply(stream, RouteUpdate(UpdateType.SNAPSHOT_END))
     ipam = ListIpam(["10.65.0.5", "10.65.0.6"])
+    datastore = open_datastore(f"sqlite:///{tmp_path}/store.db")
+    workloads = Workloads(agent, node.path, ipam, datastore=datastore)
     server = grpc.aio.server()
-    pb_grpc.add_DataplaneServicer_to_server(
-        DataplaneServicer(agent, node.path, Workloads(agent, node.path, ipam)), server
-    )
+    pb_grpc.add_DataplaneServicer_to_server(DataplaneServicer(agent, node.path, workloads), server)
     sock = tmp_path / "felix.sock"
     server.add_insecure_port(f"unix:{sock}")
     await server.start()
     loop_task = asyncio.create_task(agent.run())
     channel = grpc.aio.insecure_channel(f"unix:{sock}")
     try:
-        yield pb_grpc.DataplaneStub(channel), ipam, agent
+        yield pb_grpc.DataplaneStub(channel), ipam, agent, datastore
     finally:
+        await datastore.close()
         await channel.close()
         loop_task.cancel()
         await asyncio.gather(loop_task, return_exceptions=True)
@@ -104,7 +106,7 @@ async def expect_error(call: object, status: grpc.StatusCode) -> pb.ErrorDetail:
 
 
 async def test_add_check_list_delete_gc(felix, topo: Topology, node: Netns) -> None:  # type: ignore[no-untyped-def]
-    stub, ipam, agent = felix
+    stub, ipam, agent, datastore = felix
     pod1, pod2, pod3 = topo.netns("pa"), topo.netns("pb"), topo.netns("pc")
 
     r1 = await stub.AddWorkload(add_request("c1", pod1))
@@ -122,6 +124,11 @@ async def test_add_check_list_delete_gc(felix, topo: Topology, node: Netns) -> N
     assert check.ok, check.problems
     listed = await stub.ListWorkloads(pb.ListWorkloadsRequest())
     assert sorted(w.id.container_id for w in listed.workloads) == ["c1", "c2"]
+    weps = {w.spec.container_id: w for w in (await datastore.list("WorkloadEndpoint")).items}
+    assert sorted(weps) == ["c1", "c2"]
+    assert weps["c1"].name == "node1-k8s-default-pod-c1-eth0"
+    assert [str(n) for n in weps["c1"].spec.ip_networks] == ["10.65.0.5/32"]
+    assert weps["c1"].spec.interface_name == r1.host_interface
 
     detail = await expect_error(
         stub.AddWorkload(add_request("c3", pod3)), grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -137,6 +144,7 @@ async def test_add_check_list_delete_gc(felix, topo: Topology, node: Netns) -> N
     assert not (await stub.DeleteWorkload(pb.DeleteWorkloadRequest(container_id="c2"))).existed
     assert r2.host_interface not in node.ip("link show")
     assert ipam.free == [IPv4Address("10.65.0.6")]
+    assert [w.spec.container_id for w in (await datastore.list("WorkloadEndpoint")).items] == ["c1"]
     await agent.reconciled()
     assert "10.65.0.6" not in node.ip("-4 route show proto 77")
 
