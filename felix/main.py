@@ -33,6 +33,7 @@ from felix.host import Host
 from felix.http import Metrics, serve_http
 from felix.server import DataplaneServicer, RouteFeedServicer
 from felix.sync import follow, followed_kinds
+from felix.tunnels import ensure_tunnel_addresses
 from felix.workloads import Workloads
 from gingham.datastore.base import Datastore, DatastoreError
 from gingham.v1 import dataplane_pb2_grpc as pb_grpc
@@ -65,6 +66,20 @@ def load_workloads(agent: Agent, datastore: Datastore) -> Workloads | None:
         return None
     ipam = allocator.IPAM(datastore)
     return Workloads(agent, None, ipam, datastore=datastore)
+
+
+async def maintain_tunnel_addresses(
+    datastore: Datastore, workloads: Workloads, agent: Agent, interval: float
+) -> None:
+    """Keep this node's tunnel addresses claimed and published (felix.tunnels)."""
+    while True:
+        if agent.reconciler.datastore_synced:
+            try:
+                pools = list(agent.pools.values())
+                await ensure_tunnel_addresses(datastore, workloads.ipam, agent.node, pools)
+            except Exception:  # datastore/IPAM trouble: retried next round, never fatal
+                log.warning("publishing tunnel addresses failed", exc_info=True)
+        await asyncio.sleep(interval)
 
 
 async def serve(args: argparse.Namespace) -> int:
@@ -118,6 +133,9 @@ async def serve(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     tasks = [asyncio.create_task(agent.run(), name="agent")]
     tasks += [asyncio.create_task(follow(datastore, agent, k), name=f"follow:{k}") for k in kinds]
+    if workloads is not None:
+        tunnels = maintain_tunnel_addresses(datastore, workloads, agent, min(args.resync, 5.0))
+        tasks.append(asyncio.create_task(tunnels, name="tunnel-addresses"))
     stopper = asyncio.create_task(stop.wait(), name="stop")
     done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
     code = 0

@@ -8,7 +8,7 @@ the agent loop, veths and routes in namespaces, ping between pods.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator
 from ipaddress import IPv4Address
 from pathlib import Path
 
@@ -24,40 +24,8 @@ from felix.workloads import Workloads
 from gingham.datastore import Datastore, open_datastore
 from gingham.v1 import dataplane_pb2 as pb
 from gingham.v1 import dataplane_pb2_grpc as pb_grpc
+from tests.integration.felix.ipam_double import ListIpam
 from tests.support.netns import Netns, Topology
-
-
-class AddressesExhausted(Exception):
-    pass
-
-
-class ListIpam:
-    """Hands out addresses from a fixed list; handle → addresses."""
-
-    def __init__(self, addresses: list[str]) -> None:
-        self.free = [IPv4Address(a) for a in addresses]
-        self.by_handle: dict[str, list[IPv4Address]] = {}
-
-    async def assign(
-        self,
-        handle: str,
-        node: str,
-        attributes: Mapping[str, str],
-        *,
-        pool: str | None = None,
-        count: int = 1,
-        ip: IPv4Address | None = None,
-    ) -> Sequence[IPv4Address]:
-        if handle in self.by_handle:
-            return self.by_handle[handle]
-        if len(self.free) < count:
-            raise AddressesExhausted("no free address in the pool")
-        got, self.free = self.free[:count], self.free[count:]
-        self.by_handle[handle] = got
-        return got
-
-    async def release(self, handle: str) -> None:
-        self.free += self.by_handle.pop(handle, [])
 
 
 @pytest.fixture
