@@ -41,13 +41,14 @@ async def test_eight_processes_four_nodes_get_distinct_addresses(
         assert h.block_node == h.allocation.node or h.borrowed, h
 
     # One confirmed affinity per block, naming the block's host; no stray claims.
-    affinities = [a for a in (await store.list("BlockAffinity")).items]
-    assert all(isinstance(a, BlockAffinity) for a in affinities)
-    per_cidr = Counter(a.spec.cidr for a in affinities)  # type: ignore[attr-defined]
+    affinities = [
+        a for a in (await store.list("BlockAffinity")).items if isinstance(a, BlockAffinity)
+    ]
+    per_cidr = Counter(a.spec.cidr for a in affinities)
     assert max(per_cidr.values()) == 1, f"a block with two affinities: {per_cidr}"
     owners = {cidr: node for node in NODES for cidr in await blocks_for_node(store, node)}
-    assert {a.spec.cidr: a.spec.node for a in affinities} == owners  # type: ignore[attr-defined]
-    assert all(a.spec.state == AffinityState.CONFIRMED for a in affinities)  # type: ignore[attr-defined]
+    assert {a.spec.cidr: a.spec.node for a in affinities} == owners
+    assert all(a.spec.state == AffinityState.CONFIRMED for a in affinities)
 
     handles = (await store.list("IPAMHandle")).items
     assert all(isinstance(h, IPAMHandle) and sum(h.spec.block.values()) == 1 for h in handles)
