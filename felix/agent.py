@@ -160,12 +160,12 @@ class Agent:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._dirty.wait(), timeout=wait)
             self._dirty.clear()
-            self.reconciler.routes_synced = self.feed.synced
             await self.reconcile(resync=self.clock() >= self._next_resync)
 
     async def reconcile(self, resync: bool) -> list[OpResult]:
         # Snapshot everything on the loop: the worker thread must not iterate dicts
         # that datastore events mutate meanwhile.
+        self.reconciler.routes_synced = self.feed.synced
         inputs = self.inputs()
         nat = nat_ruleset(list(self.pools.values()))
         started = time.perf_counter()
