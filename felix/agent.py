@@ -225,7 +225,7 @@ class Agent:
             except Exception as exc:  # keep serving: routes via the device will fail
                 self._report_once(f"cannot set up {VXLAN_DEVICE}: {exc}")
         if any(p.ipip_mode is not EncapMode.NEVER for p in inputs.pools):
-            problem = self.host.ensure_tunl0(None)
+            problem = self.host.ensure_tunl0(me.ipip_tunnel_ip if me else None)
             inputs.ipip_supported = problem is None
             if problem:
                 self._report_once(problem)

@@ -59,6 +59,7 @@ class NodeInfo:
     address: IPv4Address | None = None
     vtep_ip: IPv4Address | None = None
     vtep_mac: str | None = None
+    ipip_tunnel_ip: IPv4Address | None = None
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ def node_info(obj: Resource) -> tuple[NodeInfo, IPv4Network | None]:
         address=IPv4Address(iface.ip) if iface is not None else None,
         vtep_ip=vxlan.tunnel_address if vxlan is not None else None,
         vtep_mac=vxlan.tunnel_mac if vxlan is not None else None,
+        ipip_tunnel_ip=bgp.ipv4_ipip_tunnel_addr if bgp is not None else None,
     )
     return info, (IPv4Network(iface.network) if iface is not None else None)
 
