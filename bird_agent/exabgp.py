@@ -118,6 +118,8 @@ class ExaBGPAdapter:
         self._state: dict[IPv4Address, SessionState] = {}
         self._restart_time: dict[IPv4Address, int | None] = {}
         self._removing: set[IPv4Address] = set()
+        # Established sessions still owed our End-of-RIB (manual-eor).
+        self._owe_eor: set[IPv4Address] = set()
         self._since: dict[IPv4Address, tuple[float, str]] = {}
         self._events: asyncio.Queue[BgpEvent] = asyncio.Queue()
         self._dirty = asyncio.Event()
@@ -375,6 +377,8 @@ class ExaBGPAdapter:
             self._change_state(event.peer, SessionState.CONNECTED, "")
         elif isinstance(event, PeerUp):
             self._change_state(event.peer, SessionState.ESTABLISHED, "")
+            self._owe_eor.add(event.peer)
+            self._mark_dirty()
         elif isinstance(event, PeerOpen):
             self._restart_time[event.peer] = event.graceful_restart_time
         await self._events.put(event)
@@ -386,6 +390,7 @@ class ExaBGPAdapter:
         restart and the session did not end deliberately.
         """
         previous = self._state.get(peer, SessionState.IDLE)
+        self._owe_eor.discard(peer)
         self._change_state(peer, SessionState.DOWN, reason)
         restart = self._restart_time.pop(peer, None)
         if previous in (SessionState.CONNECTED, SessionState.ESTABLISHED):
@@ -428,7 +433,27 @@ class ExaBGPAdapter:
                 self._dirty.set()
 
     async def _reconcile(self) -> bool:
-        return await self._reconcile_peers() and await self._reconcile_exports()
+        return (
+            await self._reconcile_peers()
+            and await self._reconcile_exports()
+            and await self._send_end_of_rib()
+        )
+
+    async def _send_end_of_rib(self) -> bool:
+        """End-of-RIB to each new session, once everything we announce is queued for it."""
+        due = sorted(
+            peer
+            for peer in self._owe_eor
+            if self._state.get(peer) is SessionState.ESTABLISHED
+            and self._sent.get(peer) == self._exports
+        )
+        if not due:
+            return True
+        results = await self._send([wire.end_of_rib_command(peer) for peer in due])
+        for peer, ok in zip(due, results, strict=True):
+            if ok:
+                self._owe_eor.discard(peer)
+        return all(results)
 
     async def _reconcile_peers(self) -> bool:
         desired = dict(self._desired_peers)

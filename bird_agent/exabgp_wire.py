@@ -80,7 +80,13 @@ def _render_neighbor(peer: PeerSpec) -> list[str]:
         f"    local-as {peer.local_asn};",
         f"    peer-as {peer.peer_asn};",
         f"    hold-time {peer.hold_time};",
+        # We send End-of-RIB ourselves once our announcements are in: ExaBGP
+        # would send it on session up, before the API has announced anything,
+        # and a graceful-restart peer would then sweep our routes.
+        "    manual-eor true;",
     ]
+    if peer.passive:
+        out.append("    passive true;")
     if peer.port != 179:
         out.append(f"    connect {peer.port};")
     if peer.password:
@@ -159,6 +165,10 @@ def withdraw_commands(
     for chunk in _chunks(sorted(prefixes)):
         nlri = " ".join(str(p) for p in chunk)
         yield f"{who} withdraw attributes next-hop {next_hop} nlri {nlri}"
+
+
+def end_of_rib_command(neighbor: IPv4Address) -> str:
+    return f"neighbor {neighbor} announce eor ipv4 unicast"
 
 
 def _chunks(items: list[IPv4Network]) -> Iterator[list[IPv4Network]]:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
 
 from gingham.selector import SelectorError, parse_selector
@@ -118,6 +118,10 @@ class PeerSpec:
     keep_original_next_hop: bool = False
     # TCP port to connect to on the peer.
     port: int = 179
+    # Only accept the session, never connect. Set between two of our nodes
+    # (both run ExaBGP) on the side with the higher address, so exactly one
+    # side connects: ExaBGP's collision handling between two ExaBGPs flaps.
+    passive: bool = False
     # Set by route-reflector logic (later): this peer is our RR client.
     route_reflector_client: bool = False
 
@@ -285,8 +289,14 @@ def derive_peers(
         # Higher precedence wins; among equals the first name in sort order.
         if best is None or rank > best[0] or (rank == best[0] and name < best[1]):
             chosen[candidate.address] = (rank, name, candidate)
-    peers = tuple(chosen[a][2] for a in sorted(chosen))
+    peers = tuple(_with_passive(chosen[a][2]) for a in sorted(chosen))
     return PeerPlan(peers, tuple(problems))
+
+
+def _with_passive(peer: PeerSpec) -> PeerSpec:
+    if peer.peer_node is None or peer.local_address < peer.address:
+        return peer
+    return replace(peer, passive=True)
 
 
 def _applies_to(peer: BGPPeerView, me: NodeView) -> bool:

@@ -8,8 +8,11 @@ from the other node's learned routes.
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 
@@ -34,11 +37,13 @@ BLOCKS = {"n1": IPv4Network("10.244.1.0/26"), "n2": IPv4Network("10.244.2.0/26")
 class MemorySink:
     def __init__(self) -> None:
         self.routes: dict[IPv4Network, RouteChange] = {}
+        self.removed: list[IPv4Network] = []
 
     async def apply(self, changes: Sequence[RouteChange]) -> None:
         for change in changes:
             if change.route is None:
                 self.routes.pop(change.prefix, None)
+                self.removed.append(change.prefix)
             else:
                 self.routes[change.prefix] = change
 
@@ -47,12 +52,27 @@ async def create(store: Datastore, doc: dict[str, object]) -> None:
     await store.create(parse_resource({"apiVersion": "gingham.io/v1", **doc}))
 
 
-async def test_two_node_mesh_from_the_datastore(tmp_path: Path) -> None:
+@dataclass
+class Mesh:
+    store: Datastore
+    speakers: dict[str, Speaker] = field(default_factory=dict)
+    sinks: dict[str, MemorySink] = field(default_factory=dict)
+
+    async def each_learned_the_other(self) -> bool:
+        one = self.sinks["n1"].routes.get(BLOCKS["n2"])
+        two = self.sinks["n2"].routes.get(BLOCKS["n1"])
+        return bool(
+            one and one.route and one.route.next_hop == ADDRESSES["n2"]
+            and two and two.route and two.route.next_hop == ADDRESSES["n1"]
+        )  # fmt: skip
+
+
+@pytest.fixture
+async def mesh(tmp_path: Path) -> AsyncIterator[Mesh]:
+    """Nodes n1 and n2 in the datastore, a speaker for each in its own netns."""
     prefix = unique_prefix("m")
     netns = {name: f"{prefix}{name}" for name in ADDRESSES}
-    store = open_datastore(f"sqlite:///{tmp_path}/gingham.db")
-    speakers: dict[str, Speaker] = {}
-    sinks = {name: MemorySink() for name in ADDRESSES}
+    made = Mesh(open_datastore(f"sqlite:///{tmp_path}/gingham.db"))
     try:
         for ns in netns.values():
             bgpd.create_netns(ns)
@@ -60,68 +80,82 @@ async def test_two_node_mesh_from_the_datastore(tmp_path: Path) -> None:
             bgpd.VethEnd(netns["n1"], "eth0", IPv4Interface("10.78.0.1/24")),
             bgpd.VethEnd(netns["n2"], "eth0", IPv4Interface("10.78.0.2/24")),
         )
-        await create(store, {"kind": "IPPool", "metadata": {"name": "pool"},
-                             "spec": {"cidr": "10.244.0.0/16"}})  # fmt: skip
-        await create(store, {"kind": "BGPConfiguration", "metadata": {"name": "default"},
-                             "spec": {"holdTime": "9s"}})  # fmt: skip
+        await create(made.store, {"kind": "IPPool", "metadata": {"name": "pool"},
+                                  "spec": {"cidr": "10.244.0.0/16"}})  # fmt: skip
+        await create(made.store, {"kind": "BGPConfiguration", "metadata": {"name": "default"},
+                                  "spec": {"holdTime": "9s"}})  # fmt: skip
         for name, address in ADDRESSES.items():
-            await create(store, {"kind": "Node", "metadata": {"name": name},
-                                 "spec": {"bgp": {"ipv4Address": f"{address}/24"}}})  # fmt: skip
+            bgp = {"ipv4Address": f"{address}/24"}
+            await create(made.store, {"kind": "Node", "metadata": {"name": name},
+                                      "spec": {"bgp": bgp}})  # fmt: skip
         for name, address in ADDRESSES.items():
+            command = ("ip", "netns", "exec", netns[name], sys.executable, "-m", "exabgp")
             adapter = ExaBGPAdapter(
                 ExaBGPOptions(
                     run_dir=tmp_path / name,
                     listen_addresses=(address,),
-                    exabgp_command=(
-                        "ip",
-                        "netns",
-                        "exec",
-                        netns[name],
-                        sys.executable,
-                        "-m",
-                        "exabgp",
-                    ),
+                    exabgp_command=command,
+                    backoff_initial=0.1,
                 )
             )
-            speaker = Speaker(name, store, adapter, sinks[name])
+            made.sinks[name] = MemorySink()
+            speaker = Speaker(name, made.store, adapter, made.sinks[name])
             speaker.set_local_prefixes([BLOCKS[name]], [])
-            speakers[name] = speaker
+            made.speakers[name] = speaker
             await speaker.start()
-
-        async def each_learned_the_other() -> bool:
-            one = sinks["n1"].routes.get(BLOCKS["n2"])
-            two = sinks["n2"].routes.get(BLOCKS["n1"])
-            return bool(
-                one and one.route and one.route.next_hop == ADDRESSES["n2"]
-                and two and two.route and two.route.next_hop == ADDRESSES["n1"]
-            )  # fmt: skip
-
-        await eventually(each_learned_the_other, 20, "both blocks learned across the mesh")
-        learned = sinks["n1"].routes[BLOCKS["n2"]].route
-        assert learned is not None and learned.origin_node == "n2"
-        # Our own block is never a learned route.
-        assert BLOCKS["n1"] not in sinks["n1"].routes
-        (row,) = speakers["n1"].status()
-        assert (row.address, row.peer_type, row.state) == (
-            ADDRESSES["n2"],
-            "node-to-node mesh",
-            "established",
-        )
-        assert (row.received, row.accepted, row.advertised) == (1, 1, 1)
-        assert row.since is not None
-
-        # n2 leaves the cluster: n1 drops the session, n2 loses n1's routes.
-        await store.delete("Node", "n2")
-
-        async def n2_forgot_n1() -> bool:
-            return BLOCKS["n1"] not in sinks["n2"].routes
-
-        await eventually(n2_forgot_n1, 15, "n2 lost n1's block after n2 was deleted")
-        assert speakers["n1"].plan is not None
-        assert speakers["n1"].plan.peers.peers == ()
+        await eventually(made.each_learned_the_other, 20, "both blocks learned across the mesh")
+        yield made
     finally:
-        for speaker in speakers.values():
+        for speaker in made.speakers.values():
             await speaker.stop()
-        await store.close()
+        await made.store.close()
         for ns in netns.values():
             bgpd.delete_netns(ns)
+
+
+async def test_two_node_mesh_from_the_datastore(mesh: Mesh) -> None:
+    learned = mesh.sinks["n1"].routes[BLOCKS["n2"]].route
+    assert learned is not None and learned.origin_node == "n2"
+    # Our own block is never a learned route.
+    assert BLOCKS["n1"] not in mesh.sinks["n1"].routes
+    (row,) = mesh.speakers["n1"].status()
+    assert (row.address, row.peer_type, row.state) == (
+        ADDRESSES["n2"],
+        "node-to-node mesh",
+        "established",
+    )
+    assert (row.received, row.accepted, row.advertised) == (1, 1, 1)
+    assert row.since is not None
+
+    # n2 leaves the cluster: sessions end on purpose, routes go at once both ways.
+    await mesh.store.delete("Node", "n2")
+
+    async def n2_forgot_n1() -> bool:
+        return BLOCKS["n1"] not in mesh.sinks["n2"].routes
+
+    await eventually(n2_forgot_n1, 15, "n2 lost n1's block after n2 was deleted")
+    plan = mesh.speakers["n1"].plan
+    assert plan is not None and plan.peers.peers == ()
+
+
+async def test_exabgp_restart_keeps_routes_through_graceful_restart(mesh: Mesh) -> None:
+    """n1's ExaBGP dies: both sides keep each other's block (stale) and, once the
+    new ExaBGP is back and End-of-RIB has passed, nothing was ever withdrawn."""
+    adapter = mesh.speakers["n1"].adapter
+    old_pid = adapter.pid
+    assert old_pid is not None
+    os.kill(old_pid, signal.SIGKILL)
+
+    async def back_up() -> bool:
+        return adapter.pid not in (None, old_pid) and all(
+            row.state == "established" for row in mesh.speakers["n1"].status()
+        )
+
+    await eventually(back_up, 20, "n1's ExaBGP restarted and the session re-established")
+
+    async def stale_cleared() -> bool:
+        return not any(s.learned.stale for s in mesh.speakers.values())
+
+    await eventually(stale_cleared, 15, "End-of-RIB swept the stale marks on both nodes")
+    assert await mesh.each_learned_the_other()
+    assert mesh.sinks["n1"].removed == [] and mesh.sinks["n2"].removed == []

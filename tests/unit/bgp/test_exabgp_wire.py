@@ -5,6 +5,7 @@ The JSON lines are verbatim what ExaBGP 5.0.15 wrote for a BIRD 2 peer.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
@@ -72,6 +73,12 @@ def test_config_renders_every_session_setting_deterministically() -> None:
     ):
         assert line in text
     assert text.count("md5-password") == 1
+    # We send End-of-RIB ourselves (after our announcements are queued).
+    assert text.count("manual-eor true;") == 2
+    assert "passive" not in text
+    passive = wire.render_config([replace(spec("10.99.0.2"), passive=True)], ["x"])
+    assert "passive true;" in passive
+    assert wire.end_of_rib_command(A("10.99.0.2")) == "neighbor 10.99.0.2 announce eor ipv4 unicast"
 
 
 def test_unrenderable_password_is_a_clear_error() -> None:

@@ -129,3 +129,13 @@ def test_bad_selector_is_reported_and_skipped() -> None:
     plan = derive_peers("n1", NODES, BGPConfigView(), [bad])
     assert ip("192.0.2.1") not in plan.by_address()
     assert plan.problems and 'BGPPeer "bad": spec.nodeSelector' in plan.problems[0]
+
+
+def test_between_two_of_our_nodes_only_the_lower_address_connects() -> None:
+    tor = BGPPeerView("tor", peer_ip=ip("10.0.0.0"), asn=65100)
+    n1 = derive_peers("n1", NODES, BGPConfigView(), [tor]).by_address()
+    n2 = derive_peers("n2", NODES, BGPConfigView(), [tor]).by_address()
+    assert not n1[ip("10.0.0.2")].passive  # n1 (10.0.0.1) connects to n2
+    assert n2[ip("10.0.0.1")].passive  # n2 waits for n1
+    # External peers are always actively connected to.
+    assert not n2[ip("10.0.0.0")].passive
