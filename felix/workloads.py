@@ -120,6 +120,12 @@ class Workloads:
     datastore: Datastore | None = None
     attachments: dict[str, Attachment] = field(default_factory=dict)
     route_timeout: float = 10.0
+    # One add/delete at a time per attachment: a runtime retrying ADD while the
+    # first is still running must not get a second address.
+    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    def _lock(self, name: str) -> asyncio.Lock:
+        return self._locks.setdefault(name, asyncio.Lock())
 
     def pod_mtu(self) -> int:
         pools = [p for p in self.agent.pools.values() if not p.disabled]
@@ -151,6 +157,12 @@ class Workloads:
         interface = req.interface or "eth0"
         name = host_interface_name(req.container_id, interface)
         requested = self._validate(req)
+        async with self._lock(name):
+            return await self._add_locked(req, interface, name, requested)
+
+    async def _add_locked(
+        self, req: AddRequest, interface: str, name: str, requested: IPv4Address | None
+    ) -> Attachment:
         existing = self.attachments.get(name)
         if existing is not None and existing.netns in (req.netns, ""):
             # Same attachment again (or one reloaded after a restart, whose netns
@@ -214,6 +226,10 @@ class Workloads:
     async def delete(self, container_id: str, interface: str) -> bool:
         interface = interface or "eth0"
         name = host_interface_name(container_id, interface)
+        async with self._lock(name):
+            return await self._delete_locked(container_id, interface, name)
+
+    async def _delete_locked(self, container_id: str, interface: str, name: str) -> bool:
         existed = await asyncio.to_thread(links.unplumb_workload, self.host_netns, name)
         known = self.attachments.pop(name, None)
         existed = known is not None or existed

@@ -127,3 +127,14 @@ async def test_add_check_list_delete_gc(felix, topo: Topology, node: Netns) -> N
         grpc.StatusCode.NOT_FOUND,
     )
     assert detail.code == pb.NOT_FOUND
+
+
+async def test_concurrent_retries_of_one_add_assign_once(felix, topo: Topology) -> None:  # type: ignore[no-untyped-def]
+    stub, ipam, _agent, _datastore = felix
+    pod = topo.netns("pa")
+    first, second = await asyncio.gather(
+        stub.AddWorkload(add_request("c9", pod)), stub.AddWorkload(add_request("c9", pod))
+    )
+    assert first == second
+    assert ipam.free == [IPv4Address("10.65.0.6")], "a retried ADD took a second address"
+    assert pod.ping("192.0.2.1")
