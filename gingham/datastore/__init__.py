@@ -5,6 +5,8 @@
 - ``sqlite:///abs/path.db`` → `SqliteDatastore` (the embedded default,
   `DEFAULT_URL`); parent directories are created on first use.
 - ``etcd://host:port[,host:port...]`` → `EtcdDatastore` (etcd v3 over gRPC).
+- ``kubernetes[://?kubeconfig=PATH&context=NAME]`` → `KubernetesDatastore`
+  (our kinds as gingham.io/v1 custom resources).
 
 Backend modules are imported lazily, so a sqlite user never pays for grpc.
 Opening does no I/O: a backend that is down surfaces as `Unavailable` on the
@@ -27,7 +29,13 @@ from gingham.datastore.base import (
     WatchEvent,
 )
 from gingham.datastore.codec import StoredValueInvalid
-from gingham.datastore.url import ACCEPTED_FORMS, DEFAULT_URL, EtcdURL, parse_datastore_url
+from gingham.datastore.url import (
+    ACCEPTED_FORMS,
+    DEFAULT_URL,
+    EtcdURL,
+    KubernetesURL,
+    parse_datastore_url,
+)
 
 __all__ = [
     "ACCEPTED_FORMS",
@@ -56,6 +64,10 @@ def open_datastore(url: str) -> Datastore:
         from gingham.datastore.etcd import EtcdDatastore
 
         return EtcdDatastore(parsed.endpoints)
+    if isinstance(parsed, KubernetesURL):
+        from gingham.datastore.kubernetes import KubernetesDatastore
+
+        return KubernetesDatastore(parsed.kubeconfig, parsed.context)
     from gingham.datastore.sqlite import SqliteDatastore
 
     return SqliteDatastore(parsed.path)

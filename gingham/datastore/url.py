@@ -5,6 +5,9 @@ Accepted forms (anything else is a `ValueError` that lists them):
 - ``sqlite:///abs/path.db`` — an absolute file path (three slashes: empty host).
 - ``etcd://host:port[,host:port...]`` — one or more etcd v3 client endpoints,
   tried in the order given.
+- ``kubernetes`` or ``kubernetes://[?kubeconfig=PATH&context=NAME]`` — the
+  Kubernetes API (CRDs); without a kubeconfig the usual places are used
+  (in-cluster service account, ``$KUBECONFIG``, ``~/.kube/config``).
 
 Pure: no I/O, no backend imports, so the CLI can validate a URL cheaply.
 """
@@ -12,10 +15,14 @@ Pure: no I/O, no backend imports, so the CLI can validate a URL cheaply.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import parse_qs
 
 DEFAULT_URL = "sqlite:///var/lib/gingham/gingham.db"
 
-ACCEPTED_FORMS = "sqlite:///absolute/path.db or etcd://host:port[,host:port...]"
+ACCEPTED_FORMS = (
+    "sqlite:///absolute/path.db, etcd://host:port[,host:port...]"
+    " or kubernetes[://?kubeconfig=PATH&context=NAME]"
+)
 
 
 @dataclass(frozen=True)
@@ -37,11 +44,20 @@ class EtcdURL:
     endpoints: tuple[EtcdEndpoint, ...]
 
 
+@dataclass(frozen=True)
+class KubernetesURL:
+    # None: the usual places (in-cluster, $KUBECONFIG, ~/.kube/config).
+    kubeconfig: str | None = None
+    context: str | None = None
+
+
 def _bad(url: str, reason: str) -> ValueError:
     return ValueError(f'invalid datastore URL "{url}": {reason} (accepted: {ACCEPTED_FORMS})')
 
 
-def parse_datastore_url(url: str) -> SqliteURL | EtcdURL:
+def parse_datastore_url(url: str) -> SqliteURL | EtcdURL | KubernetesURL:
+    if url == "kubernetes":
+        return KubernetesURL()
     scheme, sep, rest = url.partition("://")
     if not sep:
         raise _bad(url, "missing scheme")
@@ -54,7 +70,25 @@ def parse_datastore_url(url: str) -> SqliteURL | EtcdURL:
     if scheme == "etcd":
         endpoints = [_parse_endpoint(url, part) for part in rest.rstrip("/").split(",")]
         return EtcdURL(endpoints=tuple(endpoints))
+    if scheme == "kubernetes":
+        return _parse_kubernetes(url, rest)
     raise _bad(url, f'unknown scheme "{scheme}"')
+
+
+def _parse_kubernetes(url: str, rest: str) -> KubernetesURL:
+    host, _, query = rest.partition("?")
+    if host.strip("/"):
+        raise _bad(url, "kubernetes:// takes no host (the kubeconfig names the API server)")
+    try:
+        params = parse_qs(query, strict_parsing=bool(query))
+    except ValueError:
+        raise _bad(url, f'query "{query}" is not key=value[&key=value]') from None
+    unknown = sorted(set(params) - {"kubeconfig", "context"})
+    if unknown:
+        raise _bad(url, f"unknown parameter {unknown[0]!r} (known: kubeconfig, context)")
+    kubeconfig = params.get("kubeconfig", [None])[-1]
+    context = params.get("context", [None])[-1]
+    return KubernetesURL(kubeconfig=kubeconfig, context=context)
 
 
 def _parse_endpoint(url: str, text: str) -> EtcdEndpoint:

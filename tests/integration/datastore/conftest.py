@@ -22,9 +22,11 @@ import pytest
 
 from gingham.datastore import Datastore
 from gingham.datastore.etcd import EtcdDatastore
+from gingham.datastore.kubernetes import KubernetesDatastore
 from gingham.datastore.sqlite import SqliteDatastore
 from gingham.datastore.url import EtcdEndpoint
 from tests.support.etcd import EtcdServer, require_etcd
+from tests.support.fake_apiserver import FakeApiServer
 
 
 @dataclass
@@ -162,11 +164,52 @@ async def etcd_backend(request: pytest.FixtureRequest, own_server: bool) -> Asyn
             server.wipe("/gingham/")
 
 
+# --- kubernetes (against a fake API server) ----------------------------------------
+
+
+@asynccontextmanager
+async def kubernetes_backend(
+    request: pytest.FixtureRequest, own_server: bool
+) -> AsyncIterator[Backend]:
+    # A fake is cheap: every test gets its own, so no wipe is needed.
+    tmp_path: Path = request.getfixturevalue("tmp_path")
+    fake = FakeApiServer(tmp_path)
+    fake.start()
+
+    async def compact() -> None:
+        fake.compact()
+
+    @asynccontextmanager
+    async def outage() -> AsyncIterator[None]:
+        fake.stop()
+        try:
+            yield
+        finally:
+            fake.start()
+
+    async def disrupt() -> None:
+        fake.restart()
+
+    try:
+        yield Backend(
+            name="kubernetes",
+            url=f"kubernetes://?kubeconfig={fake.kubeconfig}",
+            connect=lambda: KubernetesDatastore(str(fake.kubeconfig), timeout=2.0),
+            compact=compact,
+            outage=outage,
+            reads_fail_in_outage=True,
+            disrupt=disrupt,
+        )
+    finally:
+        fake.stop()
+
+
 BACKENDS: dict[
     str, Callable[[pytest.FixtureRequest, bool], AbstractAsyncContextManager[Backend]]
 ] = {
     "sqlite": sqlite_backend,
     "etcd": etcd_backend,
+    "kubernetes": kubernetes_backend,
 }
 
 
