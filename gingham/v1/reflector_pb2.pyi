@@ -69,20 +69,22 @@ class PathAttributes(_message.Message):
     def __init__(self, next_hop: _Optional[str] = ..., as_path: _Optional[_Iterable[int]] = ..., origin: _Optional[_Union[Origin, str]] = ..., med: _Optional[int] = ..., local_pref: _Optional[int] = ..., originator_id: _Optional[str] = ..., cluster_list: _Optional[_Iterable[str]] = ..., communities: _Optional[_Iterable[str]] = ..., large_communities: _Optional[_Iterable[str]] = ..., extended_communities: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ReflectorInput(_message.Message):
-    __slots__ = ("type", "peer", "router_id", "client", "prefixes", "attributes")
+    __slots__ = ("type", "peer", "router_id", "client", "prefixes", "attributes", "cluster_id")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     PEER_FIELD_NUMBER: _ClassVar[int]
     ROUTER_ID_FIELD_NUMBER: _ClassVar[int]
     CLIENT_FIELD_NUMBER: _ClassVar[int]
     PREFIXES_FIELD_NUMBER: _ClassVar[int]
     ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
     type: ReflectorInputType
     peer: str
     router_id: str
     client: bool
     prefixes: _containers.RepeatedScalarFieldContainer[str]
     attributes: PathAttributes
-    def __init__(self, type: _Optional[_Union[ReflectorInputType, str]] = ..., peer: _Optional[str] = ..., router_id: _Optional[str] = ..., client: _Optional[bool] = ..., prefixes: _Optional[_Iterable[str]] = ..., attributes: _Optional[_Union[PathAttributes, _Mapping]] = ...) -> None: ...
+    cluster_id: str
+    def __init__(self, type: _Optional[_Union[ReflectorInputType, str]] = ..., peer: _Optional[str] = ..., router_id: _Optional[str] = ..., client: _Optional[bool] = ..., prefixes: _Optional[_Iterable[str]] = ..., attributes: _Optional[_Union[PathAttributes, _Mapping]] = ..., cluster_id: _Optional[str] = ...) -> None: ...
 
 class RouteGroup(_message.Message):
     __slots__ = ("attributes", "prefixes")

@@ -54,7 +54,10 @@ class ReflectorServicer:
         reflector (the speaker is the source of truth for sessions and routes).
 
         Snapshot, then deltas — input (speaker → reflector):
-        1. The speaker opens with SNAPSHOT_BEGIN, then PEER_UP for every
+        1. The speaker opens with SNAPSHOT_BEGIN, which carries this node's
+        CLUSTER_ID (its Node's routeReflectorClusterID) and router ID —
+        the speaker follows the Node resource, so a change of either is a
+        new snapshot — then PEER_UP for every
         Established iBGP session and ANNOUNCE for every route each holds
         (its whole Adj-RIB-In), then SNAPSHOT_END.
         2. After SNAPSHOT_END, deltas: PEER_UP (new session, or a changed

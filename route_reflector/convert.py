@@ -1,0 +1,215 @@
+"""Protobuf ↔ core types for the Reflector service (gingham/v1/reflector.proto).
+
+Both directions in one place so the servicer only translates calls, and a
+client (bird_agent, tests) can build inputs and read outputs with the same
+functions.
+
+Invariants:
+- Decoding never raises anything but `ValueError`, whose message names the
+  message and field at fault ("ReflectorInput.prefixes[2]: …").
+- encode(decode(x)) == x for every well-formed message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from ipaddress import IPv4Address, IPv4Network
+
+from gingham.v1 import reflector_pb2 as pb
+from route_reflector.feed import (
+    Announce,
+    FeedInput,
+    FeedOutput,
+    OutputType,
+    PeerDown,
+    PeerUp,
+    SnapshotBegin,
+    SnapshotEnd,
+    Withdraw,
+)
+from route_reflector.reflect import OutboundChange
+from route_reflector.rib import DEFAULT_LOCAL_PREF, Origin, PathAttributes, Peer
+
+_OUTPUT_TYPES = {
+    OutputType.DELTA: pb.DELTA,
+    OutputType.SNAPSHOT_BEGIN: pb.OUTPUT_SNAPSHOT_BEGIN,
+    OutputType.SNAPSHOT_END: pb.OUTPUT_SNAPSHOT_END,
+}
+_ORIGINS = {
+    pb.ORIGIN_IGP: Origin.IGP,
+    pb.ORIGIN_EGP: Origin.EGP,
+    pb.ORIGIN_INCOMPLETE: Origin.INCOMPLETE,
+}
+
+
+def _address(value: str, where: str) -> IPv4Address:
+    try:
+        return IPv4Address(value)
+    except ValueError:
+        raise ValueError(f"{where}: {value!r} is not an IPv4 address") from None
+
+
+def _prefix(value: str, where: str) -> IPv4Network:
+    try:
+        return IPv4Network(value)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {value!r} is not an IPv4 prefix ({exc})") from None
+
+
+def _prefixes(values: Iterable[str], where: str) -> tuple[IPv4Network, ...]:
+    return tuple(_prefix(v, f"{where}[{i}]") for i, v in enumerate(values))
+
+
+# -- attributes ----------------------------------------------------------------
+
+
+def decode_attributes(message: pb.PathAttributes, where: str = "PathAttributes") -> PathAttributes:
+    origin = _ORIGINS.get(message.origin)
+    if origin is None:
+        raise ValueError(f"{where}.origin: unknown value {message.origin}")
+    return PathAttributes(
+        next_hop=_address(message.next_hop, f"{where}.next_hop"),
+        as_path=tuple(message.as_path),
+        origin=origin,
+        med=message.med if message.HasField("med") else None,
+        local_pref=message.local_pref if message.HasField("local_pref") else DEFAULT_LOCAL_PREF,
+        originator_id=(
+            _address(message.originator_id, f"{where}.originator_id")
+            if message.originator_id
+            else None
+        ),
+        cluster_list=tuple(
+            _address(c, f"{where}.cluster_list[{i}]") for i, c in enumerate(message.cluster_list)
+        ),
+        communities=tuple(message.communities),
+        large_communities=tuple(message.large_communities),
+        extended_communities=tuple(message.extended_communities),
+    )
+
+
+def encode_attributes(attributes: PathAttributes) -> pb.PathAttributes:
+    message = pb.PathAttributes(
+        next_hop=str(attributes.next_hop),
+        as_path=attributes.as_path,
+        origin=int(attributes.origin),  # type: ignore[arg-type]
+        local_pref=attributes.local_pref,
+        originator_id=str(attributes.originator_id) if attributes.originator_id else "",
+        cluster_list=[str(c) for c in attributes.cluster_list],
+        communities=attributes.communities,
+        large_communities=attributes.large_communities,
+        extended_communities=attributes.extended_communities,
+    )
+    if attributes.med is not None:
+        message.med = attributes.med
+    return message
+
+
+# -- inputs --------------------------------------------------------------------
+
+
+def decode_input(message: pb.ReflectorInput) -> FeedInput:
+    kind = message.type
+    where = "ReflectorInput"
+    if kind == pb.INPUT_SNAPSHOT_BEGIN:
+        return SnapshotBegin(
+            cluster_id=_address(message.cluster_id, f"{where}.cluster_id"),
+            router_id=_address(message.router_id, f"{where}.router_id"),
+        )
+    if kind == pb.INPUT_SNAPSHOT_END:
+        return SnapshotEnd()
+    peer = _address(message.peer, f"{where}.peer")
+    if kind == pb.PEER_UP:
+        router_id = _address(message.router_id, f"{where}.router_id")
+        return PeerUp(Peer(peer, router_id, message.client))
+    if kind == pb.PEER_DOWN:
+        return PeerDown(peer)
+    prefixes = _prefixes(message.prefixes, f"{where}.prefixes")
+    if kind == pb.ANNOUNCE:
+        if not message.HasField("attributes"):
+            raise ValueError(f"{where}.attributes: required for ANNOUNCE")
+        attributes = decode_attributes(message.attributes, f"{where}.attributes")
+        return Announce(peer, prefixes, attributes)
+    if kind == pb.WITHDRAW:
+        return Withdraw(peer, prefixes)
+    raise ValueError(f"{where}.type: unknown value {kind}")
+
+
+def encode_input(event: FeedInput) -> pb.ReflectorInput:
+    if isinstance(event, SnapshotBegin):
+        return pb.ReflectorInput(
+            type=pb.INPUT_SNAPSHOT_BEGIN,
+            cluster_id=str(event.cluster_id),
+            router_id=str(event.router_id),
+        )
+    if isinstance(event, SnapshotEnd):
+        return pb.ReflectorInput(type=pb.INPUT_SNAPSHOT_END)
+    if isinstance(event, PeerUp):
+        return pb.ReflectorInput(
+            type=pb.PEER_UP,
+            peer=str(event.peer.address),
+            router_id=str(event.peer.router_id),
+            client=event.peer.client,
+        )
+    if isinstance(event, PeerDown):
+        return pb.ReflectorInput(type=pb.PEER_DOWN, peer=str(event.address))
+    prefixes = [str(p) for p in event.prefixes]
+    if isinstance(event, Announce):
+        return pb.ReflectorInput(
+            type=pb.ANNOUNCE,
+            peer=str(event.address),
+            prefixes=prefixes,
+            attributes=encode_attributes(event.attributes),
+        )
+    return pb.ReflectorInput(type=pb.WITHDRAW, peer=str(event.address), prefixes=prefixes)
+
+
+# -- outputs -------------------------------------------------------------------
+
+
+def encode_output(output: FeedOutput) -> pb.ReflectorOutput:
+    """Changes grouped per peer, announcements per peer grouped by attributes."""
+    per_peer: dict[IPv4Address, tuple[dict[PathAttributes, list[str]], list[str]]] = {}
+    for change in output.changes:
+        groups, withdrawn = per_peer.setdefault(change.peer, ({}, []))
+        if change.attributes is None:
+            withdrawn.append(str(change.prefix))
+        else:
+            groups.setdefault(change.attributes, []).append(str(change.prefix))
+    diffs = [
+        pb.PeerDiff(
+            peer=str(peer),
+            announce=[
+                pb.RouteGroup(attributes=encode_attributes(a), prefixes=p)
+                for a, p in groups.items()
+            ],
+            withdraw=withdrawn,
+        )
+        for peer, (groups, withdrawn) in sorted(per_peer.items())
+    ]
+    return pb.ReflectorOutput(
+        type=_OUTPUT_TYPES[output.type],
+        received=output.received,
+        error=output.error,
+        diffs=diffs,
+    )
+
+
+def decode_output(message: pb.ReflectorOutput) -> FeedOutput:
+    """The inverse of `encode_output` (for the speaker's side and tests)."""
+    types = {v: k for k, v in _OUTPUT_TYPES.items()}
+    changes: list[OutboundChange] = []
+    for i, diff in enumerate(message.diffs):
+        where = f"ReflectorOutput.diffs[{i}]"
+        peer = _address(diff.peer, f"{where}.peer")
+        for j, group in enumerate(diff.announce):
+            attributes = decode_attributes(group.attributes, f"{where}.announce[{j}].attributes")
+            for prefix in _prefixes(group.prefixes, f"{where}.announce[{j}].prefixes"):
+                changes.append(OutboundChange(peer, prefix, attributes))
+        for prefix in _prefixes(diff.withdraw, f"{where}.withdraw"):
+            changes.append(OutboundChange(peer, prefix, None))
+    return FeedOutput(
+        type=types.get(message.type, OutputType.DELTA),
+        received=message.received,
+        changes=tuple(changes),
+        error=message.error,
+    )

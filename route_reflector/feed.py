@@ -1,0 +1,200 @@
+"""The Reflect stream's protocol, pure: inputs in, outputs out, no gRPC.
+
+`ReflectFeed` holds the state of one `Reflector.Reflect` stream (see
+proto/gingham/v1/reflector.proto for the contract): it starts the
+`Reflector` at the input SNAPSHOT_BEGIN (which names our cluster ID and
+router ID), feeds it the speaker's events, acknowledges inputs until the
+input snapshot ends, then answers with the full Adj-RIB-Out framed by
+SNAPSHOT_BEGIN/END, and afterwards with the deltas each input caused.
+
+Invariants:
+- Every input gets at least one output; the last output for input n carries
+  `received == n`, earlier parts of the same answer `n - 1`.
+- No output carries more than `MAX_CHANGES_PER_OUTPUT` changes (gRPC's
+  default message limit is 4 MiB).
+- A refused input changes nothing but the `received` count.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+
+from route_reflector.reflect import OutboundChange, Reflector, UnknownPeer
+from route_reflector.rib import PathAttributes, Peer
+
+MAX_CHANGES_PER_OUTPUT = 2000
+
+
+class InputType(enum.Enum):
+    SNAPSHOT_BEGIN = "snapshot-begin"
+    SNAPSHOT_END = "snapshot-end"
+    PEER_UP = "peer-up"
+    PEER_DOWN = "peer-down"
+    ANNOUNCE = "announce"
+    WITHDRAW = "withdraw"
+
+
+class OutputType(enum.Enum):
+    DELTA = "delta"
+    SNAPSHOT_BEGIN = "snapshot-begin"
+    SNAPSHOT_END = "snapshot-end"
+
+
+@dataclass(frozen=True)
+class SnapshotBegin:
+    cluster_id: IPv4Address
+    router_id: IPv4Address
+
+
+@dataclass(frozen=True)
+class SnapshotEnd:
+    pass
+
+
+@dataclass(frozen=True)
+class PeerUp:
+    peer: Peer
+
+
+@dataclass(frozen=True)
+class PeerDown:
+    address: IPv4Address
+
+
+@dataclass(frozen=True)
+class Announce:
+    address: IPv4Address
+    prefixes: tuple[IPv4Network, ...]
+    attributes: PathAttributes
+
+
+@dataclass(frozen=True)
+class Withdraw:
+    address: IPv4Address
+    prefixes: tuple[IPv4Network, ...]
+
+
+FeedInput = SnapshotBegin | SnapshotEnd | PeerUp | PeerDown | Announce | Withdraw
+
+
+@dataclass(frozen=True)
+class FeedOutput:
+    type: OutputType
+    received: int
+    changes: tuple[OutboundChange, ...] = ()
+    error: str = ""
+
+
+class FeedError(ValueError):
+    """An input that breaks the stream's protocol (refused, the stream goes on)."""
+
+
+class ReflectFeed:
+    """One Reflect stream's state: see the module docstring."""
+
+    def __init__(self) -> None:
+        self.reflector: Reflector | None = None
+        self.received = 0
+        self.in_sync = False
+        # Per-prefix announcements and withdrawals handed out (snapshot included).
+        self.reflected_updates = 0
+
+    def handle(self, event: FeedInput) -> list[FeedOutput]:
+        """Apply one input; the outputs that answer it (never empty)."""
+        self.received += 1
+        try:
+            changes = self._apply(event)
+        except (FeedError, UnknownPeer) as exc:
+            return [FeedOutput(OutputType.DELTA, self.received, error=str(exc))]
+        if isinstance(event, SnapshotEnd):
+            assert self.reflector is not None
+            return self._snapshot(self.reflector)
+        if not self.in_sync:
+            return [FeedOutput(OutputType.DELTA, self.received)]
+        return self._deltas(changes)
+
+    def refuse(self, reason: str) -> list[FeedOutput]:
+        """An input the adapter could not even decode: counted and answered with `reason`."""
+        self.received += 1
+        return [FeedOutput(OutputType.DELTA, self.received, error=reason)]
+
+    def _apply(self, event: FeedInput) -> list[OutboundChange]:
+        if isinstance(event, SnapshotBegin):
+            self.reflector = Reflector(event.cluster_id, event.router_id)
+            self.in_sync = False
+            return []
+        reflector = self.reflector
+        if reflector is None:
+            raise FeedError("the stream must start with INPUT_SNAPSHOT_BEGIN")
+        if isinstance(event, SnapshotEnd):
+            if self.in_sync:
+                raise FeedError("INPUT_SNAPSHOT_END without an INPUT_SNAPSHOT_BEGIN before it")
+            self.in_sync = True
+            return []
+        if isinstance(event, PeerUp):
+            return reflector.peer_up(event.peer)
+        if isinstance(event, PeerDown):
+            return reflector.peer_down(event.address)
+        if isinstance(event, Announce):
+            return reflector.announce(event.address, event.prefixes, event.attributes)
+        return reflector.withdraw(event.address, event.prefixes)
+
+    def _snapshot(self, reflector: Reflector) -> list[FeedOutput]:
+        everything = [
+            OutboundChange(address, prefix, attributes)
+            for address in sorted(reflector.peers)
+            for prefix, attributes in sorted(reflector.adj_rib_out(address).items())
+        ]
+        self.reflected_updates += len(everything)
+        before = self.received - 1
+        outputs = [FeedOutput(OutputType.SNAPSHOT_BEGIN, before)]
+        outputs += [FeedOutput(OutputType.DELTA, before, chunk) for chunk in _chunks(everything)]
+        outputs.append(FeedOutput(OutputType.SNAPSHOT_END, self.received))
+        return outputs
+
+    def _deltas(self, changes: list[OutboundChange]) -> list[FeedOutput]:
+        self.reflected_updates += len(changes)
+        chunks = list(_chunks(changes)) or [()]
+        last = len(chunks) - 1
+        return [
+            FeedOutput(OutputType.DELTA, self.received if i == last else self.received - 1, chunk)
+            for i, chunk in enumerate(chunks)
+        ]
+
+
+def _chunks(changes: Iterable[OutboundChange]) -> Iterator[tuple[OutboundChange, ...]]:
+    items = list(changes)
+    for start in range(0, len(items), MAX_CHANGES_PER_OUTPUT):
+        yield tuple(items[start : start + MAX_CHANGES_PER_OUTPUT])
+
+
+def apply_outputs(
+    state: dict[IPv4Address, dict[IPv4Network, PathAttributes]],
+    outputs: Iterable[FeedOutput],
+    pending: dict[IPv4Address, dict[IPv4Network, PathAttributes]] | None = None,
+) -> dict[IPv4Address, dict[IPv4Network, PathAttributes]] | None:
+    """What a speaker does with outputs: fold them into its per-peer view.
+
+    Outside a snapshot DELTAs change `state` in place. SNAPSHOT_BEGIN starts
+    a fresh `pending` view that DELTAs fill; SNAPSHOT_END replaces `state`
+    with it. Returns the pending view still open (None when none is).
+    """
+    for output in outputs:
+        if output.type is OutputType.SNAPSHOT_BEGIN:
+            pending = {}
+        elif output.type is OutputType.SNAPSHOT_END:
+            state.clear()
+            state.update(pending or {})
+            pending = None
+        else:
+            target = pending if pending is not None else state
+            for change in output.changes:
+                table = target.setdefault(change.peer, {})
+                if change.attributes is None:
+                    table.pop(change.prefix, None)
+                else:
+                    table[change.prefix] = change.attributes
+    return pending

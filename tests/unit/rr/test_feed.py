@@ -1,0 +1,193 @@
+"""The Reflect stream protocol (pure): snapshot then deltas, `received`, errors,
+and the protobuf translation both ways."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Network
+
+import pytest
+
+from gingham.v1 import reflector_pb2 as pb
+from route_reflector import feed as f
+from route_reflector.convert import (
+    decode_attributes,
+    decode_input,
+    decode_output,
+    encode_attributes,
+    encode_input,
+    encode_output,
+)
+from route_reflector.reflect import OutboundChange
+from route_reflector.rib import Origin, PathAttributes
+from tests.unit.rr.helpers import attrs, ip, net, peer
+
+CLUSTER, RR_ID = ip("224.0.0.1"), ip("192.0.2.100")
+C1, C2, N1 = "192.0.2.1", "192.0.2.2", "192.0.2.51"
+BEGIN = f.SnapshotBegin(CLUSTER, RR_ID)
+
+
+def started(*peers: f.PeerUp) -> f.ReflectFeed:
+    feed = f.ReflectFeed()
+    feed.handle(BEGIN)
+    for up in peers:
+        feed.handle(up)
+    return feed
+
+
+UP = (f.PeerUp(peer(C1)), f.PeerUp(peer(C2)), f.PeerUp(peer(N1, client=False)))
+
+
+def test_inputs_before_snapshot_end_are_only_acknowledged() -> None:
+    feed = started(*UP)
+    outputs = feed.handle(f.Announce(ip(C1), (net("10.65.0.0/26"),), attrs(C1)))
+    assert outputs == [f.FeedOutput(f.OutputType.DELTA, 5)]
+
+
+def test_snapshot_end_answers_with_the_full_adj_rib_out_framed() -> None:
+    feed = started(*UP)
+    feed.handle(f.Announce(ip(C1), (net("10.65.0.0/26"),), attrs(C1)))
+    outputs = feed.handle(f.SnapshotEnd())
+    assert [o.type for o in outputs] == [
+        f.OutputType.SNAPSHOT_BEGIN,
+        f.OutputType.DELTA,
+        f.OutputType.SNAPSHOT_END,
+    ]
+    assert [o.received for o in outputs] == [5, 5, 6]
+    state: dict[IPv4Address, dict[IPv4Network, PathAttributes]] = {}
+    assert f.apply_outputs(state, outputs) is None
+    assert {str(p) for p in state} == {C2, N1}
+    assert feed.in_sync
+
+
+def test_after_sync_each_input_gets_its_deltas() -> None:
+    feed = started(*UP)
+    feed.handle(f.SnapshotEnd())
+    outputs = feed.handle(f.Announce(ip(N1), (net("10.65.0.0/26"),), attrs(N1)))
+    assert len(outputs) == 1 and outputs[0].received == 6
+    assert {str(c.peer) for c in outputs[0].changes} == {C1, C2}
+    assert feed.reflected_updates == 2
+    # An input that changes nothing is still answered.
+    assert feed.handle(f.Withdraw(ip(C1), (net("10.99.0.0/24"),))) == [
+        f.FeedOutput(f.OutputType.DELTA, 7)
+    ]
+
+
+def test_large_answers_are_chunked_and_only_the_last_part_counts() -> None:
+    feed = started(*UP)
+    feed.handle(f.SnapshotEnd())
+    many = tuple(IPv4Network((0x0A000000 + (i << 8), 24)) for i in range(3000))
+    outputs = feed.handle(f.Announce(ip(C1), many, attrs(C1)))
+    assert all(len(o.changes) <= f.MAX_CHANGES_PER_OUTPUT for o in outputs)
+    assert sum(len(o.changes) for o in outputs) == 6000  # C2 and N1
+    assert [o.received for o in outputs] == [5] * (len(outputs) - 1) + [6]
+
+
+def test_refused_inputs_say_why_and_change_nothing() -> None:
+    feed = f.ReflectFeed()
+    (out,) = feed.handle(f.PeerUp(peer(C1)))
+    assert out.received == 1 and "must start with INPUT_SNAPSHOT_BEGIN" in out.error
+    feed.handle(BEGIN)
+    (out,) = feed.handle(f.Announce(ip(C1), (net("10.65.0.0/26"),), attrs(C1)))
+    assert "not up" in out.error and out.received == 3
+    (out,) = feed.refuse("ReflectorInput.peer: 'x' is not an IPv4 address")
+    assert out.received == 4 and out.error.startswith("ReflectorInput.peer")
+    assert feed.reflector is not None and len(feed.reflector.rib) == 0
+
+
+def test_a_second_snapshot_starts_over() -> None:
+    feed = started(*UP)
+    feed.handle(f.Announce(ip(C1), (net("10.65.0.0/26"),), attrs(C1)))
+    feed.handle(f.SnapshotEnd())
+    feed.handle(BEGIN)
+    assert not feed.in_sync
+    feed.handle(f.PeerUp(peer(C2)))
+    outputs = feed.handle(f.SnapshotEnd())
+    state: dict[IPv4Address, dict[IPv4Network, PathAttributes]] = {ip(C2): {}}
+    f.apply_outputs(state, outputs)
+    assert state == {}  # nothing to tell anyone: the old state is replaced, not merged
+
+
+# -- protobuf ------------------------------------------------------------------
+
+
+def test_attributes_round_trip_through_protobuf() -> None:
+    full = PathAttributes(
+        next_hop=ip("198.51.100.1"),
+        as_path=(65001, 65002),
+        origin=Origin.INCOMPLETE,
+        med=0,
+        local_pref=250,
+        originator_id=ip("1.1.1.1"),
+        cluster_list=(ip("224.0.0.1"), ip("224.0.0.2")),
+        communities=("65000:1",),
+        large_communities=("65000:1:2",),
+        extended_communities=("target:65000:1",),
+    )
+    assert decode_attributes(encode_attributes(full)) == full
+    bare = attrs("198.51.100.1")
+    message = encode_attributes(bare)
+    assert not message.HasField("med")  # absent MED stays absent, distinct from 0
+    assert decode_attributes(message) == bare
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        BEGIN,
+        f.SnapshotEnd(),
+        f.PeerUp(peer(C1, "9.9.9.9", client=False)),
+        f.PeerDown(ip(C1)),
+        f.Announce(ip(C1), (net("10.65.0.0/26"), net("10.65.1.0/26")), attrs(C1, med=3)),
+        f.Withdraw(ip(C1), (net("10.65.0.0/26"),)),
+    ],
+)
+def test_inputs_round_trip_through_protobuf(event: f.FeedInput) -> None:
+    assert decode_input(pb.ReflectorInput.FromString(encode_input(event).SerializeToString())) == (
+        event
+    )
+
+
+def test_outputs_round_trip_grouped_by_peer_and_attributes() -> None:
+    a, b = attrs(C1), attrs(C2)
+    changes = (
+        OutboundChange(ip(C2), net("10.65.0.0/26"), a),
+        OutboundChange(ip(C2), net("10.65.1.0/26"), a),
+        OutboundChange(ip(C2), net("10.65.2.0/26"), None),
+        OutboundChange(ip(C1), net("10.65.3.0/26"), b),
+    )
+    message = encode_output(f.FeedOutput(f.OutputType.DELTA, 7, changes))
+    assert [d.peer for d in message.diffs] == [C1, C2]
+    assert len(message.diffs[1].announce) == 1  # one group for two prefixes
+    back = decode_output(message)
+    assert set(back.changes) == set(changes) and back.received == 7
+
+
+@pytest.mark.parametrize(
+    ("message", "error"),
+    [
+        (pb.ReflectorInput(type=pb.PEER_UP, peer="nope"), r"ReflectorInput\.peer: 'nope'"),
+        (
+            pb.ReflectorInput(type=pb.PEER_UP, peer=C1, router_id=""),
+            r"ReflectorInput\.router_id",
+        ),
+        (
+            pb.ReflectorInput(type=pb.WITHDRAW, peer=C1, prefixes=["10.65.0.0/26", "10.1.1.1/8"]),
+            r"ReflectorInput\.prefixes\[1\]: '10\.1\.1\.1/8'",
+        ),
+        (pb.ReflectorInput(type=pb.ANNOUNCE, peer=C1, prefixes=["10.0.0.0/8"]), "required"),
+        (
+            pb.ReflectorInput(
+                type=pb.ANNOUNCE,
+                peer=C1,
+                prefixes=["10.0.0.0/8"],
+                attributes=pb.PathAttributes(next_hop=C1, cluster_list=["x"]),
+            ),
+            r"ReflectorInput\.attributes\.cluster_list\[0\]",
+        ),
+        (pb.ReflectorInput(peer=C1), r"ReflectorInput\.type"),
+        (pb.ReflectorInput(type=pb.INPUT_SNAPSHOT_BEGIN), r"ReflectorInput\.cluster_id"),
+    ],
+)
+def test_bad_inputs_name_the_field(message: pb.ReflectorInput, error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        decode_input(message)
