@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
 import signal
@@ -41,7 +40,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
@@ -57,7 +56,10 @@ from bird_agent.events import (
     SessionState,
     SpeakerRestarted,
 )
+from bird_agent.exabgp_process import ExaBGPOptions, spawn_exabgp, terminate
 from bird_agent.peers import PeerSpec
+
+__all__ = ["ExaBGPAdapter", "ExaBGPOptions", "SessionInfo"]
 
 log = logging.getLogger(__name__)
 
@@ -65,24 +67,6 @@ BRIDGE = Path(__file__).with_name("exabgp_bridge.py")
 _PR_SET_PDEATHSIG = 1
 # A BGP UPDATE of 64 KiB (extended messages) renders to a few hundred KiB of JSON.
 _LINE_LIMIT = 16 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class ExaBGPOptions:
-    run_dir: Path
-    # Addresses ExaBGP listens on for incoming sessions; empty: only connect out.
-    listen_addresses: tuple[IPv4Address, ...] = ()
-    listen_port: int = 179
-    # How to start ExaBGP; the config path is appended. A wrapper (e.g.
-    # `ip netns exec NS`) may precede it: it must exec, keeping the PID.
-    exabgp_command: tuple[str, ...] = (sys.executable, "-m", "exabgp")
-    start_timeout: float = 20.0
-    reload_timeout: float = 10.0
-    backoff_initial: float = 0.5
-    backoff_max: float = 10.0
-    # A run this long resets the backoff.
-    stable_after: float = 30.0
-    extra_env: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -96,11 +80,6 @@ class SessionInfo:
 
 class _ProcessGone(Exception):
     pass
-
-
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 class ExaBGPAdapter:
@@ -244,23 +223,7 @@ class ExaBGPAdapter:
         while not self._connections.empty():
             _, stale = self._connections.get_nowait()
             stale.close()
-        env = {
-            **os.environ,
-            **wire.environment(self.options.listen_addresses, self.options.listen_port),
-            # One restart unit: ExaBGP exits when the bridge does.
-            "exabgp_api_respawn": "false",
-            "exabgp_api_terminate": "true",
-            **self.options.extra_env,
-        }
-        self._proc = proc = await asyncio.create_subprocess_exec(
-            *self.options.exabgp_command,
-            str(self.config_path),
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
-        )
+        self._proc = proc = await spawn_exabgp(self.options, self.config_path)
         log.info("ExaBGP started, pid %d, generation %d", proc.pid, self.generation)
         exited = asyncio.create_task(proc.wait())
         tasks: list[asyncio.Task[Any]] = [asyncio.create_task(self._read_log(proc)), exited]
@@ -305,17 +268,8 @@ class ExaBGPAdapter:
                 await self._terminate()
 
     async def _terminate(self) -> None:
-        proc = self._proc
-        if proc is None or proc.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), 5.0)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
+        if self._proc is not None:
+            await terminate(self._proc)
 
     def _api_command(self) -> list[str]:
         return [sys.executable, "-I", str(BRIDGE), str(self.socket_path)]
@@ -494,34 +448,16 @@ class ExaBGPAdapter:
 
     async def _reconcile_exports(self) -> bool:
         desired = dict(self._exports)
-        # Group neighbors by what they currently hold, so one batch serves all alike.
-        groups: dict[frozenset[tuple[IPv4Network, wire.NextHop]], list[IPv4Address]] = {}
-        for address in self._config_peers:
-            holding = frozenset(self._sent.get(address, {}).items())
-            groups.setdefault(holding, []).append(address)
+        held = {address: self._sent.get(address, {}) for address in self._config_peers}
         all_ok = True
-        for held_items, neighbors in groups.items():
-            held = dict(held_items)
-            lines: list[str] = []
-            gone: dict[wire.NextHop, list[IPv4Network]] = {}
-            for prefix, hop in held.items():
-                if desired.get(prefix) != hop:
-                    gone.setdefault(hop, []).append(prefix)
-            for hop, prefixes in sorted(gone.items(), key=lambda kv: str(kv[0])):
-                lines += wire.withdraw_commands(neighbors, hop, prefixes)
-            new: dict[wire.NextHop, list[IPv4Network]] = {}
-            for prefix, hop in desired.items():
-                if held.get(prefix) != hop:
-                    new.setdefault(hop, []).append(prefix)
-            for hop, prefixes in sorted(new.items(), key=lambda kv: str(kv[0])):
-                lines += wire.announce_commands(neighbors, hop, prefixes)
-            if not lines:
-                continue
-            results = await self._send(lines)
+        for batch in wire.export_batches(held, desired):
+            results = await self._send(batch.lines)
             if all(results):
-                for address in neighbors:
+                for address in batch.neighbors:
                     self._sent[address] = dict(desired)
             else:
-                log.error("ExaBGP refused %d of %d commands", results.count(False), len(lines))
+                log.error(
+                    "ExaBGP refused %d of %d commands", results.count(False), len(batch.lines)
+                )
                 all_ok = False
         return all_ok

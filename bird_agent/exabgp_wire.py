@@ -22,7 +22,7 @@ import json
 import logging
 import re
 import socket
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Final, Literal
@@ -165,6 +165,46 @@ def withdraw_commands(
     for chunk in _chunks(sorted(prefixes)):
         nlri = " ".join(str(p) for p in chunk)
         yield f"{who} withdraw attributes next-hop {next_hop} nlri {nlri}"
+
+
+@dataclass(frozen=True)
+class ExportBatch:
+    neighbors: tuple[IPv4Address, ...]
+    lines: tuple[str, ...]
+
+
+def export_batches(
+    held: Mapping[IPv4Address, Mapping[IPv4Network, NextHop]],
+    desired: Mapping[IPv4Network, NextHop],
+) -> list[ExportBatch]:
+    """The commands that take every neighbor from what it `held` to `desired`.
+
+    Neighbors holding the same thing share one batch (the usual case: all of
+    them), withdrawals come before announcements, one line per next hop and
+    chunk. Neighbors already holding `desired` get nothing.
+    """
+    groups: dict[frozenset[tuple[IPv4Network, NextHop]], list[IPv4Address]] = {}
+    for address, routes in held.items():
+        groups.setdefault(frozenset(routes.items()), []).append(address)
+    batches: list[ExportBatch] = []
+    for holding, neighbors in groups.items():
+        now = dict(holding)
+        gone: dict[NextHop, list[IPv4Network]] = {}
+        for prefix, hop in now.items():
+            if desired.get(prefix) != hop:
+                gone.setdefault(hop, []).append(prefix)
+        new: dict[NextHop, list[IPv4Network]] = {}
+        for prefix, hop in desired.items():
+            if now.get(prefix) != hop:
+                new.setdefault(hop, []).append(prefix)
+        lines: list[str] = []
+        for hop, prefixes in sorted(gone.items(), key=lambda kv: str(kv[0])):
+            lines += withdraw_commands(neighbors, hop, prefixes)
+        for hop, prefixes in sorted(new.items(), key=lambda kv: str(kv[0])):
+            lines += announce_commands(neighbors, hop, prefixes)
+        if lines:
+            batches.append(ExportBatch(tuple(sorted(neighbors)), tuple(lines)))
+    return batches
 
 
 def end_of_rib_command(neighbor: IPv4Address) -> str:

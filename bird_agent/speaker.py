@@ -28,7 +28,14 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Protocol
 
-from bird_agent.events import RoutesAnnounced, RoutesWithdrawn, SessionState
+from bird_agent.events import (
+    PeerDown,
+    PeerUp,
+    RoutesAnnounced,
+    RoutesWithdrawn,
+    SessionState,
+    SpeakerRestarted,
+)
 from bird_agent.exabgp import ExaBGPAdapter
 from bird_agent.learned import LearnedRoutes, RouteChange
 from bird_agent.model_view import config_view, node_view, peer_views, policy_view
@@ -221,8 +228,10 @@ class Speaker:
     async def _route_loop(self) -> None:
         loop = asyncio.get_running_loop()
         async for event in self.adapter.events():
-            if not isinstance(event, RoutesAnnounced | RoutesWithdrawn):
+            if isinstance(event, PeerUp | PeerDown | SpeakerRestarted):
                 log.info("%s: %s", self.node, event)
+            elif not isinstance(event, RoutesAnnounced | RoutesWithdrawn):
+                log.debug("%s: %s", self.node, event)
             peers = self.plan.peers.by_address() if self.plan is not None else {}
             changes = self.learned.apply(event, peers, now=loop.time())
             self._log_rejections()

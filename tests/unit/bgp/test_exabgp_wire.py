@@ -222,3 +222,27 @@ def test_which_session_ends_keep_routes_for_graceful_restart() -> None:
     assert wire.ends_gracefully("notification sent (4,0)")  # our hold timer ran out
     assert not wire.ends_gracefully("notification received (6,4)")  # peer's admin reset
     assert not wire.ends_gracefully("notification sent (3,1)")  # we refused its UPDATE
+
+
+def test_export_batches_move_each_neighbor_from_what_it_holds_to_what_is_desired() -> None:
+    p1, p2, p3 = N("10.244.1.0/26"), N("10.244.2.0/26"), N("10.244.3.0/26")
+    nh = A("10.0.0.1")
+    fresh, old, done = A("10.0.0.2"), A("10.0.0.3"), A("10.0.0.4")
+    batches = wire.export_batches(
+        {fresh: {}, old: {p1: nh, p3: nh}, done: {p1: nh, p2: nh}}, {p1: nh, p2: nh}
+    )
+    by_neighbors = {b.neighbors: b.lines for b in batches}
+    assert set(by_neighbors) == {(fresh,), (old,)}  # `done` already holds it all
+    assert by_neighbors[(fresh,)] == (
+        f"neighbor {fresh} announce attributes next-hop {nh} nlri {p1} {p2}",
+    )
+    assert by_neighbors[(old,)] == (
+        f"neighbor {old} withdraw attributes next-hop {nh} nlri {p3}",
+        f"neighbor {old} announce attributes next-hop {nh} nlri {p2}",
+    )
+    # Neighbors holding the same thing share one batch.
+    (shared,) = wire.export_batches({fresh: {}, old: {}}, {p1: "self"})
+    assert shared.neighbors == (fresh, old)
+    assert shared.lines == (
+        f"neighbor {fresh} , neighbor {old} announce attributes next-hop self nlri {p1}",
+    )

@@ -1,0 +1,85 @@
+"""Starting and stopping the ExaBGP process itself (no API, no configuration text).
+
+Invariants:
+- ExaBGP runs with the environment `exabgp_wire.environment` describes, plus
+  `api.respawn=false` and `api.terminate=true`: when the API bridge dies,
+  ExaBGP exits, so the adapter restarts the two as one unit.
+- ExaBGP gets PR_SET_PDEATHSIG(SIGTERM): it never outlives the process that
+  started it, even when that one is killed with SIGKILL.
+- `terminate` asks (SIGTERM), waits 5 s, then insists (SIGKILL); it only ever
+  signals the PID it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+from pathlib import Path
+
+from bird_agent import exabgp_wire as wire
+
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class ExaBGPOptions:
+    run_dir: Path
+    # Addresses ExaBGP listens on for incoming sessions; empty: only connect out.
+    listen_addresses: tuple[IPv4Address, ...] = ()
+    listen_port: int = 179
+    # How to start ExaBGP; the config path is appended. A wrapper (e.g.
+    # `ip netns exec NS`) may precede it: it must exec, keeping the PID.
+    exabgp_command: tuple[str, ...] = (sys.executable, "-m", "exabgp")
+    start_timeout: float = 20.0
+    reload_timeout: float = 10.0
+    backoff_initial: float = 0.5
+    backoff_max: float = 10.0
+    # A run this long resets the backoff.
+    stable_after: float = 30.0
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+
+
+def _die_with_parent() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+async def spawn_exabgp(options: ExaBGPOptions, config_path: Path) -> asyncio.subprocess.Process:
+    """ExaBGP on `config_path`, its log (stdout and stderr) on a pipe."""
+    env = {
+        **os.environ,
+        **wire.environment(options.listen_addresses, options.listen_port),
+        # One restart unit: ExaBGP exits when the bridge does.
+        "exabgp_api_respawn": "false",
+        "exabgp_api_terminate": "true",
+        **options.extra_env,
+    }
+    return await asyncio.create_subprocess_exec(
+        *options.exabgp_command,
+        str(config_path),
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        preexec_fn=_die_with_parent,
+    )
+
+
+async def terminate(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.terminate()
+    try:
+        await asyncio.wait_for(proc.wait(), 5.0)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
