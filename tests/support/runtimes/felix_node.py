@@ -67,6 +67,12 @@ class FelixNode:
 
     def start(self, timeout: float = 30) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        # A node has an address: without one it cannot source packets to its pods.
+        subprocess.run(
+            ["nsenter", f"--net={self.node_netns}", "ip", "addr", "replace", "198.51.100.1/32",
+             "dev", "lo"],
+            check=True, capture_output=True,
+        )  # fmt: skip
         asyncio.run(_seed(self.datastore, self.pool_cidr))
         log = open(self.root / "felix.log", "wb")  # noqa: SIM115 - the child owns it
         self.proc = subprocess.Popen(

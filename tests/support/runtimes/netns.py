@@ -51,10 +51,11 @@ def ipv4_addresses(pid_or_netns: int | str, ifname: str = "eth0") -> list[str]:
 
     argv = ["ip", "-j", "-4", "addr", "show", "dev", ifname]
     if isinstance(pid_or_netns, int):
-        out = in_pid_netns(pid_or_netns, *argv)
+        out = in_pid_netns(pid_or_netns, *argv, check=False)
     else:
-        out = in_netns(pid_or_netns, *argv)
-    return [a["local"] for link in json.loads(out) for a in link.get("addr_info", [])]
+        out = in_netns(pid_or_netns, *argv, check=False)
+    # No such device (e.g. felix removed the veth): no addresses.
+    return [a["local"] for link in json.loads(out or "[]") for a in link.get("addr_info", [])]
 
 
 def links(netns: str) -> list[str]:
