@@ -1,1 +1,20 @@
-"""bird_agent: the BGP speaker that drives ExaBGP and feeds learned routes to felix."""
+"""bird_agent: the BGP speaker that drives ExaBGP and feeds learned routes to felix.
+
+Pure core (no I/O):
+- `peers`      — who to peer with (mesh, global, node-specific, peerSelector).
+- `policy`     — import filter (pools, tunnel /32s, never default or node-covering
+                 prefixes, own prefixes dropped; counters) and export set.
+- `learned`    — post-policy Adj-RIB-In, one selected route per prefix,
+                 graceful-restart stale handling; yields `RouteChange`s.
+- `model_view` — gingham.model resources → the views above.
+- `events`     — typed BGP events (the adapter's output vocabulary).
+
+The one ExaBGP adapter (nothing else knows ExaBGP):
+- `exabgp_wire`    — config text, environment, commands, JSON → events (pure).
+- `exabgp_process` — start/stop the ExaBGP process.
+- `exabgp_bridge`  — the API process ExaBGP runs (pipes ↔ our unix socket).
+- `exabgp`         — `ExaBGPAdapter`: desired peers/exports in, events out.
+
+Daemon: `speaker` (datastore → plan → adapter → learned routes → sink),
+`main` (`gingham-bgp` / `python -m bird_agent`).
+"""

@@ -62,6 +62,7 @@ from bird_agent.peers import PeerSpec
 __all__ = ["ExaBGPAdapter", "ExaBGPOptions", "SessionInfo"]
 
 log = logging.getLogger(__name__)
+_SUN_PATH_MAX = 107
 
 BRIDGE = Path(__file__).with_name("exabgp_bridge.py")
 _PR_SET_PDEATHSIG = 1
@@ -117,6 +118,11 @@ class ExaBGPAdapter:
     # -- public API ---------------------------------------------------------
 
     async def start(self, peers: Iterable[PeerSpec] = ()) -> None:
+        if len(str(self.socket_path).encode()) > _SUN_PATH_MAX:
+            raise ValueError(
+                f"--run-dir {self.options.run_dir} is too long for a unix socket path"
+                f" ({self.socket_path} must be at most {_SUN_PATH_MAX} bytes)"
+            )
         self.options.run_dir.mkdir(parents=True, exist_ok=True)
         self.set_peers(peers)
         with contextlib.suppress(FileNotFoundError):

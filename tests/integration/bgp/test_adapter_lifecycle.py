@@ -14,15 +14,18 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from pathlib import Path
 
 import pytest
 
 from bird_agent.events import PeerDown, PeerUp, SpeakerRestarted
+from bird_agent.exabgp import ExaBGPAdapter, ExaBGPOptions
 from bird_agent.exabgp_wire import NEXT_HOP_SELF
 from tests.integration.bgp.conftest import (
     OUR_BLOCK,
     Lab,
     daemon_says,
+    eventually,
     our_address,
     their_address,
 )
@@ -108,3 +111,28 @@ async def test_frozen_peer_hold_timer_gives_graceful_peer_down(lab: Lab) -> None
         bird.proc.send_signal(signal.SIGCONT)
     assert down.reason == "notification sent (4,0)"  # 4 = Hold Timer Expired
     assert down.graceful_restart_time is not None and down.graceful_restart_time > 0
+
+
+async def test_exabgp_that_cannot_start_is_retried_with_backoff(tmp_path: Path) -> None:
+    """A broken ExaBGP command never yields a session, never crashes the adapter:
+    it is retried, further apart each time, and stop() still returns."""
+    adapter = ExaBGPAdapter(
+        ExaBGPOptions(run_dir=tmp_path, exabgp_command=("/bin/false",), backoff_initial=0.05)
+    )
+    await adapter.start()
+    try:
+
+        async def retried() -> bool:
+            return adapter.generation >= 4
+
+        await eventually(retried, 10, "four start attempts")
+    finally:
+        await adapter.stop()
+    assert adapter.pid is None
+    assert not (tmp_path / "exabgp-api.sock").exists()
+
+
+async def test_run_dir_too_long_for_a_socket_is_a_clear_error(tmp_path: Path) -> None:
+    adapter = ExaBGPAdapter(ExaBGPOptions(run_dir=tmp_path / ("x" * 120)))
+    with pytest.raises(ValueError, match="too long for a unix socket path"):
+        await adapter.start()
