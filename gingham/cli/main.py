@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gingham.cli.resources",
     "gingham.cli.cni",
     "gingham.cli.ipam",
+    "gingham.cli.k8s",
 )
 
 LOG_LEVELS = ("debug", "info", "warning", "error")

@@ -1,0 +1,1 @@
+"""Kubernetes integration: CRDs generated from the model (`crds`)."""
