@@ -9,7 +9,7 @@ and router ID at the start of each stream (see reflector.proto), so there is
 one source of truth for the node's BGP identity. `gingham node run` starts
 it on nodes whose Node has spec.bgp.routeReflectorClusterID.
 
-Exits 0 on SIGTERM/SIGINT; a failure of the server ends it non-zero so the
+Exits 0 on SIGTERM/SIGINT; an unexpected exception ends it non-zero so the
 supervisor restarts it (a restart is safe: the speaker re-sends a snapshot
 and keeps its reflected routes until the new snapshot's answer).
 """
@@ -77,30 +77,30 @@ async def serve(args: argparse.Namespace) -> int:
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     http = None
     if args.http:
-        http = await serve_http(
-            http_host, int(http_port), lambda: servicer.in_sync, metrics.registry
-        )
+        try:
+            http = await serve_http(
+                http_host, int(http_port), lambda: servicer.in_sync, metrics.registry
+            )
+        except OSError as exc:
+            print(f"gingham-rr: --http {args.http}: {exc.strerror or exc}", file=sys.stderr)
+            await server.stop(grace=None)
+            sock.unlink(missing_ok=True)
+            return 2
     log.info("route reflector for node %s serving on %s, http %s", args.node, sock, args.http)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    stopper = asyncio.create_task(stop.wait(), name="stop")
-    terminated = asyncio.create_task(server.wait_for_termination(), name="grpc")
-    done, _ = await asyncio.wait([stopper, terminated], return_when=asyncio.FIRST_COMPLETED)
-    code = 0 if stopper in done else 1
-    if code:
-        log.error("the gRPC server ended on its own")
-    for task in (stopper, terminated):
-        task.cancel()
-    await asyncio.gather(stopper, terminated, return_exceptions=True)
+    # Not racing server.wait_for_termination(): cancelling it breaks the
+    # server's own shutdown (grpc.aio ties both to one future).
+    await stop.wait()
     if http is not None:
         http.close()
     await server.stop(grace=1.0)
     with contextlib.suppress(FileNotFoundError):
         sock.unlink()
-    return code
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

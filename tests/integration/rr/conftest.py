@@ -1,0 +1,107 @@
+"""A real `gingham-rr` process on a unix socket in a temporary run dir."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+
+from gingham.v1 import reflector_pb2 as pb
+from gingham.v1 import reflector_pb2_grpc as pb_grpc
+from tests.support.poll import async_wait_for
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@dataclass
+class RunningReflector:
+    process: subprocess.Popen[bytes]
+    socket: Path
+    http_port: int
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def reflector_process(tmp_path: Path) -> Iterator[RunningReflector]:
+    port = _free_port()
+    log = (tmp_path / "rr.log").open("wb")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "route_reflector",
+            "--node",
+            "rr1",
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--http",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "DEBUG",
+        ],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield RunningReflector(process, tmp_path / "run" / "rr.sock", port)
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        log.close()
+
+
+@pytest.fixture
+async def reflector(reflector_process: RunningReflector) -> AsyncIterator[pb_grpc.ReflectorStub]:
+    channel = grpc.aio.insecure_channel(f"unix:{reflector_process.socket}")
+    stub = pb_grpc.ReflectorStub(channel)  # type: ignore[no-untyped-call]
+
+    async def serving() -> bool:
+        if reflector_process.process.poll() is not None:
+            raise AssertionError("gingham-rr exited early")
+        try:
+            await stub.Status(pb.ReflectorStatusRequest(), timeout=1)
+        except grpc.aio.AioRpcError:
+            return False
+        return True
+
+    try:
+        await async_wait_for(serving, timeout=20, what="gingham-rr serving")
+        yield stub
+    finally:
+        await channel.close()
+
+
+class Stream:
+    """One Reflect stream: send an input, collect its complete answer."""
+
+    def __init__(self, call: grpc.aio.StreamStreamCall) -> None:
+        self.call = call
+        self.sent = 0
+
+    async def send(self, message: pb.ReflectorInput) -> list[pb.ReflectorOutput]:
+        await self.call.write(message)
+        self.sent += 1
+        answer: list[pb.ReflectorOutput] = []
+        while not answer or answer[-1].received < self.sent:
+            output = await asyncio.wait_for(self.call.read(), 10)
+            assert output is not grpc.aio.EOF, "stream ended"
+            answer.append(output)
+        return answer
