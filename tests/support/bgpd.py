@@ -70,13 +70,32 @@ def veth_between(a: VethEnd, b: VethEnd) -> None:
         run("ip", "-n", end.netns, "link", "set", end.ifname, "up")
 
 
-def md5_failures(netns: str) -> int:
-    """The kernel's TcpExtTCPMD5Failure counter inside `netns`."""
-    out = run("nstat", "-az", "TcpExtTCPMD5Failure", netns=netns)
-    for line in out.splitlines():
-        if line.startswith("TcpExtTCPMD5Failure"):
-            return int(line.split()[1])
+def shared_segment(switch_ns: str, members: list[VethEnd]) -> None:
+    """One L2 segment: a bridge in `switch_ns`, a veth from it to each member."""
+    run("ip", "-n", switch_ns, "link", "add", "br0", "type", "bridge")
+    run("ip", "-n", switch_ns, "link", "set", "br0", "up")
+    for index, member in enumerate(members):
+        port = f"p{index}"
+        run("ip", "link", "add", port, "netns", switch_ns, "type", "veth",
+            "peer", "name", member.ifname, "netns", member.netns)  # fmt: skip
+        run("ip", "-n", switch_ns, "link", "set", port, "master", "br0", "up")
+        run("ip", "-n", member.netns, "addr", "add", str(member.address), "dev", member.ifname)
+        run("ip", "-n", member.netns, "link", "set", member.ifname, "up")
+
+
+def tcp_ext_counter(netns: str, counter: str) -> int:
+    """A TcpExt counter (e.g. TCPMD5Failure) as the kernel of `netns` counts it."""
+    lines = run("cat", "/proc/net/netstat", netns=netns).splitlines()
+    for header, values in zip(lines[::2], lines[1::2], strict=False):
+        if header.startswith("TcpExt:"):
+            table = dict(zip(header.split()[1:], values.split()[1:], strict=True))
+            return int(table.get(counter, 0))
     return 0
+
+
+def md5_failures(netns: str) -> int:
+    """TcpExtTCPMD5Failure: segments the kernel of `netns` dropped for a bad MD5 signature."""
+    return tcp_ext_counter(netns, "TCPMD5Failure")
 
 
 # -- daemons ----------------------------------------------------------------------

@@ -94,17 +94,6 @@ async def daemon_says(check: Callable[[], Any], timeout: float = 15.0, what: str
     return await eventually(probe, timeout, what)
 
 
-def read_tcp_ext(netns: str, counter: str) -> int:
-    """A TcpExt counter (e.g. TCPMD5Failure) as the namespace's kernel counts it."""
-    text = bgpd.run("cat", "/proc/net/netstat", netns=netns)
-    lines = text.splitlines()
-    for header, values in zip(lines[::2], lines[1::2], strict=False):
-        if header.startswith("TcpExt:"):
-            table = dict(zip(header.split()[1:], values.split()[1:], strict=True))
-            return int(table.get(counter, 0))
-    return 0
-
-
 class Lab:
     def __init__(self, tmp: Path) -> None:
         self.prefix = unique_prefix("b")

@@ -29,9 +29,9 @@ from tests.integration.bgp.conftest import (
     daemon_says,
     eventually,
     our_address,
-    read_tcp_ext,
     their_address,
 )
+from tests.support.bgpd import md5_failures
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -91,14 +91,10 @@ async def test_wrong_md5_password_never_establishes(lab: Lab, kind: str) -> None
     _, log = await lab.adapter(
         [lab.spec(1, ibgp=False, password="our-idea")], listen=(our_address(1),)
     )
-    before = read_tcp_ext(lab.us, "TCPMD5Failure") + read_tcp_ext(
-        daemon.peering.netns, "TCPMD5Failure"
-    )
+    before = md5_failures(lab.us) + md5_failures(daemon.peering.netns)
 
     async def md5_failures_seen() -> bool:
-        now = read_tcp_ext(lab.us, "TCPMD5Failure") + read_tcp_ext(
-            daemon.peering.netns, "TCPMD5Failure"
-        )
+        now = md5_failures(lab.us) + md5_failures(daemon.peering.netns)
         return now >= before + 3
 
     # Several refused attempts (both sides keep retrying every second) ...

@@ -8,9 +8,11 @@ from the other node's learned routes.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
@@ -24,13 +26,15 @@ from bird_agent.speaker import Speaker
 from gingham.datastore import open_datastore
 from gingham.datastore.base import Datastore
 from gingham.model.documents import parse_resource
-from tests.integration.bgp.conftest import eventually
+from tests.integration.bgp.conftest import daemon_says, eventually
 from tests.support import bgpd
 from tests.support.names import unique_prefix
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 ADDRESSES = {"n1": IPv4Address("10.78.0.1"), "n2": IPv4Address("10.78.0.2")}
+TOR = IPv4Address("10.78.0.254")
+TOR_BLOCK = IPv4Network("198.51.100.0/24")
 BLOCKS = {"n1": IPv4Network("10.244.1.0/26"), "n2": IPv4Network("10.244.2.0/26")}
 
 
@@ -55,6 +59,7 @@ async def create(store: Datastore, doc: dict[str, object]) -> None:
 @dataclass
 class Mesh:
     store: Datastore
+    tor_netns: str
     speakers: dict[str, Speaker] = field(default_factory=dict)
     sinks: dict[str, MemorySink] = field(default_factory=dict)
 
@@ -71,14 +76,19 @@ class Mesh:
 async def mesh(tmp_path: Path) -> AsyncIterator[Mesh]:
     """Nodes n1 and n2 in the datastore, a speaker for each in its own netns."""
     prefix = unique_prefix("m")
-    netns = {name: f"{prefix}{name}" for name in ADDRESSES}
-    made = Mesh(open_datastore(f"sqlite:///{tmp_path}/gingham.db"))
+    netns = {name: f"{prefix}{name}" for name in (*ADDRESSES, "sw", "tor")}
+    made = Mesh(open_datastore(f"sqlite:///{tmp_path}/gingham.db"), tor_netns=netns["tor"])
     try:
         for ns in netns.values():
             bgpd.create_netns(ns)
-        bgpd.veth_between(
-            bgpd.VethEnd(netns["n1"], "eth0", IPv4Interface("10.78.0.1/24")),
-            bgpd.VethEnd(netns["n2"], "eth0", IPv4Interface("10.78.0.2/24")),
+        # One L2 segment: n1, n2 and a ToR router (BIRD, used by some tests).
+        bgpd.shared_segment(
+            netns["sw"],
+            [
+                bgpd.VethEnd(netns["n1"], "eth0", IPv4Interface("10.78.0.1/24")),
+                bgpd.VethEnd(netns["n2"], "eth0", IPv4Interface("10.78.0.2/24")),
+                bgpd.VethEnd(netns["tor"], "eth0", IPv4Interface(f"{TOR}/24")),
+            ],
         )
         await create(made.store, {"kind": "IPPool", "metadata": {"name": "pool"},
                                   "spec": {"cidr": "10.244.0.0/16"}})  # fmt: skip
@@ -127,6 +137,32 @@ async def test_two_node_mesh_from_the_datastore(mesh: Mesh) -> None:
     assert (row.received, row.accepted, row.advertised) == (1, 1, 1)
     assert row.since is not None
 
+    # A ToR BGPPeer for n1 appears in the datastore: n1 peers with it; the mesh
+    # session is not touched.
+    mesh_since = row.since
+    tor = bgpd.Bird(
+        bgpd.DaemonPeering(
+            mesh.tor_netns, TOR, 65002, ADDRESSES["n1"], 64512, originate=[TOR_BLOCK]
+        )
+    )
+    await asyncio.to_thread(tor.start)
+    try:
+        started = time.monotonic()
+        await create(mesh.store, {"kind": "BGPPeer", "metadata": {"name": "tor"},
+                                  "spec": {"peerIP": str(TOR), "asNumber": 65002,
+                                           "node": "n1"}})  # fmt: skip
+        await daemon_says(tor.established, what="n1 Established with the ToR")
+        took = time.monotonic() - started
+        print(f"BGPPeer created → ToR session Established in {took:.2f}s")
+        await daemon_says(lambda: BLOCKS["n1"] in tor.routes(), what="n1's block at the ToR")
+        rows = {r.address: r for r in mesh.speakers["n1"].status()}
+        assert rows[TOR].peer_type == "node specific" and rows[TOR].state == "established"
+        assert rows[ADDRESSES["n2"]].since == mesh_since  # the mesh session survived
+        # The ToR's pool-external prefix is refused by the default import policy.
+        assert TOR_BLOCK not in mesh.sinks["n1"].routes
+    finally:
+        await asyncio.to_thread(tor.stop)
+
     # n2 leaves the cluster: sessions end on purpose, routes go at once both ways.
     await mesh.store.delete("Node", "n2")
 
@@ -135,7 +171,7 @@ async def test_two_node_mesh_from_the_datastore(mesh: Mesh) -> None:
 
     await eventually(n2_forgot_n1, 15, "n2 lost n1's block after n2 was deleted")
     plan = mesh.speakers["n1"].plan
-    assert plan is not None and plan.peers.peers == ()
+    assert plan is not None and [p.address for p in plan.peers.peers] == [TOR]
 
 
 async def test_exabgp_restart_keeps_routes_through_graceful_restart(mesh: Mesh) -> None:
