@@ -34,9 +34,9 @@ Mapping and invariants:
   `Unavailable`. HTTP 410 or an ERROR event with code 410 is
   `RevisionCompacted` (the caller re-lists). `prefix` is filtered here.
 
-`API_USAGE` declares every (API group, resource, verb) this module requests;
-tests/integration/k8s checks it against the requests a fake API server saw
-and against the ClusterRole in manifests/rbac.yaml.
+`OPERATION_VERBS` declares the (verb) each operation requests; tests check it
+against the requests a fake API server saw, and the ClusterRole in
+manifests/rbac.yaml against it (via gingham.k8s.rbac).
 """
 
 from __future__ import annotations
@@ -75,13 +75,21 @@ VERSION = "v1"
 _PAGE = 500
 _KEPT_METADATA = ("name", "labels", "annotations", "uid", "creationTimestamp")
 
-# Which (API group, resource, verb) the backend requests; "*custom*" stands for
-# the plural of each of our kinds. Core nodes are only listed (core_nodes).
-CUSTOM = "*custom*"
-API_USAGE: frozenset[tuple[str, str, str]] = frozenset(
-    {(GROUP, CUSTOM, verb) for verb in ("get", "list", "watch", "create", "update", "delete")}
-    | {("", "nodes", "list")}
-)
+# The Kubernetes verbs each datastore operation requests on its kind's resource
+# (group gingham.io): watch lists first when it has no revision to start from,
+# update without a revision and delete read the object first. `core_nodes`
+# lists core Nodes. tests/integration/k8s checks this table against the
+# requests a fake API server saw; gingham.k8s.rbac builds the ClusterRole's
+# rules from it.
+OPERATION_VERBS: dict[str, frozenset[str]] = {
+    "get": frozenset({"get"}),
+    "list": frozenset({"list"}),
+    "watch": frozenset({"list", "watch"}),
+    "create": frozenset({"create"}),
+    "update": frozenset({"get", "update"}),
+    "delete": frozenset({"get", "delete"}),
+}
+CORE_NODE_VERBS: frozenset[str] = frozenset({"list"})
 
 
 class Rejected(DatastoreError):

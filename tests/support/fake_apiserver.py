@@ -102,7 +102,9 @@ class FakeApiServer:
         self.port = self._server.server_address[1]
         with self.cond:
             self.running = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         self._write_kubeconfig()
 
@@ -251,6 +253,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # Headers and body go out in separate writes: without NODELAY, Nagle and
+        # delayed ACK hold every keep-alive response back ~40 ms.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server_fake.track(self.connection, True)
 
     def finish(self) -> None:
