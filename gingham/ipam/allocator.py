@@ -109,6 +109,10 @@ class IPAM:
         self._random = random.Random()
         # (node, block cidr) whose BlockAffinity this process saw confirmed.
         self._confirmed: set[tuple[str, IPNetwork]] = set()
+        # node → {block cidr: free addresses when last read}: a hint that lets a
+        # steady-state assign read one block instead of listing them all. Only
+        # a hint: every use re-reads the block and checks its affinity.
+        self._known_blocks: dict[str, dict[IPNetwork, int]] = {}
 
     # --- retry plumbing --------------------------------------------------------
 
@@ -149,8 +153,10 @@ class IPAM:
     ) -> list[IPPool]:
         """Enabled pools whose selector picks `node` (only `pool`, by CIDR or name,
         when given; `InvalidRequest` saying why when that one is not usable)."""
-        labels = await self._node_labels(node)
-        pools = [p for p in (await self.store.list(IPPool.kind)).items if isinstance(p, IPPool)]
+        labels, listing = await asyncio.gather(
+            self._node_labels(node), self.store.list(IPPool.kind)
+        )
+        pools = [p for p in listing.items if isinstance(p, IPPool)]
 
         def selects(p: IPPool) -> bool:
             if labels is None:
@@ -236,13 +242,33 @@ class IPAM:
         pool: str | None,
         want: int,
     ) -> list[IPAddress]:
-        config = await self.configuration()
-        pools = await self.usable_pools(node, pool)
+        # Independent reads: one round trip's wait instead of three on etcd.
+        config, pools = await asyncio.gather(self.configuration(), self.usable_pools(node, pool))
         if not pools:
             raise PoolExhausted(f'no enabled IPv4 IPPool selects node "{node}"')
+        known = self._known_blocks.setdefault(node, {})
+        for cidr in sorted(c for c, free in known.items() if free):
+            if _pool_of(pools, cidr) is None:
+                continue
+            try:
+                block = await self._get(IPAMBlock, block_name(cidr))
+            except NotFound:
+                del known[cidr]
+                continue
+            if block.spec.host != node:
+                del known[cidr]
+                continue
+            known[cidr] = core.free_count(block.spec)
+            if known[cidr]:
+                await self._ensure_confirmed(node, block)
+                return await self._allocate_in(block, handle, want, secondary)
+
         every_block = await self._list_blocks()
         in_pools = [b for b in every_block if _pool_of(pools, b.spec.cidr) is not None]
-        mine = [b for b in in_pools if b.spec.host == node]
+        mine = sorted((b for b in in_pools if b.spec.host == node), key=lambda b: b.spec.cidr)
+        self._known_blocks[node] = {
+            b.spec.cidr: core.free_count(b.spec) for b in every_block if b.spec.host == node
+        }
         for block in mine:
             if core.free_count(block.spec):
                 await self._ensure_confirmed(node, block)
@@ -258,6 +284,7 @@ class IPAM:
                         continue
                     claimed = await self._claim(node, cidr, config.strict_affinity)
                     if claimed is not None:
+                        self._known_blocks[node][cidr] = core.free_count(claimed.spec)
                         return await self._allocate_in(claimed, handle, want, secondary)
                     # Lost this one to another node: take the next.
 
@@ -331,18 +358,24 @@ class IPAM:
 
     async def _add_to_handle(self, handle: str, cidr: str, delta: int) -> None:
         name = handle_name(handle)
+        # A new handle is the common case (one per pod): try to create first.
+        try_create = delta > 0
         for attempt in range(self.max_attempts):
-            try:
-                record = await self.store.get(IPAMHandle.kind, name)
-            except NotFound:
-                if delta <= 0:
-                    return
+            if try_create:
                 spec = IPAMHandleSpec(handle_id=handle, block={cidr: delta})
                 try:
                     await self.store.create(IPAMHandle(metadata=Metadata(name=name), spec=spec))
                     return
                 except AlreadyExists:
-                    continue
+                    pass
+            try:
+                record = await self.store.get(IPAMHandle.kind, name)
+            except NotFound:
+                if delta <= 0:
+                    return
+                try_create = True
+                continue
+            try_create = False
             assert isinstance(record, IPAMHandle)
             counts = dict(record.spec.block)
             counts[cidr] = counts.get(cidr, 0) + delta
