@@ -520,10 +520,9 @@ class IPAM:
     async def _release_once(self, handle: str) -> list[IPAddress]:
         name = handle_name(handle)
         try:
-            record = await self.store.get(IPAMHandle.kind, name)
+            record = await self._get(IPAMHandle, name)
         except NotFound:
-            return []
-        assert isinstance(record, IPAMHandle)
+            return await self._release_unrecorded(handle)
         released: list[IPAddress] = []
         for cidr_text in record.spec.block:
             cidr = ipaddress.ip_network(cidr_text)
@@ -540,6 +539,18 @@ class IPAM:
         # NotFound: a concurrent release of the same handle finished first.
         with contextlib.suppress(NotFound):
             await self.store.delete(IPAMHandle.kind, name, record.resource_version)
+        return released
+
+    async def _release_unrecorded(self, handle: str) -> list[IPAddress]:
+        """Release a handle that has no record: normally it holds nothing (a
+        repeated release), but a record removed by a racing `ipam check --repair`
+        must not turn the handle's addresses into leaks, so look in every block."""
+        released: list[IPAddress] = []
+        for block in await self._list_blocks():
+            spec, ips = core.release_handle(block.spec, handle)
+            if ips:
+                await self._write_release(block, spec)
+                released += ips
         return released
 
     async def _write_release(self, block: IPAMBlock, spec: IPAMBlockSpec) -> None:

@@ -181,3 +181,15 @@ async def test_kill_9_while_claiming(
     final = await check(store)
     assert final.clean, final.lines()
     assert await allocations(store) == []
+
+
+async def test_release_finds_addresses_whose_handle_record_is_gone(
+    store: Datastore, ipam: IPAM
+) -> None:
+    # e.g. `ipam check --repair` saw the handle record before the block write
+    # landed and removed it as stale.
+    await _setup(store)
+    (address,) = await ipam.assign("racy.eth0", "crashed")
+    await store.delete("IPAMHandle", "racy.eth0")
+    assert await ipam.release("racy.eth0") == [address]
+    assert await allocations(store) == []
