@@ -42,6 +42,8 @@ Invariants:
   arbitrary event sequences).
 - A change to one prefix recomputes only that prefix.
 - A peer that is down has no Adj-RIB-Out; changes are never emitted for it.
+- `may_reflect` states the rules; `_refresh` inlines them for speed and the
+  property tests hold the two to the same answers via `expected_adj_rib_out`.
 """
 
 from __future__ import annotations
@@ -107,6 +109,14 @@ def reflected(path: Path | None, to: Peer, cluster_id: IPv4Address) -> PathAttri
     return path.attributes.with_reflection(cluster_id, path.originator)
 
 
+# (peer, address as int, router ID as int, client): ints hash and compare in C.
+_KeyedPeer = tuple[Peer, int, int, bool]
+
+
+def _keyed(peer: Peer) -> _KeyedPeer:
+    return (peer, int(peer.address), int(peer.router_id), peer.client)
+
+
 class Reflector:
     """The route reflector of one node: see the module docstring."""
 
@@ -116,7 +126,12 @@ class Reflector:
         self.rib = AdjRibIn()
         self._peers: dict[IPv4Address, Peer] = {}
         self._best: dict[IPv4Network, Path] = {}
-        self._out: dict[IPv4Address, dict[IPv4Network, PathAttributes]] = {}
+        # The Adj-RIB-Out of every peer, stored by prefix then peer (as an int):
+        # the hot loop then hashes each prefix once, not once per peer
+        # (IPv4Network's hash is Python code, an int's is not).
+        self._sent: dict[IPv4Network, dict[int, PathAttributes]] = {}
+        # Every peer as `_refresh` uses it, rebuilt after a peer change.
+        self._keyed: list[_KeyedPeer] | None = None
         # Routes refused on input because they looped back to us.
         self.loops_dropped = 0
 
@@ -128,7 +143,7 @@ class Reflector:
         if old == peer:
             return []
         self._peers[peer.address] = peer
-        self._out.setdefault(peer.address, {})
+        self._keyed = None
         if old is None:
             # Its Adj-RIB-In is empty, so no best path changes: it only needs
             # everything it may hear.
@@ -141,7 +156,13 @@ class Reflector:
         if address not in self._peers:
             raise UnknownPeer(f"peer {address}: session end for a peer that is not up")
         del self._peers[address]
-        del self._out[address]
+        self._keyed = None
+        key = int(address)
+        for prefix in [p for p, row in self._sent.items() if key in row]:
+            row = self._sent[prefix]
+            del row[key]
+            if not row:
+                del self._sent[prefix]
         return self._refresh(self.rib.drop_peer(address))
 
     def announce(
@@ -175,11 +196,13 @@ class Reflector:
     def best_paths(self) -> Mapping[IPv4Network, Path]:
         return self._best
 
-    def adj_rib_out(self, address: IPv4Address) -> Mapping[IPv4Network, PathAttributes]:
-        return self._out.get(address, {})
+    def adj_rib_out(self, address: IPv4Address) -> dict[IPv4Network, PathAttributes]:
+        """What `address` has been told (a copy; O(prefixes))."""
+        key = int(address)
+        return {prefix: row[key] for prefix, row in self._sent.items() if key in row}
 
     def advertised_to(self, prefix: IPv4Network) -> list[IPv4Address]:
-        return sorted(a for a, out in self._out.items() if prefix in out)
+        return sorted(IPv4Address(key) for key in self._sent.get(prefix, {}))
 
     # -- internals ------------------------------------------------------------
 
@@ -195,26 +218,60 @@ class Reflector:
     def _refresh(
         self, prefixes: Iterable[IPv4Network], only: IPv4Address | None = None
     ) -> list[OutboundChange]:
-        """Recompute the best path of `prefixes` and diff every (or one) Adj-RIB-Out."""
-        targets = [self._peers[only]] if only is not None else list(self._peers.values())
+        """Recompute the best path of `prefixes` and diff every (or one) Adj-RIB-Out.
+
+        This is the hot loop (prefixes x peers): the reflected attributes are
+        built once per distinct received attribute set (one UPDATE's prefixes
+        share one object), and `may_reflect` is inlined.
+        """
+        if only is not None:
+            keyed = [_keyed(self._peers[only])]
+        else:
+            if self._keyed is None:
+                self._keyed = [_keyed(p) for p in self._peers.values()]
+            keyed = self._keyed
+        # id() is stable here: every keyed object lives in the RIB for the whole call.
+        memo: dict[tuple[int, IPv4Address], PathAttributes] = {}
         changes: list[OutboundChange] = []
         for prefix in dict.fromkeys(prefixes):
             best = best_path(paths_for(prefix, self.rib.candidates(prefix), self._peers))
+            sent: PathAttributes | None = None
+            source_key = originator_key = -1
+            source_client = False
             if best is None:
                 self._best.pop(prefix, None)
             else:
                 self._best[prefix] = best
-            for peer in targets:
-                out = self._out[peer.address]
-                want = reflected(best, peer, self.cluster_id)
-                have = out.get(prefix)
-                if want == have:
+                originator = best.originator
+                key = (id(best.attributes), originator)
+                sent = memo.get(key)
+                if sent is None:
+                    sent = best.attributes.with_reflection(self.cluster_id, originator)
+                    memo[key] = sent
+                source_key, originator_key = int(best.peer.address), int(originator)
+                source_client = best.peer.client
+            row = self._sent.get(prefix) or {}
+            for peer, peer_key, router_key, client in keyed:
+                # may_reflect(best, peer), inlined.
+                want = (
+                    sent
+                    if peer_key != source_key
+                    and (source_client or client)
+                    and router_key != originator_key
+                    else None
+                )
+                have = row.get(peer_key)
+                if want is have or want == have:
                     continue
                 if want is None:
-                    del out[prefix]
+                    del row[peer_key]
                 else:
-                    out[prefix] = want
+                    row[peer_key] = want
                 changes.append(OutboundChange(peer.address, prefix, want))
+            if row:
+                self._sent[prefix] = row
+            else:
+                self._sent.pop(prefix, None)
         return changes
 
 
