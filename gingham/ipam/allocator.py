@@ -113,6 +113,7 @@ class IPAM:
         # steady-state assign read one block instead of listing them all. Only
         # a hint: every use re-reads the block and checks its affinity.
         self._known_blocks: dict[str, dict[IPNetwork, int]] = {}
+        self._node_locks: dict[str, asyncio.Lock] = {}
 
     # --- retry plumbing --------------------------------------------------------
 
@@ -214,18 +215,31 @@ class IPAM:
                 lambda: self._assign_ip_once(handle, node, secondary, ip),
             )
             return [ip]
-        got: list[IPAddress] = []
-        try:
-            while len(got) < count:
-                step = functools.partial(
-                    self._assign_once, handle, node, secondary, pool, count - len(got)
-                )
-                got += await self._retrying(f'assign for handle "{handle}" on node "{node}"', step)
-        except BaseException:
-            if got:  # all or nothing: give back what this call took
-                await asyncio.shield(self._release_quietly(got))
-            raise
-        return got
+        # Concurrent assigns for one node in this process would all pick the
+        # same free address and lose CAS races to each other (each loss costs
+        # two writes): queue them instead, as Calico's per-host IPAM lock does.
+        # Other processes and nodes still race, and CAS keeps that safe.
+        async with self._node_lock(node):
+            got: list[IPAddress] = []
+            try:
+                while len(got) < count:
+                    step = functools.partial(
+                        self._assign_once, handle, node, secondary, pool, count - len(got)
+                    )
+                    got += await self._retrying(
+                        f'assign for handle "{handle}" on node "{node}"', step
+                    )
+            except BaseException:
+                if got:  # all or nothing: give back what this call took
+                    await asyncio.shield(self._release_quietly(got))
+                raise
+            return got
+
+    def _node_lock(self, node: str) -> asyncio.Lock:
+        lock = self._node_locks.get(node)
+        if lock is None:
+            lock = self._node_locks[node] = asyncio.Lock()
+        return lock
 
     async def _release_quietly(self, ips: Sequence[IPAddress]) -> None:
         for address in ips:

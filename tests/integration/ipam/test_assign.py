@@ -3,6 +3,7 @@ affinity, pool selection, static IPs, tunnel handles, release-block."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 
 import pytest
@@ -142,3 +143,12 @@ async def test_auto_release_empty_blocks_flag(store: Datastore, ipam: IPAM) -> N
     assert len(await blocks_for_node(store, a)) == 1
     await ipam.release("h")
     assert await blocks_for_node(store, a) == []
+
+
+async def test_concurrent_assigns_in_one_process(store: Datastore, ipam: IPAM) -> None:
+    await add_pool(store, "p", "10.52.0.0/24", 26)
+    nodes = await _nodes(store, 2)
+    got = await asyncio.gather(*(ipam.assign(f"h{i}", nodes[i % 2]) for i in range(60)))
+    flat = [a for one in got for a in one]
+    assert len(set(flat)) == 60
+    assert len(await borrowed_ips(store, nodes[0])) == 0
