@@ -94,6 +94,9 @@ class FakeApiServer:
         class Server(ThreadingHTTPServer):
             daemon_threads = True
             allow_reuse_address = True
+            # socketserver's default backlog of 5 drops SYNs when worker
+            # processes connect at once (each drop costs a 1 s retransmit).
+            request_queue_size = 128
 
         class Handler(_Handler):
             server_fake = fake
