@@ -29,12 +29,19 @@ from __future__ import annotations
 import enum
 import hashlib
 import re
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, PlainValidator, model_validator
 
 from gingham.model.base import Model, Resource, register_kind
-from gingham.model.fields import CIDR, Bool, IPNetwork, dns_subdomain_problem, invalid
+from gingham.model.fields import (
+    CIDR,
+    Bool,
+    IPNetwork,
+    dns_subdomain_problem,
+    int_range,
+    invalid,
+)
 
 IPAM_CONFIGURATION_NAME = "default"
 AFFINITY_HOST_PREFIX = "host:"
@@ -71,7 +78,7 @@ def host_affinity(node: str) -> str:
 class IPAMConfigurationSpec(Model):
     strict_affinity: Bool = False
     # 0: no limit.
-    max_blocks_per_host: int = Field(default=0, ge=0)
+    max_blocks_per_host: Annotated[int, PlainValidator(int_range(0, 1_000_000))] = 0
     # Give a block back (delete it and its affinity) when its last address is
     # released. Off by default, as in Calico: a node keeps its blocks.
     auto_release_empty_blocks: Bool = False
@@ -88,7 +95,7 @@ class IPAMConfiguration(Resource):
     @classmethod
     def name_problem(cls, name: str) -> str | None:
         if name != IPAM_CONFIGURATION_NAME:
-            return f'"{name}": the IPAM configuration must be named "{IPAM_CONFIGURATION_NAME}"'
+            return f'the IPAM configuration must be named "{IPAM_CONFIGURATION_NAME}"'
         return None
 
 
