@@ -42,25 +42,6 @@ def store_document(name: str) -> dict[str, Any]:
     return pool(name).to_document()
 
 
-@pytest.fixture
-async def fake(tmp_path: Path) -> AsyncIterator[FakeApiServer]:
-    server = FakeApiServer(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-async def store(fake: FakeApiServer) -> AsyncIterator[KubernetesDatastore]:
-    made = KubernetesDatastore(str(fake.kubeconfig), timeout=2.0)
-    try:
-        yield made
-    finally:
-        await made.close()
-
-
 async def recorded(fake: FakeApiServer, action: Callable[[], Awaitable[Any]]) -> set[str]:
     fake.requests.clear()
     await action()
