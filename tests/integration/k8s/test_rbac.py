@@ -11,11 +11,10 @@ nothing missing, nothing extra.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from gingham.datastore.kubernetes import OPERATION_VERBS, KubernetesDatastore
