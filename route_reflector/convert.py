@@ -167,20 +167,50 @@ def encode_input(event: FeedInput) -> pb.ReflectorInput:
 
 
 def encode_output(output: FeedOutput) -> pb.ReflectorOutput:
-    """Changes grouped per peer, announcements per peer grouped by attributes."""
-    per_peer: dict[IPv4Address, tuple[dict[PathAttributes, list[str]], list[str]]] = {}
+    """Changes grouped per peer, announcements per peer grouped by attributes.
+
+    Keyed by id(): the engine hands the same address, prefix and attributes
+    objects to every peer, so this hashes and formats each once (IPv4
+    objects hash and print in Python code: per change that dominated).
+    Every keyed object stays alive in `output.changes` during the call.
+    """
+    names: dict[int, str] = {}
+    objects: dict[int, PathAttributes] = {}
+    per_id: dict[int, tuple[IPv4Address, dict[int, list[str]], list[str]]] = {}
     for change in output.changes:
-        groups, withdrawn = per_peer.setdefault(change.peer, ({}, []))
-        if change.attributes is None:
-            withdrawn.append(str(change.prefix))
-        else:
-            groups.setdefault(change.attributes, []).append(str(change.prefix))
+        entry = per_id.get(id(change.peer))
+        if entry is None:
+            entry = per_id[id(change.peer)] = (change.peer, {}, [])
+        name = names.get(id(change.prefix))
+        if name is None:
+            name = names[id(change.prefix)] = str(change.prefix)
+        attributes = change.attributes
+        if attributes is None:
+            entry[2].append(name)
+            continue
+        objects[id(attributes)] = attributes
+        entry[1].setdefault(id(attributes), []).append(name)
+    # Equal values behind different objects: merged here, once per group.
+    per_peer: dict[IPv4Address, tuple[dict[PathAttributes, list[str]], list[str]]] = {}
+    for peer, groups, withdrawn in per_id.values():
+        merged, gone = per_peer.setdefault(peer, ({}, []))
+        for key, prefixes in groups.items():
+            merged.setdefault(objects[key], []).extend(prefixes)
+        gone.extend(withdrawn)
+    encoded: dict[PathAttributes, pb.PathAttributes] = {}
+
+    def encode_once(attributes: PathAttributes) -> pb.PathAttributes:
+        message = encoded.get(attributes)
+        if message is None:
+            message = encoded[attributes] = encode_attributes(attributes)
+        return message
+
     diffs = [
         pb.PeerDiff(
             peer=str(peer),
             announce=[
-                pb.RouteGroup(attributes=encode_attributes(a), prefixes=p)
-                for a, p in groups.items()
+                pb.RouteGroup(attributes=encode_once(a), prefixes=prefixes)
+                for a, prefixes in groups.items()
             ],
             withdraw=withdrawn,
         )
