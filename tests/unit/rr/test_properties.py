@@ -9,6 +9,7 @@ from ipaddress import IPv4Address, IPv4Network
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from route_reflector import feed as f
 from route_reflector.reflect import OutboundChange, Reflector, expected_adj_rib_out
 from route_reflector.rib import Origin, PathAttributes, Peer
 
@@ -97,3 +98,48 @@ def test_incremental_equals_from_scratch(sequence: list[tuple[object, ...]]) -> 
                 # Never what loops: our cluster ID is always first, never repeated.
                 assert sent.cluster_list.count(CLUSTER) == 1
                 assert sent.originator_id != reflector.peers[peer].router_id
+
+
+@settings(max_examples=150)
+@given(st.lists(events, max_size=30), st.integers(0, 30))
+def test_speaker_view_from_stream_outputs_matches_the_adj_rib_out(
+    sequence: list[tuple[object, ...]], snapshot_at: int
+) -> None:
+    """Through the stream protocol: snapshot at any point, deltas after it; what
+    a speaker folds from the outputs is every peer's Adj-RIB-Out."""
+    stream = f.ReflectFeed()
+    stream.handle(f.SnapshotBegin(CLUSTER, ROUTER_ID))
+    speaker: dict[IPv4Address, dict[IPv4Network, PathAttributes]] = {}
+    synced = False
+    for index, event in enumerate(sequence):
+        if index == snapshot_at:
+            f.apply_outputs(speaker, stream.handle(f.SnapshotEnd()))
+            synced = True
+        kind, address = event[0], event[1]
+        assert isinstance(address, IPv4Address)
+        if kind == "up":
+            router_id, client = event[2], event[3]
+            assert isinstance(router_id, IPv4Address) and isinstance(client, bool)
+            item: f.FeedInput = f.PeerUp(Peer(address, router_id, client))
+        elif kind == "down":
+            item = f.PeerDown(address)
+            speaker.pop(address, None)
+        elif kind == "announce":
+            prefixes, sent = event[2], event[3]
+            assert isinstance(prefixes, list) and isinstance(sent, PathAttributes)
+            item = f.Announce(address, tuple(prefixes), sent)
+        else:
+            prefixes = event[2]
+            assert isinstance(prefixes, list)
+            item = f.Withdraw(address, tuple(prefixes))
+        outputs = stream.handle(item)
+        assert outputs[-1].received == stream.received
+        if synced:
+            f.apply_outputs(speaker, outputs)
+    if not synced:
+        f.apply_outputs(speaker, stream.handle(f.SnapshotEnd()))
+    reflector = stream.reflector
+    assert reflector is not None
+    for peer in reflector.peers:
+        assert speaker.get(peer, {}) == reflector.adj_rib_out(peer)
+    assert all(not table for a, table in speaker.items() if a not in reflector.peers)
