@@ -29,9 +29,9 @@ from __future__ import annotations
 import enum
 import hashlib
 import re
-from typing import Annotated, ClassVar
+from typing import ClassVar
 
-from pydantic import Field, PlainValidator, model_validator
+from pydantic import Field, model_validator
 
 from gingham.model.base import Model, Resource, register_kind
 from gingham.model.fields import (
@@ -39,7 +39,6 @@ from gingham.model.fields import (
     Bool,
     IPNetwork,
     dns_subdomain_problem,
-    int_range,
     invalid,
 )
 
@@ -78,7 +77,8 @@ def host_affinity(node: str) -> str:
 class IPAMConfigurationSpec(Model):
     strict_affinity: Bool = False
     # 0: no limit.
-    max_blocks_per_host: Annotated[int, PlainValidator(int_range(0, 1_000_000))] = 0
+    # A Field constraint (not a plain validator) so the generated CRD carries it too.
+    max_blocks_per_host: int = Field(default=0, ge=0)
     # Give a block back (delete it and its affinity) when its last address is
     # released. Off by default, as in Calico: a node keeps its blocks.
     auto_release_empty_blocks: Bool = False

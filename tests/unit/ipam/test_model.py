@@ -24,7 +24,7 @@ def test_ipam_configuration() -> None:
     assert parse_resource(config.to_document()) == config
     assert _errors(_doc("IPAMConfiguration", "x", {"maxBlocksPerHost": -1})) == [
         'IPAMConfiguration "x": metadata.name: the IPAM configuration must be named "default"',
-        'IPAMConfiguration "x": spec.maxBlocksPerHost: -1 is outside 0..1000000',
+        'IPAMConfiguration "x": spec.maxBlocksPerHost: Input should be greater than or equal to 0',
     ]
 
 
