@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--datastore",
         metavar="URL",
         help=(
-            "sqlite:///abs/path.db or etcd://host:port[,host:port...]"
+            "sqlite:///abs/path.db, etcd://host:port[,host:port...] or kubernetes[://?kubeconfig=PATH]"
             f" (default: ${ENV_DATASTORE}, else {DEFAULT_DATASTORE})"
         ),
     )
