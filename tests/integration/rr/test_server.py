@@ -168,3 +168,24 @@ def test_bad_http_address_is_one_clear_line(tmp_path: Path, http: str) -> None:
     )
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "rr.sock").exists()
+
+
+async def test_large_answers_arrive_in_parts(reflector: pb_grpc.ReflectorStub) -> None:
+    many = [f"10.{64 + i // 256}.{i % 256}.0/24" for i in range(6000)]
+    stream = Stream(reflector.Reflect())
+    await stream.send(
+        pb.ReflectorInput(type=pb.INPUT_SNAPSHOT_BEGIN, cluster_id=CLUSTER, router_id=RR_ID)
+    )
+    for address, client in ((C1, True), (C2, True), (N1, False)):
+        await stream.send(
+            pb.ReflectorInput(type=pb.PEER_UP, peer=address, router_id=address, client=client)
+        )
+    await stream.send(announce(C1, *many))
+    answer = await stream.send(pb.ReflectorInput(type=pb.INPUT_SNAPSHOT_END))
+    assert len(answer) > 3  # begin, several parts, end
+    snapshot = diffs(answer)
+    assert {p: len(a) for p, (a, _) in snapshot.items()} == {C2: 6000, N1: 6000}
+    answer = await stream.send(pb.ReflectorInput(type=pb.WITHDRAW, peer=C1, prefixes=many[:3000]))
+    assert [o.received for o in answer][-1] == stream.sent
+    assert {p: len(w) for p, (_, w) in diffs(answer).items()} == {C2: 3000, N1: 3000}
+    await stream.call.done_writing()
