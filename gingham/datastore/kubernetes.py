@@ -72,7 +72,6 @@ T = TypeVar("T")
 
 GROUP = "gingham.io"
 VERSION = "v1"
-_PAGE = 500
 _KEPT_METADATA = ("name", "labels", "annotations", "uid", "creationTimestamp")
 
 # The Kubernetes verbs each datastore operation requests on its kind's resource
@@ -120,12 +119,14 @@ class KubernetesDatastore:
         timeout: float = 5.0,
         reconnect_timeout: float = 60.0,
         watch_seconds: int = 300,
+        page_size: int = 500,
     ) -> None:
         self._kubeconfig = kubeconfig
         self._context = context
         self._timeout = timeout
         self._reconnect_timeout = reconnect_timeout
         self._watch_seconds = watch_seconds
+        self._page_size = page_size
         self._lock = threading.Lock()
         self._api_client: Any = None
         self._custom: Any = None
@@ -138,6 +139,8 @@ class KubernetesDatastore:
     def _apis(self) -> Any:
         """The CustomObjectsApi, made on first use (in a worker thread)."""
         with self._lock:
+            if self._closed:  # a watch thread reconnecting after close()
+                raise Unavailable("kubernetes datastore is closed")
             if self._custom is None:
                 self._api_client = _make_api_client(self._kubeconfig, self._context)
                 from kubernetes import client
@@ -190,7 +193,14 @@ class KubernetesDatastore:
         revision = ""
         token: str | None = None
         while True:
-            page = await self._run(kind, lambda t=token: self._list_page(plural, t))  # type: ignore[misc]
+            try:
+                page = await self._run(kind, lambda t=token: self._list_page(plural, t))  # type: ignore[misc]
+            except RevisionCompacted:
+                if token is None:
+                    raise
+                # The paged snapshot expired (410 on a continue token): start over.
+                items, revision, token = [], "", None
+                continue
             meta = page.get("metadata") or {}
             revision = revision or str(meta.get("resourceVersion", ""))
             for body in page.get("items") or []:
@@ -205,7 +215,7 @@ class KubernetesDatastore:
     def _list_page(self, plural: str, token: str | None) -> Any:
         extra = {"_continue": token} if token else {}
         return self._apis().list_cluster_custom_object(
-            GROUP, VERSION, plural, limit=_PAGE, _request_timeout=self._timeout, **extra
+            GROUP, VERSION, plural, limit=self._page_size, _request_timeout=self._timeout, **extra
         )
 
     async def core_nodes(self) -> builtins.list[CoreNode]:

@@ -23,8 +23,10 @@ custom objects, with Kubernetes' wire semantics, so the `kubernetes` backend
 - `requests` records (api group, resource, verb) for each request served, so
   tests can compare what the backend used with the RBAC rules.
 
-No auth, no field selectors, no paging (``limit`` is ignored, which is legal:
-the server may return everything), no namespaces.
+- ``limit``/``continue`` paging from a snapshot taken at the first page; a
+  token that outlived a `compact()` is 410 Expired.
+
+No auth, no field or label selectors, no namespaces.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ class FakeState:
     history: list[_Event] = field(default_factory=list)
     compacted: int = 0  # watches from below this revision get 410
     nodes: list[dict[str, Any]] = field(default_factory=list)
+    # Paged lists: continue token → (revision, the remaining items of that snapshot).
+    snapshots: dict[str, tuple[int, list[dict[str, Any]]]] = field(default_factory=dict)
 
 
 def _status(code: int, reason: str, message: str) -> dict[str, Any]:
@@ -134,6 +138,7 @@ class FakeApiServer:
         with self.cond:
             self.state.compacted = self.state.revision + 1
             self.state.history.clear()
+            self.state.snapshots.clear()  # their continue tokens now get 410
 
     def seed_node(
         self, name: str, labels: dict[str, str], addresses: list[tuple[str, str]]
@@ -240,12 +245,31 @@ class FakeApiServer:
         self._record(resource, "DELETED", gone)
         return 200, gone
 
-    def listing(self, resource: str) -> dict[str, Any]:
-        items = [body for (res, _), body in sorted(self.state.objects.items()) if res == resource]
-        return {
+    def listing(self, resource: str, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """A list, paged when ``limit`` is given: later pages come from the first
+        page's snapshot, and an expired (compacted) continue token is 410."""
+        token = query.get("continue")
+        if token:
+            if token not in self.state.snapshots:
+                return 410, _status(410, "Expired", "the continue token has expired")
+            revision, items = self.state.snapshots.pop(token)
+        else:
+            revision = self.state.revision
+            items = [
+                body for (res, _), body in sorted(self.state.objects.items()) if res == resource
+            ]
+            items = json.loads(json.dumps(items))
+        metadata: dict[str, Any] = {"resourceVersion": str(revision)}
+        limit = int(query.get("limit") or 0)
+        if limit and len(items) > limit:
+            items, rest = items[:limit], items[limit:]
+            next_token = uuid.uuid4().hex
+            self.state.snapshots[next_token] = (revision, rest)
+            metadata["continue"] = next_token
+        return 200, {
             "apiVersion": "gingham.io/v1",
             "kind": "List",
-            "metadata": {"resourceVersion": str(self.state.revision)},
+            "metadata": metadata,
             "items": items,
         }
 
@@ -320,7 +344,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         with fake.cond:
             if verb == "list":
-                self._send(200, fake.listing(resource))
+                self._send(*fake.listing(resource, query))
             elif verb == "get":
                 found = fake.state.objects.get((resource, str(name)))
                 if found is None:
