@@ -1,1 +1,15 @@
-"""route_reflector: RFC 4456 route reflection on top of ExaBGP."""
+"""route_reflector: RFC 4456 route reflection for a node's single BGP speaker.
+
+ExaBGP has no RIB and no reflection; this package is the decision engine.
+bird_agent (the node's one ExaBGP) feeds it what each iBGP peer sent and
+sends what it answers. Layers, pure first:
+
+- `rib`: routes as plain data, the Adj-RIB-In.
+- `decision`: best path per prefix (RFC 4271 §9.1.2.2 + RFC 4456 §9).
+- `reflect`: `Reflector`, the engine: events in, per-peer Adj-RIB-Out diffs out.
+- `feed`: the Reflect stream protocol (snapshot, then deltas), pure.
+- `convert`: protobuf (gingham/v1/reflector.proto) <-> core types.
+- `server`, `http`, `main`: the `gingham-rr` daemon (gRPC on a unix socket,
+  probes and Prometheus metrics on localhost HTTP).
+- `client`: `ReflectorLink`, the speaker's side of the stream.
+"""

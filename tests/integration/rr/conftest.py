@@ -27,45 +27,53 @@ class RunningReflector:
     http_port: int
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
+def start_reflector(run_dir: Path, http_port: int, log_path: Path) -> subprocess.Popen[bytes]:
+    """`gingham-rr` as a child process (stopped by `stop_reflector`)."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "route_reflector",
+                "--node",
+                "rr1",
+                "--run-dir",
+                str(run_dir),
+                "--http",
+                f"127.0.0.1:{http_port}",
+                "--log-level",
+                "DEBUG",
+            ],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def stop_reflector(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @pytest.fixture
 def reflector_process(tmp_path: Path) -> Iterator[RunningReflector]:
-    port = _free_port()
-    log = (tmp_path / "rr.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "route_reflector",
-            "--node",
-            "rr1",
-            "--run-dir",
-            str(tmp_path / "run"),
-            "--http",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "DEBUG",
-        ],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    port = free_port()
+    process = start_reflector(tmp_path / "run", port, tmp_path / "rr.log")
     try:
         yield RunningReflector(process, tmp_path / "run" / "rr.sock", port)
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        log.close()
+        stop_reflector(process)
 
 
 @pytest.fixture

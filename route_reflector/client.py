@@ -1,0 +1,172 @@
+"""The speaker's side of the Reflect stream: `ReflectorLink`.
+
+bird_agent owns the BGP sessions; on a route-reflector node it keeps a
+`ReflectorLink` to `gingham-rr` and:
+- calls `send(event)` for every session change and UPDATE it accepts from
+  an iBGP peer (`feed.PeerUp` / `PeerDown` / `Announce` / `Withdraw`);
+- reads `reflected` (peer → prefix → attributes to send), which the link
+  keeps equal to the reflector's Adj-RIB-Out, and is told through
+  `on_change(peers)` which peers' tables changed, to turn them into ExaBGP
+  commands.
+
+The link (re)connects by itself. On every connection it sends a snapshot,
+`SnapshotBegin(cluster, router ID)`, everything `snapshot()` returns, then
+`SnapshotEnd` — taken synchronously with switching to "connected", so no
+event is lost or sent twice. Events `send` gets while disconnected are
+dropped: the next snapshot carries them.
+
+Invariants:
+- `reflected` changes only at an output SNAPSHOT_END (replaced whole) or by
+  deltas after it: while the reflector restarts, the speaker keeps sending
+  what it sent before (no flap).
+- `on_change` is called after the table changed, with the peers whose
+  tables differ; never with an empty set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+
+import grpc
+
+from gingham.v1 import reflector_pb2_grpc as pb_grpc
+from route_reflector.convert import decode_output, encode_input
+from route_reflector.feed import (
+    FeedInput,
+    FeedOutput,
+    OutputType,
+    PeerDown,
+    SnapshotBegin,
+    SnapshotEnd,
+)
+from route_reflector.rib import PathAttributes
+
+log = logging.getLogger("route_reflector.client")
+
+Reflected = dict[IPv4Address, dict[IPv4Network, PathAttributes]]
+
+
+class ReflectorLink:
+    def __init__(
+        self,
+        socket_path: Path,
+        identity: Callable[[], SnapshotBegin],
+        snapshot: Callable[[], Iterable[FeedInput]],
+        on_change: Callable[[set[IPv4Address]], None] = lambda peers: None,
+        *,
+        backoff_initial: float = 0.2,
+        backoff_max: float = 5.0,
+    ) -> None:
+        self.socket_path = socket_path
+        self.identity = identity
+        self.snapshot = snapshot
+        self.on_change = on_change
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.reflected: Reflected = {}
+        # Outputs of the current stream's first snapshot answered (in_sync).
+        self.in_sync = asyncio.Event()
+        self.connections = 0
+        self._queue: asyncio.Queue[FeedInput] | None = None
+        self._pending: Reflected | None = None
+
+    def send(self, event: FeedInput) -> None:
+        """Report one session change or UPDATE (dropped while disconnected).
+
+        A `PeerDown` also forgets what that peer was to be sent, at once: the
+        reflector sends no withdrawals to a session that is gone.
+        """
+        if isinstance(event, PeerDown):
+            self.reflected.pop(event.address, None)
+            if self._pending is not None:
+                self._pending.pop(event.address, None)
+        if self._queue is not None:
+            self._queue.put_nowait(event)
+
+    def resnapshot(self) -> None:
+        """Start over on the current stream (e.g. our cluster ID changed)."""
+        if self._queue is not None:
+            self._enqueue_snapshot(self._queue)
+
+    async def run(self) -> None:
+        """Keep a stream open for ever (cancel to stop)."""
+        backoff = self.backoff_initial
+        while True:
+            try:
+                await self._run_once()
+                backoff = self.backoff_initial
+            except (grpc.aio.AioRpcError, ConnectionError) as exc:
+                log.warning("reflector stream ended: %s", exc)
+            finally:
+                self._queue = None
+                self._pending = None
+                self.in_sync.clear()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self.backoff_max)
+
+    def _enqueue_snapshot(self, queue: asyncio.Queue[FeedInput]) -> None:
+        queue.put_nowait(self.identity())
+        for event in self.snapshot():
+            queue.put_nowait(event)
+        queue.put_nowait(SnapshotEnd())
+
+    async def _run_once(self) -> None:
+        async with grpc.aio.insecure_channel(f"unix:{self.socket_path}") as channel:
+            call = pb_grpc.ReflectorStub(channel).Reflect()  # type: ignore[no-untyped-call]
+            queue: asyncio.Queue[FeedInput] = asyncio.Queue()
+            # Snapshot and "connected" in one step: no event falls between.
+            self._enqueue_snapshot(queue)
+            self._queue = queue
+            self.connections += 1
+
+            async def write() -> None:
+                while True:
+                    await call.write(encode_input(await queue.get()))
+
+            writer = asyncio.create_task(write())
+            try:
+                while True:
+                    message = await call.read()
+                    if message is grpc.aio.EOF:
+                        raise ConnectionError("the reflector closed the stream")
+                    self._fold(decode_output(message))
+            finally:
+                writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
+                    await writer
+                call.cancel()
+
+    def _fold(self, output: FeedOutput) -> None:
+        if output.error:
+            log.warning("the reflector refused input %d: %s", output.received, output.error)
+        if output.type is OutputType.SNAPSHOT_BEGIN:
+            self._pending = {}
+            return
+        if output.type is OutputType.SNAPSHOT_END:
+            new = self._pending or {}
+            self._pending = None
+            peers = set(self.reflected) | set(new)
+            changed = {p for p in peers if self.reflected.get(p, {}) != new.get(p, {})}
+            self.reflected = new
+            self.in_sync.set()
+            if changed:
+                self.on_change(changed)
+            return
+        target = self._pending if self._pending is not None else self.reflected
+        changed = set()
+        for change in output.changes:
+            table = target.setdefault(change.peer, {})
+            if change.attributes is None:
+                table.pop(change.prefix, None)
+                if not table:
+                    del target[change.peer]
+            else:
+                table[change.prefix] = change.attributes
+            changed.add(change.peer)
+        if changed and target is self.reflected:
+            self.on_change(changed)
