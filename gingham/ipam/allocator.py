@@ -45,6 +45,7 @@ from typing import TypeVar
 
 from gingham.datastore.base import AlreadyExists, Conflict, Datastore, NotFound, Unavailable
 from gingham.ipam import blocks as core
+from gingham.ipam import query
 from gingham.ipam.errors import (
     AddressInUse,
     BlockNotReleasable,
@@ -131,6 +132,14 @@ class IPAM:
         raise ConflictRetriesExceeded(
             f"{what}: lost {self.max_attempts} compare-and-swap races in a row; try again later"
         )
+
+    # --- read side (gingham.ipam.query), here for callers holding an IPAM -------
+
+    async def blocks_for_node(self, node: str) -> list[IPNetwork]:
+        return await query.blocks_for_node(self.store, node)
+
+    async def borrowed_ips(self, node: str) -> list[IPAddress]:
+        return await query.borrowed_ips(self.store, node)
 
     # --- what the node may use -------------------------------------------------
 
