@@ -111,6 +111,9 @@ class DaemonPeering:
     password: str | None = None
     hold_time: int = 9
     originate: list[IPv4Network] = field(default_factory=list)
+    # Start with the session administratively down (BIRD: `disabled;`), to time
+    # a transfer from `enable()`.
+    enabled: bool = True
 
     @property
     def ibgp(self) -> bool:
@@ -205,6 +208,7 @@ class Bird(BgpDaemon):
         statics = "".join(f"  route {prefix} blackhole;\n" for prefix in p.originate)
         password = f'  password "{p.password}";\n' if p.password else ""
         direct = "  direct;\n" if p.ibgp else ""
+        disabled = "" if p.enabled else "  disabled;\n"
         (self.dir / "bird.conf").write_text(
             f"router id {p.address};\n"
             "protocol device {}\n"
@@ -216,6 +220,7 @@ class Bird(BgpDaemon):
             f"  hold time {p.hold_time};\n"
             "  connect delay time 1;\n  connect retry time 1;\n  error wait time 1, 2;\n"
             "  graceful restart on;\n"
+            f"{disabled}"
             "  ipv4 { import all; export all; };\n"
             "}\n"
         )
@@ -233,6 +238,10 @@ class Bird(BgpDaemon):
 
     def established(self) -> bool:
         return "Established" in self.birdc("show", "protocols", "peer")
+
+    def enable(self) -> None:
+        self.peering.enabled = True
+        self.birdc("enable", "peer")
 
     def session_since(self) -> str:
         """When the BGP protocol last changed state (ms precision): unchanged = not reset."""
@@ -315,6 +324,12 @@ class Frr(BgpDaemon):
             return "BGP" in self.vtysh("show bgp summary")
         except RuntimeError:
             return False
+
+    def received_count(self) -> int:
+        """Prefixes accepted from the neighbor (pfxRcd), cheaper than the RIB."""
+        data = json.loads(self.vtysh("show bgp ipv4 unicast summary json"))
+        peer = (data.get("peers") or {}).get(str(self.peering.neighbor)) or {}
+        return int(peer.get("pfxRcd", 0))
 
     def established(self) -> bool:
         data = json.loads(self.vtysh(f"show bgp neighbors {self.peering.neighbor} json"))
