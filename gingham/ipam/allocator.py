@@ -14,7 +14,8 @@ How an address is found (`assign`):
 A pool is usable when it is enabled and its `nodeSelector` matches the labels
 of the node's `Node` resource (no Node: only ``all()`` matches).
 
-Writes and what a crash between them leaves (no multi-key transactions):
+Writes and what a crash between them leaves (no multi-key transactions; the
+claim/confirm/release-block/handle writes themselves are gingham.ipam.records):
 - claim: BlockAffinity(pending) → IPAMBlock(affinity host:node) with create
   (exactly one creator wins) → BlockAffinity confirmed. The block is the
   truth. A crash after the affinity leaves a pending affinity without a
@@ -39,11 +40,10 @@ import contextlib
 import functools
 import ipaddress
 import logging
-import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeVar
 
-from gingham.datastore.base import AlreadyExists, Conflict, Datastore, NotFound, Unavailable
+from gingham.datastore.base import Conflict, Datastore, NotFound, Unavailable
 from gingham.ipam import blocks as core
 from gingham.ipam import query
 from gingham.ipam.errors import (
@@ -54,21 +54,17 @@ from gingham.ipam.errors import (
     IPAMUnavailable,
     PoolExhausted,
 )
-from gingham.model.base import Metadata, Resource
+from gingham.ipam.records import LostRace, Records
+from gingham.model.base import Resource
 from gingham.model.bgp import Node
 from gingham.model.fields import IPNetwork
 from gingham.model.ipam import (
     IPAM_CONFIGURATION_NAME,
-    AffinityState,
-    BlockAffinity,
-    BlockAffinitySpec,
     IPAMBlock,
     IPAMBlockSpec,
     IPAMConfiguration,
     IPAMConfigurationSpec,
     IPAMHandle,
-    IPAMHandleSpec,
-    affinity_name,
     block_name,
     handle_name,
 )
@@ -90,10 +86,6 @@ def vxlan_tunnel_handle(node: str) -> str:
     return f"vxlan-tunnel-addr-{node}"
 
 
-class _LostRace(Exception):
-    """A read-then-write step raced with another writer: redo it from fresh reads."""
-
-
 class IPAM:
     def __init__(
         self,
@@ -107,9 +99,7 @@ class IPAM:
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
-        self._random = random.Random()
-        # (node, block cidr) whose BlockAffinity this process saw confirmed.
-        self._confirmed: set[tuple[str, IPNetwork]] = set()
+        self.records = Records(store, max_attempts, backoff_base, backoff_cap)
         # node → {block cidr: free addresses when last read}: a hint that lets a
         # steady-state assign read one block instead of listing them all. Only
         # a hint: every use re-reads the block and checks its affinity.
@@ -122,9 +112,8 @@ class IPAM:
         for attempt in range(self.max_attempts):
             try:
                 return await step()
-            except (Conflict, _LostRace):
-                delay = min(self.backoff_cap, self.backoff_base * 2 ** min(attempt, 16))
-                await asyncio.sleep(self._random.uniform(0, delay))
+            except (Conflict, LostRace):
+                await self.records.backoff(attempt)
             except Unavailable as exc:
                 raise IPAMUnavailable(
                     f"{what}: datastore unavailable ({exc}); try again later"
@@ -274,7 +263,7 @@ class IPAM:
             if _pool_of(pools, cidr) is None:
                 continue
             try:
-                block = await self._get(IPAMBlock, block_name(cidr))
+                block = await self.records.get(IPAMBlock, block_name(cidr))
             except NotFound:
                 del known[cidr]
                 continue
@@ -283,7 +272,7 @@ class IPAM:
                 continue
             known[cidr] = core.free_count(block.spec)
             if known[cidr]:
-                await self._ensure_confirmed(node, block)
+                await self.records.ensure_confirmed(node, block)
                 return await self._allocate_in(block, handle, want, secondary)
 
         every_block = await self._list_blocks()
@@ -294,7 +283,7 @@ class IPAM:
         }
         for block in mine:
             if core.free_count(block.spec):
-                await self._ensure_confirmed(node, block)
+                await self.records.ensure_confirmed(node, block)
                 return await self._allocate_in(block, handle, want, secondary)
 
         owned = sum(1 for b in every_block if b.spec.host == node)
@@ -305,7 +294,7 @@ class IPAM:
                 for cidr in core.blocks_of_pool(p.spec.cidr, p.spec.block_size):
                     if cidr in taken:
                         continue
-                    claimed = await self._claim(node, cidr, config.strict_affinity)
+                    claimed = await self.records.claim(node, cidr, config.strict_affinity)
                     if claimed is not None:
                         self._known_blocks[node][cidr] = core.free_count(claimed.spec)
                         return await self._allocate_in(claimed, handle, want, secondary)
@@ -341,12 +330,12 @@ class IPAM:
         # Handle first: a crash after it leaves an over-counting handle, never
         # an address that no handle record points at.
         cidr = str(block.spec.cidr)
-        await self._add_to_handle(handle, cidr, count)
+        await self.records.add_to_handle(handle, cidr, count)
         try:
             await self.store.update(block.model_copy(update={"spec": spec}))
         except (Conflict, NotFound):
-            await self._add_to_handle(handle, cidr, -count)
-            raise _LostRace from None
+            await self.records.add_to_handle(handle, cidr, -count)
+            raise LostRace from None
 
     async def _assign_ip_once(
         self, handle: str, node: str, secondary: Mapping[str, str], ip: IPAddress
@@ -364,9 +353,9 @@ class IPAM:
             assert isinstance(found, IPAMBlock)
             block: IPAMBlock | None = found
         except NotFound:
-            block = await self._claim(node, cidr, config.strict_affinity)
+            block = await self.records.claim(node, cidr, config.strict_affinity)
         if block is None:
-            raise _LostRace  # another node claimed it just now: read it again
+            raise LostRace  # another node claimed it just now: read it again
         ordinal = core.ordinal_of(block.spec.cidr, ip)
         index = block.spec.allocations[ordinal]
         if index is not None and block.spec.attributes[index].handle_id == handle:
@@ -376,161 +365,6 @@ class IPAM:
         except core.AddressInUse as exc:
             raise AddressInUse(str(exc)) from None
         await self._write_allocation(block, spec, handle, 1)
-
-    # --- handles -----------------------------------------------------------------
-
-    async def _add_to_handle(self, handle: str, cidr: str, delta: int) -> None:
-        name = handle_name(handle)
-        # A new handle is the common case (one per pod): try to create first.
-        try_create = delta > 0
-        for attempt in range(self.max_attempts):
-            if try_create:
-                spec = IPAMHandleSpec(handle_id=handle, block={cidr: delta})
-                try:
-                    await self.store.create(IPAMHandle(metadata=Metadata(name=name), spec=spec))
-                    return
-                except AlreadyExists:
-                    pass
-            try:
-                record = await self.store.get(IPAMHandle.kind, name)
-            except NotFound:
-                if delta <= 0:
-                    return
-                try_create = True
-                continue
-            try_create = False
-            assert isinstance(record, IPAMHandle)
-            counts = dict(record.spec.block)
-            counts[cidr] = counts.get(cidr, 0) + delta
-            if counts[cidr] <= 0:
-                del counts[cidr]
-            try:
-                if counts:
-                    spec = record.spec.model_copy(update={"block": counts})
-                    await self.store.update(record.model_copy(update={"spec": spec}))
-                else:
-                    await self.store.delete(IPAMHandle.kind, name, record.resource_version)
-                return
-            except (Conflict, NotFound):
-                delay = min(self.backoff_cap, self.backoff_base * 2 ** min(attempt, 16))
-                await asyncio.sleep(self._random.uniform(0, delay))
-        raise ConflictRetriesExceeded(f'IPAMHandle "{handle}": too many concurrent updates')
-
-    # --- claiming blocks ---------------------------------------------------------
-
-    async def _claim(self, node: str, cidr: IPNetwork, strict: bool) -> IPAMBlock | None:
-        """Claim `cidr` for `node`: the block, or None when another node has it."""
-        name = affinity_name(node, cidr)
-        pending = BlockAffinity(
-            metadata=Metadata(name=name), spec=BlockAffinitySpec(node=node, cidr=cidr)
-        )
-        try:
-            affinity = await self.store.create(pending)
-        except AlreadyExists:
-            # Our own earlier claim (perhaps by a process that died mid-claim).
-            affinity = await self._get_or_race(BlockAffinity, name)
-            if affinity.spec.state == AffinityState.PENDING_DELETION:
-                # A release is under way, or died after deleting the block: in
-                # that case finish it. Either way look again afterwards.
-                try:
-                    await self.store.get(IPAMBlock.kind, block_name(cidr))
-                except NotFound:
-                    await self._delete_quietly(BlockAffinity.kind, name, affinity.resource_version)
-                raise _LostRace from None
-        new_block = IPAMBlock(
-            metadata=Metadata(name=block_name(cidr)), spec=core.empty_block(cidr, node, strict)
-        )
-        try:
-            block = await self.store.create(new_block)
-        except AlreadyExists:
-            block = await self._get_or_race(IPAMBlock, block_name(cidr))
-            if block.spec.host != node:
-                await self._delete_quietly(BlockAffinity.kind, name, affinity.resource_version)
-                return None
-        assert isinstance(affinity, BlockAffinity) and isinstance(block, IPAMBlock)
-        await self._confirm(node, cidr, affinity)
-        await self._drop_stale_claims(node, cidr)
-        return block
-
-    async def _get(self, cls: type[R], name: str) -> R:
-        found = await self.store.get(cls.kind, name)
-        if not isinstance(found, cls):
-            raise TypeError(f"{cls.kind} {name!r}: the store returned a {found.kind}")
-        return found
-
-    async def _get_or_race(self, cls: type[R], name: str) -> R:
-        try:
-            return await self._get(cls, name)
-        except NotFound:
-            raise _LostRace from None  # deleted between our create and get
-
-    async def _confirm(self, node: str, cidr: IPNetwork, affinity: BlockAffinity | None) -> None:
-        name = affinity_name(node, cidr)
-        for _ in range(self.max_attempts):
-            if affinity is None:
-                spec = BlockAffinitySpec(node=node, cidr=cidr, state=AffinityState.CONFIRMED)
-                try:
-                    await self.store.create(BlockAffinity(metadata=Metadata(name=name), spec=spec))
-                    break
-                except AlreadyExists:
-                    pass
-            elif affinity.spec.state == AffinityState.CONFIRMED:
-                break
-            else:
-                spec = affinity.spec.model_copy(update={"state": AffinityState.CONFIRMED})
-                try:
-                    await self.store.update(affinity.model_copy(update={"spec": spec}))
-                    break
-                except (Conflict, NotFound):
-                    pass
-            try:
-                found = await self.store.get(BlockAffinity.kind, name)
-                assert isinstance(found, BlockAffinity)
-                affinity = found
-            except NotFound:
-                affinity = None
-        else:
-            raise ConflictRetriesExceeded(f'BlockAffinity "{name}": too many concurrent updates')
-        self._confirmed.add((node, cidr))
-
-    async def confirm_affinity(self, node: str, cidr: IPNetwork) -> None:
-        """Make `node`'s BlockAffinity for `cidr` confirmed (creating it if missing)."""
-        self._confirmed.discard((node, cidr))
-        try:
-            affinity: BlockAffinity | None = await self._get(
-                BlockAffinity, affinity_name(node, cidr)
-            )
-        except NotFound:
-            affinity = None
-        try:
-            await self._confirm(node, cidr, affinity)
-        except Unavailable as exc:
-            raise IPAMUnavailable(f"confirm affinity {cidr} of {node}: {exc}") from exc
-
-    async def _ensure_confirmed(self, node: str, block: IPAMBlock) -> None:
-        """Repair a claim that died after writing its block (once per process)."""
-        if (node, block.spec.cidr) in self._confirmed:
-            return
-        try:
-            found = await self.store.get(BlockAffinity.kind, affinity_name(node, block.spec.cidr))
-            assert isinstance(found, BlockAffinity)
-            affinity: BlockAffinity | None = found
-        except NotFound:
-            affinity = None
-        await self._confirm(node, block.spec.cidr, affinity)
-
-    async def _drop_stale_claims(self, winner: str, cidr: IPNetwork) -> None:
-        """Other nodes' pending claims of a block `winner` now holds: they lost
-        (or died trying); nothing will ever confirm them."""
-        for other in (await self.store.list(BlockAffinity.kind)).items:
-            assert isinstance(other, BlockAffinity)
-            spec = other.spec
-            if spec.cidr == cidr and spec.node != winner and spec.state == AffinityState.PENDING:
-                await self._delete_quietly(BlockAffinity.kind, other.name, other.resource_version)
-
-    async def _delete_quietly(self, kind: str, name: str, revision: str | None) -> None:
-        with contextlib.suppress(NotFound, Conflict):  # someone else dealt with it
-            await self.store.delete(kind, name, revision)
 
     # --- release -----------------------------------------------------------------
 
@@ -543,7 +377,7 @@ class IPAM:
     async def _release_once(self, handle: str) -> list[IPAddress]:
         name = handle_name(handle)
         try:
-            record = await self._get(IPAMHandle, name)
+            record = await self.records.get(IPAMHandle, name)
         except NotFound:
             return await self._release_unrecorded(handle)
         released: list[IPAddress] = []
@@ -580,7 +414,7 @@ class IPAM:
         try:
             await self.store.update(block.model_copy(update={"spec": spec}))
         except NotFound:
-            raise _LostRace from None
+            raise LostRace from None
         if core.is_empty(spec) and spec.host is not None:
             config = await self.configuration()
             if config.auto_release_empty_blocks:
@@ -599,51 +433,16 @@ class IPAM:
                     return False
                 await self._write_release(block, spec)
                 for handle, count in lost.items():
-                    await self._add_to_handle(handle, str(block.spec.cidr), -count)
+                    await self.records.add_to_handle(handle, str(block.spec.cidr), -count)
                 return True
         return False
 
     async def release_block(self, node: str, cidr: IPNetwork) -> None:
         """Give an empty block of `node` back to the pool (block and affinity)."""
         await self._retrying(
-            f"release block {cidr} of node {node}", lambda: self._release_block_once(node, cidr)
+            f"release block {cidr} of node {node}",
+            lambda: self.records.release_block_once(node, cidr),
         )
-
-    async def _release_block_once(self, node: str, cidr: IPNetwork) -> None:
-        name = affinity_name(node, cidr)
-        try:
-            found = await self.store.get(IPAMBlock.kind, block_name(cidr))
-        except NotFound:
-            await self._delete_quietly(BlockAffinity.kind, name, None)
-            return
-        assert isinstance(found, IPAMBlock)
-        if found.spec.host != node:
-            holder = f'node "{found.spec.host}"' if found.spec.host else "no node"
-            raise BlockNotReleasable(f"IPAMBlock {cidr}: affine to {holder}, not node {node!r}")
-        used = len(core.allocations(found.spec))
-        if used:
-            raise BlockNotReleasable(
-                f"IPAMBlock {cidr}: still holds {used} address(es); release them first"
-            )
-        affinity: BlockAffinity | None
-        try:
-            got = await self.store.get(BlockAffinity.kind, name)
-            assert isinstance(got, BlockAffinity)
-            spec = got.spec.model_copy(update={"state": AffinityState.PENDING_DELETION})
-            affinity = got.model_copy(update={"spec": spec})
-            affinity = affinity.with_revision((await self.store.update(affinity)).resource_version)
-        except NotFound:
-            affinity = None
-        try:
-            await self.store.delete(IPAMBlock.kind, found.name, found.resource_version)
-        except (Conflict, NotFound):
-            # Someone allocated meanwhile: the block stays, and so does its claim.
-            if affinity is not None:
-                self._confirmed.discard((node, cidr))
-                await self._confirm(node, cidr, affinity)
-            raise _LostRace from None
-        self._confirmed.discard((node, cidr))
-        await self._delete_quietly(BlockAffinity.kind, name, None)
 
 
 def _pool_of(pools: Sequence[IPPool], cidr: IPNetwork) -> IPPool | None:

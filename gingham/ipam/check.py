@@ -191,7 +191,7 @@ async def repair(ipam: IPAM, report: CheckReport) -> list[str]:
                 await store.delete(BlockAffinity.kind, problem.name)
                 done.append(f"deleted BlockAffinity {problem.name}")
         else:
-            await ipam.confirm_affinity(problem.node, problem.cidr)
+            await ipam.records.confirm_affinity(problem.node, problem.cidr)
             done.append(f"confirmed BlockAffinity {problem.name}")
     for handle in report.stale_handles:
         released = await ipam.release(handle)
