@@ -34,7 +34,8 @@ Mapping and invariants:
   `Unavailable`. HTTP 410 or an ERROR event with code 410 is
   `RevisionCompacted` (the caller re-lists). `prefix` is filtered here.
 
-`OPERATION_VERBS` declares the (verb) each operation requests; tests check it
+Client set-up, the object conversion and the error mapping live in
+`gingham.k8s.wire`. `OPERATION_VERBS` declares the verbs each operation requests; tests check it
 against the requests a fake API server saw, and the ClusterRole in
 manifests/rbac.yaml against it (via gingham.k8s.rbac).
 """
@@ -45,34 +46,29 @@ import asyncio
 import builtins
 import contextlib
 import json
-import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from pydantic import ValidationError
-
 from gingham.datastore.base import (
-    AlreadyExists,
     Conflict,
     DatastoreError,
     EventType,
     Listing,
-    NotFound,
     RevisionCompacted,
     Unavailable,
     WatchEvent,
 )
-from gingham.datastore.codec import StoredValueInvalid, canonical_kind
+from gingham.datastore.codec import canonical_kind
+from gingham.k8s.wire import from_k8s, make_api_client, to_k8s, translate
 from gingham.model.base import KINDS, Resource
 
 T = TypeVar("T")
 
 GROUP = "gingham.io"
 VERSION = "v1"
-_KEPT_METADATA = ("name", "labels", "annotations", "uid", "creationTimestamp")
 
 # The Kubernetes verbs each datastore operation requests on its kind's resource
 # (group gingham.io): watch lists first when it has no revision to start from,
@@ -89,10 +85,6 @@ OPERATION_VERBS: dict[str, frozenset[str]] = {
     "delete": frozenset({"get", "delete"}),
 }
 CORE_NODE_VERBS: frozenset[str] = frozenset({"list"})
-
-
-class Rejected(DatastoreError):
-    """The API server refused the object (422: the CRD's schema)."""
 
 
 def plural_of(kind: str) -> str:
@@ -142,7 +134,7 @@ class KubernetesDatastore:
             if self._closed:  # a watch thread reconnecting after close()
                 raise Unavailable("kubernetes datastore is closed")
             if self._custom is None:
-                self._api_client = _make_api_client(self._kubeconfig, self._context)
+                self._api_client = make_api_client(self._kubeconfig, self._context)
                 from kubernetes import client
 
                 self._custom = client.CustomObjectsApi(self._api_client)
@@ -159,7 +151,7 @@ class KubernetesDatastore:
             except DatastoreError:
                 raise
             except Exception as exc:
-                raise _translate(what, exc, create=create) from exc
+                raise translate(what, exc, create=create) from exc
 
         return await asyncio.to_thread(guarded)
 
@@ -481,94 +473,3 @@ def _lines(response: Any) -> Iterator[bytes]:
                 yield line
     if pending.strip():
         yield pending
-
-
-# --- conversion ------------------------------------------------------------------
-
-
-def to_k8s(obj: Resource, revision: str | None) -> dict[str, Any]:
-    """The custom object we send: our document, metadata trimmed to what we own."""
-    document = obj.to_document()
-    source = document.get("metadata", {})
-    metadata: dict[str, Any] = {"name": obj.name}
-    for key in ("labels", "annotations"):
-        if source.get(key):
-            metadata[key] = source[key]
-    if revision is not None:
-        metadata["resourceVersion"] = revision
-    document["metadata"] = metadata
-    return document
-
-
-def from_k8s(kind: str, body: dict[str, Any]) -> Resource:
-    cls = KINDS[kind]
-    source = body.get("metadata") or {}
-    name = str(source.get("name", "?"))
-    metadata = {k: source[k] for k in _KEPT_METADATA if source.get(k) is not None}
-    document = {
-        "apiVersion": body.get("apiVersion", f"{GROUP}/{VERSION}"),
-        "metadata": metadata,
-        "spec": body.get("spec", {}),
-    }
-    try:
-        obj = cls.model_validate(document)
-    except (ValueError, ValidationError) as exc:
-        raise StoredValueInvalid(f'{kind} "{name}": stored object does not decode: {exc}') from exc
-    revision = source.get("resourceVersion")
-    return obj.with_revision(None if revision is None else str(revision))
-
-
-# --- client setup and errors -------------------------------------------------------
-
-
-def _make_api_client(kubeconfig: str | None, context: str | None) -> Any:
-    """An ApiClient from the usual places: an explicit kubeconfig, else the
-    in-cluster service account, else $KUBECONFIG / ~/.kube/config."""
-    from kubernetes import client, config
-    from urllib3.util.retry import Retry
-
-    configuration = client.Configuration()
-    try:
-        if kubeconfig is None and context is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
-            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        else:
-            config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=kubeconfig, context=context, client_configuration=configuration
-            )
-    except (config.ConfigException, OSError, TypeError, ValueError) as exc:
-        where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
-        raise Unavailable(f"cannot load the Kubernetes configuration ({where}): {exc}") from exc
-    # Retry only connection set-up (the request was never sent, so safe for
-    # writes); anything later surfaces as Unavailable and the caller decides.
-    configuration.retries = Retry(total=2, connect=2, read=0, status=0, redirect=0, other=0)
-    return client.ApiClient(configuration)
-
-
-def _translate(what: str, exc: Exception, *, create: bool) -> Exception:
-    status = getattr(exc, "status", None)
-    if status is None:  # urllib3 / socket failure: never reached a server answer
-        return Unavailable(f"{what}: Kubernetes API unreachable: {exc}")
-    message = _status_message(exc)
-    if status == 404:
-        return NotFound(f"{what} not found")
-    if status == 409:
-        if create:
-            return AlreadyExists(f"{what} already exists")
-        return Conflict(f"{what} changed since it was read: {message}")
-    if status == 410:
-        return RevisionCompacted(f"{what}: {message}")
-    if status == 422:
-        return Rejected(f"{what}: refused by the API server: {message}")
-    if status in (401, 403):
-        return Unavailable(
-            f"{what}: {status} {message} (is the gingham RBAC from manifests/rbac.yaml applied?)"
-        )
-    return Unavailable(f"{what}: Kubernetes API error {status}: {message}")
-
-
-def _status_message(exc: Exception) -> str:
-    body = getattr(exc, "body", None)
-    try:
-        return str(json.loads(body if isinstance(body, (str, bytes)) else "")["message"])
-    except (TypeError, ValueError, KeyError):
-        return str(getattr(exc, "reason", "") or exc)

@@ -1,1 +1,8 @@
-"""Kubernetes integration: CRDs generated from the model (`crds`)."""
+"""Kubernetes integration around the `kubernetes` datastore backend.
+
+- `crds`: CustomResourceDefinitions generated from the model (`gingham k8s crds`).
+- `rbac`: the node agent's least-privilege rules, derived from the backend.
+- `wire`: client set-up, object conversion and API-error mapping for the backend.
+- `autodetect`: the node's BGP address (first-found / interface= / can-reach=).
+- `node`: `register_node`, our Node following the core Node and that address.
+"""
