@@ -135,24 +135,50 @@ class LearnedRoutes:
         spec = peers.get(event.peer)
         if spec is None:
             return []
-        accepted, rejected = self.import_filter.filter(
-            event.peer, spec.cluster_peer, event.prefixes
-        )
+        _, rejected = self.import_filter.filter(event.peer, spec.cluster_peer, event.prefixes)
         self.rejections = rejected
-        received = self.received.setdefault(event.peer, {})
-        table = self.by_peer.setdefault(event.peer, {})
-        stale = self.stale.get(event.peer)
-        for prefix in event.prefixes:
-            received[prefix] = LearnedRoute(
+        # Hashing an IPv4Network is slow (not cached): build each dict once and
+        # move entries with dict.update, which reuses the stored hashes.
+        routes = {
+            prefix: LearnedRoute(
                 prefix, event.next_hop, event.peer, spec.peer_node, spec.cluster_peer
             )
-            if stale is not None:
-                stale.prefixes.discard(prefix)
-        for prefix in accepted:
-            table[prefix] = received[prefix]
+            for prefix in event.prefixes
+        }
+        self.received.setdefault(event.peer, {}).update(routes)
+        stale = self.stale.get(event.peer)
+        if stale is not None:
+            stale.prefixes.difference_update(routes)
+        table = self.by_peer.setdefault(event.peer, {})
+        if rejected:
+            refused = {r.prefix for r in rejected}
+            kept = {p: r for p, r in routes.items() if p not in refused}
+        else:
+            kept = routes
+        table.update(kept)
         # A re-announcement of a now-rejected prefix implicitly withdraws the old one.
         gone = [r.prefix for r in rejected if table.pop(r.prefix, None) is not None]
-        return self._reselect([*accepted, *gone])
+        return self._select_announced(kept) + self._reselect(gone)
+
+    def _select_announced(self, routes: dict[IPv4Network, LearnedRoute]) -> list[RouteChange]:
+        """Selection after `routes` were added: the current best is the minimum
+        over everyone else, so comparing against it suffices — except when the
+        selected route itself was replaced (a re-announcement), then rescan."""
+        changes: list[RouteChange] = []
+        winners: dict[IPv4Network, LearnedRoute] = {}
+        rescan: list[IPv4Network] = []
+        selected = self.selected
+        for prefix, route in routes.items():
+            current = selected.get(prefix)
+            if current is None or (
+                current.peer != route.peer and _preference(route) < _preference(current)
+            ):
+                winners[prefix] = route
+                changes.append(RouteChange(prefix, route))
+            elif current.peer == route.peer and current != route:
+                rescan.append(prefix)
+        selected.update(winners)
+        return changes + self._reselect(rescan)
 
     def _withdraw(self, peer: IPv4Address, prefixes: Iterable[IPv4Network]) -> list[RouteChange]:
         received = self.received.get(peer, {})

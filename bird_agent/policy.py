@@ -27,6 +27,7 @@ import enum
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network
 
 DEFAULT_ROUTE = IPv4Network("0.0.0.0/0")
@@ -55,30 +56,58 @@ class PolicyView:
     # Accept list for external peers; None means "the cluster rule".
     external_accept: tuple[IPv4Network, ...] | None = None
 
+    # Integer forms, computed once per view: checking 100,000 prefixes with
+    # ipaddress objects (subnet_of, `in`, hashing) costs more than ExaBGP does.
+    @cached_property
+    def _node_keys(self) -> tuple[frozenset[int], ...]:
+        """Per prefix length L, the node addresses' top L bits."""
+        ints = [int(a) for a in self.node_addresses]
+        return tuple(frozenset(i >> (32 - length) for i in ints) for length in range(33))
+
+    @cached_property
+    def _own_keys(self) -> frozenset[tuple[int, int]]:
+        return frozenset((int(p.network_address), p.prefixlen) for p in self.own_prefixes)
+
+    @cached_property
+    def _tunnel_ints(self) -> frozenset[int]:
+        return frozenset(int(a) for a in self.tunnel_addresses)
+
+    @cached_property
+    def _pool_ranges(self) -> tuple[tuple[int, int, int], ...]:
+        return _ranges(self.pools)
+
+    @cached_property
+    def _accept_ranges(self) -> tuple[tuple[int, int, int], ...]:
+        return _ranges(self.external_accept or ())
+
+
+def _ranges(networks: Iterable[IPv4Network]) -> tuple[tuple[int, int, int], ...]:
+    return tuple((n.prefixlen, int(n.netmask), int(n.network_address)) for n in networks)
+
+
+def _inside(ranges: tuple[tuple[int, int, int], ...], net: int, length: int) -> bool:
+    return any(length >= plen and net & mask == base for plen, mask, base in ranges)
+
 
 def import_verdict(
     view: PolicyView, prefix: IPv4Network, cluster_peer: bool
 ) -> RejectReason | None:
     """None when `prefix` may be installed, else why not."""
-    if prefix == DEFAULT_ROUTE:
+    length = prefix.prefixlen
+    if length == 0:
         return RejectReason.DEFAULT_ROUTE
-    if prefix in view.own_prefixes:
+    net = int(prefix.network_address)
+    if (net, length) in view._own_keys:
         return RejectReason.OWN_PREFIX
-    if any(address in prefix for address in view.node_addresses):
+    if net >> (32 - length) in view._node_keys[length]:
         return RejectReason.COVERS_NODE_ADDRESS
     if cluster_peer or view.external_accept is None:
-        if _inside_pools(view, prefix):
+        if (length == 32 and net in view._tunnel_ints) or _inside(view._pool_ranges, net, length):
             return None
         return RejectReason.OUTSIDE_POOLS
-    if any(prefix.subnet_of(allowed) for allowed in view.external_accept):
+    if _inside(view._accept_ranges, net, length):
         return None
     return RejectReason.NOT_IN_ACCEPT_LIST
-
-
-def _inside_pools(view: PolicyView, prefix: IPv4Network) -> bool:
-    if prefix.prefixlen == 32 and prefix.network_address in view.tunnel_addresses:
-        return True
-    return any(prefix.subnet_of(pool) for pool in view.pools)
 
 
 @dataclass(frozen=True)

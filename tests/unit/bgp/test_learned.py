@@ -120,3 +120,15 @@ def test_new_policy_rejudges_what_was_received() -> None:
     assert [(c.prefix, c.route) for c in changes] == [(BLOCK, None)]
     # Re-judging is not a new rejection.
     assert routes.import_filter.rejected_by_reason[RejectReason.OUTSIDE_POOLS] == 1
+
+
+def test_selected_peer_changing_its_next_hop_is_followed_and_a_worse_peer_never_wins() -> None:
+    routes = table()
+    routes.apply(RoutesAnnounced(MESH, MESH, (BLOCK,)), PEERS)
+    assert routes.apply(RoutesAnnounced(TOR, TOR, (BLOCK,)), PEERS) == []  # external loses
+    moved = A("10.0.0.9")
+    changes = routes.apply(RoutesAnnounced(MESH, moved, (BLOCK,)), PEERS)
+    assert [(c.prefix, c.route and c.route.next_hop) for c in changes] == [(BLOCK, moved)]
+    # The selected peer withdraws: the external one takes over.
+    changes = routes.apply(RoutesWithdrawn(MESH, (BLOCK,)), PEERS)
+    assert changes[0].route is not None and changes[0].route.peer == TOR

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Network
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from bird_agent.policy import (
     ImportFilter,
     PolicyView,
@@ -104,3 +107,58 @@ def test_exports_are_our_blocks_and_borrowed_addresses_outside_them() -> None:
     assert may_export(N("10.244.9.3/32"), exports)
     assert not may_export(N("10.244.2.0/26"), exports)
     assert not may_export(N("0.0.0.0/0"), exports)
+
+
+def _reference_verdict(view: PolicyView, prefix: N, cluster_peer: bool) -> RejectReason | None:
+    """The policy written the obvious (slow) way with ipaddress operations."""
+    if prefix == N("0.0.0.0/0"):
+        return RejectReason.DEFAULT_ROUTE
+    if prefix in view.own_prefixes:
+        return RejectReason.OWN_PREFIX
+    if any(address in prefix for address in view.node_addresses):
+        return RejectReason.COVERS_NODE_ADDRESS
+    if cluster_peer or view.external_accept is None:
+        tunnel = prefix.prefixlen == 32 and prefix.network_address in view.tunnel_addresses
+        if tunnel or any(prefix.subnet_of(pool) for pool in view.pools):
+            return None
+        return RejectReason.OUTSIDE_POOLS
+    if any(prefix.subnet_of(allowed) for allowed in view.external_accept):
+        return None
+    return RejectReason.NOT_IN_ACCEPT_LIST
+
+
+prefixes_st = st.builds(
+    lambda address, length: N((address, length), strict=False),
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 32),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    prefix=prefixes_st,
+    pools=st.lists(prefixes_st, max_size=3),
+    accept=st.none() | st.lists(prefixes_st, max_size=2),
+    nodes=st.lists(st.integers(0, 2**32 - 1).map(A), max_size=3),
+    own=st.lists(prefixes_st, max_size=2),
+    cluster_peer=st.booleans(),
+)
+def test_fast_verdict_matches_the_obvious_one(
+    *,
+    prefix: N,
+    pools: list[N],
+    accept: list[N] | None,
+    nodes: list[A],
+    own: list[N],
+    cluster_peer: bool,
+) -> None:
+    view = PolicyView(
+        pools=tuple(pools),
+        node_addresses=frozenset(nodes),
+        tunnel_addresses=frozenset({prefix.network_address}) if pools else frozenset(),
+        own_prefixes=frozenset(own),
+        external_accept=None if accept is None else tuple(accept),
+    )
+    assert import_verdict(view, prefix, cluster_peer) == _reference_verdict(
+        view, prefix, cluster_peer
+    )
