@@ -75,6 +75,8 @@ class Mesh:
 @pytest.fixture
 async def mesh(tmp_path: Path) -> AsyncIterator[Mesh]:
     """Nodes n1 and n2 in the datastore, a speaker for each in its own netns."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root for network namespaces")
     prefix = unique_prefix("m")
     netns = {name: f"{prefix}{name}" for name in (*ADDRESSES, "sw", "tor")}
     made = Mesh(open_datastore(f"sqlite:///{tmp_path}/gingham.db"), tor_netns=netns["tor"])
