@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gingham.datastore import Datastore, open_datastore  # noqa: E402
-from gingham.ipam import IPAM  # noqa: E402
+from gingham.ipam import IPAM, IPAMUnavailable  # noqa: E402
 from gingham.model import parse_resource  # noqa: E402
 from tests.support.etcd import EtcdServer, etcd_binary  # noqa: E402
 
@@ -120,7 +120,17 @@ def worker(url: str, node: str, prefix: str, count: int) -> None:
         store = open_datastore(url)
         try:
             ipam = IPAM(store)
-            return [str(a) for i in range(count) for a in await ipam.assign(f"{prefix}-{i}", node)]
+            got = []
+            for i in range(count):
+                for attempt in range(5):  # as a runtime retries CNI error 11
+                    try:
+                        got += [str(a) for a in await ipam.assign(f"{prefix}-{i}", node)]
+                        break
+                    except IPAMUnavailable as exc:
+                        print(f"try again later: {exc}", file=sys.stderr)
+                        if attempt == 4:
+                            raise
+            return got
         finally:
             await store.close()
 

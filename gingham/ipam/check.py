@@ -193,7 +193,13 @@ async def repair(ipam: IPAM, report: CheckReport) -> list[str]:
         else:
             await ipam.records.confirm_affinity(problem.node, problem.cidr)
             done.append(f"confirmed BlockAffinity {problem.name}")
-    for handle in report.stale_handles:
+    # Releasing leaks can empty a handle whose record also counted a block
+    # write that never happened (a crash mid-assign across two blocks): look
+    # again, so one repair leaves no stale record behind.
+    stale = report.stale_handles
+    if report.leaked:
+        stale = sorted(set(stale) | set((await check(store)).stale_handles))
+    for handle in stale:
         released = await ipam.release(handle)
         done.append(
             f"deleted IPAMHandle {handle}" + (f" ({len(released)} freed)" if released else "")

@@ -193,3 +193,23 @@ async def test_release_finds_addresses_whose_handle_record_is_gone(
     await store.delete("IPAMHandle", "racy.eth0")
     assert await ipam.release("racy.eth0") == [address]
     assert await allocations(store) == []
+
+
+async def test_one_repair_fixes_a_crash_in_an_assign_across_two_blocks(
+    store: Datastore, ipam: IPAM
+) -> None:
+    await _setup(store)
+    (address,) = await ipam.assign("split.eth0", "crashed")
+    # Its second chunk counted a block in the handle record, then the process died.
+    record = await store.get("IPAMHandle", "split.eth0")
+    assert isinstance(record, IPAMHandle)
+    counts = {**record.spec.block, str(SECOND): 2}
+    await store.update(
+        record.model_copy(update={"spec": record.spec.model_copy(update={"block": counts})})
+    )
+    report = await check(store)
+    assert [leak.address for leak in report.leaked] == [address]
+    await repair(ipam, report)
+    final = await check(store)
+    assert final.clean, final.lines()
+    assert (await store.list("IPAMHandle")).items == []

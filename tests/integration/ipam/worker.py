@@ -16,7 +16,25 @@ import json
 import sys
 
 from gingham.datastore import open_datastore
-from gingham.ipam import IPAM
+from gingham.ipam import IPAM, IPAMUnavailable
+from gingham.ipam.blocks import IPAddress
+
+# What a container runtime does on CNI error 11 ("try again later"): retry.
+# A machine under heavy load can make the first gRPC connection to etcd time out.
+TRY_AGAIN = 5
+
+
+async def assign_once(ipam: IPAM, handle: str, node: str, count: int = 1) -> list[IPAddress]:
+    for attempt in range(TRY_AGAIN):
+        try:
+            return await ipam.assign(
+                handle, node, {"pod": handle, "namespace": "test"}, count=count
+            )
+        except IPAMUnavailable as exc:
+            print(f"try again later ({attempt + 1}/{TRY_AGAIN}): {exc}", file=sys.stderr)
+            if attempt == TRY_AGAIN - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 async def assign(url: str, node: str, prefix: str, count: int) -> None:
@@ -26,7 +44,7 @@ async def assign(url: str, node: str, prefix: str, count: int) -> None:
         got = []
         for i in range(count):
             handle = f"{prefix}-{i}"
-            addresses = await ipam.assign(handle, node, {"pod": handle, "namespace": "test"})
+            addresses = await assign_once(ipam, handle, node)
             got += [[handle, str(a)] for a in addresses]
         print(json.dumps(got), flush=True)
     finally:
@@ -39,7 +57,7 @@ async def claim_loop(url: str, node: str, prefix: str, per_block: int) -> None:
     i = 0
     while True:
         handle = f"{prefix}-{i}"
-        addresses = await ipam.assign(handle, node, {"pod": handle}, count=per_block)
+        addresses = await assign_once(ipam, handle, node, per_block)
         print(json.dumps([[handle, str(a)] for a in addresses]), flush=True)
         i += 1
 
