@@ -130,6 +130,7 @@ def worker(url: str, node: str, prefix: str, count: int) -> None:
                         print(f"try again later: {exc}", file=sys.stderr)
                         if attempt == 4:
                             raise
+                        await asyncio.sleep(0.5 * (attempt + 1))
             return got
         finally:
             await store.close()

@@ -34,6 +34,7 @@ async def assign_once(ipam: IPAM, handle: str, node: str, count: int = 1) -> lis
             print(f"try again later ({attempt + 1}/{TRY_AGAIN}): {exc}", file=sys.stderr)
             if attempt == TRY_AGAIN - 1:
                 raise
+            await asyncio.sleep(0.5 * (attempt + 1))  # a runtime's retry backoff
     raise AssertionError("unreachable")
 
 
