@@ -56,14 +56,16 @@ class Node:
         )
 
 
-@pytest.fixture
-def node(tmp_path: Path) -> Iterator[Node]:
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    """One felix for the module (each test uses its own container IDs and cleans up)."""
     reason = felix_unavailable()
     if reason:
         pytest.skip(reason)
-    with node_netns("fx") as netns, running_felix(tmp_path / "felix", netns) as felix:
-        install(tmp_path / "bin", tmp_path / "conf", run_dir=str(felix.run_dir))
-        yield Node(netns, felix, tmp_path / "bin" / "gingham")
+    root = tmp_path_factory.mktemp("felix-node")
+    with node_netns("fx") as netns, running_felix(root / "felix", netns) as felix:
+        install(root / "bin", root / "conf", run_dir=str(felix.run_dir))
+        yield Node(netns, felix, root / "bin" / "gingham")
 
 
 @pytest.fixture
