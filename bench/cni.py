@@ -84,6 +84,19 @@ def exec_cni(  # noqa: PLR0917 - the CNI_* variables, in order
     return elapsed
 
 
+def felix_rpc(socket: str, command: str, cid: str, netns: str) -> float:
+    """One AddWorkload/DeleteWorkload from this process: felix's share of a CNI call."""
+    from cni import h2grpc, wire
+
+    method = "AddWorkload" if command == "ADD" else "DeleteWorkload"
+    values = {"container_id": cid, "netns": netns, "interface_name": "eth0"}
+    start = time.perf_counter()
+    h2grpc.unary_call(
+        socket, f"/gingham.v1.Dataplane/{method}", wire.encode(f"{method}Request", values), 30
+    )
+    return (time.perf_counter() - start) * 1000
+
+
 def measure(
     call: Callable[[str, str, str], float], pods: list[str], concurrency: int
 ) -> tuple[list[float], list[float]]:
@@ -201,7 +214,11 @@ def main() -> int:
                 def gingham_call(command: str, cid: str, netns: str) -> float:
                     return exec_cni([str(plugin)], command, config, cid, netns, str(bin_dir))
 
+                def rpc_only(command: str, cid: str, netns: str) -> float:
+                    return felix_rpc(str(felix.socket), command, cid, netns)
+
                 print(row("gingham sequential", *measure(gingham_call, pods, 1)))
+                print(row("  felix RPC alone, in-process", *measure(rpc_only, pods, 1)))
                 print(
                     row(
                         f"gingham {args.concurrency}-way",
