@@ -97,20 +97,49 @@ def felix_rpc(socket: str, command: str, cid: str, netns: str) -> float:
     return (time.perf_counter() - start) * 1000
 
 
-def measure(
-    call: Callable[[str, str, str], float], pods: list[str], concurrency: int
-) -> tuple[list[float], list[float]]:
-    """ADD every pod, then DEL every pod; `concurrency` calls in flight."""
-    ids = [f"bench{i}" for i in range(len(pods))]
+class Phase:
+    """Latencies of one measured phase, and the calls that failed."""
+
+    def __init__(self) -> None:
+        self.adds: list[float] = []
+        self.dels: list[float] = []
+        self.failures: list[str] = []
+
+
+_phase_counter = iter(range(1_000_000))
+
+
+def measure(call: Callable[[str, str, str], float], pods: list[str], concurrency: int) -> Phase:
+    """ADD every pod, then DEL every pod; `concurrency` calls in flight; fresh IDs per phase."""
+    phase = Phase()
+    tag = next(_phase_counter)
+    ids = [f"bench{tag}-{i}" for i in range(len(pods))]
+
+    def one(command: str, i: int) -> None:
+        try:
+            elapsed = call(command, ids[i], pods[i])
+        except Exception as exc:  # a failed call is a result to report, not a crash
+            phase.failures.append(f"{command} {ids[i]}: {str(exc)[:300]}")
+            return
+        (phase.adds if command == "ADD" else phase.dels).append(elapsed)
+
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        adds = list(pool.map(lambda i: call("ADD", ids[i], pods[i]), range(len(pods))))
-        dels = list(pool.map(lambda i: call("DEL", ids[i], pods[i]), range(len(pods))))
-    return adds, dels
+        list(pool.map(lambda i: one("ADD", i), range(len(pods))))
+        list(pool.map(lambda i: one("DEL", i), range(len(pods))))
+    return phase
 
 
-def row(label: str, adds: list[float], dels: list[float]) -> str:
-    a, d = percentiles(adds), percentiles(dels)
-    return f"{label:<28} {a[0]:7.1f} {a[1]:7.1f} {a[2]:7.1f}   {d[0]:7.1f} {d[1]:7.1f} {d[2]:7.1f}"
+def row(label: str, phase: Phase) -> str:
+    def cells(samples: list[float]) -> str:
+        if len(samples) < 2:
+            return f"{'-':>7} {'-':>7} {'-':>7}"
+        p50, p90, p99 = percentiles(samples)
+        return f"{p50:7.1f} {p90:7.1f} {p99:7.1f}"
+
+    line = f"{label:<28} {cells(phase.adds)}   {cells(phase.dels)}"
+    if phase.failures:
+        line += f"\n    {len(phase.failures)} calls failed; first: {phase.failures[0]}"
+    return line
 
 
 def startup_breakdown(plugin: Path, runs: int = 30) -> list[str]:
@@ -183,11 +212,11 @@ def main() -> int:
                 f"{'DEL p50':>7} {'p90':>7} {'p99':>7}   (ms, {args.pods} pods)"
             )
             print(header)
-            print(row("ptp+host-local sequential", *measure(ref_call, pods, 1)))
+            print(row("ptp+host-local sequential", measure(ref_call, pods, 1)))
             print(
                 row(
                     f"ptp+host-local {args.concurrency}-way",
-                    *measure(ref_call, pods, args.concurrency),
+                    measure(ref_call, pods, args.concurrency),
                 )
             )
             bin_dir = work / "bin"
@@ -217,12 +246,12 @@ def main() -> int:
                 def rpc_only(command: str, cid: str, netns: str) -> float:
                     return felix_rpc(str(felix.socket), command, cid, netns)
 
-                print(row("gingham sequential", *measure(gingham_call, pods, 1)))
-                print(row("  felix RPC alone, in-process", *measure(rpc_only, pods, 1)))
+                print(row("gingham sequential", measure(gingham_call, pods, 1)))
+                print(row("  felix RPC alone, in-process", measure(rpc_only, pods, 1)))
                 print(
                     row(
                         f"gingham {args.concurrency}-way",
-                        *measure(gingham_call, pods, args.concurrency),
+                        measure(gingham_call, pods, args.concurrency),
                     )
                 )
             print("\nwhere the gingham plugin's time goes (median of 30 fresh execs):")
