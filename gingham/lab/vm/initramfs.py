@@ -46,7 +46,7 @@ for arg in $(cat /proc/cmdline); do
 done
 hostname "$NAME"
 mkdir -p /host /rw /newroot
-mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,ro hostroot /host \\
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=loose,ro hostroot /host \\
     || say "hostroot mount failed"
 mount -t tmpfs -o size=128m tmpfs /rw
 mkdir -p /rw/upper /rw/work
