@@ -16,10 +16,11 @@
 
 Invariants: everything is torn down on exit even after a failure — qemu
 killed by PID, the namespace deleted (which removes taps and bridge), the work
-directory removed. A state file `/run/gingham/vm/<name>.json` records PIDs and
-names, so `destroy_lab(name)` cleans up after a process that died without
-running its exit path; it only kills PIDs whose command line still carries
-this lab's qemu `-name`, never a reused PID.
+directory removed. A state file `/run/gingham/vm/<name>.json` records PIDs,
+names and the owning process, so `destroy_lab(name)` cleans up after a
+process that died without running its exit path (every `VmLab.start` first
+reaps labs whose owner is gone: `reap_orphaned_labs`); it only kills PIDs
+whose command line still carries this lab's qemu `-name`, never a reused PID.
 """
 
 from __future__ import annotations
@@ -292,6 +293,7 @@ class VmLab:
     def _save_state(self) -> None:
         STATE_DIR.mkdir(parents=True, exist_ok=True)
         state = {
+            "owner": _process_identity(os.getpid()),
             "netns": self.netns,
             "workdir": str(self.workdir),
             "pids": [vm.proc.pid for vm in self.vms if vm.proc is not None],
@@ -299,6 +301,7 @@ class VmLab:
         (STATE_DIR / f"{self.name}.json").write_text(json.dumps(state))
 
     def start(self) -> None:
+        reap_orphaned_labs()
         kernel = self.kernel or prepare_kernel()
         initrd = prepare_initramfs(kernel)
         precompile(self.packages)
@@ -359,6 +362,29 @@ class VmLab:
         shutil.rmtree(self.workdir, ignore_errors=True)
         with contextlib.suppress(FileNotFoundError):
             (STATE_DIR / f"{self.name}.json").unlink()
+
+
+def _process_identity(pid: int) -> str | None:
+    """`pid:starttime`, which a reused PID does not repeat; None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return f"{pid}:{stat.rsplit(')', 1)[1].split()[19]}"
+
+
+def reap_orphaned_labs() -> list[str]:
+    """Destroy labs whose owning process died without cleaning up; their names."""
+    reaped = []
+    for state_file in sorted(STATE_DIR.glob("*.json")) if STATE_DIR.exists() else []:
+        try:
+            owner = json.loads(state_file.read_text()).get("owner")
+        except (OSError, ValueError):
+            continue
+        if owner and _process_identity(int(owner.split(":")[0])) != owner:
+            destroy_lab(state_file.stem)
+            reaped.append(state_file.stem)
+    return reaped
 
 
 def destroy_lab(name: str) -> None:
