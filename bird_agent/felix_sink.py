@@ -1,0 +1,166 @@
+"""`FelixSink`: the speaker's selected routes, streamed to felix's route feed.
+
+Felix serves `RouteFeed.SyncRoutes` (proto/gingham/v1/dataplane.proto) on its
+unix socket. Each stream starts with a full snapshot (SNAPSHOT_BEGIN, one ADD
+per selected route, SNAPSHOT_END) and continues with deltas. When the stream
+breaks (felix restarts) we reconnect with backoff and send a fresh snapshot;
+felix keeps forwarding on the old routes until that snapshot ends, so a felix
+restart never blackholes traffic.
+
+Invariants:
+- `routes` is what BGP selected, independent of felix being reachable:
+  `apply` never blocks on felix and never loses a change; a reconnect
+  replays `routes` whole.
+- Felix keys routes by (prefix, peer). When the selected route of a prefix
+  moves to another peer, the old key is deleted before the new one is added,
+  so felix never holds two entries for one selected route.
+- A stream's messages are queued in order; the snapshot is queued in one
+  synchronous step, so a delta can never overtake it.
+- Encapsulation is left to felix (ENCAPSULATION_FROM_POOL): it knows the pool
+  and the CrossSubnet rule; the originating node is the Node whose address
+  is the next hop (else the node behind the session), "" when unknown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from bird_agent.learned import LearnedRoute, RouteChange
+from gingham.v1 import dataplane_pb2 as pb
+from gingham.v1 import dataplane_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+NodeOf = Callable[[IPv4Address], str | None]
+
+_END = None  # queue sentinel: close the request stream
+
+
+class FelixSink:
+    """A RouteSink over felix's RouteFeed; run `run()` as a task."""
+
+    def __init__(
+        self,
+        socket_path: Path,
+        node_of: NodeOf | None = None,
+        min_backoff: float = 0.1,
+        max_backoff: float = 5.0,
+    ) -> None:
+        self.socket_path = socket_path
+        self.node_of = node_of
+        self.min_backoff = min_backoff
+        self.max_backoff = max_backoff
+        self.routes: dict[IPv4Network, LearnedRoute] = {}
+        # True while felix has acknowledged our latest snapshot on a live stream.
+        self.in_sync = False
+        self.connects = 0
+        self.refused = 0
+        self._queue: asyncio.Queue[Any] | None = None
+        self._synced = asyncio.Event()
+
+    # ------------------------------------------------------------ RouteSink
+
+    async def apply(self, changes: Sequence[RouteChange]) -> None:
+        queue = self._queue
+        for change in changes:
+            old = self.routes.get(change.prefix)
+            new = change.route
+            if new is None:
+                self.routes.pop(change.prefix, None)
+            else:
+                self.routes[change.prefix] = new
+            if queue is None:
+                continue
+            if old is not None and (new is None or old.peer != new.peer):
+                queue.put_nowait(_delete(old))
+            if new is not None:
+                queue.put_nowait(self._add(new))
+
+    # ------------------------------------------------------------ the stream
+
+    async def wait_synced(self, timeout: float | None = None) -> None:
+        """Until felix acknowledged a snapshot (for tests and readiness)."""
+        await asyncio.wait_for(self._synced.wait(), timeout)
+
+    async def run(self) -> None:
+        backoff = self.min_backoff
+        while True:
+            try:
+                await self._one_stream()
+            except (grpc.aio.AioRpcError, TimeoutError) as exc:
+                reason = exc.code().name if isinstance(exc, grpc.aio.AioRpcError) else "timeout"
+                log.info("felix route feed at %s: %s", self.socket_path, reason)
+            finally:
+                # A stream felix took a snapshot from was healthy: start over.
+                if self.in_sync:
+                    backoff = self.min_backoff
+                self._drop_stream()
+            await asyncio.sleep(backoff)
+            backoff = min(self.max_backoff, backoff * 2)
+
+    async def _one_stream(self) -> None:
+        async with grpc.aio.insecure_channel(f"unix:{self.socket_path}") as channel:
+            await asyncio.wait_for(channel.channel_ready(), timeout=self.max_backoff)
+            queue: asyncio.Queue[Any] = asyncio.Queue()
+            # Snapshot, queued in one synchronous step: later deltas go after it.
+            queue.put_nowait(pb.RouteUpdate(type=pb.SNAPSHOT_BEGIN))
+            for route in self.routes.values():
+                queue.put_nowait(self._add(route))
+            queue.put_nowait(pb.RouteUpdate(type=pb.SNAPSHOT_END))
+            self._queue = queue
+            self.connects += 1
+            log.info("felix route feed connected: snapshot of %d routes", len(self.routes))
+            stub = pb_grpc.RouteFeedStub(channel)  # type: ignore[no-untyped-call]
+            call = stub.SyncRoutes(_drain(queue))
+            async for ack in call:
+                if ack.error:
+                    self.refused += 1
+                    log.warning("felix refused route update #%d: %s", ack.received, ack.error)
+                if ack.in_sync and not self.in_sync:
+                    self.in_sync = True
+                    self._synced.set()
+                    log.info("felix took the route snapshot (%d updates)", ack.received)
+
+    def _drop_stream(self) -> None:
+        if self._queue is not None:
+            self._queue.put_nowait(_END)
+        self._queue = None
+        self.in_sync = False
+        self._synced.clear()
+
+    def _add(self, route: LearnedRoute) -> Any:
+        node = self.node_of(route.next_hop) if self.node_of is not None else None
+        return pb.RouteUpdate(
+            type=pb.ADD,
+            prefix=str(route.prefix),
+            peer=str(route.peer),
+            next_hops=[
+                pb.NextHop(address=str(route.next_hop), node=node or route.origin_node or "")
+            ],
+            encapsulation=pb.ENCAPSULATION_FROM_POOL,
+        )
+
+
+def _delete(route: LearnedRoute) -> Any:
+    return pb.RouteUpdate(type=pb.DEL, prefix=str(route.prefix), peer=str(route.peer))
+
+
+async def _drain(queue: asyncio.Queue[Any]) -> AsyncIterator[Any]:
+    while True:
+        message = await queue.get()
+        if message is _END:
+            return
+        yield message
+        # Yield whole runs without a round trip through the event loop per item.
+        while not queue.empty():
+            message = queue.get_nowait()
+            if message is _END:
+                return
+            yield message
