@@ -6,9 +6,11 @@ every batch of changes (`plan_for`, pure), hands the sessions and this
 node's announcements to the `ExaBGPAdapter`, and folds the adapter's events
 into `LearnedRoutes`, passing selected-route changes to a `RouteSink`.
 
-Not wired yet (later work): the felix route feed (a `RouteSink` over gRPC),
-announcements from IPAM block affinities (today `set_local_prefixes` is
-called by whoever knows them), the Speaker gRPC status service, metrics.
+What this node announces comes from IPAM, as the IPAMBlock objects say
+(they are IPAM's truth, see gingham/ipam/query.py): every block affine to
+this node, plus a /32 for each address this node holds in another node's
+block. A block whose affinity moves away is withdrawn at the next recompute.
+`set_local_prefixes` overrides that (tests only).
 
 Invariants:
 - Nothing is pushed to the adapter before every kind has been listed once
@@ -42,13 +44,15 @@ from bird_agent.model_view import config_view, node_view, peer_views, policy_vie
 from bird_agent.peers import PeerPlan, derive_peers
 from bird_agent.policy import ImportFilter, PolicyView, export_prefixes
 from gingham.datastore.base import Datastore, EventType, RevisionCompacted
+from gingham.ipam import blocks as ipam_blocks
 from gingham.model.base import Resource
 from gingham.model.bgp import BGPConfiguration, BGPPeer, Node
+from gingham.model.ipam import IPAMBlock
 from gingham.model.network import IPPool
 
 log = logging.getLogger(__name__)
 
-WATCHED_KINDS = ("Node", "BGPPeer", "BGPConfiguration", "IPPool")
+WATCHED_KINDS = ("Node", "BGPPeer", "BGPConfiguration", "IPPool", "IPAMBlock")
 # Collect a burst of datastore events before recomputing.
 BATCH_DELAY = 0.05
 
@@ -76,13 +80,41 @@ class SpeakerPlan:
     exports: dict[IPv4Network, IPv4Address]
 
 
+def ipam_prefixes(
+    me: str, blocks: Iterable[IPAMBlock]
+) -> tuple[list[IPv4Network], list[IPv4Address]]:
+    """Pure: node `me`'s affine IPv4 blocks and the addresses it borrowed."""
+    own: list[IPv4Network] = []
+    borrowed: list[IPv4Address] = []
+    for block in blocks:
+        cidr = block.spec.cidr
+        if not isinstance(cidr, IPv4Network):
+            continue
+        if block.spec.host == me:
+            own.append(cidr)
+        for held in ipam_blocks.allocations(block.spec):
+            if (
+                held.node == me
+                and isinstance(held.address, IPv4Address)
+                and ipam_blocks.is_borrowed(block.spec, held)
+            ):
+                borrowed.append(held.address)
+    return own, borrowed
+
+
 def plan_for(
     me: str,
     cluster: ClusterView,
-    blocks: Iterable[IPv4Network] = (),
+    blocks: Iterable[IPv4Network] | None = None,
     borrowed: Iterable[IPv4Address] = (),
 ) -> SpeakerPlan:
-    """Pure: the sessions, import policy and announcements for node `me`."""
+    """Pure: the sessions, import policy and announcements for node `me`.
+
+    `blocks`/`borrowed` override what the cluster's IPAMBlocks say (tests).
+    """
+    if blocks is None:
+        ipam = [b for b in cluster.of(IPAMBlock) if isinstance(b, IPAMBlock)]
+        blocks, borrowed = ipam_prefixes(me, ipam)
     nodes = [node_view(n) for n in cluster.of(Node) if isinstance(n, Node)]
     configs = [c for c in cluster.of(BGPConfiguration) if isinstance(c, BGPConfiguration)]
     peers, problems = peer_views(p for p in cluster.of(BGPPeer) if isinstance(p, BGPPeer))
@@ -129,7 +161,8 @@ class Speaker:
         self.cluster = ClusterView()
         self.learned = LearnedRoutes(ImportFilter(PolicyView()))
         self.plan: SpeakerPlan | None = None
-        self._blocks: frozenset[IPv4Network] = frozenset()
+        # None: from IPAM (the cluster's IPAMBlocks).
+        self._blocks: frozenset[IPv4Network] | None = None
         self._borrowed: frozenset[IPv4Address] = frozenset()
         self._listed: set[str] = set()
         self._dirty = asyncio.Event()
@@ -139,10 +172,17 @@ class Speaker:
     def set_local_prefixes(
         self, blocks: Iterable[IPv4Network], borrowed: Iterable[IPv4Address]
     ) -> None:
-        """This node's affine blocks and borrowed addresses (from IPAM)."""
+        """Override IPAM: announce exactly these (tests without IPAM objects)."""
         self._blocks = frozenset(blocks)
         self._borrowed = frozenset(borrowed)
         self._dirty.set()
+
+    def node_of(self, address: IPv4Address) -> str | None:
+        """The Node whose BGP address is `address` (a route's originator)."""
+        for node in self.cluster.of(Node):
+            if isinstance(node, Node) and node_view(node).ipv4_address == address:
+                return node.name
+        return None
 
     def status(self) -> list[PeerStatus]:
         """Every desired session with its state and counts, in address order."""
