@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gingham.cli.cni",
     "gingham.cli.ipam",
     "gingham.cli.k8s",
+    "gingham.cli.node",
 )
 
 LOG_LEVELS = ("debug", "info", "warning", "error")

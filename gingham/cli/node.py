@@ -1,0 +1,97 @@
+"""`gingham node ...`: commands about this node.
+
+`node run` supervises the node's agents (`gingham.node.supervisor`). Thin:
+argument parsing, reading the Node resource, signal handling.
+
+`node status` (the Calico-style BGP peer table) belongs to the BGP speaker's
+engineer and is added here as another ``commands.add_parser("status", ...)``
+in `register`, next to `run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import importlib.util
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+from gingham.cli.common import CLIError, datastore_url, open_store
+
+log = logging.getLogger("gingham.node")
+
+
+def speaker_available() -> bool:
+    """True when this build has the BGP speaker (`bird_agent.main.main`, i.e. gingham-bgp)."""
+    try:
+        if importlib.util.find_spec("bird_agent.main") is None:
+            return False
+        module = importlib.import_module("bird_agent.main")
+    except ImportError:
+        return False
+    return callable(getattr(module, "main", None))
+
+
+async def run_node(args: argparse.Namespace) -> int:
+    from gingham.datastore import NotFound
+    from gingham.model.bgp import Node
+    from gingham.node.supervisor import Supervisor, plan_children
+
+    logging.getLogger("gingham").setLevel(args.node_log_level.upper())
+    url = datastore_url(args)
+    async with open_store(args) as store:
+        try:
+            node = await store.get("Node", args.node)
+        except NotFound:
+            raise CLIError(
+                f'Node "{args.node}" does not exist in {url}: create it first'
+                " (gingham apply -f node.yaml)"
+            ) from None
+    assert isinstance(node, Node)
+    cluster_id = node.spec.bgp.route_reflector_cluster_id if node.spec.bgp else None
+    speaker = speaker_available()
+    if not speaker:
+        log.warning("the BGP speaker (gingham-bgp) is not available: running without it")
+    if cluster_id is not None:
+        log.info("node %s is a route reflector (cluster ID %s)", args.node, cluster_id)
+    run_dir = Path(args.run_dir).absolute()
+    children = plan_children(
+        args.node,
+        url,
+        run_dir,
+        speaker=speaker,
+        route_reflector=cluster_id is not None,
+        log_level=args.node_log_level.upper(),
+    )
+    supervisor = Supervisor(children, grace=args.grace)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, supervisor.stop)
+    await supervisor.run()
+    log.info("node %s: every child stopped", args.node)
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    node = subparsers.add_parser("node", help="run or inspect this node's agents")
+    commands = node.add_subparsers(dest="node_command", required=True)
+    p = commands.add_parser(
+        "run", help="supervise felix, the BGP speaker and (on RR nodes) the route reflector"
+    )
+    p.add_argument("--node", required=True, help="this node's Node resource name")
+    # SUPPRESS: without a value here the global `gingham --datastore` stays in force.
+    p.add_argument("--datastore", metavar="URL", default=argparse.SUPPRESS, help="datastore URL")
+    p.add_argument("--run-dir", required=True, help="sockets and logs (felix.sock lives here)")
+    p.add_argument("--grace", type=float, default=5.0, help="seconds between SIGTERM and SIGKILL")
+    p.add_argument(
+        "--log-level",
+        dest="node_log_level",
+        choices=("debug", "info", "warning", "error"),
+        default="info",
+        help="for the supervisor and its children",
+    )
+    p.set_defaults(func=run_node)
+    # `gingham node status` (BGP peers table) is registered here by the speaker's engineer.

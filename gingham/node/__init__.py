@@ -1,0 +1,5 @@
+"""`gingham node run`: one supervisor per node for felix, the BGP speaker and the route reflector.
+
+`restart` is the pure restart policy (backoff, crash-loop detection, clock
+injected); `supervisor` is the asyncio process adapter that applies it.
+"""
