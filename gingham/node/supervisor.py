@@ -10,9 +10,10 @@ Invariants:
 - Every child gets ``PR_SET_PDEATHSIG = SIGKILL``: if the supervisor itself is
   killed (kill -9), the kernel kills the children too, so no agent outlives it.
 - Each child has its own log file (``<run-dir>/logs/<child>.log``, appended,
-  so a restart keeps the previous run's last words) and its own run-dir
-  subpath; felix's socket stays at ``<run-dir>/felix.sock``, where
-  `gingham cni install --run-dir <run-dir>` points the plugin.
+  so a restart keeps the previous run's last words). All share the one run
+  dir, each with its own socket name (felix.sock, speaker.sock, rr.sock): that
+  is how they find each other (the speaker dials ``<run-dir>/felix.sock``),
+  and where `gingham cni install --run-dir <run-dir>` points the plugin.
 - After `stop()` returns no child process is left.
 """
 
@@ -88,7 +89,9 @@ def plan_children(
                     "--datastore",
                     datastore,
                     "--run-dir",
-                    str(run_dir / "bgp"),
+                    str(run_dir),
+                    "--felix-socket",
+                    str(run_dir / "felix.sock"),
                 ),
                 logs / "bgp.log",
             )
@@ -97,7 +100,7 @@ def plan_children(
         children.append(
             ChildSpec(
                 "rr",
-                (console_script("gingham-rr"), *common, "--run-dir", str(run_dir / "rr")),
+                (console_script("gingham-rr"), *common, "--run-dir", str(run_dir)),
                 logs / "rr.log",
             )
         )
