@@ -1,7 +1,17 @@
 """`gingham-bgp --node NAME --datastore URL --run-dir DIR`: the speaker process.
 
+    gingham-bgp --node NAME --datastore URL --run-dir DIR
+                [--felix-socket PATH] [--http 127.0.0.1:9098]
+
 Reads this node's Node resource for its BGP address (ExaBGP listens there),
 then runs `Speaker` until SIGTERM/SIGINT, which stop ExaBGP and exit 0.
+
+Convention: felix and the speaker share one run dir, so felix's socket is
+`<run-dir>/felix.sock` (felix/main.py) and ours `<run-dir>/speaker.sock`,
+side by side; `--felix-socket` overrides. Learned routes stream to felix
+(`FelixSink`, reconnecting when felix restarts); `Speaker` and gRPC health
+are served on speaker.sock (mode 0600); /liveness, /readiness and /metrics
+on `--http` (localhost).
 User errors (unknown node, bad datastore URL, datastore down) print one line
 naming the object and what to do, and exit 2; an unexpected failure of a
 speaker task exits 1 with its traceback in the log, for the supervisor to
@@ -12,14 +22,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from bird_agent.exabgp import ExaBGPAdapter, ExaBGPOptions
+from bird_agent.felix_sink import FelixSink
 from bird_agent.model_view import config_view, node_view
-from bird_agent.speaker import LoggingSink, Speaker
+from bird_agent.speaker import Speaker
+from bird_agent.status import mark_serving, registry_for, serve_grpc, serve_http
 from gingham.datastore import DEFAULT_URL, NotFound, Unavailable, open_datastore
 from gingham.model.bgp import BGPConfiguration, Node
 
@@ -41,6 +55,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         default=None,
         help="sockets and ExaBGP config (default /run/gingham/NODE)",
+    )
+    parser.add_argument(
+        "--felix-socket", type=Path, default=None, help="default <run-dir>/felix.sock"
+    )
+    parser.add_argument(
+        "--http", default="127.0.0.1:9098", help="HOST:PORT for probes/metrics ('' disables)"
     )
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
@@ -75,17 +95,43 @@ async def run(args: argparse.Namespace) -> int:
                 listen_port=config.listen_port,
             )
         )
-        speaker = Speaker(args.node, store, adapter, LoggingSink())
+        http = parse_host_port(args.http) if args.http else None
+        sink = FelixSink(args.felix_socket or run_dir / "felix.sock")
+        speaker = Speaker(args.node, store, adapter, sink)
+        sink.node_of = speaker.node_of
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        server, health = await serve_grpc(run_dir / "speaker.sock", speaker, sink)
+        web = None
+        if http is not None:
+            try:
+                web = await serve_http(
+                    http[0],
+                    http[1],
+                    live=lambda: True,
+                    ready=lambda: speaker.plan is not None,
+                    registry=registry_for(speaker, sink),
+                )
+            except OSError as exc:
+                await server.stop(None)
+                raise UserError(f"--http {args.http}: {exc.strerror}") from None
         await speaker.start()
+        speaker.tasks.append(asyncio.create_task(sink.run(), name="felix-feed"))
+        serving = asyncio.create_task(_serving_when_planned(speaker, health))
         log.info("speaker for %s running, ExaBGP listening on %s", args.node, view.ipv4_address)
         stopped = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([stopped, *speaker.tasks], return_when=asyncio.FIRST_COMPLETED)
         failed = [t for t in done if t is not stopped]
+        serving.cancel()
         await speaker.stop()
+        if web is not None:
+            web.close()
+        await server.stop(None)
+        with contextlib.suppress(FileNotFoundError):
+            (run_dir / "speaker.sock").unlink()
         for task in failed:
             if not task.cancelled() and task.exception() is not None:
                 log.error("speaker task %s failed", task.get_name(), exc_info=task.exception())
@@ -93,6 +139,20 @@ async def run(args: argparse.Namespace) -> int:
         return 0
     finally:
         await store.close()
+
+
+def parse_host_port(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"--http {value!r}: expected HOST:PORT, e.g. 127.0.0.1:9098")
+    return host, int(port)
+
+
+async def _serving_when_planned(speaker: Speaker, health: Any) -> None:
+    """grpc health turns SERVING once the speaker planned from a full view."""
+    while speaker.plan is None:
+        await asyncio.sleep(0.1)
+    await mark_serving(health)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -177,6 +177,11 @@ class Speaker:
         self._borrowed = frozenset(borrowed)
         self._dirty.set()
 
+    def address(self) -> IPv4Address | None:
+        """This node's BGP address, as the datastore says now."""
+        node = self.cluster.objects["Node"].get(self.node)
+        return node_view(node).ipv4_address if isinstance(node, Node) else None
+
     def node_of(self, address: IPv4Address) -> str | None:
         """The Node whose BGP address is `address` (a route's originator)."""
         for node in self.cluster.of(Node):

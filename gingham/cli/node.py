@@ -94,4 +94,6 @@ def register(subparsers: Any) -> None:
         help="for the supervisor and its children",
     )
     p.set_defaults(func=run_node)
-    # `gingham node status` (BGP peers table) is registered here by the speaker's engineer.
+    from gingham.cli.bgp_status import add_status_command
+
+    add_status_command(commands)

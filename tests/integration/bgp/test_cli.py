@@ -7,7 +7,9 @@ a session with a real BIRD; SIGTERM stops it (and its ExaBGP) with exit 0.
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -59,6 +61,7 @@ async def test_speaker_process_peers_with_a_global_bgp_peer_and_stops_cleanly(
     )  # fmt: skip
     try:
         await daemon_says(bird.established, what="BIRD Established with the speaker")
+        await check_status_surfaces(lab, tmp_path / "run")
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 15) == 0
         await daemon_says(lambda: not bird.established(), what="session gone after SIGTERM")
@@ -72,3 +75,48 @@ async def test_speaker_process_peers_with_a_global_bgp_peer_and_stops_cleanly(
             proc.kill()
             await proc.wait()
         log.close()
+
+
+def gingham(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gingham.cli.main", *args],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+
+
+async def check_status_surfaces(lab: Lab, run: Path) -> None:
+    """speaker.sock (0600) answers `gingham node status`; metrics on localhost HTTP."""
+    sock = run / "speaker.sock"
+    assert stat.S_IMODE(sock.stat().st_mode) == 0o600
+
+    async def says_up() -> subprocess.CompletedProcess[str] | None:
+        done = gingham("node", "status", "--run-dir", str(run))
+        return done if done.returncode == 0 and " up " in done.stdout else None
+
+    table = await eventually(says_up, 10, "node status shows the session up")
+    row = next(line for line in table.stdout.splitlines() if str(their_address(1)) in line)
+    assert "| global " in row, table.stdout
+    as_json = json.loads(gingham("node", "status", "--run-dir", str(run), "-o", "json").stdout)
+    (peer,) = as_json["peers"]
+    assert peer["address"] == str(their_address(1))
+    assert peer["state"] == "established" and peer["as_number"] == 65002
+    assert as_json["ready"] is True and as_json["node"] == "n1"
+
+    fetch = (
+        "import urllib.request as u, sys; r = u.urlopen('http://127.0.0.1:9098' + sys.argv[1]);"
+        " print(r.read().decode())"
+    )
+
+    def get(path: str) -> str:
+        return subprocess.run(
+            ["ip", "netns", "exec", lab.us, sys.executable, "-c", fetch, path],
+            capture_output=True, text=True, timeout=30, check=True,
+        ).stdout  # fmt: skip
+
+    assert get("/readiness").strip() == "ready"
+    metrics = get("/metrics")
+    assert 'gingham_bgp_sessions{state="established"} 1.0' in metrics
+    assert (
+        f'gingham_bgp_session_established{{peer="{their_address(1)}",peer_type="global"}} 1.0'
+        in metrics
+    )
