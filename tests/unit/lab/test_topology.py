@@ -1,0 +1,95 @@
+"""The lab plan: unique addresses, valid resources, Calico's RR peering, racks with eBGP."""
+
+from __future__ import annotations
+
+import pytest
+
+from gingham.lab.topology import RR_LABEL, LabOptions, PlanError, plan_lab
+from gingham.model.bgp import BGPPeer, Node
+from gingham.model.documents import check_set, parse_resource
+from gingham.model.network import IPPool
+from gingham.selector import parse_selector
+
+ALL = [
+    LabOptions(name="a", nodes=n, topology=t, encap=e, pods_per_node=2)
+    for n in (1, 4, 7)
+    for t in ("mesh", "rr", "racks")
+    for e in ("none", "vxlan", "ipip")
+    if not (t == "rr" and n < 2)
+]
+
+
+@pytest.mark.parametrize("options", ALL, ids=lambda o: f"{o.topology}-{o.nodes}-{o.encap}")
+def test_addresses_names_and_resources(options: LabOptions) -> None:
+    plan = plan_lab(options)
+    addresses = [n.address.ip for n in plan.nodes]
+    addresses += [t.rack_address.ip for t in plan.tors] + [t.spine_address.ip for t in plan.tors]
+    assert len(set(addresses)) == len(addresses)
+    assert len(set(plan.namespaces)) == len(plan.namespaces)
+    assert all(ns.startswith(f"{options.name}-") for ns in plan.namespaces)
+    links = [n.fabric_link for n in plan.nodes] + [t.spine_link for t in plan.tors]
+    assert len(set(links)) == len(links) and all(len(name) <= 15 for name in links)
+    for node in plan.nodes:
+        if node.gateway is not None:
+            assert node.gateway in node.address.network
+    parsed = [parse_resource(doc) for doc in plan.resources]
+    assert check_set(parsed) == []
+    nodes = [r for r in parsed if isinstance(r, Node)]
+    assert sorted(n.metadata.name for n in nodes) == sorted(n.name for n in plan.nodes)
+    (pool,) = [r for r in parsed if isinstance(r, IPPool)]
+    expected = {"none": ("Never", "Never"), "vxlan": ("Never", "x"), "ipip": ("x", "Never")}
+    ipip, vxlan = expected[options.encap]
+    mode = "CrossSubnet" if options.topology == "racks" else "Always"
+    assert pool.spec.ipip_mode == (mode if ipip == "x" else ipip)
+    assert pool.spec.vxlan_mode == (mode if vxlan == "x" else vxlan)
+
+
+def test_rr_peer_selectors_pair_every_client_with_every_reflector() -> None:
+    plan = plan_lab(LabOptions(name="r", nodes=6, topology="rr"))
+    parsed = [parse_resource(doc) for doc in plan.resources]
+    labels = {n.metadata.name: n.metadata.labels or {} for n in parsed if isinstance(n, Node)}
+    reflectors = {name for name, lab in labels.items() if RR_LABEL in lab}
+    assert reflectors == {"node1", "node2"}
+    for node in parsed:
+        if isinstance(node, Node):
+            has_id = node.spec.bgp is not None and node.spec.bgp.route_reflector_cluster_id
+            assert bool(has_id) == (node.metadata.name in reflectors)
+    sessions = set()
+    for peer in (r for r in parsed if isinstance(r, BGPPeer)):
+        local = parse_selector(peer.spec.node_selector or "all()")
+        remote = parse_selector(peer.spec.peer_selector or "")
+        for a, la in labels.items():
+            for b, lb in labels.items():
+                if a != b and local.matches(la) and remote.matches(lb):
+                    sessions.add(frozenset((a, b)))
+    clients = set(labels) - reflectors
+    wanted = {frozenset((c, r)) for c in clients for r in reflectors} | {frozenset(reflectors)}
+    assert sessions == wanted
+    config = next(doc for doc in plan.resources if doc["kind"] == "BGPConfiguration")
+    assert config["spec"]["nodeToNodeMeshEnabled"] is False
+
+
+def test_racks_peer_ebgp_with_their_own_tor() -> None:
+    plan = plan_lab(LabOptions(name="k", nodes=6, topology="racks", racks=2))
+    peers = {d["spec"]["node"]: d["spec"] for d in plan.resources if d["kind"] == "BGPPeer"}
+    for node in plan.nodes:
+        assert node.rack is not None
+        tor = plan.tors[node.rack - 1]
+        assert peers[node.name]["peerIP"] == str(tor.rack_address.ip)
+        assert peers[node.name]["asNumber"] == tor.asn != node.asn
+        assert node.address in tor.rack_address.network
+
+
+@pytest.mark.parametrize(
+    ("options", "word"),
+    [
+        (LabOptions(name="Bad_Name"), "--name"),
+        (LabOptions(nodes=0), "--nodes"),
+        (LabOptions(topology="ring"), "--topology"),
+        (LabOptions(encap="gre"), "--encap"),
+        (LabOptions(topology="rr", nodes=1), "--topology rr"),
+    ],
+)
+def test_bad_options_name_the_option(options: LabOptions, word: str) -> None:
+    with pytest.raises(PlanError, match=word):
+        plan_lab(options)
