@@ -1,0 +1,170 @@
+"""The issue's mesh: real felix + real speaker per node, pods reach each other.
+
+Three node namespaces on one bridge, one sqlite datastore. Each node runs
+`gingham-felix` and `gingham-bgp` (the processes, sharing a run dir as under
+`gingham node run`); pods are added through felix's AddWorkload. IPAM claims
+a block per node, the speakers announce the blocks over the node-to-node
+mesh and hand what they learn to felix, which programs the kernel — so
+every pod pings every other. A node added to the datastore is peered and its
+pod reachable; a node deleted from the datastore is withdrawn everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import pytest
+
+from gingham.datastore import open_datastore
+from gingham.v1 import dataplane_pb2 as pb
+from gingham.v1 import dataplane_pb2_grpc as pb_grpc
+from tests.integration.felix.daemon import Felix, resource, seed
+from tests.support.netns import Netns, Topology
+from tests.support.poll import wait_for
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+POOL = "10.66.0.0/16"
+
+
+class SpeakerProcess:
+    """One gingham-bgp in a node namespace, stopped by PID."""
+
+    def __init__(self, ns: Netns, node: str, url: str, run_dir: Path, log: Path) -> None:
+        self.ns, self.node, self.url, self.run_dir, self.log = ns, node, url, run_dir, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        args = ["ip", "netns", "exec", self.ns.name, sys.executable, "-m", "bird_agent",
+                "--node", self.node, "--datastore", self.url,
+                "--run-dir", str(self.run_dir / "bgp"),
+                "--felix-socket", str(self.run_dir / "felix.sock")]  # fmt: skip
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.kill(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+
+@dataclass
+class Cluster:
+    topo: Topology
+    url: str
+    tmp: Path
+    seg: Netns
+    bridge: str
+    nodes: dict[str, Netns] = field(default_factory=dict)
+    pods: dict[str, Netns] = field(default_factory=dict)
+    ips: dict[str, str] = field(default_factory=dict)
+    felixes: list[Felix] = field(default_factory=list)
+    speakers: dict[str, SpeakerProcess] = field(default_factory=dict)
+
+    async def add_node(self, i: int) -> None:
+        name = f"node{i}"
+        ns = self.topo.netns(f"n{i}")
+        self.topo.attach(self.seg, self.bridge, ns, "up0")
+        ns.ip(f"addr add 192.0.2.{i}/24 dev up0")
+        self.nodes[name] = ns
+        self.pods[name] = self.topo.netns(f"p{i}")
+        await seed(self.url, [resource("Node", name, {"bgp": {"ipv4Address": f"192.0.2.{i}/24"}})])
+        run = self.tmp / f"run{i}"
+        felix = Felix(ns, self.url, run, self.tmp / f"felix{i}.log", node=name)
+        self.felixes.append(felix)
+        await asyncio.to_thread(felix.start)
+        speaker = SpeakerProcess(ns, name, self.url, run, self.tmp / f"bgp{i}.log")
+        self.speakers[name] = speaker
+        speaker.start()
+        async with grpc.aio.insecure_channel(f"unix:{felix.sock}") as ch:
+            reply = await pb_grpc.DataplaneStub(ch).AddWorkload(  # type: ignore[no-untyped-call]
+                pb.AddWorkloadRequest(
+                    container_id=f"c-{name}",
+                    netns=self.pods[name].path,
+                    interface_name="eth0",
+                    pod_namespace="default",
+                    pod_name=f"pod-{name}",
+                ),
+                timeout=30,
+            )
+        self.ips[name] = reply.ips[0].address.split("/")[0]
+
+    def pings(self, src: str, dst: str) -> bool:
+        return self.pods[src].ping(self.ips[dst], timeout=1.0)
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(self.tmp.glob("*.log"))
+        )
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
+    if os.geteuid() != 0:
+        pytest.skip("needs root for network namespaces")
+    with Topology() as topo:
+        seg = topo.netns("br")
+        made = Cluster(topo, f"sqlite:///{tmp_path}/store.db", tmp_path, seg, topo.bridge(seg))
+        try:
+            await seed(
+                made.url,
+                [
+                    resource("IPPool", "default", {"cidr": POOL}),
+                    resource("BGPConfiguration", "default", {"holdTime": "9s"}),
+                ],
+            )
+            yield made
+        finally:
+            for speaker in made.speakers.values():
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(speaker.stop)
+            for felix in made.felixes:
+                felix.kill9()
+
+
+def all_pairs_ping(cluster: Cluster) -> bool:
+    names = list(cluster.pods)
+    return all(cluster.pings(a, b) for a in names for b in names if a != b)
+
+
+async def test_three_node_mesh_pods_ping_and_nodes_join_and_leave(cluster: Cluster) -> None:
+    for i in (1, 2, 3):
+        await cluster.add_node(i)
+    try:
+        await asyncio.to_thread(wait_for, lambda: all_pairs_ping(cluster), 40, 0.1, "full mesh")
+    except AssertionError:
+        raise AssertionError("pods do not all reach each other\n" + cluster.logs()) from None
+
+    # A fourth node joins through the datastore: peered, its pod reachable.
+    await cluster.add_node(4)
+    await asyncio.to_thread(wait_for, lambda: all_pairs_ping(cluster), 40, 0.1, "node4 joined")
+
+    # node4 leaves the datastore: its block disappears from every other kernel.
+    ds = open_datastore(cluster.url)
+    try:
+        blocks = [b for b in (await ds.list("IPAMBlock")).items if b.spec.host == "node4"]
+        await ds.delete("Node", "node4")
+    finally:
+        await ds.close()
+    (block,) = blocks
+    others = [ns for name, ns in cluster.nodes.items() if name != "node4"]
+
+    def withdrawn() -> bool:
+        return all(f"{block.spec.cidr} via" not in ns.routes() for ns in others)
+
+    await asyncio.to_thread(wait_for, withdrawn, 20, 0.1, "node4's block withdrawn")
+    assert cluster.pings("node1", "node2")
