@@ -140,6 +140,10 @@ class ExaBGPAdapter:
             self._supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._supervisor
+        # The supervisor may have been cancelled between spawning a process and
+        # forgetting it: make sure nothing outlives stop() and no stale PID shows.
+        await self._terminate()
+        self._proc = None
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
