@@ -5,7 +5,12 @@ import policy, with counters to show for it; its legitimate pool block passes.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import subprocess
+import sys
 from ipaddress import IPv4Network
+from pathlib import Path
 
 import pytest
 
@@ -14,10 +19,15 @@ from bird_agent.policy import ImportFilter, PolicyView, RejectReason
 from tests.integration.bgp.conftest import (
     POOL,
     THEIR_BLOCK,
+    THEIR_EBGP_AS,
     Lab,
     our_address,
     their_address,
 )
+from tests.integration.felix.daemon import Felix, resource, seed
+from tests.support.netns import Netns
+from tests.support.poll import wait_for
+from tests.support.speaker import SpeakerProcess
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -51,3 +61,51 @@ async def test_hostile_announcements_are_rejected_and_counted(lab: Lab, cluster_
     }
     assert policy.rejected_by_peer[peer] == 3
     assert policy.accepted_by_peer[peer] == 1
+
+
+async def test_hostile_routes_never_reach_felix_kernel(lab: Lab, tmp_path: Path) -> None:
+    """The whole path: BIRD → ExaBGP → gingham-bgp → felix's route feed → kernel.
+    Only the pool block is programmed; the rejections show in `node status`."""
+    peer = their_address(1)
+    await lab.daemon("bird", 1, ibgp=False, originate=[DEFAULT, COVERS_US, OUTSIDE, THEIR_BLOCK])
+    url = f"sqlite:///{tmp_path}/store.db"
+    await seed(
+        url,
+        [
+            resource("IPPool", "pool", {"cidr": str(POOL)}),
+            resource("Node", "n1", {"bgp": {"ipv4Address": f"{our_address(1)}/24"}}),
+            resource("BGPConfiguration", "default", {"holdTime": "9s"}),
+            resource("BGPPeer", "tor", {"peerIP": str(peer), "asNumber": THEIR_EBGP_AS}),
+        ],
+    )
+    us = Netns(lab.us)
+    run = tmp_path / "run"
+    felix = Felix(us, url, run, tmp_path / "felix.log", node="n1")
+    speaker = SpeakerProcess(us, "n1", url, run, tmp_path / "bgp.log")
+    try:
+        await asyncio.to_thread(felix.start)
+        speaker.start()
+        want = f"{THEIR_BLOCK} via {peer}"
+        await asyncio.to_thread(
+            wait_for, lambda: want in us.routes(), 30, 0.1, "the pool block programmed by felix"
+        )
+        routes = us.routes()
+        for refused in (DEFAULT, COVERS_US, OUTSIDE):
+            assert f"{'default' if refused == DEFAULT else refused} " not in routes, routes
+        status = subprocess.run(
+            [sys.executable, "-m", "gingham.cli.main", "node", "status",
+             "--run-dir", str(run), "-o", "json"],
+            capture_output=True, text=True, timeout=30, check=True,
+        )  # fmt: skip
+        doc = json.loads(status.stdout)
+        assert doc["rejected_by_reason"] == {
+            RejectReason.DEFAULT_ROUTE.value: 1,
+            RejectReason.COVERS_NODE_ADDRESS.value: 1,
+            RejectReason.OUTSIDE_POOLS.value: 1,
+        }
+        assert doc["rejected_by_peer"] == {str(peer): 3}
+        assert doc["felix_in_sync"] is True
+        assert [r["prefix"] for r in doc["learned"]] == [str(THEIR_BLOCK)]
+    finally:
+        await asyncio.to_thread(speaker.stop)
+        felix.kill9()

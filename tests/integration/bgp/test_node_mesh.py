@@ -14,9 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,36 +27,11 @@ from gingham.v1 import dataplane_pb2_grpc as pb_grpc
 from tests.integration.felix.daemon import Felix, resource, seed
 from tests.support.netns import Netns, Topology
 from tests.support.poll import wait_for
+from tests.support.speaker import SpeakerProcess
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 POOL = "10.66.0.0/16"
-
-
-class SpeakerProcess:
-    """One gingham-bgp in a node namespace, stopped by PID."""
-
-    def __init__(self, ns: Netns, node: str, url: str, run_dir: Path, log: Path) -> None:
-        self.ns, self.node, self.url, self.run_dir, self.log = ns, node, url, run_dir, log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        args = ["ip", "netns", "exec", self.ns.name, sys.executable, "-m", "bird_agent",
-                "--node", self.node, "--datastore", self.url,
-                "--run-dir", str(self.run_dir / "bgp"),
-                "--felix-socket", str(self.run_dir / "felix.sock")]  # fmt: skip
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.kill(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
 
 
 @dataclass
