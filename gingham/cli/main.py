@@ -31,6 +31,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gingham.cli.ipam",
     "gingham.cli.k8s",
     "gingham.cli.node",
+    "gingham.cli.lab",
 )
 
 LOG_LEVELS = ("debug", "info", "warning", "error")

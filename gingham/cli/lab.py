@@ -1,0 +1,175 @@
+"""`gingham lab up|down|status|ping|exec|list`: a whole fabric in network namespaces.
+
+Thin: parsing and printing. The plan is `gingham.lab.topology`, the building
+`gingham.lab.build`, the looking `gingham.lab.observe`; labs live under
+``/var/run/gingham/labs/<name>/`` (`gingham.lab.state`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from gingham.cli.common import CLIError
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _state(name: str) -> Any:
+    from gingham.lab.state import LabState
+
+    state = LabState.load(name)
+    if state is None:
+        raise CLIError(f'no lab named "{name}" (gingham lab list shows the labs)')
+    return state
+
+
+def run_up(args: argparse.Namespace) -> int:
+    from gingham.cli.node import speaker_available
+    from gingham.lab.build import LabError, down, up, wait_converged
+    from gingham.lab.topology import LabOptions, PlanError
+
+    options = LabOptions(
+        name=args.name,
+        nodes=args.nodes,
+        topology=args.topology,
+        encap=args.encap,
+        pods_per_node=args.pods_per_node,
+        tor=args.tor,
+    )
+    if args.lab_datastore != "sqlite":
+        raise CLIError("--datastore etcd is not built yet for labs: use --datastore sqlite")
+    if not speaker_available():
+        _say("note: the BGP speaker (gingham-bgp) is not available: nodes run felix only,")
+        _say("      so pods reach pods on their own node but not across nodes.")
+    try:
+        state = up(options, _say, wait=args.wait)
+    except PlanError as exc:
+        raise CLIError(str(exc)) from None
+    except LabError as exc:
+        down(args.name, lambda _line: None)
+        raise CLIError(str(exc), "(everything this lab made so far was removed)") from None
+    converged = wait_converged(state, _say, args.wait)
+    _print_status(state)
+    if not converged:
+        _say(f"not every pod reaches every other pod yet (waited {args.wait:.0f}s): "
+             f"gingham lab ping --name {args.name} shows the matrix")  # fmt: skip
+    _say(f"look around: gingham lab status --name {args.name}; "
+         f"gingham lab exec --name {args.name} node1 -- ip route")  # fmt: skip
+    _say(f"tear down:   gingham lab down --name {args.name}")
+    return 0
+
+
+def _print_status(state: Any) -> None:
+    from gingham.lab.observe import lab_status, ping_matrix, render_matrix
+
+    status = lab_status(state)
+    for node in status["nodes"]:
+        felix = "serving" if node["felix_serving"] else "NOT serving"
+        print(f"{node['name']} ({node['netns']}): felix {felix}")
+        speaker = node["speaker"]
+        if speaker is None:
+            print("  BGP: no speaker answering")
+        else:
+            for peer in speaker.get("peers", []):
+                print(f"  peer {peer.get('address', '?'):<15} {peer.get('peer_type', ''):<22} "
+                      f"{peer.get('state', '?'):<12} {peer.get('info', '')}")  # fmt: skip
+        for route in node["routes"]:
+            print(f"  route {route}")
+    matrix = ping_matrix(state)
+    print(f"pod-to-pod reachability ({matrix.ok}/{matrix.pairs} pairs):")
+    print(render_matrix(matrix))
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from gingham.lab.observe import lab_status
+
+    state = _state(args.name)
+    if args.output == "json":
+        print(json.dumps(lab_status(state), indent=2))
+    else:
+        _print_status(state)
+    return 0
+
+
+def run_ping(args: argparse.Namespace) -> int:
+    from gingham.lab.observe import ping_matrix, render_matrix
+
+    matrix = ping_matrix(_state(args.name), timeout=args.timeout)
+    print(render_matrix(matrix))
+    for a, b in matrix.failures():
+        print(f"FAIL {a} → {b}")
+    print(f"{matrix.ok}/{matrix.pairs} pairs reachable")
+    return 0 if matrix.pairs and not matrix.failures() else 1
+
+
+def run_exec(args: argparse.Namespace) -> int:
+    state = _state(args.name)
+    where = {**state.nodes, **{p.name: p.netns for p in state.pods}}
+    if args.target not in where:
+        raise CLIError(f'lab "{args.name}" has no node or pod "{args.target}" '
+                       f"(nodes: {', '.join(state.nodes)})")  # fmt: skip
+    command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not command:
+        raise CLIError("lab exec: give a command after --, e.g. lab exec node1 -- ip route")
+    os.execvp("ip", ["ip", "netns", "exec", where[args.target], *command])
+    return 0  # not reached
+
+
+def run_down(args: argparse.Namespace) -> int:
+    from gingham.lab.build import down
+
+    if not down(args.name, _say):
+        _say(f'no lab named "{args.name}": nothing to remove')
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from gingham.lab.state import LabState, list_labs
+
+    for name in list_labs():
+        state = LabState.load(name)
+        if state is not None:
+            o = state.options
+            print(f"{name}\t{o['topology']}\t{o['nodes']} nodes\t{len(state.pods)} pods"
+                  f"\t{state.directory}")  # fmt: skip
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    lab = subparsers.add_parser("lab", help="a whole fabric on this machine (network namespaces)")
+    commands = lab.add_subparsers(dest="lab_command", required=True)
+
+    def with_name(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--name", default="lab", help="the lab's name (default: lab)")
+        return p
+
+    p = with_name(commands.add_parser("up", help="build a lab and wait until it converges"))
+    p.add_argument("--nodes", type=int, default=4)
+    p.add_argument("--topology", choices=("mesh", "rr", "racks"), default="mesh")
+    p.add_argument("--encap", choices=("none", "vxlan", "ipip"), default="none")
+    p.add_argument("--pods-per-node", type=int, default=2)
+    p.add_argument("--tor", choices=("frr", "bird"), default="frr", help="racks: ToR daemon")
+    p.add_argument("--datastore", dest="lab_datastore", choices=("sqlite", "etcd"),
+                   default="sqlite", help="the lab's own datastore")  # fmt: skip
+    p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for convergence")
+    p.set_defaults(func=run_up)
+    p = with_name(commands.add_parser("status", help="nodes, peers, routes, reachability"))
+    p.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    p.set_defaults(func=run_status)
+    p = with_name(commands.add_parser("ping", help="the full pod-to-pod matrix; 1 if any fails"))
+    p.add_argument("--timeout", type=float, default=1.0)
+    p.set_defaults(func=run_ping)
+    p = with_name(commands.add_parser("exec", help="run a command in a node's (or pod's) netns"))
+    p.add_argument("target", help="node or pod name")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND ...")
+    p.set_defaults(func=run_exec)
+    with_name(commands.add_parser("down", help="remove everything the lab made")).set_defaults(
+        func=run_down
+    )
+    commands.add_parser("list", help="the labs on this machine").set_defaults(func=run_list)

@@ -1,0 +1,288 @@
+"""`lab up` / `lab down`: apply a `LabPlan` to this machine, and undo exactly that.
+
+`up` records each namespace and process in the lab's `LabState` before
+making it, then: fabric bridge and veths, addresses, the datastore seeded with
+the plan's resources (``gingham apply``), ``gingham cni install`` per node,
+``gingham node run`` in each node namespace, pods through the real CNI plugin
+(the conflist's chain, executed with CNI_* env and the config on stdin, as
+libcni does), and finally waits for convergence (`wait_converged`).
+
+`down` stops the recorded processes (SIGTERM, then SIGKILL, by PID and only
+if the PID still names the process we started), kills what else runs inside
+the lab's own namespaces, deletes the namespaces (which removes every link
+in them: the lab puts no link in the host namespace) and the lab directory.
+It is idempotent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from gingham.lab.observe import felix_serving, node_run_dir, ping_matrix, speaker_status
+from gingham.lab.state import (
+    LabState,
+    PodRecord,
+    ProcessRecord,
+    is_ours,
+    lab_dir,
+    process_start_time,
+)
+from gingham.lab.topology import LabOptions, LabPlan, plan_lab
+
+Progress = Callable[[str], None]
+BIN = Path(sys.executable).parent
+CNI_TRY_AGAIN_LATER = 11
+
+
+class LabError(Exception):
+    """Something a person can act on (the message says what)."""
+
+
+def _run(cmd: list[str], stdin: bytes | None = None, env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run(cmd, input=stdin, capture_output=True, env=env, check=False)
+    if proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).decode(errors="replace").strip()
+        raise LabError(f"{' '.join(cmd)} failed ({proc.returncode}): {detail}")
+    return proc.stdout.decode()
+
+
+def _ip(netns: str, *args: str) -> None:
+    _run(["ip", "-n", netns, *args])
+
+
+def _tool(name: str) -> str:
+    beside = BIN / name
+    return str(beside) if beside.is_file() else (shutil.which(name) or name)
+
+
+def up(options: LabOptions, progress: Progress, wait: float = 30.0) -> LabState:
+    plan = plan_lab(options)
+    directory = lab_dir(options.name)
+    if directory.exists():
+        raise LabError(
+            f'lab "{options.name}" already exists ({directory}): '
+            f"gingham lab down --name {options.name}"
+        )
+    if options.topology == "racks":
+        raise LabError("--topology racks: the ToR routers are not built yet (use mesh or rr)")
+    if options.encap == "ipip" and not _kernel_has_ipip():
+        raise LabError("--encap ipip: this kernel has no ipip module; use vxlan or none")
+    directory.mkdir(parents=True)
+    state = LabState(options.name, asdict(options), f"sqlite:///{directory / 'datastore.db'}")
+    state.save()
+    _build_network(plan, state, progress)
+    _seed_datastore(plan, state)
+    for node in plan.nodes:
+        _install_cni(state, node.name)
+        _start_node(state, node.name, node.netns)
+    progress(f"started gingham node run in {len(plan.nodes)} node namespaces")
+    _create_pods(plan, state, progress, deadline=time.monotonic() + max(wait, 30.0))
+    return state
+
+
+def _kernel_has_ipip() -> bool:
+    return Path("/sys/module/ipip").exists()
+
+
+def _build_network(plan: LabPlan, state: LabState, progress: Progress) -> None:
+    for netns in [plan.fabric_netns, *(n.netns for n in plan.nodes)]:
+        state.namespaces.append(netns)
+        state.save()
+        _run(["ip", "netns", "add", netns])
+        _ip(netns, "link", "set", "lo", "up")
+    _ip(plan.fabric_netns, "link", "add", "br0", "type", "bridge")
+    _ip(plan.fabric_netns, "link", "set", "br0", "up")
+    for node in plan.nodes:
+        state.nodes[node.name] = node.netns
+        _ip(node.bridge_netns, "link", "add", node.fabric_link, "type", "veth",
+            "peer", "name", "eth0", "netns", node.netns)  # fmt: skip
+        _ip(node.bridge_netns, "link", "set", node.fabric_link, "master", "br0", "up")
+        _ip(node.netns, "addr", "add", str(node.address), "dev", "eth0")
+        _ip(node.netns, "link", "set", "eth0", "up")
+    state.save()
+    progress(f"{len(plan.nodes)} nodes on {plan.fabric_netns}/br0 ({plan.options.topology})")
+
+
+def _seed_datastore(plan: LabPlan, state: LabState) -> None:
+    path = state.directory / "resources.json"
+    path.write_text("\n---\n".join(json.dumps(doc) for doc in plan.resources) + "\n")
+    _run([_tool("gingham"), "--datastore", state.datastore, "apply", "-f", str(path)])
+
+
+def _install_cni(state: LabState, node: str) -> None:
+    run_dir = node_run_dir(state, node)
+    _run([_tool("gingham"), "cni", "install", "--bin-dir", str(state.directory / "cni-bin"),
+          "--conf-dir", str(run_dir / "net.d"), "--run-dir", str(run_dir),
+          # The Debian reference plugins chained after ours stop at CNI 1.0.0.
+          "--cni-version", "1.0.0"])  # fmt: skip
+
+
+def _start_node(state: LabState, node: str, netns: str) -> None:
+    run_dir = node_run_dir(state, node)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cmd = ["ip", "netns", "exec", netns, _tool("gingham"), "--datastore", state.datastore,
+           "node", "run", "--node", node, "--run-dir", str(run_dir)]  # fmt: skip
+    with (run_dir / "node-run.log").open("ab") as log:
+        # A session of its own: a ^C at `lab up` must not reach the nodes.
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    start = process_start_time(proc.pid)
+    state.processes.append(ProcessRecord(f"node run {node}", proc.pid, start or 0))
+    state.save()
+
+
+def cni_chain(state: LabState, pod: PodRecord, command: str) -> dict[str, Any]:
+    """Run the node's conflist for `pod` exactly as libcni does; the last plugin's result."""
+    run_dir = node_run_dir(state, pod.node)
+    (conflist,) = (run_dir / "net.d").glob("*.conflist")
+    network = json.loads(conflist.read_text())
+    bin_dir = state.directory / "cni-bin"
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "CNI_COMMAND": command,
+        "CNI_CONTAINERID": pod.container_id,
+        "CNI_NETNS": f"/run/netns/{pod.netns}",
+        "CNI_IFNAME": "eth0",
+        "CNI_PATH": str(bin_dir),
+        "CNI_ARGS": f"IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={pod.name}",
+    }
+    result: dict[str, Any] = {}
+    plugins = network["plugins"] if command == "ADD" else list(reversed(network["plugins"]))
+    for plugin in plugins:
+        conf = {"cniVersion": network["cniVersion"], "name": network["name"], **plugin}
+        if result and command == "ADD":
+            conf["prevResult"] = result
+        out = subprocess.run(
+            ["ip", "netns", "exec", state.nodes[pod.node], str(bin_dir / plugin["type"])],
+            input=json.dumps(conf).encode(),
+            capture_output=True,
+            env=env,
+            check=False,
+        )
+        reply = json.loads(out.stdout or b"{}")
+        if out.returncode != 0:
+            raise _CNIFailure(plugin["type"], reply, out.stderr.decode(errors="replace"))
+        result = reply or result
+    return result
+
+
+class _CNIFailure(Exception):
+    def __init__(self, plugin: str, reply: dict[str, Any], stderr: str) -> None:
+        self.plugin = plugin
+        self.code = reply.get("code")
+        text = reply.get("msg") or stderr.strip()
+        details = reply.get("details")
+        super().__init__(f"{plugin}: {text}{f' ({details})' if details else ''}")
+
+
+def _create_pods(plan: LabPlan, state: LabState, progress: Progress, deadline: float) -> None:
+    for node in plan.nodes:
+        for pod in node.pods:
+            state.namespaces.append(pod.netns)
+            state.save()
+            _run(["ip", "netns", "add", pod.netns])
+    for node in plan.nodes:
+        for pod in node.pods:
+            record = PodRecord(pod.name, pod.node, pod.netns, pod.container_id)
+            while True:
+                try:
+                    result = cni_chain(state, record, "ADD")
+                    break
+                except _CNIFailure as exc:
+                    # felix not up yet (socket missing) or busy: a runtime retries too.
+                    if exc.plugin != "gingham" or time.monotonic() > deadline:
+                        raise LabError(f"pod {pod.name} on {pod.node}: CNI ADD: {exc}") from None
+                    time.sleep(0.2)
+            ips = result.get("ips") or [{}]
+            record.address = str(ips[0].get("address", "")).split("/")[0] or None
+            state.pods.append(record)
+            state.save()
+            progress(f"pod {pod.name} on {pod.node}: {record.address}")
+
+
+def wait_converged(state: LabState, progress: Progress, wait: float) -> bool:
+    """Poll felix, speakers, routes and pings until every pair answers or `wait` passes."""
+    start = time.monotonic()
+    while True:
+        felix = sum(felix_serving(node_run_dir(state, n)) for n in state.nodes)
+        speakers = [speaker_status(node_run_dir(state, n)) for n in state.nodes]
+        up = [s for s in speakers if s is not None]
+        sessions = sum(
+            1
+            for s in up
+            for p in s.get("peers", [])
+            if str(p.get("state", "")).lower() == "established"
+        )
+        total_sessions = sum(len(s.get("peers", [])) for s in up)
+        matrix = ping_matrix(state, timeout=1.0)
+        elapsed = time.monotonic() - start
+        progress(
+            f"[{elapsed:5.1f}s] felix {felix}/{len(state.nodes)} serving · "
+            f"speakers {len(up)}/{len(state.nodes)} · BGP sessions {sessions}/{total_sessions}"
+            f" · pings {matrix.ok}/{matrix.pairs}"
+        )
+        if matrix.pairs and matrix.ok == matrix.pairs:
+            return True
+        if elapsed > wait:
+            return False
+        time.sleep(0.5)
+
+
+def down(name: str, progress: Progress) -> bool:
+    """Remove lab `name`; False when there was nothing to remove."""
+    state = LabState.load(name)
+    directory = lab_dir(name)
+    if state is None:
+        if directory.exists():
+            shutil.rmtree(directory)
+            return True
+        return False
+    for record in state.processes:
+        _stop(record)
+    for netns in reversed(state.namespaces):
+        _kill_inside(netns)
+        subprocess.run(["ip", "netns", "del", netns], capture_output=True, check=False)
+    shutil.rmtree(directory, ignore_errors=True)
+    progress(f"lab {name}: stopped {len(state.processes)} node supervisors, "
+             f"removed {len(state.namespaces)} namespaces and {directory}")  # fmt: skip
+    return True
+
+
+def _stop(record: ProcessRecord, grace: float = 8.0) -> None:
+    if not is_ours(record):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(record.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while is_ours(record) and time.monotonic() < deadline:
+        _reap(record.pid)
+        time.sleep(0.05)
+    if is_ours(record):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(record.pid, signal.SIGKILL)
+    _reap(record.pid)
+
+
+def _reap(pid: int) -> None:
+    # `lab up` and `lab down` in one process (tests): collect our own child's exit.
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _kill_inside(netns: str) -> None:
+    """SIGKILL whatever still runs inside one of the lab's own namespaces."""
+    proc = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True,
+                          check=False)  # fmt: skip
+    for word in proc.stdout.split():
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(word), signal.SIGKILL)
