@@ -247,8 +247,7 @@ def down(name: str, progress: Progress) -> bool:
             shutil.rmtree(directory)
             return True
         return False
-    for record in state.processes:
-        _stop(record)
+    _stop_all(state.processes)
     for netns in reversed(state.namespaces):
         _kill_inside(netns)
         subprocess.run(["ip", "netns", "del", netns], capture_output=True, check=False)
@@ -258,19 +257,24 @@ def down(name: str, progress: Progress) -> bool:
     return True
 
 
-def _stop(record: ProcessRecord, grace: float = 8.0) -> None:
-    if not is_ours(record):
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(record.pid, signal.SIGTERM)
+def _stop_all(records: list[ProcessRecord], grace: float = 8.0) -> None:
+    """SIGTERM every recorded process at once, then SIGKILL the ones still there after `grace`."""
+    live = [r for r in records if is_ours(r)]
+    for record in live:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(record.pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while is_ours(record) and time.monotonic() < deadline:
-        _reap(record.pid)
+    while time.monotonic() < deadline:
+        for record in live:
+            _reap(record.pid)
+        live = [r for r in live if is_ours(r)]
+        if not live:
+            return
         time.sleep(0.05)
-    if is_ours(record):
+    for record in live:
         with contextlib.suppress(ProcessLookupError):
             os.kill(record.pid, signal.SIGKILL)
-    _reap(record.pid)
+        _reap(record.pid)
 
 
 def _reap(pid: int) -> None:
