@@ -99,11 +99,21 @@ class Agent:
         self._datastore_kinds_pending: set[str] = set()
         self._next_resync = 0.0
         self._started = False
+        self._links_removed: set[str] = set()
 
     # ---- facts in
 
     def mark_dirty(self) -> None:
         self._dirty.set()
+
+    def link_removed(self, name: str) -> None:
+        """A link felix owned was deleted outside a reconcile (DeleteWorkload).
+
+        Folded into the programmed view at the start of the next pass, on the
+        loop: a pass running now may still commit ops planned before the delete.
+        """
+        self._links_removed.add(name)
+        self.mark_dirty()
 
     def expect_datastore_kinds(self, kinds: set[str]) -> None:
         self._datastore_kinds_pending = set(kinds)
@@ -165,6 +175,12 @@ class Agent:
     async def reconcile(self, resync: bool) -> list[OpResult]:
         # Snapshot everything on the loop: the worker thread must not iterate dicts
         # that datastore events mutate meanwhile.
+        # Waiters that arrived before this pass began are answered by it; later
+        # ones wait for the next (their change may not be in this pass's inputs).
+        waiters, self._waiters = self._waiters, []
+        for name in sorted(self._links_removed):
+            self.reconciler.forget_link(name)
+        self._links_removed.clear()
         self.reconciler.routes_synced = self.feed.synced
         inputs = self.inputs()
         nat = nat_ruleset(list(self.pools.values()))
@@ -178,14 +194,17 @@ class Agent:
             self._next_resync = self.clock() + self.resync_interval
         if self.on_reconciled is not None:
             self.on_reconciled(self, results)
-        waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
         return results
 
     async def reconciled(self) -> None:
-        """Return after the next reconcile pass ends (AddWorkload waits for its route)."""
+        """Return after a reconcile pass that began after this call ends.
+
+        AddWorkload waits on it for its route: a pass already running when the
+        workload was registered does not count.
+        """
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         self.mark_dirty()

@@ -9,6 +9,8 @@ Invariants:
   in `commit`, for ops the kernel accepted (or a delete the kernel says was
   already done), and wholesale in `load_actual` after a dump (periodic
   resync). A failed op leaves the old view, so the next plan retries it.
+  The one exception is `forget_link`: a deleted link takes its routes with it
+  in the kernel, so they leave the view too.
 - Nothing is removed — no route, neighbour, FDB entry or link delete is
   planned — until both the first full datastore snapshot and the first full
   route snapshot have been processed (`removal_allowed`). A restarted felix
@@ -105,6 +107,24 @@ class Reconciler:
     def load_actual(self, actual: KernelState) -> None:
         """Adopt a fresh dump of the kernel as the programmed view (resync)."""
         self.programmed = copy.deepcopy(actual)
+
+    def forget_link(self, name: str) -> None:
+        """The link `name` was deleted: the kernel dropped every route through it.
+
+        Without this the view would keep the old /32 of a deleted pod veth, and a
+        new veth of the same name and address (CNI DEL then ADD of one container
+        ID) would look programmed while the kernel has no route to it.
+        """
+        self.programmed.links.discard(name)
+        gone = [
+            dst
+            for dst, route in self.programmed.routes.items()
+            if any(hop.dev == name for hop in route.nexthops)
+        ]
+        for dst in gone:
+            del self.programmed.routes[dst]
+        for key in [k for k in self.programmed.neighbours if k[0] == name]:
+            del self.programmed.neighbours[key]
 
     def plan(self, desired: KernelState) -> list[Op]:
         """The ops that turn `programmed` into `desired`, in a safe order."""

@@ -189,6 +189,12 @@ class RouteSocket:
 
     def apply(self, ops: Sequence[RouteOp], chunk: int = CHUNK) -> list[OpResult]:
         """Apply route ops in chunks; one result per op, in order."""
+        if any(h.dev is not None for op in ops for h in op.route.nexthops):
+            # Names → indexes afresh for every batch: a pod veth deleted and made
+            # again under the same name (CNI DEL then ADD of one container ID) has
+            # a new index, and a cached one would be refused (ENODEV) or, once the
+            # kernel reuses it, silently name another device.
+            self.refresh_links()
         results: list[OpResult] = []
         for start in range(0, len(ops), chunk):
             results += self._apply_chunk(ops[start : start + chunk])

@@ -180,6 +180,8 @@ class DataplaneServicer(pb_grpc.DataplaneServicer):
             return pb.DeleteWorkloadReply(existed=existed)
         name = host_interface_name(request.container_id, iface)
         existed = await asyncio.to_thread(links.unplumb_workload, self.host_netns, name)
+        if existed:
+            self.agent.link_removed(name)
         existed = self.agent.workloads.pop(name, None) is not None or existed
         self.agent.mark_dirty()
         return pb.DeleteWorkloadReply(existed=existed)
@@ -230,7 +232,8 @@ class DataplaneServicer(pb_grpc.DataplaneServicer):
                 )
                 continue
             # Adopted at start (no record of its container ID): remove the plumbing.
-            await asyncio.to_thread(links.unplumb_workload, self.host_netns, name)
+            if await asyncio.to_thread(links.unplumb_workload, self.host_netns, name):
+                self.agent.link_removed(name)
             self.agent.workloads.pop(name, None)
             removed.append(pb.WorkloadId(container_id="", interface_name=name))
         self.agent.mark_dirty()

@@ -207,16 +207,27 @@ class Workloads:
         self.attachments[name] = attachment
         self.agent.workloads[name] = LocalWorkload(name, ips)
         self.agent.mark_dirty()
-        await self._wait_routes({IPv4Network(ip) for ip in ips})
+        try:
+            await self._wait_routes({IPv4Network(ip) for ip in ips})
+        except WorkloadError:
+            # A failed add leaves nothing behind, even this late.
+            await self._delete_locked(req.container_id, interface, name)
+            raise
         return attachment
 
     async def _wait_routes(self, wanted: set[IPv4Network]) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.route_timeout
-        while not wanted <= self.agent.programmed().routes.keys():
+        # At least one pass that began after the workload was registered: before
+        # it, the programmed view may still hold a route of a deleted veth.
+        while True:
             remaining = deadline - loop.time()
             try:
                 await asyncio.wait_for(self.agent.reconciled(), max(remaining, 0.001))
+                if wanted <= self.agent.programmed().routes.keys():
+                    return
+                if loop.time() >= deadline:
+                    raise TimeoutError
             except TimeoutError:
                 failures = "; ".join(self.agent.reconciler.failures.values())
                 raise WorkloadError(
@@ -231,6 +242,8 @@ class Workloads:
 
     async def _delete_locked(self, container_id: str, interface: str, name: str) -> bool:
         existed = await asyncio.to_thread(links.unplumb_workload, self.host_netns, name)
+        if existed:
+            self.agent.link_removed(name)
         known = self.attachments.pop(name, None)
         existed = known is not None or existed
         existed = self.agent.workloads.pop(name, None) is not None or existed

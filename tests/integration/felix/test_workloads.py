@@ -138,3 +138,28 @@ async def test_concurrent_retries_of_one_add_assign_once(felix, topo: Topology) 
     assert first == second
     assert ipam.free == [IPv4Address("10.65.0.6")], "a retried ADD took a second address"
     assert pod.ping("192.0.2.1")
+
+
+async def test_add_delete_add_again_with_the_same_container_id(
+    felix, topo: Topology, node: Netns
+) -> None:  # type: ignore[no-untyped-def]
+    """containerd retries a sandbox with the same ID: the new veth gets a new ifindex.
+
+    The re-ADD must program the /32 against the new link (not a cached index of
+    the deleted one) even though the address and the interface name are the same.
+    """
+    stub, ipam, agent, _datastore = felix
+    agent.resync_interval = 3600.0  # only the event-driven path, as between resyncs
+    pod = topo.netns("pa")
+    first = await stub.AddWorkload(add_request("c5", pod))
+    for attempt in range(3):
+        assert (await stub.DeleteWorkload(pb.DeleteWorkloadRequest(container_id="c5"))).existed
+        ipam.free.sort()  # like real IPAM: the lowest free address, i.e. the same one again
+        again = await stub.AddWorkload(add_request("c5", pod))
+        assert [ip.address for ip in again.ips] == [ip.address for ip in first.ips], attempt
+        assert again.host_interface == first.host_interface
+        assert pod.ping("192.0.2.1"), f"re-ADD {attempt}: pod cannot reach its node"
+        routes = node.ip("-4 route show proto 77")
+        assert f"10.65.0.5 dev {first.host_interface}" in routes, routes
+        # A resync would repair a bad apply in the end; the first try must be right.
+        assert agent.stats.errors == 0, agent.problems

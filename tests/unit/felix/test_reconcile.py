@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 from ipaddress import IPv4Address, IPv4Network
 
-from felix.dataplane import VXLAN_DEVICE, NextHop, Route, host_interface_name
+from felix.dataplane import VXLAN_DEVICE, Action, LinkOp, NextHop, Route, host_interface_name
 from felix.desired import (
     DesiredInputs,
     EncapMode,
@@ -254,3 +254,27 @@ def test_host_interface_name() -> None:
     assert name.startswith("gh") and len(name) == 13
     assert name == host_interface_name("0123456789abcdef", "eth0")
     assert name != host_interface_name("0123456789abcdef", "eth1")
+
+
+def test_pod_veth_deleted_and_made_again_gets_its_route_back_before_any_resync() -> None:
+    """CNI DEL then ADD of one container ID: same veth name, same address, new link.
+
+    The kernel dropped the /32 with the old link; felix's view must drop it too,
+    or the new pod looks routed while nothing routes to it (until a resync).
+    """
+    name = host_interface_name("c1", "eth0")
+    pod = LocalWorkload(name, (IP("10.65.0.5"),))
+    for rec in (synced(), Reconciler()):  # in sync, and a felix still waiting for snapshots
+        k = kernel()
+        k.links.add(name)
+        inputs = node_inputs(blocks=[NET("10.65.0.0/26")], workloads=[pod])
+        converge(rec, k, inputs)
+        assert k.forward("10.65.0.5") == {Outcome("local", name)}
+
+        k.apply([LinkOp(Action.DELETE, name)])  # DeleteWorkload removes the veth...
+        rec.forget_link(name)
+        k.links.add(name)  # ...and the re-ADD makes a new one under the same name
+        results = reconcile_once(rec, k, compute_desired(inputs).state, 1.0, resync=False)
+        assert all(r.ok for r in results), results
+        assert k.forward("10.65.0.5") == {Outcome("local", name)}
+        assert NET("10.65.0.5/32") in rec.programmed.routes
