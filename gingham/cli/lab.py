@@ -41,6 +41,7 @@ def run_up(args: argparse.Namespace) -> int:
         encap=args.encap,
         pods_per_node=args.pods_per_node,
         tor=args.tor,
+        racks=args.racks,
     )
     if args.lab_datastore != "sqlite":
         raise CLIError("--datastore etcd is not built yet for labs: use --datastore sqlite")
@@ -154,7 +155,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--topology", choices=("mesh", "rr", "racks"), default="mesh")
     p.add_argument("--encap", choices=("none", "vxlan", "ipip"), default="none")
     p.add_argument("--pods-per-node", type=int, default=2)
-    p.add_argument("--tor", choices=("frr", "bird"), default="frr", help="racks: ToR daemon")
+    p.add_argument("--tor", choices=("frr", "bird"), default="bird", help="racks: ToR daemon")
+    p.add_argument("--racks", type=int, default=2, help="racks: how many")
     p.add_argument("--datastore", dest="lab_datastore", choices=("sqlite", "etcd"),
                    default="sqlite", help="the lab's own datastore")  # fmt: skip
     p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for convergence")

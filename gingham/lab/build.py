@@ -38,7 +38,8 @@ from gingham.lab.state import (
     lab_dir,
     process_start_time,
 )
-from gingham.lab.topology import LabOptions, LabPlan, plan_lab
+from gingham.lab.topology import LabOptions, LabPlan, TorPlan, plan_lab
+from gingham.lab.tor import bird_config
 
 Progress = Callable[[str], None]
 BIN = Path(sys.executable).parent
@@ -74,14 +75,16 @@ def up(options: LabOptions, progress: Progress, wait: float = 30.0) -> LabState:
             f'lab "{options.name}" already exists ({directory}): '
             f"gingham lab down --name {options.name}"
         )
-    if options.topology == "racks":
-        raise LabError("--topology racks: the ToR routers are not built yet (use mesh or rr)")
+    if options.topology == "racks" and options.tor != "bird":
+        raise LabError(f"--tor {options.tor}: only BIRD ToRs are built so far: use --tor bird")
     if options.encap == "ipip" and not _kernel_has_ipip():
         raise LabError("--encap ipip: this kernel has no ipip module; use vxlan or none")
     directory.mkdir(parents=True)
     state = LabState(options.name, asdict(options), f"sqlite:///{directory / 'datastore.db'}")
     state.save()
     _build_network(plan, state, progress)
+    for tor in plan.tors:
+        _start_tor(plan, state, tor)
     _seed_datastore(plan, state)
     for node in plan.nodes:
         _install_cni(state, node.name)
@@ -96,13 +99,23 @@ def _kernel_has_ipip() -> bool:
 
 
 def _build_network(plan: LabPlan, state: LabState, progress: Progress) -> None:
-    for netns in [plan.fabric_netns, *(n.netns for n in plan.nodes)]:
+    for netns in [plan.fabric_netns, *(t.netns for t in plan.tors), *(n.netns for n in plan.nodes)]:
         state.namespaces.append(netns)
         state.save()
         _run(["ip", "netns", "add", netns])
         _ip(netns, "link", "set", "lo", "up")
-    _ip(plan.fabric_netns, "link", "add", "br0", "type", "bridge")
-    _ip(plan.fabric_netns, "link", "set", "br0", "up")
+    for bridge_netns in [plan.fabric_netns, *(t.netns for t in plan.tors)]:
+        _ip(bridge_netns, "link", "add", "br0", "type", "bridge")
+        _ip(bridge_netns, "link", "set", "br0", "up")
+    for tor in plan.tors:
+        # The ToR's uplink `up0` sits on the spine bridge; br0 is its rack's segment.
+        _ip(plan.fabric_netns, "link", "add", tor.spine_link, "type", "veth",
+            "peer", "name", "up0", "netns", tor.netns)  # fmt: skip
+        _ip(plan.fabric_netns, "link", "set", tor.spine_link, "master", "br0", "up")
+        _ip(tor.netns, "addr", "add", str(tor.spine_address), "dev", "up0")
+        _ip(tor.netns, "link", "set", "up0", "up")
+        _ip(tor.netns, "addr", "add", str(tor.rack_address), "dev", "br0")
+        _run(["ip", "netns", "exec", tor.netns, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
     for node in plan.nodes:
         state.nodes[node.name] = node.netns
         _ip(node.bridge_netns, "link", "add", node.fabric_link, "type", "veth",
@@ -110,8 +123,24 @@ def _build_network(plan: LabPlan, state: LabState, progress: Progress) -> None:
         _ip(node.bridge_netns, "link", "set", node.fabric_link, "master", "br0", "up")
         _ip(node.netns, "addr", "add", str(node.address), "dev", "eth0")
         _ip(node.netns, "link", "set", "eth0", "up")
+        if node.gateway is not None:
+            _ip(node.netns, "route", "add", "default", "via", str(node.gateway))
     state.save()
-    progress(f"{len(plan.nodes)} nodes on {plan.fabric_netns}/br0 ({plan.options.topology})")
+    where = f"{len(plan.tors)} racks behind BIRD ToRs" if plan.tors else f"{plan.fabric_netns}/br0"
+    progress(f"{len(plan.nodes)} nodes on {where} ({plan.options.topology})")
+
+
+def _start_tor(plan: LabPlan, state: LabState, tor: TorPlan) -> None:
+    directory = state.directory / "tors" / tor.name
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "bird.conf").write_text(bird_config(plan, tor))
+    cmd = ["ip", "netns", "exec", tor.netns, "bird", "-f", "-c", str(directory / "bird.conf"),
+           "-s", str(directory / "bird.ctl")]  # fmt: skip
+    with (directory / "bird.log").open("ab") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    state.processes.append(ProcessRecord(f"bird {tor.name}", proc.pid,
+                                         process_start_time(proc.pid) or 0))  # fmt: skip
+    state.save()
 
 
 def _seed_datastore(plan: LabPlan, state: LabState) -> None:

@@ -49,7 +49,7 @@ class LabOptions:
     topology: str = "mesh"
     encap: str = "none"
     pods_per_node: int = 2
-    tor: str = "frr"
+    tor: str = "bird"
     racks: int = 2
 
 
