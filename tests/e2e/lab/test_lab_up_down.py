@@ -1,4 +1,4 @@
-"""`gingham lab up --nodes 2 --topology mesh`, then `lab down` leaves nothing behind.
+"""`gingham lab up --nodes 2` (mesh, racks), then `lab down` leaves nothing behind.
 
 The real thing end to end, as a person runs it: the CLI builds the namespaces,
 starts `gingham node run` in each node, creates pods through the CNI plugin,
@@ -79,13 +79,20 @@ def lab_env(tmp_path: Path) -> Iterator[tuple[dict[str, str], str]]:
                 subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
-def test_mesh_lab_up_ping_down(lab_env: tuple[dict[str, str], str]) -> None:
+@pytest.mark.parametrize(
+    ("topology", "namespaces"),
+    [("mesh", 1 + 2 + 4), ("racks", 1 + 2 + 2 + 4)],  # fabric, (ToRs), nodes, pods
+)
+def test_lab_up_ping_down(
+    lab_env: tuple[dict[str, str], str], topology: str, namespaces: int
+) -> None:
+    """mesh: one L2 segment; racks: one node per rack behind BIRD ToRs (eBGP, routed)."""
     env, name = lab_env
-    up = lab(env, "up", "--name", name, "--nodes", "2", "--topology", "mesh",
+    up = lab(env, "up", "--name", name, "--nodes", "2", "--topology", topology,
              "--pods-per-node", "2", "--wait", "20")  # fmt: skip
     assert up.returncode == 0, up.stderr
     ours = {ns for ns in netns_names() if ns.startswith(f"{name}-")}
-    assert len(ours) == 1 + 2 + 4  # fabric, nodes, pods
+    assert len(ours) == namespaces
     processes = pids_in(ours)
     state = json.loads((Path(env["GINGHAM_LAB_ROOT"]) / name / "state.json").read_text())
     processes |= {p["pid"] for p in state["processes"]}
