@@ -8,11 +8,13 @@ clock starts at `birdc enable peer` and stops when the receiver holds them all:
   import policy (`ImportFilter`) → `LearnedRoutes` (selected routes);
 - reference: BIRD → FRR bgpd (no zebra), counted by `pfxRcd`.
 
-Also prints the CPU seconds ExaBGP and our own process spent. The kernel stage
-(felix programming the routes) is not wired yet: see issue 6; the target there
-is ≥ 20,000 prefixes/s end to end.
+- end to end (`kernel s`): BIRD → ExaBGP → the `gingham-bgp` process →
+  felix's route feed → the real `gingham-felix` → routes in the kernel,
+  counted with `ip route show proto 77` (the target is ≥ 20,000 prefixes/s).
 
-Run as root: `.venv/bin/python bench/bgp.py [--sizes 10000 100000] [--runs 1]`.
+Also prints the CPU seconds ExaBGP and our own process spent (in-process
+path). Run as root:
+`.venv/bin/python bench/bgp.py [--sizes 10000 100000] [--runs 1] [--no-kernel]`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import argparse
 import asyncio
 import os
 import statistics
+import subprocess
 import sys
 import time
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
@@ -119,6 +122,67 @@ async def through_gingham(count: int) -> tuple[float, float, float]:
         pair.close()
 
 
+def kernel_routes(ns: str) -> int:
+    out = subprocess.run(
+        ["ip", "-n", ns, "route", "show", "proto", "77"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return sum(1 for line in out.splitlines() if " via " in line)
+
+
+def through_kernel(count: int) -> float:
+    """BIRD → gingham-bgp → gingham-felix → kernel, both real processes."""
+    from tests.integration.felix.daemon import FELIX, HTTP_PORT, Felix, resource, seed
+    from tests.support.netns import Netns
+    from tests.support.poll import wait_for
+    from tests.support.speaker import SpeakerProcess
+
+    class BenchFelix(Felix):
+        """The test helper's felix, with the production resync interval (the
+        tests' 0.5 s would re-read the whole kernel table all the time)."""
+
+        def start(self) -> None:
+            args = ["ip", "netns", "exec", self.ns.name, FELIX, "--node", self.node,
+                    "--datastore", self.url, "--run-dir", str(self.run_dir),
+                    "--http", f"127.0.0.1:{HTTP_PORT}"]  # fmt: skip
+            with self.log.open("ab") as out:
+                self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+            wait_for(self.healthy, timeout=20, what="felix serving health")
+
+    pair = Pair(count)
+    try:
+        with TemporaryDirectory() as tmp_name:
+            tmp = Path(tmp_name)
+            url = f"sqlite:///{tmp}/store.db"
+            objects = [
+                resource("IPPool", "pool", {"cidr": str(POOL)}),
+                resource("Node", "n1", {"bgp": {"ipv4Address": f"{US}/24"}}),
+                resource("BGPPeer", "bird", {"peerIP": str(THEM), "asNumber": 65002}),
+            ]
+            asyncio.run(seed(url, objects))
+            us = Netns(pair.us)
+            run = tmp / "run"
+            felix = BenchFelix(us, url, run, tmp / "felix.log", node="n1")
+            speaker = SpeakerProcess(us, "n1", url, run, tmp / "bgp.log")
+            try:
+                felix.start()
+                speaker.start()
+                wait_for((run / "bgp" / "speaker.sock").exists, 30, 0.05, "speaker up")
+                started = time.monotonic()
+                pair.bird.enable()
+                while kernel_routes(pair.us) < count:
+                    if time.monotonic() - started > DEADLINE:
+                        print(f"kernel: not all {count} routes after {DEADLINE}s", file=sys.stderr)
+                        return float("inf")
+                    time.sleep(0.2)
+                return time.monotonic() - started
+            finally:
+                speaker.stop()
+                felix.kill9()
+    finally:
+        pair.close()
+
+
 def through_frr(count: int) -> float:
     pair = Pair(count)
     frr = bgpd.Frr(bgpd.DaemonPeering(pair.us, US, 64512, THEM, 65002))
@@ -140,21 +204,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--no-kernel", action="store_true", help="skip the end-to-end stage")
     args = parser.parse_args()
     print(f"{'prefixes':>9} {'gingham s':>10} {'prefix/s':>9} {'exabgp cpu':>11} "
-          f"{'our cpu':>8} {'BIRD→FRR s':>11} {'prefix/s':>9}")  # fmt: skip
+          f"{'our cpu':>8} {'kernel s':>9} {'prefix/s':>9} "
+          f"{'BIRD→FRR s':>11} {'prefix/s':>9}")  # fmt: skip
     for size in args.sizes:
-        ours, exabgp_cpu, our_cpu, frr = [], [], [], []
+        ours, exabgp_cpu, our_cpu, frr, kernel = [], [], [], [], []
         for _ in range(args.runs):
+            if not args.no_kernel:
+                kernel.append(through_kernel(size))
             elapsed, exa, own = asyncio.run(through_gingham(size))
             ours.append(elapsed)
             exabgp_cpu.append(exa)
             our_cpu.append(own)
             frr.append(through_frr(size))
         g, f = statistics.median(ours), statistics.median(frr)
+        k = statistics.median(kernel) if kernel else float("nan")
         print(
             f"{size:>9} {g:>10.2f} {size / g:>9.0f} {statistics.median(exabgp_cpu):>11.2f} "
-            f"{statistics.median(our_cpu):>8.2f} {f:>11.2f} {size / f:>9.0f}"
+            f"{statistics.median(our_cpu):>8.2f} {k:>9.2f} {size / k:>9.0f} "
+            f"{f:>11.2f} {size / f:>9.0f}"
         )
 
 
