@@ -1,10 +1,11 @@
-"""The speaker daemon (skeleton): datastore → peers and policy → ExaBGP → learned routes.
+"""The speaker daemon: datastore → peers and policy → ExaBGP → learned routes → sink.
 
 `Speaker` follows the BGP-relevant kinds in the datastore (Node, BGPPeer,
-BGPConfiguration, IPPool), recomputes the peer plan and import policy after
+BGPConfiguration, IPPool, IPAMBlock), recomputes the peer plan and import policy after
 every batch of changes (`plan_for`, pure), hands the sessions and this
 node's announcements to the `ExaBGPAdapter`, and folds the adapter's events
-into `LearnedRoutes`, passing selected-route changes to a `RouteSink`.
+into `LearnedRoutes`, passing selected-route changes to a `RouteSink`
+(in production `FelixSink`, felix's route feed; gingham-bgp wires it).
 
 What this node announces comes from IPAM, as the IPAMBlock objects say
 (they are IPAM's truth, see gingham/ipam/query.py): every block affine to
@@ -140,14 +141,6 @@ class PeerStatus:
     received: int
     accepted: int
     advertised: int
-
-
-class LoggingSink:
-    """A RouteSink that only logs (until the felix feed exists)."""
-
-    async def apply(self, changes: Sequence[RouteChange]) -> None:
-        for change in changes:
-            log.info("route %s → %s", change.prefix, change.route)
 
 
 class Speaker:
