@@ -42,9 +42,8 @@ def run_up(args: argparse.Namespace) -> int:
         pods_per_node=args.pods_per_node,
         tor=args.tor,
         racks=args.racks,
+        datastore=args.lab_datastore,
     )
-    if args.lab_datastore != "sqlite":
-        raise CLIError("--datastore etcd is not built yet for labs: use --datastore sqlite")
     if not speaker_available():
         _say("note: the BGP speaker (gingham-bgp) is not available: nodes run felix only,")
         _say("      so pods reach pods on their own node but not across nodes.")

@@ -79,13 +79,21 @@ def up(options: LabOptions, progress: Progress, wait: float = 30.0) -> LabState:
         raise LabError(f"--tor {options.tor}: only BIRD ToRs are built so far: use --tor bird")
     if options.encap == "ipip" and not _kernel_has_ipip():
         raise LabError("--encap ipip: this kernel has no ipip module; use vxlan or none")
+    if options.datastore == "etcd" and shutil.which("etcd") is None:
+        raise LabError("--datastore etcd: no etcd binary (Debian package etcd-server)")
     directory.mkdir(parents=True)
-    state = LabState(options.name, asdict(options), f"sqlite:///{directory / 'datastore.db'}")
+    if options.datastore == "etcd":
+        url = f"etcd://{plan.fabric_address.ip}:2379"
+    else:
+        url = f"sqlite:///{directory / 'datastore.db'}"
+    state = LabState(options.name, asdict(options), url)
     state.save()
     _build_network(plan, state, progress)
     for tor in plan.tors:
         _start_tor(plan, state, tor)
-    _seed_datastore(plan, state)
+    if options.datastore == "etcd":
+        _start_etcd(plan, state)
+    _seed_datastore(plan, state, deadline=time.monotonic() + 20)
     for node in plan.nodes:
         _install_cni(state, node.name)
         _start_node(state, node.name, node.netns)
@@ -107,6 +115,7 @@ def _build_network(plan: LabPlan, state: LabState, progress: Progress) -> None:
     for bridge_netns in [plan.fabric_netns, *(t.netns for t in plan.tors)]:
         _ip(bridge_netns, "link", "add", "br0", "type", "bridge")
         _ip(bridge_netns, "link", "set", "br0", "up")
+    _ip(plan.fabric_netns, "addr", "add", str(plan.fabric_address), "dev", "br0")
     for tor in plan.tors:
         # The ToR's uplink `up0` sits on the spine bridge; br0 is its rack's segment.
         _ip(plan.fabric_netns, "link", "add", tor.spine_link, "type", "veth",
@@ -116,6 +125,8 @@ def _build_network(plan: LabPlan, state: LabState, progress: Progress) -> None:
         _ip(tor.netns, "link", "set", "up0", "up")
         _ip(tor.netns, "addr", "add", str(tor.rack_address), "dev", "br0")
         _run(["ip", "netns", "exec", tor.netns, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+        _ip(plan.fabric_netns, "route", "add", str(tor.rack_address.network),
+            "via", str(tor.spine_address.ip))  # fmt: skip
     for node in plan.nodes:
         state.nodes[node.name] = node.netns
         _ip(node.bridge_netns, "link", "add", node.fabric_link, "type", "veth",
@@ -143,10 +154,35 @@ def _start_tor(plan: LabPlan, state: LabState, tor: TorPlan) -> None:
     state.save()
 
 
-def _seed_datastore(plan: LabPlan, state: LabState) -> None:
+def _start_etcd(plan: LabPlan, state: LabState) -> None:
+    directory = state.directory / "etcd"
+    directory.mkdir(parents=True, exist_ok=True)
+    client = f"http://{plan.fabric_address.ip}:2379"
+    peer = "http://127.0.0.1:2380"  # one member: the peer URL never leaves the fabric netns
+    cmd = ["ip", "netns", "exec", plan.fabric_netns, "etcd", "--name", "lab",
+           "--data-dir", str(directory / "data"), "--listen-client-urls", client,
+           "--advertise-client-urls", client, "--listen-peer-urls", peer,
+           "--initial-advertise-peer-urls", peer, "--initial-cluster", f"lab={peer}"]  # fmt: skip
+    with (directory / "etcd.log").open("ab") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    state.processes.append(ProcessRecord("etcd", proc.pid, process_start_time(proc.pid) or 0))
+    state.save()
+
+
+def _seed_datastore(plan: LabPlan, state: LabState, deadline: float) -> None:
+    """Apply the plan's resources, from the fabric netns (where a lab etcd is reachable)."""
     path = state.directory / "resources.json"
     path.write_text("\n---\n".join(json.dumps(doc) for doc in plan.resources) + "\n")
-    _run([_tool("gingham"), "--datastore", state.datastore, "apply", "-f", str(path)])
+    cmd = ["ip", "netns", "exec", plan.fabric_netns, _tool("gingham"),
+           "--datastore", state.datastore, "apply", "-f", str(path)]  # fmt: skip
+    while True:
+        try:
+            _run(cmd)
+            return
+        except LabError:
+            if plan.options.datastore != "etcd" or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)  # etcd still starting
 
 
 def _install_cni(state: LabState, node: str) -> None:
@@ -281,7 +317,7 @@ def down(name: str, progress: Progress) -> bool:
         _kill_inside(netns)
         subprocess.run(["ip", "netns", "del", netns], capture_output=True, check=False)
     shutil.rmtree(directory, ignore_errors=True)
-    progress(f"lab {name}: stopped {len(state.processes)} node supervisors, "
+    progress(f"lab {name}: stopped {len(state.processes)} processes, "
              f"removed {len(state.namespaces)} namespaces and {directory}")  # fmt: skip
     return True
 

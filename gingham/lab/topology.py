@@ -12,6 +12,8 @@ Layout:
   a spine bridge in the fabric namespace (10.200.255.<r>/24). Nodes of rack r
   are in AS 65100+r and peer eBGP with their ToR (AS 65000+r); the ToRs peer
   eBGP with each other over the spine. The standard Calico-on-L3 design.
+- The fabric namespace has 10.200.0.254 (racks: 10.200.255.254, with routes
+  to each rack via its ToR): ``--datastore etcd`` runs etcd there.
 - Pods: namespace ``<lab>-node<i>-p<j>``, created through the CNI plugin.
 
 Invariants (tested): node, ToR and gateway addresses are unique; link names
@@ -51,6 +53,7 @@ class LabOptions:
     pods_per_node: int = 2
     tor: str = "bird"
     racks: int = 2
+    datastore: str = "sqlite"
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,8 @@ class TorPlan:
 class LabPlan:
     options: LabOptions
     fabric_netns: str
+    fabric_address: IPv4Interface
+    """The fabric namespace's own address on its bridge (where a lab etcd listens)."""
     nodes: tuple[NodePlan, ...]
     tors: tuple[TorPlan, ...]
     resources: tuple[dict[str, Any], ...] = field(default=())
@@ -122,6 +127,8 @@ def check_options(o: LabOptions) -> None:
         raise PlanError(f"--pods-per-node {o.pods_per_node}: must be 0..50")
     if o.topology == "racks" and not 1 <= o.racks <= 50:
         raise PlanError(f"--racks {o.racks}: must be 1..50")
+    if o.datastore not in ("sqlite", "etcd"):
+        raise PlanError(f"--datastore {o.datastore!r}: sqlite or etcd")
     if o.topology == "rr" and o.nodes < 2:
         raise PlanError("--topology rr needs --nodes 2 or more (a reflector and a client)")
 
@@ -177,8 +184,10 @@ def plan_lab(o: LabOptions) -> LabPlan:
                 pods=pods,
             )
         )
-    plan = LabPlan(o, fabric, tuple(nodes), tors)
-    return LabPlan(o, fabric, tuple(nodes), tors, tuple(resources(plan)))
+    # On the spine for racks (the nodes reach it through their ToR), else on the shared segment.
+    fabric_address = IPv4Interface("10.200.255.254/24" if racks else "10.200.0.254/24")
+    plan = LabPlan(o, fabric, fabric_address, tuple(nodes), tors)
+    return LabPlan(o, fabric, fabric_address, tuple(nodes), tors, tuple(resources(plan)))
 
 
 def _doc(kind: str, name: str, spec: dict[str, Any], labels: dict[str, str] | None = None) -> Any:

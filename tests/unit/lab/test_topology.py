@@ -24,6 +24,7 @@ def test_addresses_names_and_resources(options: LabOptions) -> None:
     plan = plan_lab(options)
     addresses = [n.address.ip for n in plan.nodes]
     addresses += [t.rack_address.ip for t in plan.tors] + [t.spine_address.ip for t in plan.tors]
+    addresses.append(plan.fabric_address.ip)
     assert len(set(addresses)) == len(addresses)
     assert len(set(plan.namespaces)) == len(plan.namespaces)
     assert all(ns.startswith(f"{options.name}-") for ns in plan.namespaces)
