@@ -29,7 +29,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from gingham.lab.observe import felix_serving, node_run_dir, ping_matrix, speaker_status
+from gingham.lab.observe import (
+    felix_serving,
+    node_run_dir,
+    ping_matrix,
+    pool_routes,
+    speaker_status,
+)
 from gingham.lab.state import (
     LabState,
     PodRecord,
@@ -289,12 +295,15 @@ def wait_converged(state: LabState, progress: Progress, wait: float) -> bool:
             if str(p.get("state", "")).lower() == "established"
         )
         total_sessions = sum(len(s.get("peers", [])) for s in up)
+        remote = sum(
+            1 for netns in state.nodes.values() for r in pool_routes(netns) if " via " in r
+        )
         matrix = ping_matrix(state, timeout=1.0)
         elapsed = time.monotonic() - start
         progress(
             f"[{elapsed:5.1f}s] felix {felix}/{len(state.nodes)} serving · "
             f"speakers {len(up)}/{len(state.nodes)} · BGP sessions {sessions}/{total_sessions}"
-            f" · pings {matrix.ok}/{matrix.pairs}"
+            f" · remote block routes {remote} · pings {matrix.ok}/{matrix.pairs}"
         )
         if matrix.pairs and matrix.ok == matrix.pairs:
             return True

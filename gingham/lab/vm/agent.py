@@ -1,7 +1,14 @@
 """The guest agent: runs the host's commands inside a VM, over the shared directory.
 
-Started by the guest's boot script as `python -m gingham.lab.vm.agent DIR`,
-where DIR is the writable 9p share. Protocol (all JSON files, each written to
+Started by the guest's boot script as `python -m gingham.lab.vm.agent DIR
+[DOORBELL]`, where DIR is the writable 9p share and DOORBELL a serial port
+(`/dev/ttyS1`) on which the host sends a byte after each request.
+
+Why a doorbell: under TCG, polling the share (a 9p directory listing every
+50 ms) cost a quarter of the guest's only vCPU. With the doorbell the agent
+sleeps in `select` and rescans the share only when rung — or every
+`IDLE_RESCAN_SECONDS`, so a lost byte delays a request but never loses it.
+Without a doorbell (tests on the host) it polls. Protocol (all JSON files, each written to
 a temporary name and renamed, so a reader never sees half a file):
 
 - host writes `DIR/req/<id>.json`: `{"argv": [...], "timeout": s, "env": {..},
@@ -20,14 +27,28 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
 import threading
 import time
+import tty
 from pathlib import Path
 from typing import Any
 
 POLL_SECONDS = 0.05
+IDLE_RESCAN_SECONDS = 1.0
+
+
+def open_doorbell(path: str) -> int | None:
+    """The serial port in raw mode (no echo, no line discipline), or None."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+        tty.setraw(fd)
+    except OSError as exc:
+        print(f"agent: no doorbell on {path} ({exc}): polling", file=sys.stderr)
+        return None
+    return fd
 
 
 def _write_json(path: Path, value: dict[str, Any]) -> None:
@@ -70,7 +91,7 @@ def _serve_one(share: Path, rid: str, request: dict[str, Any]) -> None:
     _write_json(share / "res" / f"{rid}.json", reply)
 
 
-def serve(share: Path) -> None:
+def serve(share: Path, doorbell: int | None = None) -> None:
     for sub in ("req", "res", "logs"):
         (share / sub).mkdir(exist_ok=True)
     seen: set[str] = set()
@@ -92,8 +113,11 @@ def serve(share: Path) -> None:
                 _write_json(share / "res" / entry, {"rc": 0, "stdout": "", "stderr": ""})
                 return
             threading.Thread(target=_serve_one, args=(share, rid, request), daemon=True).start()
-        time.sleep(POLL_SECONDS)
+        if doorbell is None:
+            time.sleep(POLL_SECONDS)
+        elif select.select([doorbell], [], [], IDLE_RESCAN_SECONDS)[0]:
+            os.read(doorbell, 4096)
 
 
 if __name__ == "__main__":
-    serve(Path(sys.argv[1]))
+    serve(Path(sys.argv[1]), open_doorbell(sys.argv[2]) if len(sys.argv) > 2 else None)

@@ -31,6 +31,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -114,7 +115,24 @@ class Vm:
     proc: subprocess.Popen[bytes] | None = None
     started: float = 0.0
     boot_seconds: float | None = None
+    doorbell: Path | None = None  # qemu's unix socket for the guest's ttyS1
     _seq: int = field(default=0, repr=False)
+    _bell: socket.socket | None = field(default=None, repr=False)
+
+    def ring(self) -> None:
+        """Wake the agent; best effort (it rescans every second anyway)."""
+        if self.doorbell is None:
+            return
+        try:
+            if self._bell is None:
+                self._bell = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self._bell.settimeout(1.0)
+                self._bell.connect(str(self.doorbell))
+            self._bell.sendall(b"!")
+        except OSError:
+            if self._bell is not None:
+                self._bell.close()
+            self._bell = None
 
     def guest_path(self, host_path: Path) -> str:
         return f"{GUEST_SHARE}/{host_path.relative_to(self.share)}"
@@ -158,6 +176,7 @@ class Vm:
         tmp = req.with_name(f".{rid}.tmp")
         tmp.write_text(json.dumps(body))
         tmp.rename(req)
+        self.ring()
         res = self.share / "res" / f"{rid}.json"
         deadline = time.monotonic() + timeout
         while not res.exists():
@@ -200,6 +219,9 @@ class Vm:
         self.kill(grace=timeout)
 
     def kill(self, grace: float = 0.0) -> None:
+        if self._bell is not None:
+            self._bell.close()
+            self._bell = None
         if self.proc is None:
             return
         try:
@@ -213,7 +235,8 @@ def boot_script(python: str) -> str:
     """The guest's `boot.sh` (run chrooted by `/init`): start the agent."""
     return (
         "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
-        f"export HOME=/root\ncd /\nexec {python} -m gingham.lab.vm.agent {GUEST_SHARE}\n"
+        f"export HOME=/root\ncd /\n"
+        f"exec {python} -m gingham.lab.vm.agent {GUEST_SHARE} /dev/ttyS1\n"
     )
 
 
@@ -233,6 +256,8 @@ def qemu_argv(lab: VmLab, vm: Vm, index: int, kernel: Kernel, initrd: Path) -> l
         "-name", f"gingham-{lab.name}-{vm.name}", "-nodefaults", "-no-user-config",
         "-accel", f"tcg,tb-size={lab.tb_size_mb}", "-m", str(lab.memory_mb), "-smp", "1",
         "-display", "none", "-serial", f"file:{vm.serial}", "-no-reboot",
+        "-chardev", f"socket,id=bell,path={vm.doorbell},server=on,wait=off",
+        "-serial", "chardev:bell",
         "-kernel", str(kernel.vmlinuz), "-initrd", str(initrd), "-append", append,
         "-virtfs", hostroot,
         "-virtfs", f"local,path={vm.share},mount_tag=share,security_model=none",
@@ -272,7 +297,9 @@ class VmLab:
         for i in range(1, count + 1):
             address = IPv4Interface(f"{subnet[i]}/{subnet.prefixlen}")
             share, serial = self.workdir / f"vm{i}", self.workdir / f"vm{i}.serial"
-            self.vms.append(Vm(f"vm{i}", address, share, serial))
+            vm = Vm(f"vm{i}", address, share, serial)
+            vm.doorbell = self.workdir / f"vm{i}.bell"
+            self.vms.append(vm)
 
     def tap(self, index: int) -> str:
         return f"ghvt-{self.name}{index}"

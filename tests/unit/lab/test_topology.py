@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
+
 import pytest
 
 from gingham.lab.topology import RR_LABEL, LabOptions, PlanError, plan_lab
+from gingham.lab.tor import bird_config
 from gingham.model.bgp import BGPPeer, Node
 from gingham.model.documents import check_set, parse_resource
 from gingham.model.network import IPPool
@@ -94,3 +99,19 @@ def test_racks_peer_ebgp_with_their_own_tor() -> None:
 def test_bad_options_name_the_option(options: LabOptions, word: str) -> None:
     with pytest.raises(PlanError, match=word):
         plan_lab(options)
+
+
+def test_tor_configs_are_valid_bird(tmp_path: Path) -> None:
+    """`bird -p` parses each ToR's configuration (skipped without the bird binary)."""
+    if shutil.which("bird") is None:
+        pytest.skip("bird is not installed (Debian package bird2)")
+    plan = plan_lab(LabOptions(name="k", nodes=5, topology="racks", racks=3))
+    for tor in plan.tors:
+        path = tmp_path / f"{tor.name}.conf"
+        path.write_text(bird_config(plan, tor))
+        done = subprocess.run(
+            ["bird", "-p", "-c", str(path)], capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        rack_nodes = [n for n in plan.nodes if n.rack == tor.rack]
+        assert all(f"neighbor {n.address.ip} as {n.asn};" in path.read_text() for n in rack_nodes)
