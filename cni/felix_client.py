@@ -23,10 +23,9 @@ gRPC outcome -> CNI error code (felix attaches an `ErrorDetail` in the
 | ErrorDetail INTERNAL, UNIMPLEMENTED, anything else | 100 |
 | a reply that does not decode, or lacks what the contract promises | 103 (ADD: deleted again) |
 
-This deliberately differs from the proto's comment on ErrorCode, which swaps
-codes 4 and 7 and uses 999: the spec defines 4 as "invalid environment
-variables" and 7 as "invalid network config", and we number our own codes from
-100 (cni/errors.py).
+The proto's comment on ErrorCode states the same mapping: the spec defines 4
+as "invalid environment variables" and 7 as "invalid network config", and we
+number our own codes from 100 (cni/errors.py).
 """
 
 from __future__ import annotations
@@ -185,12 +184,6 @@ class FelixClient:
             ) from None
 
     def add(self, inv: Invocation, conf: NetConf) -> Attachment:
-        if conf.mac and "mac" not in {f[0] for f in wire.SCHEMAS["AddWorkloadRequest"].values()}:
-            raise CniError(
-                errors.UNSUPPORTED_FIELD,
-                "runtimeConfig.mac: felix's AddWorkload has no way to set a MAC yet; "
-                "remove the mac capability or the requested MAC",
-            )
         request: dict[str, object] = {
             "container_id": inv.container_id,
             "netns": inv.netns,
@@ -238,14 +231,8 @@ class FelixClient:
             raise
         return bool(reply["existed"])
 
-    def check(
-        self, inv: Invocation, host_interface: str = ""
-    ) -> tuple[list[str], RecordedWorkload | None]:
-        """Kernel problems from CheckWorkload, and felix's record from ListWorkloads.
-
-        The record is found by its WorkloadId, or, when felix leaves the id
-        empty, by the host interface name prevResult gave.
-        """
+    def check(self, inv: Invocation) -> tuple[list[str], RecordedWorkload | None]:
+        """Kernel problems and felix's record of the attachment, from one CheckWorkload."""
         request: dict[str, object] = {
             "container_id": inv.container_id,
             "netns": inv.netns,
@@ -255,19 +242,15 @@ class FelixClient:
         problems = [] if reply["ok"] else wire.texts(reply, "problems")
         if not reply["ok"] and not problems:
             problems = ["felix reports a mismatch"]
-        listing = self._call("CHECK", "ListWorkloads", {})
-        for wl in wire.messages(listing, "workloads"):
-            wid = wire.submessage(wl, "id")
-            by_id = (wid["container_id"], wid["interface_name"]) == (inv.container_id, inv.ifname)
-            by_host = bool(host_interface) and wl["host_interface"] == host_interface
-            if by_id or (not wid["container_id"] and by_host):
-                recorded = RecordedWorkload(
-                    ips=frozenset(ip.partition("/")[0] for ip in wire.texts(wl, "ips")),
-                    mac=wire.text(wl, "mac"),
-                    host_interface=wire.text(wl, "host_interface"),
-                )
-                return problems, recorded
-        return problems, None
+        wl = wire.submessage(reply, "workload")
+        if not wire.text(wl, "host_interface"):
+            return problems, None
+        recorded = RecordedWorkload(
+            ips=frozenset(ip.partition("/")[0] for ip in wire.texts(wl, "ips")),
+            mac=wire.text(wl, "mac"),
+            host_interface=wire.text(wl, "host_interface"),
+        )
+        return problems, recorded
 
     def garbage_collect(self, valid: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
         request: dict[str, object] = {

@@ -137,7 +137,7 @@ def run_command(inv: Invocation, conf: NetConf, log: PluginLog) -> dict[str, obj
         if inv.command == "CHECK":
             from cni.result import check_problems
 
-            kernel_problems, recorded = client.check(inv, expected.host_interface)
+            kernel_problems, recorded = client.check(inv)
             problems = check_problems(expected, recorded, kernel_problems)
             if problems:
                 raise CniError(

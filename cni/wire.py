@@ -41,6 +41,7 @@ SCHEMAS: dict[str, Schema] = {
         7: ("requested_ips", STR, True, ""),
         8: ("pools", STR, True, ""),
         9: ("mtu", UINT, False, ""),
+        10: ("mac", STR, False, ""),
     },
     "Interface": {
         1: ("name", STR, False, ""),
@@ -64,7 +65,11 @@ SCHEMAS: dict[str, Schema] = {
     "DeleteWorkloadRequest": _ATTACHMENT,
     "DeleteWorkloadReply": {1: ("existed", BOOL, False, "")},
     "CheckWorkloadRequest": _ATTACHMENT,
-    "CheckWorkloadReply": {1: ("ok", BOOL, False, ""), 2: ("problems", STR, True, "")},
+    "CheckWorkloadReply": {
+        1: ("ok", BOOL, False, ""),
+        2: ("problems", STR, True, ""),
+        3: ("workload", MSG, False, "Workload"),
+    },
     "ListWorkloadsRequest": {},
     "Workload": {
         1: ("id", MSG, False, "WorkloadId"),

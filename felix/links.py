@@ -68,6 +68,11 @@ class WorkloadSpec:
     netns: str
     ips: tuple[IPv4Address, ...]
     mtu: int = 1500
+    # Written as the host veth's ifalias, "<container ID>/<pod interface>", so a
+    # restarted felix can name every attachment it finds (ListWorkloads).
+    container_id: str = ""
+    # The pod interface's MAC; "": keep the kernel's random one.
+    mac: str = ""
 
 
 @dataclass(frozen=True)
@@ -130,10 +135,14 @@ def plumb_workload(host_netns: str | None, spec: WorkloadSpec) -> Plumbed:
             assert index is not None
         write_sysctls(host_netns, _host_sysctls(spec.host_interface))
         host.link("set", index=index, mtu=spec.mtu, state="up")
+        if spec.container_id:
+            host.link("set", index=index, ifalias=f"{spec.container_id}/{spec.pod_interface}")
         host_mac = _mac(host, index)
         with open_rtnl(spec.netns) as pod:
             pod_index = _index(pod, spec.pod_interface)
             assert pod_index is not None
+            if spec.mac and _mac(pod, pod_index) != spec.mac:
+                pod.link("set", index=pod_index, address=spec.mac)
             pod.link("set", index=pod_index, mtu=spec.mtu, state="up")
             have = {a.get_attr("IFA_ADDRESS") for a in pod.get_addr(index=pod_index, family=2)}
             for ip in spec.ips:
@@ -172,6 +181,31 @@ def unplumb_workload(host_netns: str | None, host_interface: str) -> bool:
             if exc.code != errno.ENODEV:
                 raise
         return True
+
+
+@dataclass(frozen=True)
+class FoundWorkload:
+    """What the kernel says about one pod veth (for attachments felix has no record of)."""
+
+    container_id: str
+    pod_interface: str
+    pod_mac: str
+
+
+def describe_workload(host_netns: str | None, host_interface: str) -> FoundWorkload | None:
+    """The attachment behind a host veth, from its ifalias and its pod neighbour entry."""
+    with open_rtnl(host_netns) as host:
+        index = _index(host, host_interface)
+        if index is None:
+            return None
+        alias = str(host.get_links(index)[0].get_attr("IFLA_IFALIAS") or "")
+        macs = sorted(
+            str(n.get_attr("NDA_LLADDR")).lower()
+            for n in host.get_neighbours(ifindex=index, family=2)
+            if n["state"] & NUD_PERMANENT and n.get_attr("NDA_LLADDR")
+        )
+    container_id, _, pod_interface = alias.rpartition("/")
+    return FoundWorkload(container_id, pod_interface, macs[0] if macs else "")
 
 
 def check_workload(host_netns: str | None, spec: WorkloadSpec) -> list[str]:

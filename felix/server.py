@@ -22,6 +22,7 @@ import grpc
 from felix import links
 from felix.agent import Agent
 from felix.dataplane import POD_GATEWAY, host_interface_name
+from felix.desired import LocalWorkload
 from felix.feed import (
     Encap,
     FeedProtocolError,
@@ -156,6 +157,7 @@ class DataplaneServicer(pb_grpc.DataplaneServicer):
             requested_ips=tuple(request.requested_ips),
             pools=tuple(request.pools),
             mtu=request.mtu,
+            mac=request.mac,
         )
         try:
             attachment = await self.workloads.add(req)
@@ -200,22 +202,41 @@ class DataplaneServicer(pb_grpc.DataplaneServicer):
         for ip in workload.ips:
             if IPv4Network(ip) not in programmed:
                 problems.append(f"route {ip}/32 dev {name} not programmed")
-        return pb.CheckWorkloadReply(ok=not problems, problems=problems)
+        record = await self._workload_pb(workload)
+        return pb.CheckWorkloadReply(ok=not problems, problems=problems, workload=record)
 
     async def ListWorkloads(self, request: Any, context: Any) -> Any:
-        known = self.workloads.attachments if self.workloads is not None else {}
         out = []
         for w in sorted(self.agent.workloads.values(), key=lambda w: w.host_interface):
-            a = known.get(w.host_interface)
-            item = pb.Workload(host_interface=w.host_interface, ips=[str(ip) for ip in w.ips])
-            if a is not None:
-                item.id.container_id, item.id.interface_name = a.container_id, a.interface
-                item.netns, item.mac = a.netns, a.pod_mac
-                item.pod_namespace, item.pod_name, item.pod_uid = (
-                    a.pod_namespace, a.pod_name, a.pod_uid,
-                )  # fmt: skip
-            out.append(item)
+            out.append(await self._workload_pb(w))
         return pb.ListWorkloadsReply(workloads=out)
+
+    async def _workload_pb(self, w: LocalWorkload) -> Any:
+        """One attachment for Check/List: felix's record, completed from the kernel.
+
+        A workload adopted at start without a WorkloadEndpoint (or reloaded from
+        one without a MAC) has no container ID or MAC in memory; the host veth's
+        ifalias and its permanent pod neighbour entry still say both.
+        """
+        known = self.workloads.attachments if self.workloads is not None else {}
+        a = known.get(w.host_interface)
+        item = pb.Workload(host_interface=w.host_interface, ips=[str(ip) for ip in w.ips])
+        if a is not None:
+            item.id.container_id, item.id.interface_name = a.container_id, a.interface
+            item.netns, item.mac = a.netns, a.pod_mac
+            item.pod_namespace, item.pod_name, item.pod_uid = (
+                a.pod_namespace, a.pod_name, a.pod_uid,
+            )  # fmt: skip
+        if not (item.id.container_id and item.mac):
+            found = await asyncio.to_thread(
+                links.describe_workload, self.host_netns, w.host_interface
+            )
+            if found is not None:
+                if not item.id.container_id and found.container_id:
+                    item.id.container_id = found.container_id
+                    item.id.interface_name = found.pod_interface
+                item.mac = item.mac or found.pod_mac
+        return item
 
     async def GarbageCollect(self, request: Any, context: Any) -> Any:
         valid = {

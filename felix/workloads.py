@@ -73,6 +73,8 @@ class AddRequest:
     requested_ips: tuple[str, ...] = ()
     pools: tuple[str, ...] = ()
     mtu: int = 0
+    # The pod interface's MAC (CNI runtimeConfig.mac); "": the kernel's choice.
+    mac: str = ""
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,18 @@ def classify_ipam_error(exc: Exception) -> str:
     if isinstance(exc, ValueError) or "invalid" in name:
         return "invalid"
     return "internal"
+
+
+def valid_unicast_mac(mac: str) -> bool:
+    """Six colon-separated hex octets, multicast bit clear (a NIC cannot own a group)."""
+    octets = mac.split(":")
+    if len(octets) != 6 or not all(len(o) == 2 for o in octets):
+        return False
+    try:
+        values = [int(o, 16) for o in octets]
+    except ValueError:
+        return False
+    return not values[0] & 1 and any(values)
 
 
 def handle_for(container_id: str, interface: str) -> str:
@@ -144,6 +158,10 @@ class Workloads:
             raise WorkloadError("invalid", "at most one requested IP is supported", "requested_ips")
         if req.mtu and not 576 <= req.mtu <= 65535:
             raise WorkloadError("invalid", f"mtu {req.mtu} is outside 576..65535", "mtu")
+        if req.mac and not valid_unicast_mac(req.mac):
+            raise WorkloadError(
+                "invalid", f"mac {req.mac!r} is not a unicast MAC like 0a:58:0a:41:00:07", "mac"
+            )
         if not req.requested_ips:
             return None
         try:
@@ -167,26 +185,27 @@ class Workloads:
         if existing is not None and existing.netns in (req.netns, ""):
             # Same attachment again (or one reloaded after a restart, whose netns
             # felix does not store): converge the plumbing, assign nothing new.
-            spec = links.WorkloadSpec(name, interface, req.netns, existing.ips, existing.mtu)
-            await asyncio.to_thread(links.plumb_workload, self.host_netns, spec)
-            existing = Attachment(**{**existing.__dict__, "netns": req.netns})
+            spec = links.WorkloadSpec(
+                name, interface, req.netns, existing.ips, existing.mtu, req.container_id,
+                req.mac.lower(),
+            )  # fmt: skip
+            plumbed = await asyncio.to_thread(links.plumb_workload, self.host_netns, spec)
+            existing = Attachment(
+                **{**existing.__dict__, "netns": req.netns, "pod_mac": plumbed.pod_mac,
+                   "host_mac": plumbed.host_mac}
+            )  # fmt: skip
             self.attachments[name] = existing
             return existing
         handle = handle_for(req.container_id, interface)
-        attributes = {"namespace": req.pod_namespace, "pod": req.pod_name, "node": self.agent.node}
-        pool = req.pools[0] if req.pools else None
-        try:
-            assigned = await self.ipam.assign(
-                handle, self.agent.node, attributes, pool=pool, count=1, ip=requested
-            )
-        except Exception as exc:
-            raise WorkloadError(classify_ipam_error(exc), f"IPAM: {exc}", "requested_ips") from exc
+        assigned = await self._assign(handle, req, requested)
         ips = tuple(ip for ip in assigned if isinstance(ip, IPv4Address))
         if not ips:
             await self.ipam.release(handle)
             raise WorkloadError("exhausted", "IPAM returned no IPv4 address", "pools")
         mtu = req.mtu or self.pod_mtu()
-        spec = links.WorkloadSpec(name, interface, req.netns, ips, mtu)
+        spec = links.WorkloadSpec(
+            name, interface, req.netns, ips, mtu, req.container_id, req.mac.lower()
+        )
         try:
             plumbed = await asyncio.to_thread(links.plumb_workload, self.host_netns, spec)
         except Exception as exc:
@@ -214,6 +233,60 @@ class Workloads:
             await self._delete_locked(req.container_id, interface, name)
             raise
         return attachment
+
+    async def _assign(
+        self, handle: str, req: AddRequest, requested: IPv4Address | None
+    ) -> Sequence[IPv4Address | IPv6Address]:
+        """Addresses from the first of `req.pools` that has one (any pool if none given)."""
+        attributes = {"namespace": req.pod_namespace, "pod": req.pod_name, "node": self.agent.node}
+        pools: list[str | None] = list(self.resolve_pools(req.pools)) or [None]
+        field = "requested_ips[0]" if requested is not None else "pools"
+        for i, pool in enumerate(pools):
+            try:
+                return await self.ipam.assign(
+                    handle, self.agent.node, attributes, pool=pool, count=1, ip=requested
+                )
+            except Exception as exc:
+                kind = classify_ipam_error(exc)
+                if kind == "exhausted" and requested is None and i + 1 < len(pools):
+                    continue  # the next pool in preference order, as Calico does
+                raise WorkloadError(kind, f"IPAM: {exc}", field) from exc
+        raise AssertionError("unreachable: the loop returns or raises")
+
+    def resolve_pools(self, entries: Sequence[str]) -> list[str]:
+        """Each CNI `ipv4_pools` entry — an IPPool name or its CIDR — as the pool's name."""
+        names = []
+        for i, entry in enumerate(entries):
+            name = self._pool_name(entry.strip())
+            where = f"pools[{i}]"
+            if name is None:
+                if not self.agent.reconciler.datastore_synced:
+                    raise WorkloadError(
+                        "transient",
+                        f"{where}: IPPool {entry!r} is not known yet "
+                        "(felix has not finished reading the datastore)",
+                        where,
+                    )
+                known = ", ".join(f"{n} ({p.cidr})" for n, p in sorted(self.agent.pools.items()))
+                raise WorkloadError(
+                    "invalid",
+                    f"{where}: no IPPool is named {entry!r} or has that CIDR "
+                    f"(known: {known or 'none'})",
+                    where,
+                )
+            if self.agent.pools[name].disabled:
+                raise WorkloadError("invalid", f"{where}: IPPool {name!r} is disabled", where)
+            names.append(name)
+        return names
+
+    def _pool_name(self, entry: str) -> str | None:
+        if entry in self.agent.pools:
+            return entry
+        try:
+            cidr = IPv4Network(entry)
+        except ValueError:
+            return None
+        return next((n for n, p in self.agent.pools.items() if p.cidr == cidr), None)
 
     async def _wait_routes(self, wanted: set[IPv4Network]) -> None:
         loop = asyncio.get_running_loop()

@@ -65,7 +65,7 @@ class WorkloadId(_message.Message):
     def __init__(self, container_id: _Optional[str] = ..., interface_name: _Optional[str] = ...) -> None: ...
 
 class AddWorkloadRequest(_message.Message):
-    __slots__ = ("container_id", "netns", "interface_name", "pod_namespace", "pod_name", "pod_uid", "requested_ips", "pools", "mtu")
+    __slots__ = ("container_id", "netns", "interface_name", "pod_namespace", "pod_name", "pod_uid", "requested_ips", "pools", "mtu", "mac")
     CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
     NETNS_FIELD_NUMBER: _ClassVar[int]
     INTERFACE_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -75,6 +75,7 @@ class AddWorkloadRequest(_message.Message):
     REQUESTED_IPS_FIELD_NUMBER: _ClassVar[int]
     POOLS_FIELD_NUMBER: _ClassVar[int]
     MTU_FIELD_NUMBER: _ClassVar[int]
+    MAC_FIELD_NUMBER: _ClassVar[int]
     container_id: str
     netns: str
     interface_name: str
@@ -84,7 +85,8 @@ class AddWorkloadRequest(_message.Message):
     requested_ips: _containers.RepeatedScalarFieldContainer[str]
     pools: _containers.RepeatedScalarFieldContainer[str]
     mtu: int
-    def __init__(self, container_id: _Optional[str] = ..., netns: _Optional[str] = ..., interface_name: _Optional[str] = ..., pod_namespace: _Optional[str] = ..., pod_name: _Optional[str] = ..., pod_uid: _Optional[str] = ..., requested_ips: _Optional[_Iterable[str]] = ..., pools: _Optional[_Iterable[str]] = ..., mtu: _Optional[int] = ...) -> None: ...
+    mac: str
+    def __init__(self, container_id: _Optional[str] = ..., netns: _Optional[str] = ..., interface_name: _Optional[str] = ..., pod_namespace: _Optional[str] = ..., pod_name: _Optional[str] = ..., pod_uid: _Optional[str] = ..., requested_ips: _Optional[_Iterable[str]] = ..., pools: _Optional[_Iterable[str]] = ..., mtu: _Optional[int] = ..., mac: _Optional[str] = ...) -> None: ...
 
 class Interface(_message.Message):
     __slots__ = ("name", "mac", "sandbox")
@@ -157,12 +159,14 @@ class CheckWorkloadRequest(_message.Message):
     def __init__(self, container_id: _Optional[str] = ..., netns: _Optional[str] = ..., interface_name: _Optional[str] = ...) -> None: ...
 
 class CheckWorkloadReply(_message.Message):
-    __slots__ = ("ok", "problems")
+    __slots__ = ("ok", "problems", "workload")
     OK_FIELD_NUMBER: _ClassVar[int]
     PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    WORKLOAD_FIELD_NUMBER: _ClassVar[int]
     ok: bool
     problems: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, ok: _Optional[bool] = ..., problems: _Optional[_Iterable[str]] = ...) -> None: ...
+    workload: Workload
+    def __init__(self, ok: _Optional[bool] = ..., problems: _Optional[_Iterable[str]] = ..., workload: _Optional[_Union[Workload, _Mapping]] = ...) -> None: ...
 
 class ListWorkloadsRequest(_message.Message):
     __slots__ = ()

@@ -73,7 +73,7 @@ class FakeFelix(pb_grpc.DataplaneServicer):  # type: ignore[misc]
                 ip = f"{self.subnet_prefix}{self._next_host}"
                 self._next_host += 1
             host_if = "gh" + format(abs(hash(key)) % 16**11, "011x")
-            mac = f"ee:ee:ee:00:00:{len(self.workloads) % 256:02x}"
+            mac = request.mac.lower() or f"ee:ee:ee:00:00:{len(self.workloads) % 256:02x}"
             reply = pb.AddWorkloadReply(
                 interfaces=[
                     pb.Interface(name=host_if, mac="ee:ee:ee:ee:ee:ee"),
@@ -103,24 +103,29 @@ class FakeFelix(pb_grpc.DataplaneServicer):  # type: ignore[misc]
     def CheckWorkload(self, request: Any, context: grpc.ServicerContext) -> Any:
         self.requests.append(request)
         self._maybe_fail(context)
-        if (request.container_id, request.interface_name) not in self.workloads:
+        key = (request.container_id, request.interface_name)
+        if key not in self.workloads:
             return pb.CheckWorkloadReply(ok=False, problems=["no such workload"])
-        return pb.CheckWorkloadReply(ok=not self.kernel_problems, problems=self.kernel_problems)
+        return pb.CheckWorkloadReply(
+            ok=not self.kernel_problems,
+            problems=self.kernel_problems,
+            workload=self._record(key, self.workloads[key]),
+        )
 
     def ListWorkloads(self, request: Any, context: grpc.ServicerContext) -> Any:
-        out = []
-        for (cid, ifname), wl in list(self.workloads.items()):
-            reply = wl["reply"]
-            out.append(
-                pb.Workload(
-                    id=pb.WorkloadId(container_id=cid, interface_name=ifname),
-                    netns=wl["request"].netns,
-                    host_interface=reply.host_interface,
-                    ips=[ip.address for ip in reply.ips],
-                    mac=reply.mac,
-                )
-            )
+        out = [self._record(key, wl) for key, wl in list(self.workloads.items())]
         return pb.ListWorkloadsReply(workloads=out)
+
+    @staticmethod
+    def _record(key: tuple[str, str], wl: Any) -> Any:
+        reply = wl["reply"]
+        return pb.Workload(
+            id=pb.WorkloadId(container_id=key[0], interface_name=key[1]),
+            netns=wl["request"].netns,
+            host_interface=reply.host_interface,
+            ips=[ip.address for ip in reply.ips],
+            mac=reply.mac,
+        )
 
     def GarbageCollect(self, request: Any, context: grpc.ServicerContext) -> Any:
         self.requests.append(request)

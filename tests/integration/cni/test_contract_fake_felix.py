@@ -86,13 +86,28 @@ def test_runtime_config_ips_and_capitalised_port_mappings(
     assert list(fake_felix.requests[-1].requested_ips) == ["10.99.0.88"]
 
 
-def test_runtime_config_mac_is_unsupported_by_contract(
+def test_runtime_config_mac_reaches_felix_and_the_result(
     installed: Installed, fake_felix: FakeFelix, netns: str
 ) -> None:
-    if "mac" in pb.AddWorkloadRequest.DESCRIPTOR.fields_by_name:
-        pytest.skip("the contract can set a MAC now")
     config = installed.config(runtimeConfig={"mac": "02:00:00:00:00:01"})
-    assert_error(installed.run("ADD", config, netns=netns), 2, "mac")
+    run = installed.run("ADD", config, netns=netns, container_id="cmac")
+    assert run.returncode == 0, run
+    assert fake_felix.requests[-1].mac == "02:00:00:00:00:01"
+    pod = [i for i in run.json["interfaces"] if i.get("sandbox")]
+    assert [i["mac"] for i in pod] == ["02:00:00:00:00:01"]
+    # CHECK compares prevResult with the record CheckWorkload returns.
+    prev = run.json
+    check = installed.run(
+        "CHECK", installed.config(prevResult=prev), netns=netns, container_id="cmac"
+    )
+    assert check.returncode == 0, check
+    prev["interfaces"] = [
+        {**i, "mac": "02:00:00:00:00:02"} if i.get("sandbox") else i for i in prev["interfaces"]
+    ]
+    check = installed.run(
+        "CHECK", installed.config(prevResult=prev), netns=netns, container_id="cmac"
+    )
+    assert_error(check, 102, "02:00:00:00:00:02")
 
 
 def test_add_is_idempotent(installed: Installed, fake_felix: FakeFelix, netns: str) -> None:

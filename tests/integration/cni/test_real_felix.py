@@ -164,3 +164,43 @@ def test_status_ready_and_gc(node: Node, pods: list[str]) -> None:
     assert exec_plugin(node.plugin, "GC", node.config(**valid)).returncode == 0
     assert ipv4_addresses(pods[1]) == []
     assert len(ipv4_addresses(pods[0])) == 1
+
+
+def test_add_del_add_again_with_the_same_container_id(node: Node) -> None:
+    """A runtime retrying a sandbox reuses the container ID: the re-ADD works first time."""
+    with node_netns("p") as pod:
+        first = node.run("ADD", pod, "again1")
+        assert first.returncode == 0, first.stdout
+        ip = first.json["ips"][0]["address"].split("/")[0]
+        for attempt in range(3):
+            assert node.run("DEL", pod, "again1").returncode == 0
+            again = node.run("ADD", pod, "again1")
+            assert again.returncode == 0, (attempt, again.stdout)
+            assert ping(node.netns, again.json["ips"][0]["address"].split("/")[0]), attempt
+        assert node.run("DEL", pod, "again1").returncode == 0
+    assert in_netns(node.netns, "ip", "route", "show", ip).strip() == ""
+
+
+def test_mac_pools_by_name_or_cidr_and_check_in_one_call(node: Node) -> None:
+    with node_netns("p") as pod_a, node_netns("p") as pod_b:
+        by_name = node.config(
+            ipam={"ipv4_pools": ["test-pool"]}, runtimeConfig={"mac": "0a:58:0a:fb:00:63"}
+        )
+        add = node.run("ADD", pod_a, "mac1", config=by_name)
+        assert add.returncode == 0, add.stdout
+        (pod_if,) = [i for i in add.json["interfaces"] if i.get("sandbox")]
+        assert pod_if["mac"] == "0a:58:0a:fb:00:63"
+        assert "0a:58:0a:fb:00:63" in in_netns(pod_a, "ip", "link", "show", "eth0")
+        assert ping(node.netns, add.json["ips"][0]["address"].split("/")[0])
+        check = node.run("CHECK", pod_a, "mac1", config=node.config(prevResult=add.json))
+        assert check.returncode == 0, check.stdout
+
+        by_cidr = node.run(
+            "ADD", pod_b, "cidr1", config=node.config(ipam={"ipv4_pools": [POOL_CIDR]})
+        )
+        assert by_cidr.returncode == 0, by_cidr.stdout
+        unknown = node.config(ipam={"ipv4_pools": ["test-pool", "no-such-pool"]})
+        run = node.run("ADD", pod_b, "cidr2", config=unknown)
+        assert_error(run, 7, "no-such-pool")
+        for cid, pod in (("mac1", pod_a), ("cidr1", pod_b), ("cidr2", pod_b)):
+            assert node.run("DEL", pod, cid).returncode == 0

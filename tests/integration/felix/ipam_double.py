@@ -6,6 +6,7 @@ release by handle, and an exception whose name says "exhausted".
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from ipaddress import IPv4Address
 
@@ -17,9 +18,15 @@ class AddressesExhausted(Exception):
 class ListIpam:
     """Hands out addresses from a fixed list; handle → addresses."""
 
-    def __init__(self, addresses: list[str]) -> None:
+    def __init__(self, addresses: list[str], pools: dict[str, list[str]] | None = None) -> None:
         self.free = [IPv4Address(a) for a in addresses]
+        # Named pools (by IPPool name, as felix passes them) with their own lists.
+        self.pools = {n: [IPv4Address(a) for a in addrs] for n, addrs in (pools or {}).items()}
         self.by_handle: dict[str, list[IPv4Address]] = {}
+        self.home: dict[str, str | None] = {}
+        # When set, assign() waits for it: a test holds an add "in progress".
+        self.gate: asyncio.Event | None = None
+        self.waiting = 0
 
     async def assign(
         self,
@@ -31,13 +38,19 @@ class ListIpam:
         count: int = 1,
         ip: IPv4Address | None = None,
     ) -> Sequence[IPv4Address]:
+        if self.gate is not None:
+            self.waiting += 1
+            await self.gate.wait()
+            self.waiting -= 1
         if handle in self.by_handle:
             return self.by_handle[handle]
-        if len(self.free) < count:
-            raise AddressesExhausted("no free address in the pool")
-        got, self.free = self.free[:count], self.free[count:]
-        self.by_handle[handle] = got
+        free = self.free if pool is None else self.pools[pool]
+        if len(free) < count:
+            raise AddressesExhausted(f"no free address in pool {pool or 'default'}")
+        got, free[:] = free[:count], free[count:]
+        self.by_handle[handle], self.home[handle] = got, pool
         return got
 
     async def release(self, handle: str) -> None:
-        self.free += self.by_handle.pop(handle, [])
+        pool = self.home.pop(handle, None)
+        (self.free if pool is None else self.pools[pool]).extend(self.by_handle.pop(handle, []))

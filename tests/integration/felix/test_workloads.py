@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 import grpc
@@ -17,6 +17,7 @@ import pytest
 
 from felix.agent import Agent
 from felix.dataplane import host_interface_name
+from felix.desired import PoolInfo
 from felix.feed import RouteUpdate, UpdateType
 from felix.host import Host
 from felix.server import DataplaneServicer
@@ -26,12 +27,13 @@ from gingham.v1 import dataplane_pb2 as pb
 from gingham.v1 import dataplane_pb2_grpc as pb_grpc
 from tests.integration.felix.ipam_double import ListIpam
 from tests.support.netns import Netns, Topology
+from tests.support.poll import async_wait_for
 
 
 @pytest.fixture
 async def felix(
     node: Netns, tmp_path: Path
-) -> AsyncIterator[tuple[pb_grpc.DataplaneStub, ListIpam, Agent, Datastore]]:
+) -> AsyncIterator[tuple[pb_grpc.DataplaneStub, ListIpam, Agent, Datastore, Workloads]]:
     host = Host(node.path)
     agent = Agent("node1", host, resync_interval=5.0)
     agent.expect_datastore_kinds(set())
@@ -49,7 +51,7 @@ async def felix(
     loop_task = asyncio.create_task(agent.run())
     channel = grpc.aio.insecure_channel(f"unix:{sock}")
     try:
-        yield pb_grpc.DataplaneStub(channel), ipam, agent, datastore
+        yield pb_grpc.DataplaneStub(channel), ipam, agent, datastore, workloads
     finally:
         await datastore.close()
         await channel.close()
@@ -74,7 +76,7 @@ async def expect_error(call: object, status: grpc.StatusCode) -> pb.ErrorDetail:
 
 
 async def test_add_check_list_delete_gc(felix, topo: Topology, node: Netns) -> None:  # type: ignore[no-untyped-def]
-    stub, ipam, agent, datastore = felix
+    stub, ipam, agent, datastore, _workloads = felix
     pod1, pod2, pod3 = topo.netns("pa"), topo.netns("pb"), topo.netns("pc")
 
     r1 = await stub.AddWorkload(add_request("c1", pod1))
@@ -130,7 +132,7 @@ async def test_add_check_list_delete_gc(felix, topo: Topology, node: Netns) -> N
 
 
 async def test_concurrent_retries_of_one_add_assign_once(felix, topo: Topology) -> None:  # type: ignore[no-untyped-def]
-    stub, ipam, _agent, _datastore = felix
+    stub, ipam, _agent, _datastore, _workloads = felix
     pod = topo.netns("pa")
     first, second = await asyncio.gather(
         stub.AddWorkload(add_request("c9", pod)), stub.AddWorkload(add_request("c9", pod))
@@ -148,7 +150,7 @@ async def test_add_delete_add_again_with_the_same_container_id(
     The re-ADD must program the /32 against the new link (not a cached index of
     the deleted one) even though the address and the interface name are the same.
     """
-    stub, ipam, agent, _datastore = felix
+    stub, ipam, agent, _datastore, _workloads = felix
     agent.resync_interval = 3600.0  # only the event-driven path, as between resyncs
     pod = topo.netns("pa")
     first = await stub.AddWorkload(add_request("c5", pod))
@@ -163,3 +165,113 @@ async def test_add_delete_add_again_with_the_same_container_id(
         assert f"10.65.0.5 dev {first.host_interface}" in routes, routes
         # A resync would repair a bad apply in the end; the first try must be right.
         assert agent.stats.errors == 0, agent.problems
+
+
+async def test_requested_mac_is_the_pod_interface_mac(felix, topo: Topology, node: Netns) -> None:  # type: ignore[no-untyped-def]
+    stub, ipam, _agent, _datastore, _workloads = felix
+    pod = topo.netns("pa")
+    reply = await stub.AddWorkload(add_request("c6", pod, mac="0A:58:0A:41:00:05"))
+    assert reply.mac == reply.interfaces[1].mac == "0a:58:0a:41:00:05"
+    assert "link/ether 0a:58:0a:41:00:05" in pod.ip("link show eth0")
+    # The host answers for the pod with that MAC (its permanent neighbour entry).
+    assert "lladdr 0a:58:0a:41:00:05 PERMANENT" in node.ip(f"neigh show dev {reply.host_interface}")
+    assert pod.ping("192.0.2.1")
+    assert await stub.AddWorkload(add_request("c6", pod, mac="0a:58:0a:41:00:05")) == reply
+
+    for bad in ("01:00:5e:00:00:01", "0a:58:0a:41:00", "zz:58:0a:41:00:05"):
+        detail = await expect_error(
+            stub.AddWorkload(add_request("c7", topo.netns("pb"), mac=bad)),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        )
+        assert (detail.code, detail.field) == (pb.INVALID_ARGUMENT, "mac"), bad
+        assert bad in detail.message
+    assert ipam.free == [IPv4Address("10.65.0.6")], "a refused ADD took an address"
+
+
+async def test_check_and_list_return_the_full_record(felix, topo: Topology) -> None:  # type: ignore[no-untyped-def]
+    stub, _ipam, _agent, _datastore, workloads = felix
+    pod = topo.netns("pa")
+    added = await stub.AddWorkload(add_request("c8", pod))
+    check = await stub.CheckWorkload(pb.CheckWorkloadRequest(container_id="c8", netns=pod.path))
+    assert check.ok, check.problems
+    record = check.workload
+    assert (record.id.container_id, record.id.interface_name) == ("c8", "eth0")
+    assert (record.mac, record.host_interface) == (added.mac, added.host_interface)
+    assert list(record.ips) == ["10.65.0.5"] and record.pod_name == "pod-c8"
+    listed = await stub.ListWorkloads(pb.ListWorkloadsRequest())
+    assert list(listed.workloads) == [record]
+
+    # A felix that found the veth in the kernel with no record of it (restart
+    # without a WorkloadEndpoint) still names the attachment and its MAC.
+    workloads.attachments.clear()
+    (found,) = (await stub.ListWorkloads(pb.ListWorkloadsRequest())).workloads
+    assert (found.id.container_id, found.id.interface_name) == ("c8", "eth0")
+    assert found.mac == added.mac and list(found.ips) == ["10.65.0.5"]
+    check = await stub.CheckWorkload(pb.CheckWorkloadRequest(container_id="c8", netns=pod.path))
+    assert check.workload.id.container_id == "c8" and check.workload.mac == added.mac
+
+
+async def test_pools_by_name_or_cidr_in_preference_order(
+    felix, topo: Topology, node: Netns
+) -> None:  # type: ignore[no-untyped-def]
+    stub, ipam, agent, _datastore, _workloads = felix
+    agent.pools["pool-a"] = PoolInfo(IPv4Network("10.70.0.0/24"))
+    agent.pools["pool-b"] = PoolInfo(IPv4Network("10.71.0.0/24"))
+    agent.pools["off"] = PoolInfo(IPv4Network("10.72.0.0/24"), disabled=True)
+    ipam.pools = {"pool-a": [IPv4Address("10.70.0.9")], "pool-b": [IPv4Address("10.71.0.9")]}
+
+    by_cidr = await stub.AddWorkload(add_request("p1", topo.netns("pa"), pools=["10.70.0.0/24"]))
+    assert [ip.address for ip in by_cidr.ips] == ["10.70.0.9/32"]
+    # pool-a is now full: the next pool in the list is used.
+    by_name = await stub.AddWorkload(
+        add_request("p2", topo.netns("pb"), pools=["pool-a", "pool-b"])
+    )
+    assert [ip.address for ip in by_name.ips] == ["10.71.0.9/32"]
+
+    for pools, field, words in (
+        (["pool-b", "10.99.0.0/16"], "pools[1]", "no IPPool is named '10.99.0.0/16'"),
+        (["nope"], "pools[0]", "known: off (10.72.0.0/24), pool-a"),
+        (["off"], "pools[0]", "'off' is disabled"),
+    ):
+        detail = await expect_error(
+            stub.AddWorkload(add_request("p3", topo.netns("pc"), pools=pools)),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        )
+        assert (detail.code, detail.field) == (pb.INVALID_ARGUMENT, field), detail
+        assert words in detail.message, detail.message
+    assert host_interface_name("p3", "eth0") not in node.ip("link show"), "left a veth behind"
+    assert len(ipam.free) == 2
+
+
+async def test_delete_waits_for_an_add_in_progress_of_the_same_attachment(
+    felix, topo: Topology, node: Netns
+) -> None:  # type: ignore[no-untyped-def]
+    """The plugin's deadline undo sends DEL while its ADD may still be running in felix.
+
+    DEL must take effect after that ADD, never interleave with it: when both
+    have returned, nothing of the attachment is left.
+    """
+    stub, ipam, agent, datastore, workloads = felix
+    pod = topo.netns("pa")
+    ipam.gate = asyncio.Event()
+    add = asyncio.ensure_future(stub.AddWorkload(add_request("d1", pod)))
+    await async_wait_for(_true_when(lambda: ipam.waiting == 1), what="ADD inside IPAM")
+    delete = asyncio.ensure_future(stub.DeleteWorkload(pb.DeleteWorkloadRequest(container_id="d1")))
+    lock = workloads._locks[host_interface_name("d1", "eth0")]
+    # asyncio.Lock keeps its queue private; it is the only way to see DEL queued.
+    await async_wait_for(_true_when(lambda: bool(lock._waiters)), what="DEL waiting")
+    ipam.gate.set()
+    added, deleted = await asyncio.gather(add, delete)
+    assert deleted.existed, "DEL ran before the ADD it was meant to undo"
+    assert added.host_interface not in node.ip("link show")
+    assert len(ipam.free) == 2 and ipam.by_handle == {}
+    assert (await datastore.list("WorkloadEndpoint")).items == []
+    await agent.reconciled()
+    assert "10.65.0.5" not in node.ip("-4 route show proto 77")
+
+
+def _true_when(probe):  # type: ignore[no-untyped-def]
+    async def check() -> bool:
+        return bool(probe())
+
+    return check
