@@ -8,6 +8,9 @@ Pod plumbing is Calico's routed veth (ARCHITECTURE.md "Pod plumbing"):
   link`, `default via 169.254.1.1`, and a permanent neighbour entry
   169.254.1.1 → host veth MAC. Proxy ARP on the host side answers for
   anything else, so the gateway address never exists anywhere.
+The host veth's ifalias is `<container ID>/<pod interface>` and the pod side
+may be given a MAC (CNI runtimeConfig.mac), so a restarted felix can name an
+attachment it finds in the kernel (`describe_workload`).
 The /32 route to the pod is *not* made here: it is desired state, written by
 the reconciler (felix.rtnl) like every other owned route.
 

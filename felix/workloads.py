@@ -13,7 +13,18 @@ Invariants:
 - The IPAM handle is `<container ID>.<interface>` (container IDs are hex), so
   IPAM's leak repair can map handles back to attachments.
 - A failed add leaves nothing behind: addresses are released and the veth is
-  removed before the error is raised.
+  removed before the error is raised (also when its route is not programmed
+  in time).
+- Add and delete of one attachment never interleave (a lock per host
+  interface name): a DEL sent while its ADD is still running — the plugin's
+  deadline undo — takes effect after that ADD.
+- `pools` entries name an IPPool by name or by CIDR (Calico's `ipv4_pools`);
+  they are tried in order when one is exhausted. An unknown or disabled pool is
+  an `invalid` error on field `pools[i]` (`transient` before the datastore
+  snapshot, when felix cannot know yet).
+- A deleted veth is reported to the agent (`link_removed`): the kernel took
+  its /32 with it, and a new veth of the same name (same container ID again)
+  must get the route anew.
 """
 
 from __future__ import annotations
