@@ -31,7 +31,7 @@ def _state(name: str) -> Any:
 
 def run_up(args: argparse.Namespace) -> int:
     from gingham.cli.node import speaker_available
-    from gingham.lab.build import LabError, down, up, wait_converged
+    from gingham.lab.build import LabError, up, wait_converged
     from gingham.lab.topology import LabOptions, PlanError
 
     options = LabOptions(
@@ -52,8 +52,7 @@ def run_up(args: argparse.Namespace) -> int:
     except PlanError as exc:
         raise CLIError(str(exc)) from None
     except LabError as exc:
-        down(args.name, lambda _line: None)
-        raise CLIError(str(exc), "(everything this lab made so far was removed)") from None
+        raise CLIError(str(exc)) from None
     converged = wait_converged(state, _say, args.wait)
     _print_status(state)
     if not converged:

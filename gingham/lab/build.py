@@ -88,6 +88,19 @@ def up(options: LabOptions, progress: Progress, wait: float = 30.0) -> LabState:
     if options.datastore == "etcd" and shutil.which("etcd") is None:
         raise LabError("--datastore etcd: no etcd binary (Debian package etcd-server)")
     directory.mkdir(parents=True)
+    try:
+        return _build(plan, directory, progress, wait)
+    except LabError as exc:
+        # Half a lab is worse than none: remove what this `up` made, then report.
+        down(options.name, lambda _line: None)
+        raise LabError(f"{exc} (everything this lab had made was removed)") from None
+    except BaseException:
+        down(options.name, lambda _line: None)
+        raise
+
+
+def _build(plan: LabPlan, directory: Path, progress: Progress, wait: float) -> LabState:
+    options = plan.options
     if options.datastore == "etcd":
         url = f"etcd://{plan.fabric_address.ip}:2379"
     else:
