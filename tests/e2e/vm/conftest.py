@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from gingham.lab.vm import Kernel, KernelUnavailable, VmLab, prepare_kernel, qemu_available
+from gingham.lab.vm.initramfs import BUSYBOX
 from gingham.lab.vm.machine import GUEST_PACKAGES
 
 
@@ -16,6 +17,8 @@ def guest_kernel() -> Kernel:
     problem = qemu_available()
     if problem is not None:
         pytest.skip(f"no QEMU guests here: {problem}")
+    if not BUSYBOX.exists():
+        pytest.skip(f"no guest initramfs: {BUSYBOX} missing (Debian package busybox-static)")
     try:
         return prepare_kernel()
     except KernelUnavailable as exc:

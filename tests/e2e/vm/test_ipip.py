@@ -18,6 +18,7 @@ import json
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
@@ -25,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from gingham.lab.vm import Vm, VmLab
+from tests.support.etcd import require_etcd
 from tests.support.poll import wait_for
 
 pytestmark = pytest.mark.root
@@ -46,9 +48,10 @@ def resources(lab: VmLab) -> str:
 
 
 def start_etcd(lab: VmLab) -> tuple[subprocess.Popen[bytes], str]:
+    """etcd on the lab segment (inside the lab namespace): the guests' datastore."""
     url = f"http://{lab.gateway.ip}:2379"
     peer = "http://127.0.0.1:2380"
-    args = ["ip", "netns", "exec", lab.netns, "etcd", "--name", "lab",
+    args = ["ip", "netns", "exec", lab.netns, require_etcd(), "--name", "lab",
             "--data-dir", str(lab.workdir / "etcd"), "--listen-client-urls", url,
             "--advertise-client-urls", url, "--listen-peer-urls", peer,
             "--initial-advertise-peer-urls", peer, "--initial-cluster", f"lab={peer}"]  # fmt: skip
@@ -135,10 +138,11 @@ def test_pods_in_two_vms_ping_over_ipip(two_vms: VmLab) -> None:
 
         for vm in lab.vms:
             what = f"{vm.name}: felix brings tunl0 up with its tunnel address"
-            address = wait_for(partial(tunnel_address, vm), timeout=180, interval=0.5, what=what)
+            address = wait_for(partial(tunnel_address, vm), timeout=180, interval=1.0, what=what)
             assert address in IPv4Network(POOL), address
         marks["felix"] = time.monotonic()
-        ip1, ip2 = add_pod(vm1), add_pod(vm2)
+        with ThreadPoolExecutor(2) as pool:  # each guest has its own vCPU
+            ip1, ip2 = pool.map(add_pod, lab.vms)
         marks["pods"] = time.monotonic()
         block1 = IPv4Network(f"{ip1}/26", strict=False)
         block2 = IPv4Network(f"{ip2}/26", strict=False)
@@ -148,7 +152,7 @@ def test_pods_in_two_vms_ping_over_ipip(two_vms: VmLab) -> None:
         write_routes(vm2, f"{block1} {vm1.address.ip} {vm1.name}")
         for vm, block, hop in ((vm1, block2, vm2), (vm2, block1, vm1)):
             want = f"{block} via {hop.address.ip} dev tunl0 proto 77 onlink"
-            wait_for(partial(has_route, vm, want), timeout=120, interval=0.5,
+            wait_for(partial(has_route, vm, want), timeout=120, interval=1.0,
                      what=f"{vm.name}: IPIP route {want}")  # fmt: skip
 
         marks["routes"] = time.monotonic()
