@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,16 +115,21 @@ def all_pairs_ping(cluster: Cluster) -> bool:
 
 
 async def test_three_node_mesh_pods_ping_and_nodes_join_and_leave(cluster: Cluster) -> None:
+    started = time.monotonic()
     for i in (1, 2, 3):
         await cluster.add_node(i)
+    print(f"3 nodes with felix, speaker and a pod: {time.monotonic() - started:.1f}s")
     try:
-        await asyncio.to_thread(wait_for, lambda: all_pairs_ping(cluster), 40, 0.1, "full mesh")
+        await asyncio.to_thread(wait_for, lambda: all_pairs_ping(cluster), 60, 0.1, "full mesh")
     except AssertionError:
         raise AssertionError("pods do not all reach each other\n" + cluster.logs()) from None
 
+    print(f"every pod pings every other: {time.monotonic() - started:.1f}s")
+
     # A fourth node joins through the datastore: peered, its pod reachable.
     await cluster.add_node(4)
-    await asyncio.to_thread(wait_for, lambda: all_pairs_ping(cluster), 40, 0.1, "node4 joined")
+    await asyncio.to_thread(wait_for, lambda: all_pairs_ping(cluster), 60, 0.1, "node4 joined")
+    print(f"node4 joined and reachable: {time.monotonic() - started:.1f}s")
 
     # node4 leaves the datastore: its block disappears from every other kernel.
     ds = open_datastore(cluster.url)
@@ -139,4 +145,5 @@ async def test_three_node_mesh_pods_ping_and_nodes_join_and_leave(cluster: Clust
         return all(f"{block.spec.cidr} via" not in ns.routes() for ns in others)
 
     await asyncio.to_thread(wait_for, withdrawn, 20, 0.1, "node4's block withdrawn")
+    print(f"node4 deleted and withdrawn: {time.monotonic() - started:.1f}s")
     assert cluster.pings("node1", "node2")
