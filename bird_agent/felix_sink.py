@@ -91,16 +91,21 @@ class FelixSink:
 
     async def run(self) -> None:
         backoff = self.min_backoff
+        failures = 0
         while True:
             try:
                 await self._one_stream()
             except (grpc.aio.AioRpcError, TimeoutError) as exc:
                 reason = exc.code().name if isinstance(exc, grpc.aio.AioRpcError) else "timeout"
-                log.info("felix route feed at %s: %s", self.socket_path, reason)
+                # Once per outage at INFO: felix may be down for a while.
+                level = logging.INFO if self.in_sync or failures == 0 else logging.DEBUG
+                log.log(level, "felix route feed at %s: %s (retrying)", self.socket_path, reason)
+                failures += 1
             finally:
                 # A stream felix took a snapshot from was healthy: start over.
                 if self.in_sync:
                     backoff = self.min_backoff
+                    failures = 0
                 self._drop_stream()
             await asyncio.sleep(backoff)
             backoff = min(self.max_backoff, backoff * 2)
