@@ -25,6 +25,7 @@ from gingham.cli.common import CLIError
 
 DEFAULT_RUN_DIR = "/run/gingham"
 TIMEOUT = 5.0
+MAX_REPLY = 256 * 1024 * 1024
 
 
 def add_status_command(commands: Any) -> None:
@@ -55,7 +56,9 @@ async def node_status(args: argparse.Namespace) -> int:
     socket = Path(args.socket) if args.socket else speaker_socket(Path(args.run_dir))
     request = pb.SpeakerStatusRequest(include_routes=args.routes or args.output == "json")
     try:
-        async with grpc.aio.insecure_channel(f"unix:{socket}") as channel:
+        # 100,000 learned routes make a reply larger than gRPC's 4 MB default.
+        options = [("grpc.max_receive_message_length", MAX_REPLY)]
+        async with grpc.aio.insecure_channel(f"unix:{socket}", options=options) as channel:
             stub = pb_grpc.SpeakerStub(channel)  # type: ignore[no-untyped-call]
             reply = await stub.Status(request, timeout=TIMEOUT)
     except grpc.aio.AioRpcError as exc:
