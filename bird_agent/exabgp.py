@@ -246,7 +246,9 @@ class ExaBGPAdapter:
                 return_when=asyncio.FIRST_COMPLETED,
             )
             if connected not in done:
-                raise _ProcessGone("ExaBGP exited or its API process never connected")
+                raise _ProcessGone(
+                    f"ExaBGP exited (code {proc.returncode}) or its API process never connected"
+                )
             reader, self._writer = connected.result()
             self._config_peers = peers
             self._sent = {address: {} for address in peers}
