@@ -11,6 +11,11 @@ clock starts at `birdc enable peer` and stops when the receiver holds them all:
 - end to end (`kernel s`): BIRD → ExaBGP → the `gingham-bgp` process →
   felix's route feed → the real `gingham-felix` → routes in the kernel,
   counted with `ip route show proto 77` (the target is ≥ 20,000 prefixes/s).
+  Measured 2026-11-29, 10,000 prefixes: the speaker has them all selected
+  in ~1 s, the kernel has them after 20 to 90 s. Felix alone, fed the same
+  10,000 routes as one snapshot, programs them in 2.9 s; fed as deltas after
+  an empty snapshot (what a speaker does while a session comes up), 110 s:
+  the bottleneck is felix's per-delta path, not the speaker.
 
 Also prints the CPU seconds ExaBGP and our own process spent (in-process
 path). Run as root:
