@@ -65,7 +65,6 @@ log = logging.getLogger(__name__)
 _SUN_PATH_MAX = 107
 
 BRIDGE = Path(__file__).with_name("exabgp_bridge.py")
-_PR_SET_PDEATHSIG = 1
 # A BGP UPDATE of 64 KiB (extended messages) renders to a few hundred KiB of JSON.
 _LINE_LIMIT = 16 * 1024 * 1024
 

@@ -5,7 +5,11 @@ Invariants:
   `api.respawn=false` and `api.terminate=true`: when the API bridge dies,
   ExaBGP exits, so the adapter restarts the two as one unit.
 - ExaBGP gets PR_SET_PDEATHSIG(SIGTERM): it never outlives the process that
-  started it, even when that one is killed with SIGKILL.
+  started it, even when that one is killed with SIGKILL. util-linux's
+  `setpriv --pdeathsig` sets it and execs ExaBGP (same PID). Never a
+  `preexec_fn`: gingham-bgp has gRPC threads, and Python code run in the
+  forked child before exec crashed it (SIGSEGV, exit -11, right after gRPC
+  logged "skipping fork() handlers": the intermittent generation-1 failure).
 - `terminate` asks (SIGTERM), waits 5 s, then insists (SIGKILL); it only ever
   signals the PID it started.
 """
@@ -14,9 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
-import signal
+import shutil
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,8 +27,6 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 from bird_agent import exabgp_wire as wire
-
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -46,9 +47,10 @@ class ExaBGPOptions:
     extra_env: Mapping[str, str] = field(default_factory=dict)
 
 
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+def _die_with_parent() -> tuple[str, ...]:
+    """The prefix that gives the command PR_SET_PDEATHSIG(SIGTERM), then execs it."""
+    setpriv = shutil.which("setpriv")
+    return (setpriv, "--pdeathsig", "TERM", "--") if setpriv else ()
 
 
 async def spawn_exabgp(options: ExaBGPOptions, config_path: Path) -> asyncio.subprocess.Process:
@@ -62,13 +64,13 @@ async def spawn_exabgp(options: ExaBGPOptions, config_path: Path) -> asyncio.sub
         **options.extra_env,
     }
     return await asyncio.create_subprocess_exec(
+        *_die_with_parent(),
         *options.exabgp_command,
         str(config_path),
         env=env,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
-        preexec_fn=_die_with_parent,
     )
 
 
