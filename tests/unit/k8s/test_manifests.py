@@ -153,13 +153,23 @@ def test_node_container_runs_gingham_node_on_the_kubernetes_datastore(pod: dict[
     assert env["NODE_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
 
 
-def test_probes_hit_felixs_health_endpoints(pod: dict[str, Any]) -> None:
+def test_probes_check_felixs_and_the_speakers_health_endpoints(pod: dict[str, Any]) -> None:
+    from bird_agent.main import parse_args as speaker_args
+    from gingham.k8s import probe
+
     [node] = pod["containers"]
-    defaults = felix_args(["--node", "n", "--datastore", "kubernetes", "--run-dir", "/r"])
-    host, _, port = defaults.http.rpartition(":")
-    for probe, path in (("livenessProbe", "/liveness"), ("readinessProbe", "/readiness")):
-        get = node[probe]["httpGet"]
-        assert (get["host"], get["port"], get["path"]) == (host, int(port), path)
+    felix = felix_args(["--node", "n", "--datastore", "kubernetes", "--run-dir", "/r"])
+    speaker = speaker_args(["--node", "n", "--datastore", "kubernetes", "--run-dir", "/r"])
+    # The probe's defaults are where the agents listen by default (the DaemonSet passes no --http).
+    assert (felix.http, speaker.http) == (probe.FELIX, probe.SPEAKER)
+    for name, kind in (("livenessProbe", "liveness"), ("readinessProbe", "readiness")):
+        command = node[name]["exec"]["command"]
+        assert command[:3] == ["python3", "-m", "gingham.k8s.probe"]
+        args = command[3:]
+        assert args[0] == kind
+        timeout = float(args[args.index("--timeout") + 1])
+        # Two endpoints, each bounded by --timeout, inside the kubelet's timeout.
+        assert 2 * timeout <= node[name]["timeoutSeconds"]
 
 
 def test_runs_on_control_plane_nodes_with_the_rbac_service_account(pod: dict[str, Any]) -> None:
