@@ -43,6 +43,12 @@ async def run_node(args: argparse.Namespace) -> int:
     logging.getLogger("gingham").setLevel(args.node_log_level.upper())
     url = datastore_url(args)
     async with open_store(args) as store:
+        from gingham.k8s.bootstrap import BootstrapError, bootstrap_node
+
+        try:  # Kubernetes mode: the node registers itself (no-op on other backends)
+            await bootstrap_node(store, args.node)
+        except BootstrapError as exc:
+            raise CLIError(str(exc)) from None
         try:
             node = await store.get("Node", args.node)
         except NotFound:
