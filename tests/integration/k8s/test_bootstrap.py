@@ -24,6 +24,7 @@ import pytest
 from gingham.datastore.kubernetes import KubernetesDatastore
 from gingham.k8s.autodetect import parse_method
 from gingham.k8s.bootstrap import BootstrapError, bootstrap_node
+from gingham.k8s.rbac import required_rules
 from gingham.model.bgp import Node
 from tests.support.fake_apiserver import FakeApiServer
 from tests.support.netns import Netns, Topology
@@ -88,7 +89,11 @@ def register_in(host: Netns, api: FakeApiServer, name: str, method: str | None) 
 def test_registers_the_detected_address_and_the_core_labels(
     host: Netns, api: FakeApiServer
 ) -> None:
+    api.requests.clear()
     node = register_in(host, api, "kind-worker", None)
+    # Everything registration asked the API server for, the ClusterRole grants.
+    assert set(api.requests) <= required_rules()
+    assert ("", "nodes", "list") in api.requests
 
     assert node is not None and node.spec.bgp is not None
     assert node.spec.bgp.ipv4_address == DETECTED
