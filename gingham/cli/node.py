@@ -11,11 +11,9 @@ in `register`, next to `run`.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
 import importlib.util
 import logging
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +36,8 @@ def speaker_available() -> bool:
 async def run_node(args: argparse.Namespace) -> int:
     from gingham.datastore import NotFound
     from gingham.model.bgp import Node
-    from gingham.node.supervisor import Supervisor, plan_children
+    from gingham.node.launch import exec_supervisor, write_plan
+    from gingham.node.supervisor import plan_children
 
     logging.getLogger("gingham").setLevel(args.node_log_level.upper())
     url = datastore_url(args)
@@ -72,13 +71,9 @@ async def run_node(args: argparse.Namespace) -> int:
         route_reflector=cluster_id is not None,
         log_level=args.node_log_level.upper(),
     )
-    supervisor = Supervisor(children, grace=args.grace)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, supervisor.stop)
-    await supervisor.run()
-    log.info("node %s: every child stopped", args.node)
-    return 0
+    # Supervise from a lean process (same PID): the model, the datastore driver
+    # and the kubernetes client stay behind (gingham.node.launch).
+    exec_supervisor(write_plan(run_dir, args.node, children, args.grace, args.node_log_level))
 
 
 def register(subparsers: Any) -> None:
