@@ -62,17 +62,19 @@ async def abort(
     raise AssertionError("unreachable: context.abort raises")
 
 
-def update_from_pb(msg: Any) -> RouteUpdate:
-    """Translate one RouteUpdate message; ValueError names the bad field."""
+def update_from_pb(msg: Any, prefix_text: str | None = None) -> RouteUpdate:
+    """Translate one RouteUpdate message (for `prefix_text` instead of
+    `msg.prefix`: one entry of `msg.prefixes`); ValueError names the bad field."""
     kind = _UPDATE_TYPES.get(msg.type)
     if kind is None:
         raise ValueError(f"type: {msg.type} is not a RouteUpdateType")
     if kind in (UpdateType.SNAPSHOT_BEGIN, UpdateType.SNAPSHOT_END):
         return RouteUpdate(kind)
+    text = msg.prefix if prefix_text is None else prefix_text
     try:
-        prefix = IPv4Network(msg.prefix)
+        prefix = IPv4Network(text)
     except ValueError as exc:
-        raise ValueError(f"prefix: {msg.prefix!r} is not an IPv4 CIDR ({exc})") from None
+        raise ValueError(f"prefix: {text!r} is not an IPv4 CIDR ({exc})") from None
     hops = []
     for i, hop in enumerate(msg.next_hops):
         try:
@@ -94,15 +96,20 @@ class RouteFeedServicer(pb_grpc.RouteFeedServicer):
         try:
             async for msg in request_iterator:
                 received += 1
-                try:
-                    changed = feed.apply(stream, update_from_pb(msg))
-                except (ValueError, FeedProtocolError) as exc:
-                    yield pb.RouteFeedAck(
-                        received=received, in_sync=feed.is_in_sync(stream), error=str(exc)
-                    )
-                    continue
-                if changed:
-                    self.agent.mark_dirty()
+                # A batch (`prefixes`) is one update per prefix; `prefix` first when set.
+                texts = [msg.prefix, *msg.prefixes] if msg.prefixes else [None]
+                for text in texts:
+                    if text == "" and msg.prefixes:
+                        continue
+                    try:
+                        changed = feed.apply(stream, update_from_pb(msg, text))
+                    except (ValueError, FeedProtocolError) as exc:
+                        yield pb.RouteFeedAck(
+                            received=received, in_sync=feed.is_in_sync(stream), error=str(exc)
+                        )
+                        continue
+                    if changed:
+                        self.agent.mark_dirty()
                 if msg.type == pb.SNAPSHOT_END:
                     yield pb.RouteFeedAck(received=received, in_sync=True)
         finally:

@@ -239,18 +239,20 @@ class NextHop(_message.Message):
     def __init__(self, address: _Optional[str] = ..., node: _Optional[str] = ...) -> None: ...
 
 class RouteUpdate(_message.Message):
-    __slots__ = ("type", "prefix", "next_hops", "encapsulation", "peer")
+    __slots__ = ("type", "prefix", "next_hops", "encapsulation", "peer", "prefixes")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     PREFIX_FIELD_NUMBER: _ClassVar[int]
     NEXT_HOPS_FIELD_NUMBER: _ClassVar[int]
     ENCAPSULATION_FIELD_NUMBER: _ClassVar[int]
     PEER_FIELD_NUMBER: _ClassVar[int]
+    PREFIXES_FIELD_NUMBER: _ClassVar[int]
     type: RouteUpdateType
     prefix: str
     next_hops: _containers.RepeatedCompositeFieldContainer[NextHop]
     encapsulation: Encapsulation
     peer: str
-    def __init__(self, type: _Optional[_Union[RouteUpdateType, str]] = ..., prefix: _Optional[str] = ..., next_hops: _Optional[_Iterable[_Union[NextHop, _Mapping]]] = ..., encapsulation: _Optional[_Union[Encapsulation, str]] = ..., peer: _Optional[str] = ...) -> None: ...
+    prefixes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, type: _Optional[_Union[RouteUpdateType, str]] = ..., prefix: _Optional[str] = ..., next_hops: _Optional[_Iterable[_Union[NextHop, _Mapping]]] = ..., encapsulation: _Optional[_Union[Encapsulation, str]] = ..., peer: _Optional[str] = ..., prefixes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RouteFeedAck(_message.Message):
     __slots__ = ("received", "in_sync", "error")
