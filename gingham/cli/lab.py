@@ -80,6 +80,14 @@ def _print_status(state: Any) -> None:
                       f"{peer.get('state', '?'):<12} {peer.get('info', '')}")  # fmt: skip
         for route in node["routes"]:
             print(f"  route {route}")
+    for tor in status["tors"]:
+        print(
+            f"{tor['name']} ({tor['netns']}): {tor['daemon']} AS {tor['asn']}, rack {tor['rack']}"
+        )
+        if not tor["sessions"]:
+            print("  BGP: the ToR daemon does not answer")
+        for session in tor["sessions"]:
+            print(f"  peer {session['address']:<15} {session['name']:<22} {session['state']}")
     matrix = ping_matrix(state)
     print(f"pod-to-pod reachability ({matrix.ok}/{matrix.pairs} pairs):")
     print(render_matrix(matrix))
@@ -108,11 +116,14 @@ def run_ping(args: argparse.Namespace) -> int:
 
 
 def run_exec(args: argparse.Namespace) -> int:
+    from gingham.lab.observe import lab_plan
+
     state = _state(args.name)
-    where = {**state.nodes, **{p.name: p.netns for p in state.pods}}
+    tors = {t.name: t.netns for t in lab_plan(state).tors}
+    where = {**state.nodes, **tors, **{p.name: p.netns for p in state.pods}}
     if args.target not in where:
-        raise CLIError(f'lab "{args.name}" has no node or pod "{args.target}" '
-                       f"(nodes: {', '.join(state.nodes)})")  # fmt: skip
+        raise CLIError(f'lab "{args.name}" has no node, ToR or pod "{args.target}" '
+                       f"(nodes: {', '.join([*state.nodes, *tors])})")  # fmt: skip
     command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not command:
         raise CLIError("lab exec: give a command after --, e.g. lab exec node1 -- ip route")
@@ -153,7 +164,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--topology", choices=("mesh", "rr", "racks"), default="mesh")
     p.add_argument("--encap", choices=("none", "vxlan", "ipip"), default="none")
     p.add_argument("--pods-per-node", type=int, default=2)
-    p.add_argument("--tor", choices=("frr", "bird"), default="bird", help="racks: ToR daemon")
+    p.add_argument("--tor", choices=("frr", "bird"), default="frr", help="racks: ToR daemon")
     p.add_argument("--racks", type=int, default=2, help="racks: how many")
     p.add_argument("--datastore", dest="lab_datastore", choices=("sqlite", "etcd"),
                    default="sqlite", help="the lab's own datastore")  # fmt: skip
@@ -165,8 +176,10 @@ def register(subparsers: Any) -> None:
     p = with_name(commands.add_parser("ping", help="the full pod-to-pod matrix; 1 if any fails"))
     p.add_argument("--timeout", type=float, default=1.0)
     p.set_defaults(func=run_ping)
-    p = with_name(commands.add_parser("exec", help="run a command in a node's (or pod's) netns"))
-    p.add_argument("target", help="node or pod name")
+    p = with_name(
+        commands.add_parser("exec", help="run a command in a node's (ToR's, pod's) netns")
+    )
+    p.add_argument("target", help="node, ToR or pod name")
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND ...")
     p.set_defaults(func=run_exec)
     with_name(commands.add_parser("down", help="remove everything the lab made")).set_defaults(

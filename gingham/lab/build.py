@@ -17,6 +17,7 @@ It is idempotent.
 from __future__ import annotations
 
 import contextlib
+import grp
 import json
 import os
 import shutil
@@ -35,6 +36,7 @@ from gingham.lab.observe import (
     ping_matrix,
     pool_routes,
     speaker_status,
+    tor_dir,
 )
 from gingham.lab.state import (
     LabState,
@@ -45,11 +47,13 @@ from gingham.lab.state import (
     process_start_time,
 )
 from gingham.lab.topology import LabOptions, LabPlan, TorPlan, plan_lab
-from gingham.lab.tor import bird_config
+from gingham.lab.tor import bird_config, frr_bgpd_config, frr_zebra_config
 
 Progress = Callable[[str], None]
 BIN = Path(sys.executable).parent
 CNI_TRY_AGAIN_LATER = 11
+FRR_DIR = "/usr/lib/frr"
+FRR_VTY_GROUP = "frrvty"
 
 
 class LabError(Exception):
@@ -81,8 +85,8 @@ def up(options: LabOptions, progress: Progress, wait: float = 30.0) -> LabState:
             f'lab "{options.name}" already exists ({directory}): '
             f"gingham lab down --name {options.name}"
         )
-    if options.topology == "racks" and options.tor != "bird":
-        raise LabError(f"--tor {options.tor}: only BIRD ToRs are built so far: use --tor bird")
+    if options.topology == "racks":
+        _check_tor_daemon(options.tor)
     if options.encap == "ipip" and not _kernel_has_ipip():
         raise LabError("--encap ipip: this kernel has no ipip module; use vxlan or none")
     if options.datastore == "etcd" and shutil.which("etcd") is None:
@@ -156,21 +160,67 @@ def _build_network(plan: LabPlan, state: LabState, progress: Progress) -> None:
         if node.gateway is not None:
             _ip(node.netns, "route", "add", "default", "via", str(node.gateway))
     state.save()
-    where = f"{len(plan.tors)} racks behind BIRD ToRs" if plan.tors else f"{plan.fabric_netns}/br0"
+    daemon = "FRR" if plan.options.tor == "frr" else "BIRD"
+    where = (
+        f"{len(plan.tors)} racks behind {daemon} ToRs" if plan.tors else f"{plan.fabric_netns}/br0"
+    )
     progress(f"{len(plan.nodes)} nodes on {where} ({plan.options.topology})")
 
 
-def _start_tor(plan: LabPlan, state: LabState, tor: TorPlan) -> None:
-    directory = state.directory / "tors" / tor.name
+def _check_tor_daemon(tor: str) -> None:
+    if tor == "frr":
+        if not Path(FRR_DIR, "bgpd").is_file() or not Path(FRR_DIR, "zebra").is_file():
+            raise LabError(f"--tor frr: no {FRR_DIR}/bgpd and zebra (Debian package frr); "
+                           "or use --tor bird")  # fmt: skip
+        try:
+            grp.getgrnam(FRR_VTY_GROUP)
+        except KeyError:
+            raise LabError(
+                f"--tor frr: no group {FRR_VTY_GROUP} (the frr package makes it)"
+            ) from None
+    elif shutil.which("bird") is None:
+        raise LabError("--tor bird: no bird binary (Debian package bird2); or use --tor frr")
+
+
+def tor_commands(plan: LabPlan, tor: TorPlan, directory: Path) -> list[tuple[str, list[str]]]:
+    """Write `tor`'s configuration into `directory`; the daemons to start there, in order.
+
+    Each command runs inside the ToR's namespace. FRR runs as root in the
+    ``frrvty`` group (FRR insists the run-as user is in its vty group) with
+    every path under `directory`, so two labs' ToRs never share a socket.
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "bird.conf").write_text(bird_config(plan, tor))
-    cmd = ["ip", "netns", "exec", tor.netns, "bird", "-f", "-c", str(directory / "bird.conf"),
-           "-s", str(directory / "bird.ctl")]  # fmt: skip
-    with (directory / "bird.log").open("ab") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    state.processes.append(ProcessRecord(f"bird {tor.name}", proc.pid,
-                                         process_start_time(proc.pid) or 0))  # fmt: skip
-    state.save()
+    if plan.options.tor == "bird":
+        (directory / "bird.conf").write_text(bird_config(plan, tor))
+        return [("bird", ["bird", "-f", "-c", str(directory / "bird.conf"),
+                          "-s", str(directory / "bird.ctl")])]  # fmt: skip
+    (directory / "zebra.conf").write_text(frr_zebra_config(tor))
+    (directory / "bgpd.conf").write_text(frr_bgpd_config(plan, tor))
+    commands = []
+    for daemon in ("zebra", "bgpd"):
+        commands.append((daemon, [
+            f"{FRR_DIR}/{daemon}", "-f", str(directory / f"{daemon}.conf"),
+            "-i", str(directory / f"{daemon}.pid"), "-z", str(directory / "zserv.api"),
+            "--vty_socket", str(directory), "-u", "root", "-g", FRR_VTY_GROUP,
+            "-P", "0", "--log", f"file:{directory / f'{daemon}.log'}",
+        ]))  # fmt: skip
+    return commands
+
+
+def _start_tor(plan: LabPlan, state: LabState, tor: TorPlan) -> None:
+    directory = tor_dir(state, tor.name)
+    for daemon, argv in tor_commands(plan, tor, directory):
+        if daemon == "bgpd":
+            # bgpd retries a missing zebra only every few seconds: start it once zebra listens.
+            deadline = time.monotonic() + 10
+            while not (directory / "zserv.api").exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        with (directory / f"{daemon}.out").open("ab") as log:
+            proc = subprocess.Popen(["ip", "netns", "exec", tor.netns, *argv], stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        state.processes.append(ProcessRecord(f"{daemon} {tor.name}", proc.pid,
+                                             process_start_time(proc.pid) or 0))  # fmt: skip
+        state.save()
 
 
 def _start_etcd(plan: LabPlan, state: LabState) -> None:

@@ -17,11 +17,56 @@ from pathlib import Path
 from typing import Any
 
 from gingham.lab.state import LabState, PodRecord, is_ours
-from gingham.lab.topology import POOL_CIDR
+from gingham.lab.topology import POOL_CIDR, LabOptions, LabPlan, TorPlan, plan_lab
 
 
 def node_run_dir(state: LabState, node: str) -> Path:
     return state.directory / "nodes" / node
+
+
+def tor_dir(state: LabState, tor: str) -> Path:
+    return state.directory / "tors" / tor
+
+
+def lab_plan(state: LabState) -> LabPlan:
+    """The plan the lab was built from (planning is pure: same options, same plan)."""
+    return plan_lab(LabOptions(**state.options))
+
+
+def tor_sessions(state: LabState, tor: TorPlan, plan: LabPlan) -> list[dict[str, str]]:
+    """The ToR daemon's BGP sessions: neighbour name, address, state ([] if it does not answer)."""
+    directory = tor_dir(state, tor.name)
+    names = {str(n.address.ip): n.name for n in plan.nodes if n.rack == tor.rack}
+    names |= {str(t.spine_address.ip): t.name for t in plan.tors if t is not tor}
+    sessions = []
+    if state.options.get("tor") == "bird":
+        out = _quiet(["birdc", "-s", str(directory / "bird.ctl"), "show", "protocols"])
+        by_name = {name: address for address, name in names.items()}
+        for line in out.splitlines():
+            words = line.split()
+            if len(words) >= 4 and words[1] == "BGP" and words[0] in by_name:
+                info = words[-1] if words[3] == "up" else " ".join(words[5:]) or words[3]
+                state_ = "Established" if info == "Established" else info
+                sessions.append({"name": words[0], "address": by_name[words[0]], "state": state_})
+        return sessions
+    out = _quiet(["vtysh", "--vty_socket", str(directory), "-d", "bgpd",
+                  "-c", "show bgp ipv4 unicast summary json"])  # fmt: skip
+    try:
+        peers = json.loads(out or "{}").get("peers") or {}
+    except ValueError:
+        return []
+    for address, peer in sorted(peers.items()):
+        sessions.append({"name": names.get(address, address), "address": address,
+                         "state": str(peer.get("state", "?"))})  # fmt: skip
+    return sessions
+
+
+def _quiet(argv: list[str]) -> str:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout if done.returncode == 0 else ""
 
 
 def felix_serving(run_dir: Path, timeout: float = 1.0) -> bool:
@@ -165,10 +210,17 @@ def lab_status(state: LabState) -> dict[str, Any]:
                 "routes": pool_routes(netns),
             }
         )
+    plan = lab_plan(state)
+    tors = [
+        {"name": t.name, "netns": t.netns, "asn": t.asn, "rack": t.rack,
+         "daemon": state.options.get("tor"), "sessions": tor_sessions(state, t, plan)}
+        for t in plan.tors
+    ]  # fmt: skip
     return {
         "name": state.name,
         "options": state.options,
         "datastore": state.datastore,
         "nodes": nodes,
+        "tors": tors,
         "pods": [asdict(p) for p in state.pods],
     }

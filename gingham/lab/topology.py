@@ -51,7 +51,7 @@ class LabOptions:
     topology: str = "mesh"
     encap: str = "none"
     pods_per_node: int = 2
-    tor: str = "bird"
+    tor: str = "frr"
     racks: int = 2
     datastore: str = "sqlite"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gingham.lab.topology import RR_LABEL, LabOptions, PlanError, plan_lab
-from gingham.lab.tor import bird_config
+from gingham.lab.tor import bird_config, frr_bgpd_config
 from gingham.model.bgp import BGPPeer, Node
 from gingham.model.documents import check_set, parse_resource
 from gingham.model.network import IPPool
@@ -115,3 +115,28 @@ def test_tor_configs_are_valid_bird(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
         rack_nodes = [n for n in plan.nodes if n.rack == tor.rack]
         assert all(f"neighbor {n.address.ip} as {n.asn};" in path.read_text() for n in rack_nodes)
+
+
+def test_tor_configs_are_valid_frr(tmp_path: Path) -> None:
+    """FRR bgpd's dry run (-C) takes each ToR's bgpd.conf without a complaint."""
+    bgpd = Path("/usr/lib/frr/bgpd")
+    if not bgpd.is_file():
+        pytest.skip("FRR is not installed (Debian package frr)")
+    plan = plan_lab(LabOptions(name="k", nodes=5, topology="racks", racks=3, tor="frr"))
+    for tor in plan.tors:
+        path = tmp_path / f"{tor.name}.conf"
+        path.write_text(frr_bgpd_config(plan, tor))
+        done = subprocess.run(
+            [str(bgpd), "-C", "-f", str(path), "-S", "-Z", "--vty_socket", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        # bgpd -C exits 0 even on a bad line: its complaints carry an [EC ...] code.
+        assert done.returncode == 0 and "[EC" not in done.stdout + done.stderr, done.stdout
+        rack_nodes = [n for n in plan.nodes if n.rack == tor.rack]
+        others = [t for t in plan.tors if t is not tor]
+        text = path.read_text()
+        assert all(f"neighbor {n.address.ip} remote-as {n.asn}\n" in text for n in rack_nodes)
+        assert all(f"neighbor {t.spine_address.ip} remote-as {t.asn}\n" in text for t in others)
+        assert f"network {tor.rack_address.network}\n" in text
