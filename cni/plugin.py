@@ -10,23 +10,23 @@ Invariants:
   JSON and a non-zero exit; unexpected exceptions are logged, with their
   traceback, to the log file (`log_file`, default `cni.log` beside the felix
   socket) and reported as code 104.
-- Start-up cost: this module imports only `json`, `os`, `sys`, `time` and the
-  small pure modules of this package; the felix client (`socket`, `struct`) is
-  imported only by commands that call felix. grpcio and protobuf are never
-  imported on the normal path (cni/h2grpc.py, cni/wire.py say why and how);
-  grpcio is the fallback transport only.
+- Start-up cost: this module imports only `os`, `sys`, `time`, `_json` (via
+  cni/jsonio.py: `json` itself pulls in `re` and `enum`) and the small pure
+  modules of this package; the felix client (`_socket`) is imported only by
+  commands that call felix. grpcio and protobuf are never imported on the
+  normal path (cni/h2grpc.py, cni/wire.py say why and how); grpcio is the
+  fallback transport only. tests/unit/cni/test_startup.py keeps it so.
 - DEL always succeeds when felix says there was nothing to delete, and with
   `CNI_NETNS` empty or already gone (containerd sends DEL twice).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 
-from cni import errors
+from cni import errors, jsonio
 from cni.errors import CniError
 from cni.request import (
     LATEST_VERSION,
@@ -81,7 +81,7 @@ class PluginLog:
 
 
 def _print(value: Mapping[str, object]) -> None:
-    sys.stdout.write(json.dumps(value) + "\n")
+    sys.stdout.write(jsonio.dumps(value) + "\n")
     sys.stdout.flush()
 
 

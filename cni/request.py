@@ -17,9 +17,7 @@ Invariants:
 
 from __future__ import annotations
 
-import json
-
-from cni import errors
+from cni import errors, jsonio
 from cni.errors import CniError
 from cni.records import Record
 from cni.runtime_config import (
@@ -193,7 +191,7 @@ def read_command(env: Mapping[str, str]) -> str:
 
 def decode_config(stdin: bytes) -> dict[str, object]:
     try:
-        value = json.loads(stdin)
+        value = jsonio.loads(stdin)
     except (ValueError, UnicodeDecodeError) as exc:
         raise CniError(
             errors.DECODING_FAILURE, "network configuration on stdin is not valid JSON", str(exc)
