@@ -9,7 +9,17 @@ the `PeerSpec`s the speaker must run:
 - global BGPPeers (neither `node` nor `nodeSelector`), and BGPPeers for this
   node (`node` is me, or `nodeSelector` matches my labels);
 - of those, the ones with `peerSelector` expand to every node it matches
-  (never me), with that node's address and AS.
+  (never me), with that node's address and AS;
+- sessions are symmetric, as Calico's confd generates both sides: when *I*
+  match a BGPPeer's `peerSelector`, I peer with every node its node side
+  selects (`node`, `nodeSelector`, or every node for a global one).
+
+Route reflection roles (`route_reflector_role`), decided after the merge:
+on a node with a `routeReflectorClusterID`, every iBGP peer that is not a
+route reflector of the same cluster is a "route reflector client" (other
+nodes and external routers alike); a peer node that has a cluster ID is
+shown as "route reflector" (we are its client, or its partner in a
+redundant pair). eBGP sessions never take a reflection role.
 
 Invariants:
 - At most one `PeerSpec` per peer address; when the same address is reached
@@ -44,7 +54,10 @@ class PeerType(enum.Enum):
     NODE_MESH = "node-to-node mesh"
     GLOBAL = "global"
     NODE_SPECIFIC = "node specific"
+    # The peer is a route reflector (we are its client, or both are RRs of one cluster).
     ROUTE_REFLECTOR = "route reflector"
+    # We are a route reflector and the peer is our client.
+    ROUTE_REFLECTOR_CLIENT = "route reflector client"
 
 
 # Higher wins when two sources reach the same address.
@@ -52,6 +65,7 @@ _PRECEDENCE = {
     PeerType.NODE_MESH: 0,
     PeerType.GLOBAL: 1,
     PeerType.ROUTE_REFLECTOR: 2,
+    PeerType.ROUTE_REFLECTOR_CLIENT: 2,
     PeerType.NODE_SPECIFIC: 3,
 }
 
@@ -122,8 +136,10 @@ class PeerSpec:
     # (both run ExaBGP) on the side with the higher address, so exactly one
     # side connects: ExaBGP's collision handling between two ExaBGPs flaps.
     passive: bool = False
-    # Set by route-reflector logic (later): this peer is our RR client.
+    # We are a route reflector and this iBGP peer is our client (RFC 4456).
     route_reflector_client: bool = False
+    # The peer node's routeReflectorClusterID, when it is a route reflector.
+    peer_cluster_id: str | None = None
 
     @property
     def ibgp(self) -> bool:
@@ -222,39 +238,44 @@ def derive_peers(
             )
 
     for peer in sorted(bgp_peers, key=lambda p: p.name):
+        kind = PeerType.GLOBAL if peer.is_global else PeerType.NODE_SPECIFIC
         try:
             applies = _applies_to(peer, my_node)
         except SelectorError as exc:
             problems.append(f'BGPPeer "{peer.name}": spec.nodeSelector: {exc}')
             continue
-        if not applies:
-            continue
-        kind = PeerType.GLOBAL if peer.is_global else PeerType.NODE_SPECIFIC
         if peer.peer_selector:
             try:
                 selector = parse_selector(peer.peer_selector)
+                # Both sides of each session: the nodes I select when the
+                # BGPPeer applies to me, and the nodes it applies to when I
+                # am one it selects.
+                remote = [n for n in others if applies and selector.matches(n.labels)]
+                if selector.matches(my_node.labels):
+                    remote += [n for n in others if _applies_to(peer, n)]
             except SelectorError as exc:
                 problems.append(f'BGPPeer "{peer.name}": spec.peerSelector: {exc}')
                 continue
-            for node in others:
-                if selector.matches(node.labels):
-                    assert node.ipv4_address is not None
-                    asn = peer.asn if peer.asn is not None else node_asn(node, config)
-                    candidates.append(
-                        (
-                            _PRECEDENCE[kind],
-                            peer.name,
-                            spec(
-                                node.ipv4_address,
-                                asn,
-                                kind=kind,
-                                source=peer.name,
-                                peer_node=node.name,
-                                password=peer.password,
-                                keep_next_hop=peer.keep_original_next_hop,
-                            ),
-                        )
+            for node in remote:
+                assert node.ipv4_address is not None
+                asn = peer.asn if peer.asn is not None else node_asn(node, config)
+                candidates.append(
+                    (
+                        _PRECEDENCE[kind],
+                        peer.name,
+                        spec(
+                            node.ipv4_address,
+                            asn,
+                            kind=kind,
+                            source=peer.name,
+                            peer_node=node.name,
+                            password=peer.password,
+                            keep_next_hop=peer.keep_original_next_hop,
+                        ),
                     )
+                )
+            continue
+        if not applies:
             continue
         if peer.peer_ip is None:
             problems.append(f'BGPPeer "{peer.name}": spec.peerIP: neither peerIP nor peerSelector')
@@ -289,8 +310,37 @@ def derive_peers(
         # Higher precedence wins; among equals the first name in sort order.
         if best is None or rank > best[0] or (rank == best[0] and name < best[1]):
             chosen[candidate.address] = (rank, name, candidate)
-    peers = tuple(_with_passive(chosen[a][2]) for a in sorted(chosen))
+    peers = tuple(
+        _with_passive(route_reflector_role(chosen[a][2], my_node, all_nodes))
+        for a in sorted(chosen)
+    )
     return PeerPlan(peers, tuple(problems))
+
+
+def same_cluster(a: str | None, b: str | None) -> bool:
+    """Whether two routeReflectorClusterIDs name the same cluster ("1.0.0.1" == " 1.0.0.1")."""
+    if a is None or b is None:
+        return False
+    return a.strip() == b.strip()
+
+
+def route_reflector_role(peer: PeerSpec, me: NodeView, nodes: Mapping[str, NodeView]) -> PeerSpec:
+    """`peer` with its reflection role and display type (see the module docstring)."""
+    if not peer.ibgp:
+        return peer
+    remote = nodes.get(peer.peer_node) if peer.peer_node is not None else None
+    peer_cluster = remote.route_reflector_cluster_id if remote is not None else None
+    mine = me.route_reflector_cluster_id
+    if mine is not None and not same_cluster(mine, peer_cluster):
+        return replace(
+            peer,
+            peer_type=PeerType.ROUTE_REFLECTOR_CLIENT,
+            route_reflector_client=True,
+            peer_cluster_id=peer_cluster,
+        )
+    if peer_cluster is not None:
+        return replace(peer, peer_type=PeerType.ROUTE_REFLECTOR, peer_cluster_id=peer_cluster)
+    return peer
 
 
 def _with_passive(peer: PeerSpec) -> PeerSpec:

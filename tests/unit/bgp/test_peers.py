@@ -83,8 +83,10 @@ def test_peer_selector_expands_to_matching_nodes_but_never_me() -> None:
     n1 = derive_peers("n1", NODES, config, [to_rrs, rack_a])
     assert addresses(n1.peers) == ["10.0.0.2"]
     assert n1.peers[0].peer_node == "n2"
+    # Sessions are symmetric (Calico's confd): n2 matches to-rr's peerSelector,
+    # so it peers with every node the global to-rr applies to.
     n2 = derive_peers("n2", NODES, config, [to_rrs, rack_a])
-    assert addresses(n2.peers) == ["10.0.0.1"]
+    assert addresses(n2.peers) == ["10.0.0.1", "10.0.0.3"]
     # n3 is not in rack a, but the global to-rr peer still applies to it.
     n3 = derive_peers("n3", NODES, config, [to_rrs, rack_a]).by_address()
     assert list(n3) == [ip("10.0.0.2")]
