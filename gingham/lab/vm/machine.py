@@ -116,6 +116,7 @@ class Vm:
     started: float = 0.0
     boot_seconds: float | None = None
     doorbell: Path | None = None  # qemu's unix socket for the guest's ttyS1
+    pid: int | None = None  # qemu's PID when this handle did not start it (`attach`)
     _seq: int = field(default=0, repr=False)
     _bell: socket.socket | None = field(default=None, repr=False)
 
@@ -140,8 +141,21 @@ class Vm:
     def host_path(self, guest_path: str) -> Path:
         return self.share / Path(guest_path).relative_to(GUEST_SHARE)
 
+    @classmethod
+    def attach(cls, name: str, address: IPv4Interface, workdir: Path, pid: int) -> Vm:
+        """A handle on a guest another process started (a lab's `up`), by its files."""
+        share, serial = workdir / name, workdir / f"{name}.serial"
+        return cls(name, address, share, serial, doorbell=workdir / f"{name}.bell", pid=pid)
+
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        if self.proc is not None:
+            return self.proc.poll() is None
+        if self.pid is None:
+            return False
+        try:
+            return b"qemu" in Path(f"/proc/{self.pid}/cmdline").read_bytes()
+        except OSError:
+            return False
 
     def rss_bytes(self) -> int:
         """qemu's resident memory (the guest's whole cost on the host)."""
@@ -171,7 +185,9 @@ class Vm:
 
     def _request(self, body: dict[str, object], timeout: float) -> dict[str, object]:
         self._seq += 1
-        rid = f"{self._seq:06d}"
+        # Unique across processes: `lab status` and `lab ping` talk to guests that
+        # `lab up` started, and the agent answers each request id once.
+        rid = f"{time.time_ns():x}-{os.getpid()}-{self._seq}"
         req = self.share / "req" / f"{rid}.json"
         tmp = req.with_name(f".{rid}.tmp")
         tmp.write_text(json.dumps(body))
@@ -223,6 +239,9 @@ class Vm:
             self._bell.close()
             self._bell = None
         if self.proc is None:
+            if self.pid is not None and self.alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.pid, signal.SIGKILL)
             return
         try:
             self.proc.wait(timeout=grace)
@@ -281,24 +300,40 @@ class VmLab:
         kernel: Kernel | None = None,
         python: str = sys.executable,
         boot_timeout: float = 120.0,
+        names: list[str] | None = None,
+        netns: str | None = None,
+        workdir: Path | None = None,
+        record: bool = True,
     ) -> None:
+        """`names` name the guests (default vm1..vmN; also their hostnames); `netns`
+        and `workdir` place the lab (defaults: ``ghvm-<name>``, a fresh temporary
+        directory). `record=False` is for an owner that records and removes the lab
+        itself (`gingham lab up --vm`): no state file, so never reaped as an orphan.
+        """
         if not name.isalnum() or len(name) > 8:
             raise ValueError(f"lab name {name!r}: must be 1-8 letters/digits (link names)")
         if not 1 <= count < subnet.num_addresses - 2:
             raise ValueError(f"count {count}: does not fit subnet {subnet}")
+        names = names or [f"vm{i}" for i in range(1, count + 1)]
+        if len(names) != count:
+            raise ValueError(f"names {names}: need {count}")
         self.name, self.subnet, self.memory_mb = name, subnet, memory_mb
-        self.tb_size_mb, self.packages = tb_size_mb, packages
-        self.netns = f"ghvm-{name}"
+        self.tb_size_mb, self.packages, self.record = tb_size_mb, packages, record
+        self.netns = netns or f"ghvm-{name}"
         self.bridge = f"ghvb-{name}"
         self.gateway = IPv4Interface(f"{subnet[-2]}/{subnet.prefixlen}")
         self.kernel, self.python, self.boot_timeout = kernel, python, boot_timeout
-        self.workdir = Path(tempfile.mkdtemp(prefix=f"gingham-vm-{name}-"))
+        if workdir is None:
+            workdir = Path(tempfile.mkdtemp(prefix=f"gingham-vm-{name}-"))
+        else:
+            workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir = workdir
         self.vms: list[Vm] = []
-        for i in range(1, count + 1):
+        for i, vm_name in enumerate(names, start=1):
             address = IPv4Interface(f"{subnet[i]}/{subnet.prefixlen}")
-            share, serial = self.workdir / f"vm{i}", self.workdir / f"vm{i}.serial"
-            vm = Vm(f"vm{i}", address, share, serial)
-            vm.doorbell = self.workdir / f"vm{i}.bell"
+            share, serial = self.workdir / vm_name, self.workdir / f"{vm_name}.serial"
+            vm = Vm(vm_name, address, share, serial)
+            vm.doorbell = self.workdir / f"{vm_name}.bell"
             self.vms.append(vm)
 
     def tap(self, index: int) -> str:
@@ -318,6 +353,8 @@ class VmLab:
         self.close()
 
     def _save_state(self) -> None:
+        if not self.record:
+            return
         STATE_DIR.mkdir(parents=True, exist_ok=True)
         state = {
             "owner": _process_identity(os.getpid()),
@@ -328,6 +365,11 @@ class VmLab:
         (STATE_DIR / f"{self.name}.json").write_text(json.dumps(state))
 
     def start(self) -> None:
+        self.launch()
+        self.wait_booted()
+
+    def launch(self) -> None:
+        """Namespace, bridge, taps and one qemu per guest; returns before they boot."""
         reap_orphaned_labs()
         kernel = self.kernel or prepare_kernel()
         initrd = prepare_initramfs(kernel)
@@ -353,7 +395,6 @@ class VmLab:
                     start_new_session=True,
                 )  # fmt: skip
             self._save_state()
-        self.wait_booted()
 
     def wait_booted(self) -> None:
         deadline = time.monotonic() + self.boot_timeout
@@ -387,8 +428,9 @@ class VmLab:
                 vm.kill(grace=5.0)
         _sh("ip", "netns", "del", self.netns, check=False)
         shutil.rmtree(self.workdir, ignore_errors=True)
-        with contextlib.suppress(FileNotFoundError):
-            (STATE_DIR / f"{self.name}.json").unlink()
+        if self.record:
+            with contextlib.suppress(FileNotFoundError):
+                (STATE_DIR / f"{self.name}.json").unlink()
 
 
 def _process_identity(pid: int) -> str | None:
