@@ -13,6 +13,9 @@ match:
   was told (`_sent`) and send only the difference, batched, as
   `neighbor A , neighbor B announce attributes next-hop X nlri …`. A neighbor
   new in the configuration starts from nothing, so it gets everything.
+- reflected routes (route reflector nodes): `set_peer_routes(peer, routes)`
+  says what one neighbor should hear on top of our exports, with full
+  attributes (`exabgp_reflect`); kept per neighbor like `_sent` and diffed.
 - the API: ExaBGP runs `exabgp_bridge.py`, which connects to our unix socket
   and relays bytes. Commands are pipelined; ExaBGP acknowledges each line in
   order (`done`/`error`), so a FIFO of futures pairs acks with commands.
@@ -45,6 +48,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
+from bird_agent import exabgp_reflect
 from bird_agent import exabgp_wire as wire
 from bird_agent.events import (
     BgpEvent,
@@ -58,6 +62,7 @@ from bird_agent.events import (
 )
 from bird_agent.exabgp_process import ExaBGPOptions, spawn_exabgp, terminate
 from bird_agent.peers import PeerSpec
+from route_reflector.rib import PathAttributes
 
 __all__ = ["ExaBGPAdapter", "ExaBGPOptions", "SessionInfo"]
 
@@ -94,6 +99,9 @@ class ExaBGPAdapter:
         # neighbor, what we announced to it.
         self._config_peers: dict[IPv4Address, PeerSpec] = {}
         self._sent: dict[IPv4Address, dict[IPv4Network, wire.NextHop]] = {}
+        # Reflected routes per neighbor: desired, and what this ExaBGP holds.
+        self._peer_routes: dict[IPv4Address, dict[IPv4Network, PathAttributes]] = {}
+        self._sent_peer_routes: dict[IPv4Address, dict[IPv4Network, PathAttributes]] = {}
         self._state: dict[IPv4Address, SessionState] = {}
         self._restart_time: dict[IPv4Address, int | None] = {}
         self._removing: set[IPv4Address] = set()
@@ -161,6 +169,16 @@ class ExaBGPAdapter:
         self._exports = dict(exports)
         self._mark_dirty()
 
+    def set_peer_routes(
+        self, peer: IPv4Address, routes: Mapping[IPv4Network, PathAttributes]
+    ) -> None:
+        """What `peer` should hear besides our exports (reflected routes, as is)."""
+        if routes:
+            self._peer_routes[peer] = dict(routes)
+        else:
+            self._peer_routes.pop(peer, None)
+        self._mark_dirty()
+
     async def events(self) -> AsyncIterator[BgpEvent]:
         while True:
             yield await self._events.get()
@@ -217,6 +235,7 @@ class ExaBGPAdapter:
             self._set_down(peer, reason)
         self._config_peers.clear()
         self._sent.clear()
+        self._sent_peer_routes.clear()
         for ack in self._acks:
             if not ack.done():
                 ack.set_exception(ConnectionError(reason))
@@ -401,6 +420,7 @@ class ExaBGPAdapter:
         return (
             await self._reconcile_peers()
             and await self._reconcile_exports()
+            and await self._reconcile_peer_routes()
             and await self._send_end_of_rib()
         )
 
@@ -411,6 +431,7 @@ class ExaBGPAdapter:
             for peer in self._owe_eor
             if self._state.get(peer) is SessionState.ESTABLISHED
             and self._sent.get(peer) == self._exports
+            and self._sent_peer_routes.get(peer, {}) == self._peer_routes.get(peer, {})
         )
         if not due:
             return True
@@ -445,12 +466,14 @@ class ExaBGPAdapter:
             new = desired.get(address)
             if new is None:
                 self._sent.pop(address, None)
+                self._sent_peer_routes.pop(address, None)
                 self._set_down(address, "peer removed from configuration", graceful=False)
                 self._state.pop(address, None)
                 self._since.pop(address, None)
             elif new != old:
                 # ExaBGP re-establishes a changed neighbor with a fresh RIB.
                 self._sent[address] = {}
+                self._sent_peer_routes.pop(address, None)
         for address in desired:
             self._sent.setdefault(address, {})
         self._config_peers = desired
@@ -472,3 +495,20 @@ class ExaBGPAdapter:
                 )
                 all_ok = False
         return all_ok
+
+    async def _reconcile_peer_routes(self) -> bool:
+        configured = self._config_peers
+        desired = {a: r for a, r in self._peer_routes.items() if a in configured}
+        held = {a: r for a, r in self._sent_peer_routes.items() if a in configured}
+        lines = exabgp_reflect.reflected_commands(held, desired)
+        if not lines:
+            return True
+        results = await self._send(lines)
+        if not all(results):
+            log.error(
+                "ExaBGP refused %d of %d reflected-route commands", results.count(False), len(lines)
+            )
+            return False
+        # set_peer_routes never mutates a table it stored: sharing them is safe.
+        self._sent_peer_routes = dict(desired)
+        return True
