@@ -34,6 +34,10 @@ def run_up(args: argparse.Namespace) -> int:
     from gingham.lab.build import LabError, up, wait_converged
     from gingham.lab.topology import LabOptions, PlanError
 
+    if args.vm:  # nodes as QEMU guests (IPIP by default), etcd on their segment
+        from gingham.lab.vm.lab import up, wait_converged
+    args.encap = args.encap or ("ipip" if args.vm else "none")
+    args.wait = args.wait if args.wait is not None else (300.0 if args.vm else 30.0)
     options = LabOptions(
         name=args.name,
         nodes=args.nodes,
@@ -42,7 +46,8 @@ def run_up(args: argparse.Namespace) -> int:
         pods_per_node=args.pods_per_node,
         tor=args.tor,
         racks=args.racks,
-        datastore=args.lab_datastore,
+        datastore="etcd" if args.vm else args.lab_datastore,
+        vm=args.vm,
     )
     if not speaker_available():
         _say("note: the BGP speaker (gingham-bgp) is not available: nodes run felix only,")
@@ -119,6 +124,14 @@ def run_exec(args: argparse.Namespace) -> int:
     from gingham.lab.observe import lab_plan
 
     state = _state(args.name)
+    if state.options.get("vm"):  # a guest: through its agent
+        from gingham.lab.build import LabError
+        from gingham.lab.vm.lab import vm_exec
+
+        try:
+            return vm_exec(state, args.target, args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd)
+        except LabError as exc:
+            raise CLIError(str(exc)) from None
     tors = {t.name: t.netns for t in lab_plan(state).tors}
     where = {**state.nodes, **tors, **{p.name: p.netns for p in state.pods}}
     if args.target not in where:
@@ -162,13 +175,17 @@ def register(subparsers: Any) -> None:
     p = with_name(commands.add_parser("up", help="build a lab and wait until it converges"))
     p.add_argument("--nodes", type=int, default=4)
     p.add_argument("--topology", choices=("mesh", "rr", "racks"), default="mesh")
-    p.add_argument("--encap", choices=("none", "vxlan", "ipip"), default="none")
+    p.add_argument("--encap", choices=("none", "vxlan", "ipip"), default=None,
+                   help="default: none (ipip with --vm)")  # fmt: skip
     p.add_argument("--pods-per-node", type=int, default=2)
     p.add_argument("--tor", choices=("frr", "bird"), default="frr", help="racks: ToR daemon")
     p.add_argument("--racks", type=int, default=2, help="racks: how many")
     p.add_argument("--datastore", dest="lab_datastore", choices=("sqlite", "etcd"),
                    default="sqlite", help="the lab's own datastore")  # fmt: skip
-    p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for convergence")
+    p.add_argument("--wait", type=float, default=None,
+                   help="seconds to wait for convergence (default 30, 300 with --vm)")  # fmt: skip
+    p.add_argument("--vm", action="store_true",
+                   help="nodes as QEMU guests (a kernel with ipip; see README)")  # fmt: skip
     p.set_defaults(func=run_up)
     p = with_name(commands.add_parser("status", help="nodes, peers, routes, reachability"))
     p.add_argument("-o", "--output", choices=("table", "json"), default="table")

@@ -172,6 +172,10 @@ class Matrix:
 
 
 def ping_matrix(state: LabState, timeout: float = 1.0) -> Matrix:
+    if state.options.get("vm"):  # the pods live inside QEMU guests
+        from gingham.lab.vm.lab import vm_ping_matrix
+
+        return vm_ping_matrix(state, timeout)
     pods = [p for p in state.pods if p.address]
     pairs = [(a, b) for a in pods for b in pods if a is not b]
     with ThreadPoolExecutor(max_workers=16) as pool:
@@ -195,6 +199,10 @@ def render_matrix(matrix: Matrix) -> str:
 
 
 def lab_status(state: LabState) -> dict[str, Any]:
+    if state.options.get("vm"):  # asked from inside each guest
+        from gingham.lab.vm.lab import vm_status
+
+        return vm_status(state)
     nodes = []
     running = {p.what: is_ours(p) for p in state.processes}
     for node, netns in state.nodes.items():

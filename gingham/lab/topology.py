@@ -54,6 +54,8 @@ class LabOptions:
     tor: str = "frr"
     racks: int = 2
     datastore: str = "sqlite"
+    vm: bool = False
+    """Nodes are QEMU guests (`gingham.lab.vm.lab`), not namespaces; same plan."""
 
 
 @dataclass(frozen=True)
