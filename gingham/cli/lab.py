@@ -1,4 +1,4 @@
-"""`gingham lab up|down|status|ping|exec|list`: a whole fabric in network namespaces.
+"""`gingham lab up|down|status|ping|exec|graph|list`: a whole fabric in network namespaces.
 
 Thin: parsing and printing. The plan is `gingham.lab.topology`, the building
 `gingham.lab.build`, the looking `gingham.lab.observe`; labs live under
@@ -144,6 +144,22 @@ def run_exec(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def run_graph(args: argparse.Namespace) -> int:
+    from gingham.lab.graph import output_paths, session_health, write_graph
+    from gingham.lab.observe import lab_plan, lab_status
+
+    state = _state(args.name)
+    svg, png = output_paths(args.output, args.name)
+    try:
+        scene = write_graph(lab_plan(state), lab_status(state), svg, png)
+    except OSError as exc:
+        raise CLIError(f"lab graph: cannot write {exc.filename}: {exc.strerror}") from None
+    up = sum(session_health(state) == "up" for _a, _b, state in scene.sessions)
+    print(f"{svg}\n{png}")
+    _say(f"{len(state.nodes)} nodes, {up}/{len(scene.sessions)} BGP sessions Established")
+    return 0
+
+
 def run_down(args: argparse.Namespace) -> int:
     from gingham.lab.build import down
 
@@ -199,6 +215,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("target", help="node, ToR or pod name")
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND ...")
     p.set_defaults(func=run_exec)
+    p = with_name(commands.add_parser("graph", help="draw the lab (SVG and PNG)"))
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="FILE.svg and FILE.png (default: ./<name>-graph.svg and .png)")  # fmt: skip
+    p.set_defaults(func=run_graph)
     with_name(commands.add_parser("down", help="remove everything the lab made")).set_defaults(
         func=run_down
     )
