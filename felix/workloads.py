@@ -31,18 +31,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import logging
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address
 from typing import Protocol
 
-from felix import links
+from felix import veth
 from felix.agent import Agent
 from felix.dataplane import host_interface_name
 from felix.desired import EncapMode, LocalWorkload
 from gingham.datastore.base import AlreadyExists, Conflict, Datastore, DatastoreError, NotFound
 from gingham.model.workload import WorkloadEndpoint, workload_endpoint_name
+
+log = logging.getLogger("felix.workloads")
 
 DEFAULT_HOST_MTU = 1500
 VXLAN_OVERHEAD, IPIP_OVERHEAD = 50, 20
@@ -101,6 +106,25 @@ class Attachment:
     pod_namespace: str = ""
     pod_name: str = ""
     pod_uid: str = ""
+    # The revision of its WorkloadEndpoint as felix wrote or loaded it ("": none):
+    # DEL removes exactly that record, CAS, without listing them all.
+    endpoint_revision: str = ""
+
+
+class Phases:
+    """Wall time per step of one add or delete, logged at DEBUG: where felix's time goes."""
+
+    def __init__(self) -> None:
+        self._last = time.perf_counter()
+        self.steps: list[tuple[str, float]] = []
+
+    def mark(self, step: str) -> None:
+        now = time.perf_counter()
+        self.steps.append((step, (now - self._last) * 1000))
+        self._last = now
+
+    def __str__(self) -> str:
+        return " ".join(f"{step}={ms:.1f}ms" for step, ms in self.steps)
 
 
 def classify_ipam_error(exc: Exception) -> str:
@@ -186,21 +210,30 @@ class Workloads:
         interface = req.interface or "eth0"
         name = host_interface_name(req.container_id, interface)
         requested = self._validate(req)
+        phases = Phases()
         async with self._lock(name):
-            return await self._add_locked(req, interface, name, requested)
+            phases.mark("lock")
+            attachment = await self._add_locked(req, interface, name, requested, phases)
+        log.debug("add %s/%s: %s", req.container_id, interface, phases)
+        return attachment
 
     async def _add_locked(
-        self, req: AddRequest, interface: str, name: str, requested: IPv4Address | None
+        self,
+        req: AddRequest,
+        interface: str,
+        name: str,
+        requested: IPv4Address | None,
+        phases: Phases,
     ) -> Attachment:
         existing = self.attachments.get(name)
         if existing is not None and existing.netns in (req.netns, ""):
             # Same attachment again (or one reloaded after a restart, whose netns
             # felix does not store): converge the plumbing, assign nothing new.
-            spec = links.WorkloadSpec(
+            spec = veth.VethSpec(
                 name, interface, req.netns, existing.ips, existing.mtu, req.container_id,
                 req.mac.lower(),
             )  # fmt: skip
-            plumbed = await asyncio.to_thread(links.plumb_workload, self.host_netns, spec)
+            plumbed = await asyncio.to_thread(veth.plumb, self.host_netns, spec)
             existing = Attachment(
                 **{**existing.__dict__, "netns": req.netns, "pod_mac": plumbed.pod_mac,
                    "host_mac": plumbed.host_mac}
@@ -209,31 +242,35 @@ class Workloads:
             return existing
         handle = handle_for(req.container_id, interface)
         assigned = await self._assign(handle, req, requested)
+        phases.mark("ipam")
         ips = tuple(ip for ip in assigned if isinstance(ip, IPv4Address))
         if not ips:
             await self.ipam.release(handle)
             raise WorkloadError("exhausted", "IPAM returned no IPv4 address", "pools")
         mtu = req.mtu or self.pod_mtu()
-        spec = links.WorkloadSpec(
+        spec = veth.VethSpec(
             name, interface, req.netns, ips, mtu, req.container_id, req.mac.lower()
         )
         try:
-            plumbed = await asyncio.to_thread(links.plumb_workload, self.host_netns, spec)
+            plumbed = await asyncio.to_thread(veth.plumb, self.host_netns, spec)
         except Exception as exc:
-            await asyncio.to_thread(links.unplumb_workload, self.host_netns, name)
+            await asyncio.to_thread(veth.unplumb, self.host_netns, name)
             await self.ipam.release(handle)
             raise WorkloadError("internal", f"plumbing {name}: {exc}") from exc
+        phases.mark("plumb")
         attachment = Attachment(
             req.container_id, interface, req.netns, name, ips, plumbed.host_mac,
             plumbed.pod_mac, mtu, req.pod_namespace, req.pod_name, req.pod_uid,
         )  # fmt: skip
         try:
-            await self._record(attachment)
+            revision = await self._record(attachment)
         except DatastoreError as exc:
             # Unrecorded, the IPs would look leaked to IPAM's check: undo all.
-            await asyncio.to_thread(links.unplumb_workload, self.host_netns, name)
+            await asyncio.to_thread(veth.unplumb, self.host_netns, name)
             await self.ipam.release(handle)
             raise WorkloadError("transient", f"recording WorkloadEndpoint: {exc}") from exc
+        phases.mark("record")
+        attachment = dataclasses.replace(attachment, endpoint_revision=revision)
         self.attachments[name] = attachment
         self.agent.workloads[name] = LocalWorkload(name, ips)
         self.agent.mark_dirty()
@@ -243,6 +280,7 @@ class Workloads:
             # A failed add leaves nothing behind, even this late.
             await self._delete_locked(req.container_id, interface, name)
             raise
+        phases.mark("route")
         return attachment
 
     async def _assign(
@@ -321,18 +359,28 @@ class Workloads:
     async def delete(self, container_id: str, interface: str) -> bool:
         interface = interface or "eth0"
         name = host_interface_name(container_id, interface)
+        phases = Phases()
         async with self._lock(name):
-            return await self._delete_locked(container_id, interface, name)
+            phases.mark("lock")
+            existed = await self._delete_locked(container_id, interface, name, phases)
+        log.debug("delete %s/%s: %s", container_id, interface, phases)
+        return existed
 
-    async def _delete_locked(self, container_id: str, interface: str, name: str) -> bool:
-        existed = await asyncio.to_thread(links.unplumb_workload, self.host_netns, name)
+    async def _delete_locked(
+        self, container_id: str, interface: str, name: str, phases: Phases | None = None
+    ) -> bool:
+        phases = phases or Phases()
+        existed = await asyncio.to_thread(veth.unplumb, self.host_netns, name)
+        phases.mark("unplumb")
         if existed:
             self.agent.link_removed(name)
         known = self.attachments.pop(name, None)
         existed = known is not None or existed
         existed = self.agent.workloads.pop(name, None) is not None or existed
         await self.ipam.release(handle_for(container_id, interface))
-        await self._forget(container_id, interface)
+        phases.mark("ipam")
+        await self._forget(container_id, interface, known)
+        phases.mark("forget")
         self.agent.mark_dirty()
         return existed
 
@@ -345,9 +393,10 @@ class Workloads:
             )
         return workload_endpoint_name(self.agent.node, "cni", "", a.container_id, a.interface)
 
-    async def _record(self, a: Attachment) -> None:
+    async def _record(self, a: Attachment) -> str:
+        """Write the attachment's WorkloadEndpoint; its revision ("" without a datastore)."""
         if self.datastore is None:
-            return
+            return ""
         doc = {
             "apiVersion": "gingham.io/v1",
             "kind": "WorkloadEndpoint",
@@ -367,15 +416,25 @@ class Workloads:
         }
         obj = WorkloadEndpoint.model_validate(doc)
         try:
-            await self.datastore.create(obj)
+            stored = await self.datastore.create(obj)
         except AlreadyExists:
             # A pod's new sandbox reuses the name: the newest attachment wins.
             current = await self.datastore.get("WorkloadEndpoint", obj.name)
-            await self.datastore.update(obj.with_revision(current.resource_version))
+            stored = await self.datastore.update(obj.with_revision(current.resource_version))
+        return stored.resource_version or ""
 
-    async def _forget(self, container_id: str, interface: str) -> None:
+    async def _forget(self, container_id: str, interface: str, known: Attachment | None) -> None:
         if self.datastore is None:
             return
+        if known is not None and known.endpoint_revision:
+            # The record felix wrote (or loaded), at the revision it had then: one
+            # CAS delete. Conflict means a newer sandbox took the name: keep it.
+            with contextlib.suppress(NotFound, Conflict):
+                await self.datastore.delete(
+                    "WorkloadEndpoint", self.endpoint_name(known), known.endpoint_revision
+                )
+            return
+        # No record of ours in memory (DEL repeated, or after a restart): look.
         for wep in await self._endpoints():
             spec = wep.spec
             if spec.container_id == container_id and spec.endpoint == interface:
@@ -404,5 +463,5 @@ class Workloads:
             ips = tuple(IPv4Address(n.network_address) for n in spec.ip_networks if n.version == 4)
             self.attachments[name] = Attachment(
                 spec.container_id, spec.endpoint, "", name, ips, "", spec.mac or "",
-                self.host_mtu, spec.namespace, spec.pod, "",
+                self.host_mtu, spec.namespace, spec.pod, "", wep.resource_version or "",
             )  # fmt: skip

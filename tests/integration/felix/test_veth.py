@@ -1,0 +1,117 @@
+"""felix.veth (AddWorkload's raw-rtnetlink plumbing) makes exactly felix.links' pod veth.
+
+The kernel is the judge: links' own `check_workload` and `describe_workload`
+read what veth wrote, the pod reaches its node, and a repeat or a half-made
+pair converges.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+
+import pytest
+
+from felix import veth
+from felix.dataplane import host_interface_name
+from felix.desired import DesiredInputs, LocalWorkload, compute_desired
+from felix.kernel import NetlinkKernel
+from felix.links import WorkloadSpec, check_workload, describe_workload
+from felix.reconcile import Reconciler, reconcile_once
+from tests.support.netns import Netns, Topology
+
+
+def program_route(node: Netns, spec: veth.VethSpec) -> None:
+    """The pod's /32, as the reconciler writes it (veth leaves it to the reconciler)."""
+    inputs = DesiredInputs(node="n1", workloads=[LocalWorkload(spec.host_interface, spec.ips)])
+    kernel = NetlinkKernel(node.path)
+    try:
+        rec = Reconciler(datastore_synced=True, routes_synced=True)
+        results = reconcile_once(rec, kernel, compute_desired(inputs).state, 0.0, resync=True)
+        assert all(r.ok for r in results), results
+    finally:
+        kernel.close()
+
+
+def links_view(spec: veth.VethSpec) -> WorkloadSpec:
+    return WorkloadSpec(spec.host_interface, spec.pod_interface, spec.netns, spec.ips, spec.mtu)
+
+
+def test_plumb_wires_a_pod_that_links_accepts_and_that_reaches_its_node(
+    topo: Topology, node: Netns
+) -> None:
+    pod = topo.netns("pd")
+    spec = veth.VethSpec(
+        host_interface=host_interface_name("c0ffee", "eth0"),
+        pod_interface="eth0",
+        netns=pod.path,
+        ips=(IPv4Address("10.65.0.5"),),
+        mtu=1400,
+        container_id="c0ffee",
+        mac="0a:58:0a:41:00:05",
+    )
+    plumbed = veth.plumb(node.path, spec)
+    assert plumbed.pod_mac == "0a:58:0a:41:00:05"
+    assert plumbed.host_mac in node.ip(f"link show dev {spec.host_interface}")
+    assert veth.plumb(node.path, spec) == plumbed  # idempotent
+    program_route(node, spec)
+
+    gh = spec.host_interface
+    assert "10.65.0.5/32" in pod.ip("-4 addr show dev eth0")
+    assert "mtu 1400" in pod.ip("link show dev eth0") and "mtu 1400" in node.ip(f"link show {gh}")
+    assert "default via 169.254.1.1 dev eth0" in pod.routes()
+    assert "scope link" in pod.routes("169.254.1.1")
+    assert plumbed.host_mac in pod.ip("neigh show 169.254.1.1 dev eth0")
+    assert "PERMANENT" in pod.ip("neigh show 169.254.1.1 dev eth0")
+    assert node.sysctl(f"net.ipv4.conf.{gh}.proxy_arp") == "1"
+    assert node.sysctl(f"net.ipv4.neigh.{gh}.proxy_delay") == "0"
+    assert node.sysctl(f"net.ipv4.conf.{gh}.forwarding") == "1"
+    assert f"lladdr {plumbed.pod_mac} PERMANENT" in node.ip(f"neigh show 10.65.0.5 dev {gh}")
+    assert check_workload(node.path, links_view(spec)) == []
+    found = describe_workload(node.path, gh)
+    assert found is not None
+    assert (found.container_id, found.pod_interface, found.pod_mac) == (
+        "c0ffee", "eth0", plumbed.pod_mac,
+    )  # fmt: skip
+    assert pod.ping("192.0.2.1"), "pod cannot reach its node"
+
+    assert veth.unplumb(node.path, gh) is True
+    assert veth.unplumb(node.path, gh) is False
+    assert gh not in node.ip("link show")
+    assert "eth0" not in pod.ip("link show")
+
+
+def test_a_half_made_pair_is_made_again(topo: Topology, node: Netns) -> None:
+    pod = topo.netns("pd")
+    spec = veth.VethSpec(
+        host_interface_name("half", "eth0"), "eth0", pod.path, (IPv4Address("10.65.0.6"),)
+    )
+    veth.plumb(node.path, spec)
+    pod.ip("link del eth0")  # a crash between creating the pair and configuring it
+    plumbed = veth.plumb(node.path, spec)
+    assert "10.65.0.6/32" in pod.ip("-4 addr show dev eth0")
+    assert plumbed.pod_mac in pod.ip("link show dev eth0")
+    assert check_workload(node.path, links_view(spec)) == []
+
+
+def test_unplumb_works_with_the_netns_gone(topo: Topology, node: Netns) -> None:
+    pod = topo.netns("pd")
+    spec = veth.VethSpec(
+        host_interface_name("gone", "eth0"), "eth0", pod.path, (IPv4Address("10.65.0.7"),)
+    )
+    veth.plumb(node.path, spec)
+    pod.destroy()  # the runtime removed the netns first (containerd's second DEL)
+    assert veth.unplumb(node.path, spec.host_interface) in (True, False)
+    assert veth.unplumb(node.path, spec.host_interface) is False
+    assert spec.host_interface not in node.ip("link show")
+
+
+def test_errors_name_the_netns_or_the_step(topo: Topology, node: Netns) -> None:
+    missing = veth.VethSpec("ghmissing", "eth0", "/run/netns/gingham-no-such-ns", ())
+    with pytest.raises(veth.PlumbingError, match="netns /run/netns/gingham-no-such-ns"):
+        veth.plumb(node.path, missing)
+    pod = topo.netns("pd")
+    pod.ip("link add eth0 type veth peer name other0")  # the pod's eth0 is taken
+    taken = veth.VethSpec(host_interface_name("taken", "eth0"), "eth0", pod.path, ())
+    with pytest.raises(veth.PlumbingError, match=r"creating veth .* in"):
+        veth.plumb(node.path, taken)
+    assert taken.host_interface not in node.ip("link show"), "a failed create left a veth"
