@@ -8,7 +8,9 @@ then runs `Speaker` until SIGTERM/SIGINT, which stop ExaBGP and exit 0.
 
 Convention: felix and the speaker share one run dir, so felix's socket is
 `<run-dir>/felix.sock` (felix/main.py) and ours `<run-dir>/speaker.sock`,
-side by side; `--felix-socket` overrides. Learned routes stream to felix
+side by side; `--felix-socket` overrides. On a route reflector node
+gingham-rr serves `<run-dir>/rr.sock` (`--rr-socket` overrides); the speaker
+dials it only while its Node has a routeReflectorClusterID. Learned routes stream to felix
 (`FelixSink`, reconnecting when felix restarts); `Speaker` and gRPC health
 are served on speaker.sock (mode 0600); /liveness, /readiness and /metrics
 on `--http` (localhost).
@@ -32,6 +34,7 @@ from typing import Any
 from bird_agent.exabgp import ExaBGPAdapter, ExaBGPOptions
 from bird_agent.felix_sink import FelixSink
 from bird_agent.model_view import config_view, node_view
+from bird_agent.reflection import Reflection
 from bird_agent.speaker import Speaker
 from bird_agent.status import mark_serving, registry_for, serve_grpc, serve_http
 from gingham.datastore import DEFAULT_URL, NotFound, Unavailable, open_datastore
@@ -58,6 +61,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--felix-socket", type=Path, default=None, help="default <run-dir>/felix.sock"
+    )
+    parser.add_argument(
+        "--rr-socket",
+        type=Path,
+        default=None,
+        help="gingham-rr's socket, used when this node is a route reflector"
+        " (default <run-dir>/rr.sock, where gingham node run puts it)",
     )
     parser.add_argument(
         "--http", default="127.0.0.1:9098", help="HOST:PORT for probes/metrics ('' disables)"
@@ -97,7 +107,8 @@ async def run(args: argparse.Namespace) -> int:
         )
         http = parse_host_port(args.http) if args.http else None
         sink = FelixSink(args.felix_socket or run_dir / "felix.sock")
-        speaker = Speaker(args.node, store, adapter, sink)
+        reflection = Reflection(args.rr_socket or run_dir / "rr.sock", adapter)
+        speaker = Speaker(args.node, store, adapter, sink, reflection)
         sink.node_of = speaker.node_of
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

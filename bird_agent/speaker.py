@@ -13,6 +13,13 @@ this node, plus a /32 for each address this node holds in another node's
 block. A block whose affinity moves away is withdrawn at the next recompute.
 `set_local_prefixes` overrides that (tests only).
 
+On a route reflector node (`routeReflectorClusterID` on its Node) the
+speaker also feeds `gingham-rr` through `bird_agent.reflection.Reflection`
+(given by gingham-bgp): every event goes to it first, and what it returns —
+the event, or a withdrawal when the route loops back to us (our router ID
+as ORIGINATOR_ID, our cluster ID in CLUSTER_LIST) — is what the speaker
+installs. Every node screens loops that way, reflector or not.
+
 Invariants:
 - Nothing is pushed to the adapter before every kind has been listed once
   (never act on a partial view of the cluster).
@@ -44,6 +51,7 @@ from bird_agent.learned import LearnedRoutes, RouteChange
 from bird_agent.model_view import config_view, node_view, peer_views, policy_view
 from bird_agent.peers import PeerPlan, derive_peers
 from bird_agent.policy import ImportFilter, PolicyView, export_prefixes
+from bird_agent.reflection import Reflection, screen
 from gingham.datastore.base import Datastore, EventType, RevisionCompacted
 from gingham.ipam import blocks as ipam_blocks
 from gingham.model.base import Resource
@@ -145,9 +153,17 @@ class PeerStatus:
 
 class Speaker:
     def __init__(
-        self, node: str, datastore: Datastore, adapter: ExaBGPAdapter, sink: RouteSink
+        self,
+        node: str,
+        datastore: Datastore,
+        adapter: ExaBGPAdapter,
+        sink: RouteSink,
+        reflection: Reflection | None = None,
     ) -> None:
         self.node = node
+        self.reflection = reflection
+        # Prefixes refused because they looped back to us (when no Reflection counts them).
+        self.loops: Counter[str] = reflection.loops if reflection is not None else Counter()
         self.datastore = datastore
         self.adapter = adapter
         self.sink = sink
@@ -174,6 +190,14 @@ class Speaker:
         """This node's BGP address, as the datastore says now."""
         node = self.cluster.objects["Node"].get(self.node)
         return node_view(node).ipv4_address if isinstance(node, Node) else None
+
+    def cluster_id(self) -> IPv4Address | None:
+        """This node's routeReflectorClusterID (None: not a route reflector)."""
+        node = self.cluster.objects["Node"].get(self.node)
+        if not isinstance(node, Node) or node.spec.bgp is None:
+            return None
+        cluster = node.spec.bgp.route_reflector_cluster_id
+        return IPv4Address(cluster) if cluster is not None else None
 
     def node_of(self, address: IPv4Address) -> str | None:
         """The Node whose BGP address is `address` (a route's originator)."""
@@ -221,6 +245,8 @@ class Speaker:
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.reflection is not None:
+            await self.reflection.stop()
         await self.adapter.stop()
 
     async def _follow(self, kind: str) -> None:
@@ -257,6 +283,10 @@ class Speaker:
             if changes:
                 await self.sink.apply(changes)
             self.adapter.set_exports(plan.exports)
+            if self.reflection is not None:
+                self.reflection.configure(
+                    self.cluster_id(), self.address(), plan.peers.by_address()
+                )
             if started:
                 self.adapter.set_peers(plan.peers.peers)
             else:
@@ -265,12 +295,18 @@ class Speaker:
 
     async def _route_loop(self) -> None:
         loop = asyncio.get_running_loop()
-        async for event in self.adapter.events():
-            if isinstance(event, PeerUp | PeerDown | SpeakerRestarted):
-                log.info("%s: %s", self.node, event)
-            elif not isinstance(event, RoutesAnnounced | RoutesWithdrawn):
-                log.debug("%s: %s", self.node, event)
+        async for received in self.adapter.events():
+            if isinstance(received, PeerUp | PeerDown | SpeakerRestarted):
+                log.info("%s: %s", self.node, received)
+            elif not isinstance(received, RoutesAnnounced | RoutesWithdrawn):
+                log.debug("%s: %s", self.node, received)
             peers = self.plan.peers.by_address() if self.plan is not None else {}
+            if self.reflection is not None:
+                event = self.reflection.observe(received, peers)
+            else:
+                event, loop_reason = screen(received, self.address(), None)
+                if loop_reason is not None:
+                    self.loops[loop_reason] += len(event.prefixes)  # type: ignore[union-attr]
             changes = self.learned.apply(event, peers, now=loop.time())
             self._log_rejections()
             if changes:
