@@ -66,12 +66,17 @@ def pod_latencies(state: LabState, pods: int) -> list[str]:
     cross: list[float] = []
     same: list[float] = []
     adds: list[float] = []
+    add_errors: list[str] = []
     failed = 0
     try:
         with ThreadPoolExecutor(max_workers=2) as pool:
             for i in range(pods):
                 node, other = nodes[i % len(nodes)], nodes[(i + 1) % len(nodes)]
-                record, add_time, returned = add_pod(state, node, i)
+                try:
+                    record, add_time, returned = add_pod(state, node, i)
+                except Exception as exc:  # a failed ADD is a result, not the end of the run
+                    add_errors.append(f"{node}: {exc}")
+                    continue
                 assert record.address is not None
                 adds.append(add_time)
                 far = pool.submit(pingers[other].first_reply, record.address, 5.0)
@@ -85,8 +90,12 @@ def pod_latencies(state: LabState, pods: int) -> list[str]:
     finally:
         for pinger in pingers.values():
             pinger.close()
-    lines = [f"  CNI ADD (whole chain)              p50 {ms(percentile(adds, 0.5))} ms"
-             f"  p90 {ms(percentile(adds, 0.9))} ms"]  # fmt: skip
+    lines = [
+        f"  CNI ADD (whole chain)              p50 {ms(percentile(adds, 0.5) if adds else None)}"
+        f" ms  p90 {ms(percentile(adds, 0.9) if adds else None)} ms"
+        f"  (failed {len(add_errors)}/{pods})"
+    ]
+    lines += [f"    failed ADD: {error}" for error in add_errors[:3]]
     if cross:
         c50, c90 = percentile(cross, 0.5), percentile(cross, 0.9)
         s50, s90 = percentile(same, 0.5), percentile(same, 0.9)

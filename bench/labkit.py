@@ -134,6 +134,46 @@ def node_memory(state: LabState) -> dict[str, dict[str, tuple[int, int, int]]]:
     return result
 
 
+def _cpu_ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def node_cpu(state: LabState, seconds: float = 5.0) -> dict[str, dict[str, float]]:
+    """Per node, per role: CPU used over `seconds` of idling, as a fraction of one core."""
+    pids: dict[str, list[tuple[str, int]]] = {}
+    for record in state.processes:
+        if record.what.startswith("node run "):
+            node = record.what.removeprefix("node run ")
+            pids[node] = [(role(pid), pid) for pid in descendants(record.pid)]
+    before = {pid: _cpu_ticks(pid) for entries in pids.values() for _, pid in entries}
+    start = time.monotonic()
+    time.sleep(seconds)
+    elapsed = time.monotonic() - start
+    after = {pid: _cpu_ticks(pid) for pid in before}
+    hz = os.sysconf("SC_CLK_TCK")
+    result: dict[str, dict[str, float]] = {}
+    for node, entries in pids.items():
+        roles: dict[str, float] = {}
+        for name, pid in entries:
+            used = max(0, after[pid] - before[pid]) / hz / elapsed
+            roles[name] = roles.get(name, 0.0) + used
+        result[node] = roles
+    return result
+
+
+def cpu_table(cpu: dict[str, dict[str, float]]) -> list[str]:
+    roles = sorted({r for v in cpu.values() for r in v})
+    total = sum(sum(v.values()) for v in cpu.values())
+    parts = [f"{r} {100 * sum(v.get(r, 0.0) for v in cpu.values()) / len(cpu):.1f}%" for r in roles]
+    return [
+        f"  idle CPU per node (% of one core): {', '.join(parts)}; whole fabric {total:.2f} cores"
+    ]
+
+
 def memory_table(memory: dict[str, dict[str, tuple[int, int, int]]]) -> list[str]:
     """Mean per node by role, and the per-node total (MB), RR nodes apart from clients."""
     lines = []

@@ -33,8 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from labkit import (
     build,
+    cpu_table,
     load,
     memory_table,
+    node_cpu,
     node_memory,
     remote_block_routes,
     smaps,
@@ -108,6 +110,8 @@ def step(topology: str, nodes: int, deadline_s: float) -> bool:
               flush=True)  # fmt: skip
         time.sleep(3.0)  # settle: the figures are steady-state memory, not start-up peaks
         for line in memory_table(node_memory(state)):
+            print(line, flush=True)
+        for line in cpu_table(node_cpu(state, 5.0)):
             print(line, flush=True)
         print(f"  load average after: {load()}", flush=True)
         return ok
