@@ -7,9 +7,21 @@ it can forward pod traffic between racks. It also originates its rack subnet,
 which is how the other racks' nodes reach this rack's node addresses (the
 underlay; the nodes' default route points at their ToR).
 
-Next hops: a ToR advertises itself as the next hop to every peer (eBGP), so
-same-rack traffic between pods also hairpins through the ToR: the plain
-AS-per-rack design, where the nodes do not peer with each other.
+The nodes of a rack share an AS, so a route from a rack neighbour arrives
+with the node's own AS in its path and the speaker drops it as a loop: FRR
+ToRs use ``as-override`` towards their nodes (BIRD has no such knob: with a
+BIRD ToR same-rack traffic follows the nodes' default route via the ToR).
+
+Next hops: FRR keeps a rack neighbour's own address as the next hop inside
+the rack (third-party next hop on a shared subnet), so same-rack traffic goes
+node to node. Across racks, with an unencapsulated pool the ToR is the next
+hop (eBGP next-hop-self) and routes pod traffic itself. With an encapsulated
+pool (``--encap vxlan|ipip``: CrossSubnet) the ToRs keep the originating
+node's address as the next hop end to end (``attribute-unchanged next-hop``;
+BIRD ``next hop keep``): felix then sees a next hop outside its subnet and
+tunnels to that node, while same-rack next hops are on-link and stay plain —
+the point of CrossSubnet. The spine sessions then carry next hops that are not
+on the spine, resolved recursively over the rack subnets the ToRs originate.
 
 Short BGP connect timers: BIRD otherwise waits 5 s after a refused connect
 (FACTS.md), FRR 10 s by default, and the nodes' speakers start at about the
@@ -29,8 +41,16 @@ def _neighbours(plan: LabPlan, tor: TorPlan) -> tuple[list[NodePlan], list[TorPl
     return nodes, [t for t in plan.tors if t.rack != tor.rack]
 
 
+def keeps_next_hop(plan: LabPlan) -> bool:
+    """Whether the ToRs pass the originating node's address on as the next hop."""
+    return plan.options.encap != "none"
+
+
 def bird_config(plan: LabPlan, tor: TorPlan) -> str:
     nodes, others = _neighbours(plan, tor)
+    keep = keeps_next_hop(plan)
+    hop = "next hop keep;" if keep else "next hop self;"
+    spine_hop = "next hop keep; gateway recursive;" if keep else "next hop self;"
     lines = [
         f"router id {tor.spine_address.ip};",
         "protocol device { scan time 5; }",
@@ -41,13 +61,13 @@ def bird_config(plan: LabPlan, tor: TorPlan) -> str:
         lines.append(
             f"protocol bgp {node.name} {{ local {tor.rack_address.ip} as {tor.asn}; "
             f"neighbor {node.address.ip} as {node.asn}; {BGP_TIMERS} "
-            "ipv4 { import all; export all; next hop self; }; }"
+            f"ipv4 {{ import all; export all; {hop} }}; }}"
         )
     for other in others:
         lines.append(
             f"protocol bgp {other.name} {{ local {tor.spine_address.ip} as {tor.asn}; "
             f"neighbor {other.spine_address.ip} as {other.asn}; {BGP_TIMERS} "
-            "ipv4 { import all; export all; next hop self; }; }"
+            f"{'multihop; ' if keep else ''}ipv4 {{ import all; export all; {spine_hop} }}; }}"
         )
     return "\n".join(lines) + "\n"
 
@@ -66,6 +86,7 @@ def frr_bgpd_config(plan: LabPlan, tor: TorPlan) -> str:
     ]
     peers = [(n.address.ip, n.asn, tor.rack_address.ip) for n in nodes]
     peers += [(t.spine_address.ip, t.asn, tor.spine_address.ip) for t in others]
+    keep = keeps_next_hop(plan)
     for address, asn, source in peers:
         lines += [
             f" neighbor {address} remote-as {asn}",
@@ -73,12 +94,18 @@ def frr_bgpd_config(plan: LabPlan, tor: TorPlan) -> str:
             f" neighbor {address} timers {FRR_HOLD // 3} {FRR_HOLD}",
             f" neighbor {address} timers connect 1",
         ]
+    if keep:
+        # Next hops from the other racks are not on the spine: resolve them recursively.
+        lines += [f" neighbor {t.spine_address.ip} disable-connected-check" for t in others]
     lines += [
         " address-family ipv4 unicast",
         f"  network {tor.rack_address.network}",
         "  maximum-paths 8",
-        " exit-address-family",
     ]
+    lines += [f"  neighbor {n.address.ip} as-override" for n in nodes]
+    if keep:
+        lines += [f"  neighbor {address} attribute-unchanged next-hop" for address, _, _ in peers]
+    lines += [" exit-address-family"]
     return "\n".join(lines) + "\n"
 
 

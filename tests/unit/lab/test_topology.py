@@ -101,11 +101,12 @@ def test_bad_options_name_the_option(options: LabOptions, word: str) -> None:
         plan_lab(options)
 
 
-def test_tor_configs_are_valid_bird(tmp_path: Path) -> None:
+@pytest.mark.parametrize("encap", ["none", "vxlan"])
+def test_tor_configs_are_valid_bird(tmp_path: Path, encap: str) -> None:
     """`bird -p` parses each ToR's configuration (skipped without the bird binary)."""
     if shutil.which("bird") is None:
         pytest.skip("bird is not installed (Debian package bird2)")
-    plan = plan_lab(LabOptions(name="k", nodes=5, topology="racks", racks=3))
+    plan = plan_lab(LabOptions(name="k", nodes=5, topology="racks", racks=3, encap=encap))
     for tor in plan.tors:
         path = tmp_path / f"{tor.name}.conf"
         path.write_text(bird_config(plan, tor))
@@ -117,12 +118,15 @@ def test_tor_configs_are_valid_bird(tmp_path: Path) -> None:
         assert all(f"neighbor {n.address.ip} as {n.asn};" in path.read_text() for n in rack_nodes)
 
 
-def test_tor_configs_are_valid_frr(tmp_path: Path) -> None:
-    """FRR bgpd's dry run (-C) takes each ToR's bgpd.conf without a complaint."""
+@pytest.mark.parametrize("encap", ["none", "vxlan"])
+def test_tor_configs_are_valid_frr(tmp_path: Path, encap: str) -> None:
+    """FRR bgpd's dry run (-C) takes each ToR's bgpd.conf without a complaint; rack nodes
+    get as-override (they share an AS); an encapsulated pool keeps next hops end to end."""
     bgpd = Path("/usr/lib/frr/bgpd")
     if not bgpd.is_file():
         pytest.skip("FRR is not installed (Debian package frr)")
-    plan = plan_lab(LabOptions(name="k", nodes=5, topology="racks", racks=3, tor="frr"))
+    options = LabOptions(name="k", nodes=5, topology="racks", racks=3, tor="frr", encap=encap)
+    plan = plan_lab(options)
     for tor in plan.tors:
         path = tmp_path / f"{tor.name}.conf"
         path.write_text(frr_bgpd_config(plan, tor))
@@ -140,3 +144,6 @@ def test_tor_configs_are_valid_frr(tmp_path: Path) -> None:
         assert all(f"neighbor {n.address.ip} remote-as {n.asn}\n" in text for n in rack_nodes)
         assert all(f"neighbor {t.spine_address.ip} remote-as {t.asn}\n" in text for t in others)
         assert f"network {tor.rack_address.network}\n" in text
+        assert all(f"neighbor {n.address.ip} as-override\n" in text for n in rack_nodes)
+        keeps = text.count("attribute-unchanged next-hop")
+        assert keeps == (0 if encap == "none" else len(rack_nodes) + len(others))
