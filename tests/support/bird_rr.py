@@ -90,7 +90,9 @@ class BirdReflector(bgpd.Bird):
 
 def route_attributes(bird: bgpd.Bird, prefix: IPv4Network) -> list[ReflectedRoute]:
     """Every BGP path BIRD holds for `prefix` (`show route all`), best first."""
-    out = bird.birdc("show", "route", "all", "for", str(prefix))
+    # birdc exits 1 with "Network not found" when BIRD holds no route for it.
+    out = bgpd.run("birdc", "-s", str(bird.socket), "show", "route", "all", "for", str(prefix),
+                   check=False)  # fmt: skip
     routes: list[ReflectedRoute] = []
     current: dict[str, str] | None = None
 
