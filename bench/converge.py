@@ -15,7 +15,8 @@ For each topology (one pod per node to start with):
    ADD's return, from ``ip monitor route`` events). Target ≤ 1 s at 20 nodes.
 4. kill -9 of that node's ``node run`` → its block withdrawn on every other node.
 Reference, same run, same number of receiving speakers: BIRD 2 speakers on a
-bridge (iBGP full mesh; for rr, clients of one BIRD reflector), one enables a
+bridge (iBGP full mesh; for rr, clients of one BIRD reflector; racks use BIRD
+ToRs so a node can be added by reconfiguring them), one enables a
 static /26 → programmed in every other kernel; then that BIRD is killed → the
 route deleted everywhere. Ratios are Gingham / BIRD.
 
@@ -178,7 +179,7 @@ def bird_reference(tag: str, receivers: int, reflector: bool) -> tuple[list[str]
 def one_topology(topology: str, nodes: int, pods: int, wait: float) -> None:
     name = f"h8c{topology}"[:12]
     options = LabOptions(name=name, nodes=nodes, topology=topology, pods_per_node=1,
-                         racks=min(4, max(1, nodes // 5)))  # fmt: skip
+                         racks=min(4, max(1, nodes // 5)), tor="bird")  # fmt: skip
     print(f"\n== {topology}: {nodes} nodes (load average before: {load()})", flush=True)
     build.down(name, quiet)  # a leftover from an interrupted run
     watch: RouteWatch | None = None

@@ -377,6 +377,8 @@ def add_node(state: LabState, watch: RouteWatch | None = None) -> tuple[NodePlan
     path = state.directory / f"add-{node.name}.json"
     path.write_text("\n---\n".join(json.dumps(d) for d in mine) + "\n")
     build._run([build._tool("gingham"), "--datastore", state.datastore, "apply", "-f", str(path)])
+    if plan.tors and options.tor != "bird":
+        raise build.LabError("add_node: racks with --tor bird only (BIRD reconfigures in place)")
     for tor in plan.tors:  # racks: the ToR learns its new neighbour
         directory = state.directory / "tors" / tor.name
         (directory / "bird.conf").write_text(bird_config(plan, tor))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -78,13 +79,15 @@ def references() -> list[str]:
     bare.communicate(b"")
     lines.append(f"  reference: bare python3           RSS {rss / 1024:5.1f}  PSS {pss / 1024:5.1f}"
                  f"  USS {uss / 1024:5.1f} MB")  # fmt: skip
-    bird = subprocess.Popen(["bird", "-f", "-c", "/dev/null", "-s", "/tmp/h8s-ref-bird.ctl"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    time.sleep(0.5)
-    rss, pss, uss = smaps(bird.pid)
-    bird.kill()
-    bird.wait()
-    Path("/tmp/h8s-ref-bird.ctl").unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(prefix="h8s-") as tmp:
+        conf = Path(tmp) / "bird.conf"
+        conf.write_text("router id 10.0.0.1;\nprotocol device { scan time 5; }\n")
+        bird = subprocess.Popen(["bird", "-f", "-c", str(conf), "-s", f"{tmp}/bird.ctl"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        time.sleep(0.5)
+        rss, pss, uss = smaps(bird.pid)
+        bird.kill()
+        bird.wait()
     lines.append(f"  reference: one idle BIRD          RSS {rss / 1024:5.1f}  PSS {pss / 1024:5.1f}"
                  f"  USS {uss / 1024:5.1f} MB")  # fmt: skip
     return lines
