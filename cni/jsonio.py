@@ -71,7 +71,10 @@ def loads(data: bytes | str) -> object:
     start = len(text) - len(text.lstrip(_WHITESPACE))
     try:
         value, end = _scan(text, start)
-    except (StopIteration, ValueError):
+    except (StopIteration, ValueError, SystemError):
+        # SystemError: on a syntax error CPython 3.11's scanner looks for
+        # json.decoder.JSONDecodeError in sys.modules without importing it, and
+        # returns NULL with no exception set when `json` was never imported.
         return _fallback_loads(data)
     if text[end:].strip(_WHITESPACE):
         return _fallback_loads(data)  # "Extra data": let json say where

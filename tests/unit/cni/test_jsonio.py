@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from cni import jsonio
+from cni.install import import_roots
 
 DOCUMENTS = [
     '{"cniVersion": "1.1.0", "name": "k8s-pod-network", "plugins": []}',
@@ -69,3 +73,31 @@ def test_dumps_is_byte_identical_to_json(value: object) -> None:
 def test_dumps_refuses_what_json_refuses() -> None:
     with pytest.raises(TypeError, match="not JSON serializable"):
         jsonio.dumps({"x": object()})
+
+
+def test_malformed_input_in_a_fresh_interpreter_gets_json_s_error(tmp_path: Path) -> None:
+    """As in a CNI exec, where nothing has imported `json` before the plugin parses stdin."""
+    code = (
+        f"import sys; sys.path[:0] = {import_roots()!r}\n"
+        "from cni import jsonio\n"
+        "assert 'json' not in sys.modules\n"
+        "for data in (b'{\"cniVersion\": \"1.1.0\", ', b'[1, 2', b'{\"a\": tru}'):\n"
+        "    try:\n"
+        "        jsonio.loads(data)\n"
+        "    except ValueError as exc:\n"
+        "        print(type(exc).__name__, exc)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "JSONDecodeError Expecting property name enclosed in double quotes:"
+        " line 1 column 25 (char 24)",
+        "JSONDecodeError Expecting ',' delimiter: line 1 column 6 (char 5)",
+        "JSONDecodeError Expecting value: line 1 column 7 (char 6)",
+    ]
