@@ -370,18 +370,29 @@ class Workloads:
         self, container_id: str, interface: str, name: str, phases: Phases | None = None
     ) -> bool:
         phases = phases or Phases()
-        existed = await asyncio.to_thread(veth.unplumb, self.host_netns, name)
-        phases.mark("unplumb")
-        if existed:
+        # Down first: the kernel drops the pod's routes at once, so the address
+        # can be released while the veth itself is still being deleted.
+        plumbed = await asyncio.to_thread(veth.disconnect, self.host_netns, name)
+        phases.mark("down")
+        if plumbed:
             self.agent.link_removed(name)
         known = self.attachments.pop(name, None)
-        existed = known is not None or existed
+        existed = plumbed or known is not None
         existed = self.agent.workloads.pop(name, None) is not None or existed
-        await self.ipam.release(handle_for(container_id, interface))
-        phases.mark("ipam")
-        await self._forget(container_id, interface, known)
-        phases.mark("forget")
         self.agent.mark_dirty()
+        steps = [
+            self.ipam.release(handle_for(container_id, interface)),
+            self._forget(container_id, interface, known),
+        ]
+        if plumbed:
+            steps.append(asyncio.to_thread(veth.unplumb, self.host_netns, name))
+        # All three run to the end even when one fails (no half-done DEL); the
+        # first failure is raised and the runtime retries the DEL.
+        outcomes = await asyncio.gather(*steps, return_exceptions=True)
+        phases.mark("release+unplumb")
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
         return existed
 
     # ---- WorkloadEndpoint records

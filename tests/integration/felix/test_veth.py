@@ -115,3 +115,18 @@ def test_errors_name_the_netns_or_the_step(topo: Topology, node: Netns) -> None:
     with pytest.raises(veth.PlumbingError, match=r"creating veth .* in"):
         veth.plumb(node.path, taken)
     assert taken.host_interface not in node.ip("link show"), "a failed create left a veth"
+
+
+def test_disconnect_takes_the_pods_routes_away_at_once(topo: Topology, node: Netns) -> None:
+    pod = topo.netns("pd")
+    spec = veth.VethSpec(
+        host_interface_name("down", "eth0"), "eth0", pod.path, (IPv4Address("10.65.0.8"),)
+    )
+    veth.plumb(node.path, spec)
+    program_route(node, spec)
+    assert pod.ping("192.0.2.1")
+    assert veth.disconnect(node.path, spec.host_interface) is True
+    assert "10.65.0.8" not in node.routes(), "the /32 outlived its veth going down"
+    assert not pod.ping("192.0.2.1", timeout=0.5)
+    assert veth.unplumb(node.path, spec.host_interface) is True
+    assert veth.disconnect(node.path, spec.host_interface) is False
