@@ -56,10 +56,15 @@ async def _seed(url: str, pool_cidr: str) -> None:
 
 class FelixNode:
     def __init__(
-        self, root: Path, node_netns: str, node_name: str = "node1", pool_cidr: str = POOL_CIDR
+        self,
+        root: Path,
+        node_netns: str,
+        node_name: str = "node1",
+        pool_cidr: str = POOL_CIDR,
+        log_level: str = "INFO",
     ) -> None:
         self.root, self.node_netns, self.node_name = root, node_netns, node_name
-        self.pool_cidr = pool_cidr
+        self.pool_cidr, self.log_level = pool_cidr, log_level
         self.run_dir = root / "run"
         self.socket = self.run_dir / "felix.sock"
         self.datastore = f"sqlite://{root / 'datastore.db'}"
@@ -86,6 +91,8 @@ class FelixNode:
                 self.datastore,
                 "--run-dir",
                 str(self.run_dir),
+                "--log-level",
+                self.log_level,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
