@@ -19,6 +19,10 @@ Invariants:
 - Encapsulation is left to felix (ENCAPSULATION_FROM_POOL): it knows the pool
   and the CrossSubnet rule; the originating node is the Node whose address
   is the next hop (else the node behind the session), "" when unknown.
+- Messages are batched: one RouteUpdate carries up to `BATCH` prefixes that
+  share a path (`prefixes`), so 100,000 routes are ~100 gRPC messages, not
+  100,000. The table is kept by prefix key with shared `LearnedPath`s, like
+  `LearnedRoutes` (nothing is built per prefix but a dict entry).
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ from typing import Any
 
 import grpc
 
-from bird_agent.learned import LearnedRoute, RouteChange
+from bird_agent.events import PrefixKey, key_network
+from bird_agent.learned import LearnedPath, LearnedRoute, RouteChange, RouteChanges
 from gingham.v1 import dataplane_pb2 as pb
 from gingham.v1 import dataplane_pb2_grpc as pb_grpc
 
@@ -41,6 +46,8 @@ log = logging.getLogger(__name__)
 NodeOf = Callable[[IPv4Address], str | None]
 
 _END = None  # queue sentinel: close the request stream
+# Prefixes per RouteUpdate: ~20 bytes each, far below gRPC's 4 MB message limit.
+BATCH = 1000
 
 
 class FelixSink:
@@ -57,7 +64,9 @@ class FelixSink:
         self.node_of = node_of
         self.min_backoff = min_backoff
         self.max_backoff = max_backoff
-        self.routes: dict[IPv4Network, LearnedRoute] = {}
+        # What BGP selected: path and text per prefix key.
+        self.paths: dict[PrefixKey, LearnedPath] = {}
+        self.texts: dict[PrefixKey, str] = {}
         # True while felix has acknowledged our latest snapshot on a live stream.
         self.in_sync = False
         self.connects = 0
@@ -65,23 +74,39 @@ class FelixSink:
         self._queue: asyncio.Queue[Any] | None = None
         self._synced = asyncio.Event()
 
+    @property
+    def routes(self) -> dict[IPv4Network, LearnedRoute]:
+        """The selected routes as felix should hold them (for tests and status)."""
+        return {key_network(k): p.route(key_network(k)) for k, p in self.paths.items()}
+
     # ------------------------------------------------------------ RouteSink
 
     async def apply(self, changes: Sequence[RouteChange]) -> None:
-        queue = self._queue
-        for change in changes:
-            old = self.routes.get(change.prefix)
-            new = change.route
+        batch = RouteChanges.of(changes)
+        paths, texts, queue = self.paths, self.texts, self._queue
+        for group in batch.groups:
+            new = group.path
+            # Felix keys by (prefix, peer): a prefix leaving a peer is deleted there.
+            deletes: dict[IPv4Address, list[str]] = {}
+            for key, text in zip(group.keys, group.texts, strict=True):
+                old = paths.get(key)
+                if old is not None and (new is None or old.peer != new.peer):
+                    deletes.setdefault(old.peer, []).append(text)
             if new is None:
-                self.routes.pop(change.prefix, None)
+                for key in group.keys:
+                    paths.pop(key, None)
+                    texts.pop(key, None)
             else:
-                self.routes[change.prefix] = new
+                paths.update(dict.fromkeys(group.keys, new))
+                texts.update(zip(group.keys, group.texts, strict=True))
             if queue is None:
                 continue
-            if old is not None and (new is None or old.peer != new.peer):
-                queue.put_nowait(_delete(old))
+            for peer, gone in deletes.items():
+                for chunk in _chunks(gone):
+                    queue.put_nowait(pb.RouteUpdate(type=pb.DEL, peer=str(peer), prefixes=chunk))
             if new is not None:
-                queue.put_nowait(self._add(new))
+                for chunk in _chunks(group.texts):
+                    queue.put_nowait(self._add(new, chunk))
 
     # ------------------------------------------------------------ the stream
 
@@ -116,12 +141,16 @@ class FelixSink:
             queue: asyncio.Queue[Any] = asyncio.Queue()
             # Snapshot, queued in one synchronous step: later deltas go after it.
             queue.put_nowait(pb.RouteUpdate(type=pb.SNAPSHOT_BEGIN))
-            for route in self.routes.values():
-                queue.put_nowait(self._add(route))
+            by_path: dict[int, tuple[LearnedPath, list[str]]] = {}
+            for key, path in self.paths.items():
+                by_path.setdefault(id(path), (path, []))[1].append(self.texts[key])
+            for path, texts in by_path.values():
+                for chunk in _chunks(texts):
+                    queue.put_nowait(self._add(path, chunk))
             queue.put_nowait(pb.RouteUpdate(type=pb.SNAPSHOT_END))
             self._queue = queue
             self.connects += 1
-            log.info("felix route feed connected: snapshot of %d routes", len(self.routes))
+            log.info("felix route feed connected: snapshot of %d routes", len(self.paths))
             stub = pb_grpc.RouteFeedStub(channel)  # type: ignore[no-untyped-call]
             call = stub.SyncRoutes(_drain(queue))
             async for ack in call:
@@ -140,21 +169,19 @@ class FelixSink:
         self.in_sync = False
         self._synced.clear()
 
-    def _add(self, route: LearnedRoute) -> Any:
-        node = self.node_of(route.next_hop) if self.node_of is not None else None
+    def _add(self, path: LearnedPath, prefixes: Sequence[str]) -> Any:
+        node = self.node_of(path.next_hop) if self.node_of is not None else None
         return pb.RouteUpdate(
             type=pb.ADD,
-            prefix=str(route.prefix),
-            peer=str(route.peer),
-            next_hops=[
-                pb.NextHop(address=str(route.next_hop), node=node or route.origin_node or "")
-            ],
+            prefixes=prefixes,
+            peer=str(path.peer),
+            next_hops=[pb.NextHop(address=str(path.next_hop), node=node or path.origin_node or "")],
             encapsulation=pb.ENCAPSULATION_FROM_POOL,
         )
 
 
-def _delete(route: LearnedRoute) -> Any:
-    return pb.RouteUpdate(type=pb.DEL, prefix=str(route.prefix), peer=str(route.peer))
+def _chunks(items: Sequence[str]) -> list[Sequence[str]]:
+    return [items[i : i + BATCH] for i in range(0, len(items), BATCH)]
 
 
 async def _drain(queue: asyncio.Queue[Any]) -> AsyncIterator[Any]:
