@@ -5,4 +5,8 @@
 - `wire`: client set-up, object conversion and API-error mapping for the backend.
 - `autodetect`: the node's BGP address (first-found / interface= / can-reach=).
 - `node`: `register_node`, our Node following the core Node and that address.
+- `bootstrap`: `gingham node run --datastore kubernetes` registers its node
+  (downward-API name, auto-detected address, core labels) before its agents start.
+- `probe`: the DaemonSet's liveness/readiness command (felix's and the speaker's
+  health endpoints at once; standard library only).
 """
