@@ -5,9 +5,16 @@ unix socket and prints Calico's table:
 
     PEER ADDRESS | PEER TYPE | STATE | SINCE | INFO
 
-The socket is `<run-dir>/speaker.sock` for a speaker run by hand, or
-`<run-dir>/bgp/speaker.sock` under `gingham node run` (which gives the
-speaker its own subdirectory); both are tried. `--socket` names it exactly.
+The socket is `<run-dir>/speaker.sock` (as `gingham node run` lays it
+out) or `<run-dir>/bgp/speaker.sock`; both are tried. `--socket` names it
+exactly.
+
+On a route reflector node gingham-rr's socket (`rr.sock`) sits beside the
+speaker's; when it is there, its `Reflector.Status` is shown as a second
+table (clients, non-clients, prefixes, and with --routes the best paths),
+and as `route_reflector` in the JSON (null elsewhere). A reflector that does
+not answer is a warning line, not a failure: the speaker's table still is
+the node's state.
 
 `add_status_command(node_commands)` registers the command under `gingham
 node`'s subparsers (gingham/cli/node.py calls it).
@@ -65,11 +72,115 @@ async def node_status(args: argparse.Namespace) -> int:
         raise CLIError(
             f"speaker at {socket} did not answer: {exc.code().name} ({exc.details()})"
         ) from None
+    reflector, problem = await reflector_status(socket.parent / "rr.sock", args.routes)
     if args.output == "json":
-        print(json.dumps(as_json(reply), indent=2, sort_keys=True))
+        document = as_json(reply)
+        document["route_reflector"] = reflector_json(reflector) if reflector else None
+        print(json.dumps(document, indent=2, sort_keys=True))
         return 0
     print(render(reply, time.time(), routes=args.routes))
+    if reflector is not None:
+        print()
+        print(render_reflector(reflector, routes=args.routes))
+    elif problem:
+        print()
+        print(problem)
     return 0
+
+
+async def reflector_status(socket: Path, best_paths: bool) -> tuple[Any, str]:
+    """gingham-rr's status reply when it runs beside the speaker; else (None, why)."""
+    if not socket.exists():
+        return None, ""
+    import grpc
+
+    from gingham.v1 import reflector_pb2 as rpb
+    from gingham.v1 import reflector_pb2_grpc as rpb_grpc
+
+    try:
+        options = [("grpc.max_receive_message_length", MAX_REPLY)]
+        async with grpc.aio.insecure_channel(f"unix:{socket}", options=options) as channel:
+            stub = rpb_grpc.ReflectorStub(channel)  # type: ignore[no-untyped-call]
+            request = rpb.ReflectorStatusRequest(best_paths=best_paths)
+            return await stub.Status(request, timeout=TIMEOUT), ""
+    except grpc.aio.AioRpcError as exc:
+        return None, (
+            f"Warning: the route reflector at {socket} did not answer:"
+            f" {exc.code().name} ({exc.details()})"
+        )
+
+
+def reflector_json(reply: Any) -> dict[str, Any]:
+    def attributes(a: Any) -> dict[str, Any]:
+        return {
+            "next_hop": a.next_hop,
+            "originator_id": a.originator_id or None,
+            "cluster_list": list(a.cluster_list),
+            "local_pref": a.local_pref if a.HasField("local_pref") else 100,
+            "as_path": list(a.as_path),
+        }
+
+    return {
+        "node": reply.node,
+        "cluster_id": reply.cluster_id,
+        "router_id": reply.router_id,
+        "in_sync": reply.in_sync,
+        "clients": reply.clients,
+        "non_clients": reply.non_clients,
+        "prefixes": reply.prefixes,
+        "loops_dropped": reply.loops_dropped,
+        "reflected_updates": reply.reflected_updates,
+        "peers": [
+            {
+                "address": p.address,
+                "router_id": p.router_id,
+                "client": p.client,
+                "peer_type": p.peer_type,
+                "received": p.received,
+                "advertised": p.advertised,
+            }
+            for p in reply.peers
+        ],
+        "best_paths": [
+            {
+                "prefix": b.prefix,
+                "peer": b.peer,
+                "candidates": b.candidates,
+                "advertised_to": list(b.advertised_to),
+                **attributes(b.attributes),
+            }
+            for b in reply.best_paths
+        ],
+    }
+
+
+def render_reflector(reply: Any, routes: bool = False) -> str:
+    """The route reflector's table (gingham-rr's `Reflector.Status`)."""
+    if not reply.cluster_id:
+        return "Route reflector: waiting for the speaker's first snapshot."
+    sync = "in sync" if reply.in_sync else "not in sync yet"
+    lines = [
+        f"Route reflector, cluster ID {reply.cluster_id}, router ID {reply.router_id} ({sync}):"
+        f" {reply.clients} clients, {reply.non_clients} non-clients, {reply.prefixes} prefixes,"
+        f" {reply.reflected_updates} updates reflected, {reply.loops_dropped} loops dropped.",
+    ]
+    header = ("PEER ADDRESS", "ROLE", "ROUTER ID", "RECEIVED", "ADVERTISED")
+    rows: list[tuple[str, ...]] = [
+        (p.address, p.peer_type, p.router_id, str(p.received), str(p.advertised))
+        for p in reply.peers
+    ]
+    lines += table(header, rows) if rows else ["No reflector sessions."]
+    if routes:
+        lines.append("Best paths:")
+        for b in reply.best_paths:
+            a = b.attributes
+            clusters = " ".join(a.cluster_list) or "-"
+            lines.append(
+                f"  {b.prefix} via {a.next_hop} from {b.peer} (originator"
+                f" {a.originator_id or b.peer}, cluster list {clusters}, {b.candidates}"
+                f" candidates) to {', '.join(b.advertised_to) or 'nobody'}"
+            )
+    return "\n".join(lines)
 
 
 def as_json(reply: Any) -> dict[str, Any]:
