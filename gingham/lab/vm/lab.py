@@ -111,11 +111,20 @@ def up(options: LabOptions, progress: Progress, wait: float = 300.0) -> LabState
                     workdir=directory / "vm", record=False, boot_timeout=BOOT_TIMEOUT)  # fmt: skip
         return _build(plan, vms, progress)
     except (LabError, GuestError) as exc:
+        kept = _keep_guest_logs(options.name, vms)
         down(options.name, lambda _line: None)
-        raise LabError(f"{exc} (everything this lab had made was removed)") from None
+        raise LabError(f"{exc} (everything this lab had made was removed; the guests' "
+                       f"consoles and logs are in {kept})") from None  # fmt: skip
     except BaseException:
         down(options.name, lambda _line: None)
         raise
+
+
+def _keep_guest_logs(name: str, vms: VmLab) -> Path:
+    """The guests' consoles and service logs, saved beside the lab directory (`down` removes it)."""
+    path = lab_dir(name).with_name(f"{name}-vm-failure.log")
+    path.write_text("\n".join(vm.report() for vm in vms.vms))
+    return path
 
 
 def _record(state: LabState, what: str, pid: int) -> None:
