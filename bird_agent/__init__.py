@@ -14,6 +14,12 @@ The one ExaBGP adapter (nothing else knows ExaBGP):
 - `exabgp_process` — start/stop the ExaBGP process.
 - `exabgp_bridge`  — the API process ExaBGP runs (pipes ↔ our unix socket).
 - `exabgp`         — `ExaBGPAdapter`: desired peers/exports in, events out.
+- `exabgp_reflect` — full path attributes from ExaBGP's JSON, and the
+                     per-neighbor commands for reflected routes.
+
+Route reflection: `reflection` feeds gingham-rr (route_reflector/) on RR
+nodes and applies its per-peer answers; every node screens routes that loop
+back (ORIGINATOR_ID / CLUSTER_LIST).
 
 Daemon: `speaker` (datastore → plan → adapter → learned routes → sink),
 `main` (`gingham-bgp` / `python -m bird_agent`).

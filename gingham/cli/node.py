@@ -3,9 +3,12 @@
 `node run` supervises the node's agents (`gingham.node.supervisor`). Thin:
 argument parsing, reading the Node resource, signal handling.
 
-`node status` (the Calico-style BGP peer table) belongs to the BGP speaker's
-engineer and is added here as another ``commands.add_parser("status", ...)``
-in `register`, next to `run`.
+`node status` (the Calico-style BGP peer table, plus gingham-rr's table on a
+route reflector node) lives in `gingham.cli.bgp_status` and is registered
+here, next to `run`.
+
+A node whose Node has spec.bgp.routeReflectorClusterID also runs gingham-rr,
+in the same run dir, so the speaker finds `<run-dir>/rr.sock`.
 """
 
 from __future__ import annotations
