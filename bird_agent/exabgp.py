@@ -87,6 +87,23 @@ class _ProcessGone(Exception):
     pass
 
 
+_MD5_COUNTERS = ("TCPMD5Failure", "TCPMD5NotFound", "TCPMD5Unexpected")
+
+
+def tcp_md5_refusals(netstat: Path = Path("/proc/net/netstat")) -> int:
+    """Segments this network namespace's kernel dropped for a wrong, missing or
+    unexpected TCP MD5 signature (0 when the counters cannot be read)."""
+    try:
+        lines = netstat.read_text().splitlines()
+    except OSError:
+        return 0
+    for header, values in zip(lines[::2], lines[1::2], strict=False):
+        if header.startswith("TcpExt:"):
+            table = dict(zip(header.split()[1:], values.split()[1:], strict=False))
+            return sum(int(table.get(name, 0)) for name in _MD5_COUNTERS)
+    return 0
+
+
 class ExaBGPAdapter:
     def __init__(self, options: ExaBGPOptions) -> None:
         self.options = options
@@ -108,6 +125,8 @@ class ExaBGPAdapter:
         # Established sessions still owed our End-of-RIB (manual-eor).
         self._owe_eor: set[IPv4Address] = set()
         self._since: dict[IPv4Address, tuple[float, str]] = {}
+        # TCP MD5 refusals counted when each peer's password was last set.
+        self._md5_baseline: dict[IPv4Address, int] = {}
         self._events: asyncio.Queue[BgpEvent] = asyncio.Queue()
         self._dirty = asyncio.Event()
         self._synced = asyncio.Event()
@@ -161,6 +180,14 @@ class ExaBGPAdapter:
         """The sessions to run; raises `ConfigError` (and changes nothing) if unrenderable."""
         desired = {p.address: p for p in peers}
         wire.render_config(list(desired.values()), self._api_command())
+        changed = [
+            address
+            for address, spec in desired.items()
+            if spec.password and self._desired_peers.get(address, None) != spec
+        ]
+        if changed:
+            baseline = tcp_md5_refusals()
+            self._md5_baseline.update(dict.fromkeys(changed, baseline))
         self._desired_peers = desired
         self._mark_dirty()
 
@@ -190,9 +217,27 @@ class ExaBGPAdapter:
         return self._state.get(peer, SessionState.IDLE)
 
     def session_info(self, peer: IPv4Address) -> SessionInfo:
-        """State, when it last changed (wall clock) and why (for status tables)."""
+        """State, when it last changed (wall clock) and why (for status tables).
+
+        A session with an MD5 password that is not up says so, with how many
+        segments this network namespace's kernel refused for a bad or missing
+        signature since the password was set: ExaBGP never sees those (the
+        kernel drops them), so a mismatch is otherwise just silence.
+        """
         since, info = self._since.get(peer, (None, ""))
-        return SessionInfo(self.session_state(peer), since, info)
+        state = self.session_state(peer)
+        spec = self._desired_peers.get(peer)
+        if state is not SessionState.ESTABLISHED and spec is not None and spec.password:
+            refused = tcp_md5_refusals() - self._md5_baseline.get(peer, 0)
+            hint = "MD5 password set, no session"
+            if refused > 0:
+                hint += (
+                    f"; the kernel refused {refused} TCP segments for a bad or missing MD5"
+                    " signature since (TCPMD5Failure/NotFound/Unexpected):"
+                    " check the password matches the peer's"
+                )
+            info = f"{info}; {hint}" if info else hint
+        return SessionInfo(state, since, info)
 
     def _change_state(self, peer: IPv4Address, state: SessionState, info: str) -> None:
         if self._state.get(peer) is not state:
