@@ -58,8 +58,8 @@ SUBNET = IPv4Network("10.200.0.0/24")  # the plan's node segment; .254 is the la
 GUEST_RUN_DIR = "/run/gingham"
 UNITS = ("gingham-cni-install.service", "gingham-node.service")
 README_DATASTORE_IP = "10.0.0.11"  # the address the manifests' examples use for etcd
-BOOT_TIMEOUT = 300.0  # TCG on a loaded 2-core machine
-POD_TIMEOUT = 300.0
+BOOT_TIMEOUT = 900.0  # TCG guests on a loaded 2-core machine get a few % of a core
+POD_TIMEOUT = 900.0
 
 
 def vm_lab_name(lab: str) -> str:
@@ -204,7 +204,7 @@ def _provision(
         (vm.share / unit).write_text((UNIT_DIR / unit).read_text())
     vm.run(["sh", "-c", install_script(GUEST_SHARE)], timeout=60)
     start = [PYTHON, "-m", "gingham.lab.vm.units"]
-    vm.run([*start, f"/etc/systemd/system/{UNITS[0]}"], timeout=240)
+    vm.run([*start, f"/etc/systemd/system/{UNITS[0]}"], timeout=POD_TIMEOUT)
     node_run = vm.spawn([*start, f"/etc/systemd/system/{UNITS[1]}"])
     (vm.share / "node-run.pid").write_text(f"{node_run.pid}\n")
     progress(f"{vm.name}: gingham-cni-install done, gingham-node started (pid {node_run.pid})")
@@ -231,7 +231,7 @@ def cnitool_env(pod: str) -> dict[str, str]:
 def _cni_add(vm: Vm, pod: str, netns_path: str, deadline: float) -> str | None:
     argv = [PYTHON, "-m", "gingham.lab.vm.cnitool", "add", "gingham", netns_path]
     while True:
-        done = vm.run(argv, env=cnitool_env(pod), timeout=120, check=False)
+        done = vm.run(argv, env=cnitool_env(pod), timeout=POD_TIMEOUT, check=False)
         if done.rc == 0:
             ips = json.loads(done.stdout).get("ips") or [{}]
             return str(ips[0].get("address", "")).split("/")[0] or None

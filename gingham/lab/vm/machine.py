@@ -255,7 +255,9 @@ def boot_script(python: str) -> str:
     return (
         "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
         f"export HOME=/root\ncd /\n"
-        f"exec {python} -m gingham.lab.vm.agent {GUEST_SHARE} /dev/ttyS1\n"
+        # The agent by path with -S -E: stdlib only, no package __init__ and no site
+        # (.pth finders) to import under TCG, where every import costs.
+        f"exec {python} -S -E {Path(__file__).with_name('agent.py')} {GUEST_SHARE} /dev/ttyS1\n"
     )
 
 
