@@ -52,6 +52,7 @@ from labkit import (
     wait_until,
 )
 
+from gingham.lab.observe import node_run_dir, speaker_status
 from gingham.lab.state import LabState
 from gingham.lab.topology import LabOptions
 
@@ -116,11 +117,16 @@ def join_and_kill(state: LabState, watch: RouteWatch) -> tuple[list[str], tuple[
     others = list(state.nodes)
     node, started = add_node(state, watch)
     ready = wait_until(
-        lambda: felix_up(state, node.name) and sessions_established(state, node.name), 90, 0.1
+        lambda: felix_up(state, node.name) and sessions_established(state, node.name), 180, 0.1
     )
     sessions_at = time.monotonic()
     if not ready:
-        return [f"  new node {node.name}: sessions not all Established within 90 s"], (0, 0)
+        status = speaker_status(node_run_dir(state, node.name)) or {}
+        peers = ", ".join(f"{p.get('address')} {p.get('state')}" for p in status.get("peers", []))
+        return [
+            f"  new node {node.name}: sessions not all Established within 180 s"
+            f" (felix serving: {felix_up(state, node.name)}; peers: {peers or 'none'})"
+        ], (0, 0)
     # felix claims the block inside ADD and the speaker announces it at once: the
     # route can reach the other nodes before the whole CNI chain returns, so
     # this is timed from the ADD's start (an upper bound on claim → routed).
