@@ -5,9 +5,13 @@
 Both plugins are exec'd per call exactly as a runtime does (env + stdin) from
 inside a node network namespace this script makes; every pod is a netns made
 beforehand (not timed). Per plugin: 200 pods ADD then DEL one after another, then
-200 pods with 16 calls in flight. Prints p50/p90/p99 in milliseconds, then where
-the gingham plugin's time goes (interpreter, our imports, the rest: one HTTP/2
-round trip to felix and felix's own work).
+200 pods with 16 calls in flight. Prints p50/p90/p99 in milliseconds, the ratio
+of ours to the reference in the same run (the machine is shared: absolute
+figures move with its load, printed too), then where the gingham plugin's time
+goes: the exec's fixed costs (interpreter, our imports), and felix's side per
+step (from its debug log: IPAM, veth plumbing, WorkloadEndpoint write, waiting
+for the /32 route; on DEL: link down, then release + WorkloadEndpoint delete +
+veth delete together).
 Target (issue 5): ADD p50 and DEL p50 <= 80 ms.
 
 The gingham rows need the real felix daemon (`gingham-felix`); until it exists
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -89,7 +94,7 @@ def felix_rpc(socket: str, command: str, cid: str, netns: str) -> float:
     from cni import h2grpc, wire
 
     method = "AddWorkload" if command == "ADD" else "DeleteWorkload"
-    values = {"container_id": cid, "netns": netns, "interface_name": "eth0"}
+    values: dict[str, object] = {"container_id": cid, "netns": netns, "interface_name": "eth0"}
     start = time.perf_counter()
     h2grpc.unary_call(
         socket, f"/gingham.v1.Dataplane/{method}", wire.encode(f"{method}Request", values), 30
@@ -100,7 +105,8 @@ def felix_rpc(socket: str, command: str, cid: str, netns: str) -> float:
 class Phase:
     """Latencies of one measured phase, and the calls that failed."""
 
-    def __init__(self) -> None:
+    def __init__(self, tag: int = 0) -> None:
+        self.tag = tag  # container IDs are bench<tag>-<i>
         self.adds: list[float] = []
         self.dels: list[float] = []
         self.failures: list[str] = []
@@ -111,8 +117,8 @@ _phase_counter = iter(range(1_000_000))
 
 def measure(call: Callable[[str, str, str], float], pods: list[str], concurrency: int) -> Phase:
     """ADD every pod, then DEL every pod; `concurrency` calls in flight; fresh IDs per phase."""
-    phase = Phase()
     tag = next(_phase_counter)
+    phase = Phase(tag)
     ids = [f"bench{tag}-{i}" for i in range(len(pods))]
 
     def one(command: str, i: int) -> None:
@@ -142,39 +148,85 @@ def row(label: str, phase: Phase) -> str:
     return line
 
 
+def ratio_row(label: str, ours: Phase, reference: Phase) -> str:
+    def ratio(a: list[float], b: list[float]) -> str:
+        if len(a) < 2 or len(b) < 2:
+            return "-"
+        return f"{statistics.median(a) / statistics.median(b):.2f}x"
+
+    return (
+        f"  {label:<26} ADD p50 {ratio(ours.adds, reference.adds):>6}"
+        f"   DEL p50 {ratio(ours.dels, reference.dels):>6}"
+    )
+
+
+_FELIX_STEPS = re.compile(r"felix\.workloads: (add|delete) bench(\d+)-\d+/\S+: (.*)$")
+
+
+def felix_steps(log: str, phase: Phase) -> list[str]:
+    """Median wall time of each step of felix's AddWorkload/DeleteWorkload in `phase`."""
+    steps: dict[str, dict[str, list[float]]] = {"add": {}, "delete": {}}
+    for line in log.splitlines():
+        match = _FELIX_STEPS.search(line)
+        if match is None or int(match.group(2)) != phase.tag:
+            continue
+        for part in match.group(3).split():
+            name, _, value = part.partition("=")
+            steps[match.group(1)].setdefault(name, []).append(float(value.removesuffix("ms")))
+    out = []
+    for kind, label in (("add", "AddWorkload"), ("delete", "DeleteWorkload")):
+        cells = "  ".join(
+            f"{name} {statistics.median(values):.1f}"
+            for name, values in steps[kind].items()
+            if name != "lock"
+        )
+        out.append(f"  felix {label:<15} {cells or '(no debug timings in its log)'}  (ms)")
+    return out
+
+
 def startup_breakdown(plugin: Path, runs: int = 30) -> list[str]:
-    """Median wall time of the plugin's fixed costs, each exec'd fresh."""
+    """Median wall time of the plugin's fixed costs, each exec'd fresh.
+
+    The variants are timed round-robin, so a change in the machine's load
+    moves them all alike and their differences stay meaningful.
+    """
     python = plugin.read_text().splitlines()[0][2:].split()[0]
     roots = [str(ROOT), *[p for p in sys.path if p.endswith("site-packages")]]
-    prelude = f"import sys; sys.path[:0] = {roots!r}; "
-
-    def timed(argv: list[str], env: dict[str, str], stdin: bytes = b"") -> float:
-        samples = []
-        for _ in range(runs):
+    grpc_imports = f"import sys; sys.path[:0] = {roots!r}; import grpc; "
+    grpc_imports += "from gingham.v1 import dataplane_pb2_grpc"
+    no_felix = json.dumps(
+        {"cniVersion": "1.1.0", "name": "x", "felix_socket": "/nonexistent/felix.sock"}
+    ).encode()
+    version_stdin = b'{"cniVersion":"1.0.0"}'
+    variants: dict[str, tuple[list[str], dict[str, str], bytes]] = {
+        "bare": ([python, "-SE", "-c", "pass"], {}, b""),
+        "site": ([python, "-c", "pass"], {}, b""),
+        "version": ([str(plugin)], {"CNI_COMMAND": "VERSION"}, version_stdin),
+        "status": ([str(plugin)], {"CNI_COMMAND": "STATUS"}, no_felix),
+        "ptp": ([str(REFERENCE / "ptp")], {"CNI_COMMAND": "VERSION"}, version_stdin),
+        "grpcio": (
+            [python, "-SE", "-c", grpc_imports],
+            {},
+            b"",
+        ),
+    }
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(runs):
+        for name, (argv, env, stdin) in variants.items():
             start = time.perf_counter()
             subprocess.run(
                 argv, input=stdin, env={**ENV_BASE, **env}, capture_output=True, check=False
             )
-            samples.append((time.perf_counter() - start) * 1000)
-        return statistics.median(samples)
-
-    no_felix = json.dumps(
-        {"cniVersion": "1.1.0", "name": "x", "felix_socket": "/nonexistent/felix.sock"}
-    ).encode()
-    bare = timed([python, "-S", "-c", "pass"], {})
-    site = timed([python, "-c", "pass"], {})
-    version = timed([str(plugin)], {"CNI_COMMAND": "VERSION"}, b'{"cniVersion":"1.1.0"}')
-    status = timed([str(plugin)], {"CNI_COMMAND": "STATUS"}, no_felix)
-    grpcio = timed(
-        [python, "-S", "-c", prelude + "import grpc; from gingham.v1 import dataplane_pb2_grpc"],
-        {},
-    )
+            samples[name].append((time.perf_counter() - start) * 1000)
+    ms = {name: statistics.median(values) for name, values in samples.items()}
     return [
-        f"  interpreter start (-S)                    {bare:6.1f} ms  (with site: {site:.1f} ms)",
-        f"  + parse/render modules (VERSION exec)     {version:6.1f} ms",
-        f"  + felix client modules (STATUS, no felix) {status:6.1f} ms",
+        f"  interpreter start (-SE)                   {ms['bare']:6.1f} ms"
+        f"  (with site: {ms['site']:.1f} ms)",
+        f"  + parse/render modules (VERSION exec)     {ms['version']:6.1f} ms",
+        f"  + felix client modules (STATUS, no felix) {ms['status']:6.1f} ms",
         "  the rest of an ADD/DEL is one HTTP/2 round trip on the unix socket + felix's work",
-        f"  for scale, interpreter + grpcio + protobuf stubs = {grpcio:.1f} ms (not on the path)",
+        f"  for scale: the Go ptp plugin's VERSION exec {ms['ptp']:.1f} ms; interpreter +"
+        f" grpcio + protobuf stubs {ms['grpcio']:.1f} ms (not on the path)",
     ]
 
 
@@ -211,21 +263,19 @@ def main() -> int:
                 f"{'plugin, mode':<28} {'ADD p50':>7} {'p90':>7} {'p99':>7}   "
                 f"{'DEL p50':>7} {'p90':>7} {'p99':>7}   (ms, {args.pods} pods)"
             )
+            print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
             print(header)
-            print(row("ptp+host-local sequential", measure(ref_call, pods, 1)))
-            print(
-                row(
-                    f"ptp+host-local {args.concurrency}-way",
-                    measure(ref_call, pods, args.concurrency),
-                )
-            )
+            ref_seq = measure(ref_call, pods, 1)
+            print(row("ptp+host-local sequential", ref_seq))
+            ref_par = measure(ref_call, pods, args.concurrency)
+            print(row(f"ptp+host-local {args.concurrency}-way", ref_par))
             bin_dir = work / "bin"
             install(
                 bin_dir, work / "conf", run_dir=str(work / "felix" / "run"), cni_version="1.0.0"
             )
             plugin = bin_dir / "gingham"
             reason = felix_unavailable()
-            felix = FelixNode(work / "felix", node)
+            felix = FelixNode(work / "felix", node, log_level="DEBUG")
             if not reason:
                 stack.callback(felix.stop)
                 felix.start()
@@ -246,14 +296,17 @@ def main() -> int:
                 def rpc_only(command: str, cid: str, netns: str) -> float:
                     return felix_rpc(str(felix.socket), command, cid, netns)
 
-                print(row("gingham sequential", measure(gingham_call, pods, 1)))
+                seq = measure(gingham_call, pods, 1)
+                print(row("gingham sequential", seq))
                 print(row("  felix RPC alone, in-process", measure(rpc_only, pods, 1)))
-                print(
-                    row(
-                        f"gingham {args.concurrency}-way",
-                        measure(gingham_call, pods, args.concurrency),
-                    )
-                )
+                par = measure(gingham_call, pods, args.concurrency)
+                print(row(f"gingham {args.concurrency}-way", par))
+                print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+                print("\ngingham / reference, same run (lower is better):")
+                print(ratio_row("sequential", seq, ref_seq))
+                print(ratio_row(f"{args.concurrency}-way", par, ref_par))
+                print("\nwhere felix's time goes (median per step, sequential run):")
+                print("\n".join(felix_steps((felix.root / "felix.log").read_text(), seq)))
             print("\nwhere the gingham plugin's time goes (median of 30 fresh execs):")
             print("\n".join(startup_breakdown(plugin)))
     finally:
