@@ -6,6 +6,11 @@
 - `agent`      runs inside the guest: executes requests from the writable share.
 - `machine`    host side: network namespace + bridge + taps, qemu processes,
                `Vm.run` / `Vm.spawn`, guaranteed cleanup (`VmLab`, `destroy_lab`).
+- `lab`        `gingham lab up --vm`: the namespace lab's plan with QEMU guests as
+               nodes, built by README "A BGP lab on three VMs"'s steps.
+- `units`      the systemd units of manifests/systemd as commands (guests have no systemd).
+- `cnitool`    the CNI project's cnitool command line (a conflist run as libcni does).
+- `probe`      runs in a guest: felix, speaker, routes and tunl0 as JSON for `lab status`.
 """
 
 from __future__ import annotations
