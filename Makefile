@@ -1,5 +1,5 @@
 # Two commands do all the set-up on a fresh Debian machine (as root):
-#   make lab   - install, then bring up a demo fabric
+#   make lab   - install, then bring up a 4-node route-reflector fabric
 #   make test  - install, then lint, type-check and run the whole suite
 PYTHON ?= python3
 VENV   := .venv
@@ -31,8 +31,12 @@ typecheck:
 pytest:
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# A 4-node route-reflector fabric in network namespaces (LAB_ARGS adds options,
+# e.g. LAB_ARGS="--topology racks --nodes 6 --encap vxlan"); it prints how to
+# look around and how to tear it down (.venv/bin/gingham lab down).
+LAB_ARGS ?=
 lab: install
-	$(BIN)/python -m gingham.demo
+	$(BIN)/gingham lab up --topology rr --nodes 4 $(LAB_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

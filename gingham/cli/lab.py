@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
+from pathlib import Path
 from typing import Any
 
 from gingham.cli.common import CLIError
@@ -62,11 +64,45 @@ def run_up(args: argparse.Namespace) -> int:
     _print_status(state)
     if not converged:
         _say(f"not every pod reaches every other pod yet (waited {args.wait:.0f}s): "
-             f"gingham lab ping --name {args.name} shows the matrix")  # fmt: skip
-    _say(f"look around: gingham lab status --name {args.name}; "
-         f"gingham lab exec --name {args.name} node1 -- ip route")  # fmt: skip
-    _say(f"tear down:   gingham lab down --name {args.name}")
+             f"{_command()} lab ping{_named(args.name)} shows the matrix")  # fmt: skip
+    _say(tour(args.name, state))
     return 0
+
+
+def _command() -> str:
+    """How the person typed `gingham` (``.venv/bin/gingham`` from `make lab`), to echo it back."""
+    typed = sys.argv[0] if sys.argv and sys.argv[0] else "gingham"
+    found = shutil.which("gingham")
+    if found and Path(found).resolve() == Path(typed).resolve():
+        return "gingham"
+    return typed if "/" in typed else "gingham"
+
+
+def _named(name: str) -> str:
+    return "" if name == "lab" else f" --name {name}"
+
+
+def tour(name: str, state: Any) -> str:
+    """What to type next: looking around and tearing down (printed after `lab up`)."""
+    g, n = _command(), _named(name)
+    pods = [p for p in state.pods if p.address]
+    first = next(iter(state.nodes), "node1")
+    rows = [
+        (f"lab status{n}", "nodes, ToRs, BGP peers, routes, reachability (-o json)"),
+        (f"lab ping{n}", "the pod-to-pod matrix (exit 1 if a pair fails)"),
+        (f"lab exec{n} {first} -- ip route", "any command in a node, ToR or pod"),
+    ]
+    if len(pods) > 1:
+        rows.append((f"lab exec{n} {pods[0].name} -- ping -c1 {pods[-1].address}", "one pair"))
+    rows += [
+        (f"lab graph{n} -o {name}", f"a picture: {name}.svg and {name}.png"),
+        ("lab list", "every lab on this machine"),
+    ]
+    width = max(len(command) for command, _ in rows)
+    lines = [f'lab "{name}" is up. Look around:']
+    lines += [f"  {g} {command:<{width}}  # {what}" for command, what in rows]
+    lines += ["Tear it down:", f"  {g} lab down{n}"]
+    return "\n".join(lines)
 
 
 def _print_status(state: Any) -> None:

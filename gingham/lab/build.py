@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -351,13 +352,10 @@ def wait_converged(state: LabState, progress: Progress, wait: float) -> bool:
         felix = sum(felix_serving(node_run_dir(state, n)) for n in state.nodes)
         speakers = [speaker_status(node_run_dir(state, n)) for n in state.nodes]
         up = [s for s in speakers if s is not None]
-        sessions = sum(
-            1
-            for s in up
-            for p in s.get("peers", [])
-            if str(p.get("state", "")).lower() == "established"
-        )
-        total_sessions = sum(len(s.get("peers", [])) for s in up)
+        peers = [p for s in up for p in s.get("peers", [])]
+        sessions = [p for p in peers if str(p.get("state", "")).lower() == "established"]
+        kinds = Counter(str(p.get("peer_type") or "other") for p in sessions)
+        by_kind = ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items()))
         remote = sum(
             1 for netns in state.nodes.values() for r in pool_routes(netns) if " via " in r
         )
@@ -365,7 +363,8 @@ def wait_converged(state: LabState, progress: Progress, wait: float) -> bool:
         elapsed = time.monotonic() - start
         progress(
             f"[{elapsed:5.1f}s] felix {felix}/{len(state.nodes)} serving · "
-            f"speakers {len(up)}/{len(state.nodes)} · BGP sessions {sessions}/{total_sessions}"
+            f"speakers {len(up)}/{len(state.nodes)} · BGP sessions {len(sessions)}/{len(peers)}"
+            f"{f' ({by_kind})' if by_kind else ''}"
             f" · remote block routes {remote} · pings {matrix.ok}/{matrix.pairs}"
         )
         if matrix.pairs and matrix.ok == matrix.pairs:

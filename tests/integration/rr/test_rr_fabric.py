@@ -224,6 +224,10 @@ async def six_nodes_two_reflectors(fabric: Fabric) -> None:
     reflector = document["route_reflector"]
     assert reflector["clients"] == 4 and reflector["non_clients"] == 1, reflector
     assert reflector["prefixes"] >= 4, reflector
+    # The partner RR's reflections carry our cluster ID: dropped by the
+    # reflector and never installed by the speaker (RFC 4456 §8).
+    assert reflector["loops_dropped"] > 0, reflector
+    assert document["rejected_by_reason"].get("cluster-loop", 0) > 0, document
 
     # A client's learned route came through an RR with the originator's next hop.
     block_of = {}
