@@ -144,7 +144,9 @@ def join_and_kill(state: LabState, watch: RouteWatch) -> tuple[list[str], tuple[
         f" {ms(add_time)} ms)",
     ]
     killed = kill_node(state, node.name)
-    gone = watch.wait_all(others, block, killed, deleted=True, timeout=60)
+    # 150 s: a BGP peer that is a graceful-restart helper (the racks ToRs) keeps a
+    # killed speaker's routes for its restart time (kill -9 looks like a restart).
+    gone = watch.wait_all(others, block, killed, deleted=True, timeout=150)
     gmed, gworst, gmissed = spread(gone, killed)
     lines.append(
         f"  kill -9 node run → block withdrawn on {len(others)} nodes  median {ms(gmed)} ms"
