@@ -11,7 +11,7 @@ order (a ``-`` prefix means its failure is ignored), then `ExecStart` by
 The subset of systemd.service(5) understood, which is all our units use:
 `Environment=` (with ``%H`` → host name, ``%%`` → ``%``), `EnvironmentFile=`
 (``-`` prefix: optional; later assignments win, files over `Environment=`),
-``${VAR}`` (one word) and ``$VAR`` (split on white space) in command lines,
+``${VAR}`` (one word), ``$VAR`` (split on white space) and ``$$`` (a ``$``),
 command prefixes ``-@:+!`` (only ``-`` has a meaning here). Anything else in a
 unit is ignored; a unit without `ExecStart` or with an unset variable is an
 error naming the unit and the variable.
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 UNIT_DIR = Path(__file__).resolve().parents[3] / "manifests" / "systemd"
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)|\$(\$)")
 
 
 class UnitError(ValueError):
@@ -95,6 +95,8 @@ def _command(unit: str, line: str, env: dict[str, str], hostname: str) -> Comman
     for word in shlex.split(_specifiers(line[len(flags) :], hostname)):
 
         def value(m: re.Match[str]) -> str:
+            if m.group(3):  # "$$" is a literal "$"
+                return "$"
             name = m.group(1) or m.group(2)
             if name not in env:
                 raise UnitError(
