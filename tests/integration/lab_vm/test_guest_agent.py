@@ -82,7 +82,11 @@ def test_labs_whose_owner_died_are_reaped(tmp_path: Path, monkeypatch: pytest.Mo
         workdir.mkdir()
         state = {"owner": f"{dead.pid}:1", "netns": netns, "workdir": str(workdir), "pids": []}
         (tmp_path / "state" / "gone.json").write_text(json.dumps(state))
-        mine: dict[str, object] = {"owner": machine._process_identity(os.getpid()), "netns": "x", "pids": []}
+        mine: dict[str, object] = {
+            "owner": machine._process_identity(os.getpid()),
+            "netns": "x",
+            "pids": [],
+        }
         (tmp_path / "state" / "alive.json").write_text(json.dumps(mine))
         assert reap_orphaned_labs() == ["gone"]
         assert netns not in subprocess.run(["ip", "netns", "list"], capture_output=True,
