@@ -39,6 +39,7 @@ def run_up(args: argparse.Namespace) -> int:
     if args.vm:  # nodes as QEMU guests (IPIP by default), etcd on their segment
         from gingham.lab.vm.lab import up, wait_converged
     args.encap = args.encap or ("ipip" if args.vm else "none")
+    args.nodes = args.nodes or (3 if args.vm else 4)
     args.wait = args.wait if args.wait is not None else (300.0 if args.vm else 30.0)
     options = LabOptions(
         name=args.name,
@@ -225,7 +226,7 @@ def register(subparsers: Any) -> None:
         return p
 
     p = with_name(commands.add_parser("up", help="build a lab and wait until it converges"))
-    p.add_argument("--nodes", type=int, default=4)
+    p.add_argument("--nodes", type=int, default=None, help="default 4 (3 with --vm)")
     p.add_argument("--topology", choices=("mesh", "rr", "racks"), default="mesh")
     p.add_argument("--encap", choices=("none", "vxlan", "ipip"), default=None,
                    help="default: none (ipip with --vm)")  # fmt: skip
