@@ -6,14 +6,27 @@ many blocks) and each of a few runs, in a fresh network namespace each time:
 - felix bulk: `RouteSocket.apply` with ADD ops, then DELETE ops;
 - felix reconcile: the whole reconcile pass (diff desired vs programmed,
   plan, apply, commit) for the same routes, then a pass with nothing desired.
-Prints medians and the ratio to `ip -batch` (target: within 2x).
+- feed snapshot / feed deltas: the whole felix route path as the BGP speaker
+  drives it. felix's `Agent` (real `Host` on the namespace) serves
+  `RouteFeed` on a unix socket; a client in another process (like the
+  speaker) pushes the routes (plain `via` a connected next hop; 1,000
+  prefixes per message like the speaker, `--feed-batch 1` for one message
+  per prefix), either as one
+  snapshot (then removes them with an empty snapshot) or as ADD deltas after
+  an empty snapshot (then DEL deltas). The clock runs from the first message
+  to the moment felix's programmed view (updated only from kernel acks) holds
+  them all / none; the kernel count is checked after.
+Prints medians and the ratio to `ip -batch` (target: within 2x), and for the
+feed stages the rate in prefixes/s (issue 6 needs >= 20,000/s end to end).
 
-Run as root: `.venv/bin/python bench/routes.py [--sizes 10000 50000] [--runs 3]`.
+Run as root:
+`.venv/bin/python bench/routes.py [--sizes 10000 50000] [--runs 3] [--stages ...]`.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import statistics
 import subprocess
@@ -30,6 +43,10 @@ from felix.dataplane import GINGHAM_RTPROT, Action, KernelState, Route, RouteOp
 from felix.kernel import NetlinkKernel
 from felix.reconcile import Reconciler, reconcile_once
 from felix.rtnl import RouteSocket
+
+# The feed stages' namespace: a local link makes the next hop directly connected.
+LOCAL, NEXT_HOP = "172.31.0.1/24", "172.31.0.2"
+FEED_DEADLINE = 300.0
 
 
 def prefixes(count: int) -> list[IPv4Network]:
@@ -108,6 +125,144 @@ def run_felix_reconcile(nets: list[IPv4Network]) -> tuple[float, float]:
     return t1 - t0, t3 - t2
 
 
+def feed_client(sock: str, mode: str, count: int, batch: int) -> int:
+    """The speaker's side of a feed stage (runs in its own process, like gingham-bgp).
+
+    Sends the set-up, says "ready", then one phase per line read from stdin:
+    the routes (deltas: ADDs; snapshot: a snapshot of them), then their removal
+    (deltas: DELs; snapshot: an empty snapshot). Stdin closing ends the stream.
+    Like bird_agent's FelixSink: grpc.aio, a request stream fed from a queue,
+    `batch` prefixes per RouteUpdate (`prefixes`; 1: one message per prefix).
+    """
+    return asyncio.run(_feed_client(sock, mode, count, batch))
+
+
+async def _feed_client(sock: str, mode: str, count: int, batch: int) -> int:
+    import grpc
+
+    from gingham.v1 import dataplane_pb2 as pb
+    from gingham.v1 import dataplane_pb2_grpc as pb_grpc
+
+    begin, end = pb.RouteUpdate(type=pb.SNAPSHOT_BEGIN), pb.RouteUpdate(type=pb.SNAPSHOT_END)
+    hop = [pb.NextHop(address=NEXT_HOP, node="other")]
+    texts = [str(n) for n in prefixes(count)]
+
+    def updates(kind: int) -> list[object]:
+        if batch <= 1:
+            return [
+                pb.RouteUpdate(type=kind, prefix=t, peer=NEXT_HOP, next_hops=hop) for t in texts
+            ]
+        return [
+            pb.RouteUpdate(type=kind, prefixes=texts[i : i + batch], peer=NEXT_HOP, next_hops=hop)
+            for i in range(0, len(texts), batch)
+        ]
+
+    adds = updates(pb.ADD)
+    if mode == "deltas":
+        setup, phases = [begin, end], [adds, updates(pb.DEL)]
+    else:
+        setup, phases = [], [[begin, *adds, end], [begin, end]]
+    out: asyncio.Queue[object | None] = asyncio.Queue()
+    for m in setup:
+        out.put_nowait(m)
+
+    async def requests():  # type: ignore[no-untyped-def]
+        while (msg := await out.get()) is not None:
+            yield msg
+
+    loop = asyncio.get_running_loop()
+    async with grpc.aio.insecure_channel(f"unix:{sock}") as channel:
+        call = pb_grpc.RouteFeedStub(channel).SyncRoutes(requests())
+        reader = asyncio.create_task(call.read())  # keeps the call going
+        print("ready", flush=True)
+        for phase in phases:
+            if not await loop.run_in_executor(None, sys.stdin.readline):
+                break
+            for m in phase:
+                out.put_nowait(m)
+        await loop.run_in_executor(None, sys.stdin.readline)
+        out.put_nowait(None)
+        reader.cancel()
+    return 0
+
+
+async def _until(probe: Callable[[], bool], what: str) -> None:
+    deadline = time.perf_counter() + FEED_DEADLINE
+    while not probe():
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.002)
+
+
+async def _feed_stage(
+    nets: list[IPv4Network], mode: str, tmp: Path, batch: int
+) -> tuple[float, float]:
+    import grpc
+
+    from felix.agent import Agent
+    from felix.host import Host
+    from felix.server import RouteFeedServicer
+    from gingham.v1 import dataplane_pb2_grpc as pb_grpc
+
+    with FreshNetns() as ns:
+        # No dummy module on this kernel: a veth pair inside the namespace instead.
+        for cmd in (
+            "link add d0 type veth peer name d1",
+            f"addr add {LOCAL} dev d0",
+            "link set d1 up",
+            "link set d0 up",
+        ):
+            subprocess.run(["ip", "-n", ns, *cmd.split()], check=True)
+        host = Host(ns)
+        agent = Agent("bench", host, resync_interval=3600.0)
+        agent.expect_datastore_kinds(set())
+        sock = tmp / f"feed-{mode}.sock"
+        server = grpc.aio.server()
+        pb_grpc.add_RouteFeedServicer_to_server(RouteFeedServicer(agent), server)  # type: ignore[no-untyped-call]
+        server.add_insecure_port(f"unix:{sock}")
+        await server.start()
+        runner = asyncio.create_task(agent.run())
+        client = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--feed-client", str(sock), mode, str(len(nets)), str(batch),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        )  # fmt: skip
+        assert client.stdin is not None and client.stdout is not None
+        try:
+            assert (await client.stdout.readline()).strip() == b"ready"
+            if mode == "deltas":
+                await _until(lambda: agent.feed.synced, "the empty snapshot")
+                agent.mark_dirty()  # felix before 2026-11-29 missed an unchanged first snapshot
+                await _until(lambda: agent.ready, "a pass after the empty snapshot")
+            times = []
+            for want in (len(nets), 0):
+                t0 = time.perf_counter()
+                client.stdin.write(b"go\n")
+                await _until(
+                    lambda want=want: len(agent.reconciler.programmed.routes) == want,
+                    f"{want} routes programmed ({mode})",
+                )
+                times.append(time.perf_counter() - t0)
+                assert count_owned(ns) == want
+            client.stdin.close()
+            await client.wait()
+        finally:
+            if client.returncode is None:
+                client.kill()
+                await client.wait()
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+            await server.stop(grace=None)
+            host.close()
+    return times[0], times[1]
+
+
+def run_feed(nets: list[IPv4Network], mode: str, tmp: Path, batch: int) -> tuple[float, float]:
+    return asyncio.run(_feed_stage(nets, mode, tmp, batch))
+
+
+STAGES = ("ip-batch", "bulk", "reconcile", "feed-snapshot", "feed-deltas")
+
+
 def median_of(runs: int, fn: Callable[[], tuple[float, float]]) -> tuple[float, float]:
     samples = [fn() for _ in range(runs)]
     return statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples)
@@ -117,27 +272,55 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES))
+    parser.add_argument(
+        "--feed-batch",
+        type=int,
+        default=1000,
+        help="prefixes per RouteUpdate in the feed stages (the speaker's 1000)",
+    )
+    parser.add_argument("--feed-client", nargs=4, metavar=("SOCK", "MODE", "N", "BATCH"),
+                        help=argparse.SUPPRESS)  # fmt: skip
     args = parser.parse_args()
+    if args.feed_client:
+        sock, mode, count, batch = args.feed_client
+        return feed_client(sock, mode, int(count), int(batch))
     if os.geteuid() != 0:
         print("bench/routes.py needs root (network namespaces)", file=sys.stderr)
         return 2
-    print(f"{'routes':>7} {'method':<16} {'add s':>8} {'del s':>8} {'add x':>7} {'del x':>7}")
+    print(
+        f"{'routes':>7} {'method':<16} {'add s':>8} {'del s':>8} {'add x':>7} {'del x':>7}"
+        f" {'add/s':>9} {'del/s':>9}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
             nets = prefixes(size)
+            # The reference always runs: every ratio is against this run's ip -batch.
             ref = median_of(args.runs, lambda nets=nets: run_ip_batch(nets, Path(tmp)))
-            rows = [
-                ("ip -batch", ref),
-                ("felix bulk", median_of(args.runs, lambda nets=nets: run_felix_bulk(nets))),
-                (
-                    "felix reconcile",
-                    median_of(args.runs, lambda nets=nets: run_felix_reconcile(nets)),
+            stages: dict[str, tuple[str, Callable[[], tuple[float, float]]]] = {
+                "bulk": ("felix bulk", lambda nets=nets: run_felix_bulk(nets)),
+                "reconcile": ("felix reconcile", lambda nets=nets: run_felix_reconcile(nets)),
+                "feed-snapshot": (
+                    "feed snapshot",
+                    lambda nets=nets: run_feed(nets, "snapshot", Path(tmp), args.feed_batch),
                 ),
+                "feed-deltas": (
+                    "feed deltas",
+                    lambda nets=nets: run_feed(nets, "deltas", Path(tmp), args.feed_batch),
+                ),
+            }
+            rows = [("ip -batch", ref)]
+            rows += [
+                (name, median_of(args.runs, fn))
+                for key, (name, fn) in stages.items()
+                if key in args.stages
             ]
             for name, (add, delete) in rows:
                 print(
                     f"{size:>7} {name:<16} {add:>8.3f} {delete:>8.3f} "
                     f"{add / ref[0]:>6.2f}x {delete / ref[1]:>6.2f}x"
+                    f" {size / add:>9.0f} {size / delete:>9.0f}",
+                    flush=True,
                 )
     print(f"(medians of {args.runs} runs, fresh netns each; x = time relative to ip -batch)")
     return 0

@@ -2,11 +2,20 @@
 
 Owns what felix knows — pools, nodes, this node's blocks, local workloads, the
 route feed — and turns it into kernel state through the pure core
-(`compute_desired` → `Reconciler`) and a `HostPort` adapter. Events only
+(`DesiredTracker` → `Reconciler`) and a `HostPort` adapter. Events only
 mark the agent dirty; the loop drains them and reconciles once per batch
 (batch, then commit), and also on a periodic resync that re-dumps the
 kernel. Kernel calls block, so they run in a worker thread; only one
 reconcile runs at a time.
+
+The route feed path is incremental: a pass takes the prefixes the feed
+changed since the last pass (O(changed) on the loop, never the whole feed),
+the tracker re-derives only those, and the plan diffs only the destinations
+whose desired route changed (plus failed ones); everything else is O(nodes +
+blocks + workloads). Deltas that arrive while a pass runs go into the next
+one; a pass woken by feed changes alone waits `debounce` (a few ms) first so
+a burst lands in one pass. Bulk route ops go out through felix.rtnl from the
+worker thread, so the loop keeps serving gRPC and HTTP meanwhile.
 
 Invariants:
 - Removal waits for `datastore_synced` and the feed's first snapshot (the
@@ -24,7 +33,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Protocol
@@ -32,14 +41,14 @@ from typing import Protocol
 from felix.dataplane import VXLAN_DEVICE, KernelState, OpResult
 from felix.desired import (
     DesiredInputs,
+    DesiredTracker,
     EncapMode,
     LocalWorkload,
     NodeInfo,
     PoolInfo,
-    compute_desired,
     vxlan_in_use,
 )
-from felix.feed import RouteFeed
+from felix.feed import LearnedRoute, RouteFeed
 from felix.nat import nat_ruleset
 from felix.reconcile import KernelPort, Reconciler, reconcile_once
 
@@ -87,8 +96,10 @@ class Agent:
     connected: list[IPv4Network] = field(default_factory=list)
     stats: Stats = field(default_factory=Stats)
     capability_problems: set[str] = field(default_factory=set)
-    desired_problems: list[str] = field(default_factory=list)
     on_reconciled: Callable[[Agent, list[OpResult]], None] | None = None
+    # Seconds a pass woken only by feed changes waits for the rest of a burst.
+    debounce: float = 0.002
+    tracker: DesiredTracker = field(default_factory=DesiredTracker)
 
     def __post_init__(self) -> None:
         self._dirty = asyncio.Event()
@@ -100,6 +111,10 @@ class Agent:
         self._next_resync = 0.0
         self._started = False
         self._links_removed: set[str] = set()
+        # Worker-thread state (one pass at a time): destinations to diff next plan.
+        self._pending_routes: set[IPv4Network] = set()
+        self._full_plan = True
+        self._removal_planned = False
 
     # ---- facts in
 
@@ -128,6 +143,10 @@ class Agent:
         self.mark_dirty()
 
     @property
+    def desired_problems(self) -> list[str]:
+        return self.tracker.problems
+
+    @property
     def problems(self) -> list[str]:
         failures = list(self.reconciler.failures.values())
         nat = [self._nat_problem] if self._nat_problem else []
@@ -138,6 +157,7 @@ class Agent:
         return self.reconciler.removal_allowed and self.stats.reconciles > 0
 
     def inputs(self) -> DesiredInputs:
+        """Everything but the learned routes (the tracker gets those as changes)."""
         me = self.nodes.get(self.node)
         address = me.address if me else None
         return DesiredInputs(
@@ -148,8 +168,12 @@ class Agent:
             blocks=sorted(self.blocks),
             workloads=list(self.workloads.values()),
             nodes=dict(self.nodes),
-            learned=self.feed.by_prefix(),
         )
+
+    def _feed_changes(self) -> dict[IPv4Network, Sequence[LearnedRoute] | None]:
+        # The groups are immutable tuples: safe to hand to the worker thread.
+        grouped: Mapping[IPv4Network, Sequence[LearnedRoute]] = self.feed.by_prefix()
+        return {p: grouped.get(p) for p in self.feed.take_changes()}
 
     # ---- the loop
 
@@ -169,6 +193,9 @@ class Agent:
                 wait = min(wait, max(0.0, self.reconciler.backoff.not_before - now))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._dirty.wait(), timeout=wait)
+            if self.debounce and self._dirty.is_set() and not self._waiters:
+                # A debounce, not synchronisation: more of a delta burst joins this pass.
+                await asyncio.sleep(self.debounce)
             self._dirty.clear()
             await self.reconcile(resync=self.clock() >= self._next_resync)
 
@@ -178,14 +205,18 @@ class Agent:
         # Waiters that arrived before this pass began are answered by it; later
         # ones wait for the next (their change may not be in this pass's inputs).
         waiters, self._waiters = self._waiters, []
+        forgotten: set[IPv4Network] = set()
         for name in sorted(self._links_removed):
-            self.reconciler.forget_link(name)
+            forgotten |= self.reconciler.forget_link(name)
         self._links_removed.clear()
         self.reconciler.routes_synced = self.feed.synced
         inputs = self.inputs()
+        changes = self._feed_changes()
         nat = nat_ruleset(list(self.pools.values()))
         started = time.perf_counter()
-        results = await asyncio.to_thread(self._reconcile_blocking, inputs, nat, resync)
+        results = await asyncio.to_thread(
+            self._reconcile_blocking, inputs, changes, forgotten, nat, resync
+        )
         self.stats.last_duration = time.perf_counter() - started
         self.stats.reconciles += 1
         self.stats.ops_applied += len(results)
@@ -211,12 +242,29 @@ class Agent:
         await waiter
 
     def _reconcile_blocking(
-        self, inputs: DesiredInputs, nat: str | None, resync: bool
+        self,
+        inputs: DesiredInputs,
+        changes: Mapping[IPv4Network, Sequence[LearnedRoute] | None],
+        forgotten: set[IPv4Network],
+        nat: str | None,
+        resync: bool,
     ) -> list[OpResult]:
         self._ensure_tunnels(inputs)
-        desired = compute_desired(inputs)
-        self.desired_problems = desired.problems
-        results = reconcile_once(self.reconciler, self.host, desired.state, self.clock(), resync)
+        self._pending_routes |= self.tracker.update(inputs, changes)
+        self._pending_routes |= forgotten
+        results: list[OpResult] = []
+        now = self.clock()
+        if resync or self.reconciler.due(now):
+            removal = self.reconciler.removal_allowed
+            # Deletes were held back until removal was allowed: then look at everything once.
+            full = self._full_plan or (removal and not self._removal_planned)
+            only = None if full else self._pending_routes
+            results = reconcile_once(
+                self.reconciler, self.host, self.tracker.state, now, resync, only=only
+            )
+            self._pending_routes = set()
+            self._full_plan = False
+            self._removal_planned = removal
         self._reconcile_nat(nat, resync)
         return results
 

@@ -1,7 +1,14 @@
 """Desired kernel state: what felix wants in the kernel, from what it knows.
 
 A pure function of plain inputs (pools, this node's blocks and workloads, the
-other nodes, the route feed) to a `KernelState` plus human-readable problems.
+other nodes, the route feed) to a `KernelState` plus human-readable problems:
+`compute_desired`. `DesiredTracker` computes the same thing incrementally for
+the agent: fed only the learned prefixes that changed, it re-derives those
+(all of them only when something every learned route depends on changed: the
+pools, the nodes, this node's address or subnets, IPIP support) and reports
+exactly the route destinations whose desired value changed. `compute_desired`
+is a fresh tracker fed everything, so both give the same state by
+construction.
 
 Rules (Calico's, see ARCHITECTURE.md "Encapsulation"):
 - Each block this node has affinity for → a blackhole route (traffic to an
@@ -22,7 +29,8 @@ Rules (Calico's, see ARCHITECTURE.md "Encapsulation"):
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
@@ -78,7 +86,7 @@ class DesiredInputs:
     blocks: list[IPv4Network] = field(default_factory=list)
     workloads: list[LocalWorkload] = field(default_factory=list)
     nodes: Mapping[str, NodeInfo] = field(default_factory=dict)
-    learned: Mapping[IPv4Network, list[LearnedRoute]] = field(default_factory=dict)
+    learned: Mapping[IPv4Network, Sequence[LearnedRoute]] = field(default_factory=dict)
     ipip_supported: bool = True
 
 
@@ -117,64 +125,206 @@ def vxlan_in_use(inputs: DesiredInputs) -> bool:
     return any(p.vxlan_mode is not EncapMode.NEVER and not p.disabled for p in inputs.pools)
 
 
-def compute_desired(inputs: DesiredInputs) -> Desired:
-    state = KernelState()
+@dataclass(frozen=True)
+class Vtep:
+    """A remote VXLAN endpoint: neighbour VTEP IP → MAC, FDB MAC → node IP."""
+
+    ip: IPv4Address
+    mac: str
+    node_ip: IPv4Address
+
+
+@dataclass(frozen=True)
+class LearnedResult:
+    """What one learned prefix asks of the kernel."""
+
+    route: Route | None
+    vteps: tuple[Vtep, ...] = ()
+    problems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LearnedContext:
+    """Everything a learned route's outcome depends on besides its own entries."""
+
+    node_address: IPv4Address | None
+    connected: tuple[IPv4Network, ...]
+    pools: tuple[PoolInfo, ...]
+    nodes: tuple[tuple[str, NodeInfo], ...]
+    ipip_supported: bool
+
+    @staticmethod
+    def of(inputs: DesiredInputs) -> LearnedContext:
+        return LearnedContext(
+            inputs.node_address,
+            tuple(inputs.connected),
+            tuple(inputs.pools),
+            tuple(sorted(inputs.nodes.items())),
+            inputs.ipip_supported,
+        )
+
+
+def derive_learned(
+    prefix: IPv4Network,
+    routes: Sequence[LearnedRoute],
+    ctx: LearnedContext,
+    nodes: Mapping[str, NodeInfo],
+    by_address: Mapping[IPv4Address, NodeInfo],
+) -> LearnedResult:
+    """The route (next hops merged → ECMP), VTEPs and problems for one prefix."""
+    if ctx.node_address is not None and ctx.node_address in prefix:
+        return LearnedResult(
+            None, (), (f"ignored learned route {prefix}: it covers this node's address",)
+        )
+    pool = pool_for(prefix, ctx.pools)
+    hops: set[NextHop] = set()
+    vteps: list[Vtep] = []
     problems: list[str] = []
-    by_address = {n.address: n for n in inputs.nodes.values() if n.address is not None}
+    for learned in routes:
+        for hop in learned.next_hops:
+            if hop.address == ctx.node_address:
+                continue  # our own route reflected back
+            encap = choose_encap(learned.encap, pool, hop.address, ctx.connected)
+            if encap is Encap.NONE:
+                hops.add(NextHop(gateway=hop.address))
+            elif encap is Encap.IPIP:
+                if not ctx.ipip_supported:
+                    problems.append(
+                        f"route {prefix} via {hop.address} needs IPIP but this kernel "
+                        "has no ipip support"
+                    )
+                    continue
+                hops.add(NextHop(gateway=hop.address, dev=IPIP_DEVICE, onlink=True))
+            else:
+                node = nodes.get(hop.node) or by_address.get(hop.address)
+                if node is None or node.vtep_ip is None or node.vtep_mac is None:
+                    who = hop.node or str(hop.address)
+                    problems.append(
+                        f"route {prefix} needs VXLAN but node {who} has no VTEP address/MAC"
+                    )
+                    continue
+                hops.add(NextHop(gateway=node.vtep_ip, dev=VXLAN_DEVICE, onlink=True))
+                vteps.append(Vtep(node.vtep_ip, node.vtep_mac.lower(), hop.address))
+    route = Route.via(prefix, *hops) if hops else None
+    return LearnedResult(route, tuple(vteps), tuple(problems))
 
-    for prefix, routes in inputs.learned.items():
-        if inputs.node_address is not None and inputs.node_address in prefix:
-            problems.append(f"ignored learned route {prefix}: it covers this node's address")
-            continue
-        pool = pool_for(prefix, inputs.pools)
-        hops: set[NextHop] = set()
-        for learned in routes:
-            for hop in learned.next_hops:
-                if hop.address == inputs.node_address:
-                    continue  # our own route reflected back
-                encap = choose_encap(learned.encap, pool, hop.address, inputs.connected)
-                if encap is Encap.NONE:
-                    hops.add(NextHop(gateway=hop.address))
-                elif encap is Encap.IPIP:
-                    if not inputs.ipip_supported:
-                        problems.append(
-                            f"route {prefix} via {hop.address} needs IPIP but this kernel "
-                            "has no ipip support"
-                        )
-                        continue
-                    hops.add(NextHop(gateway=hop.address, dev=IPIP_DEVICE, onlink=True))
+
+class DesiredTracker:
+    """The desired `KernelState`, kept up to date from what changed.
+
+    Invariants: `state` always equals `compute_desired` of the inputs last
+    given with every learned prefix fed so far; `update` returns every route
+    destination whose desired route changed (appeared, differs, or went), and
+    does work proportional to the changed prefixes plus the (small) blocks,
+    workloads and nodes, except when the learned context changed.
+    """
+
+    def __init__(self) -> None:
+        self.state = KernelState()
+        self.learned: dict[IPv4Network, Sequence[LearnedRoute]] = {}
+        self.results: dict[IPv4Network, LearnedResult] = {}
+        self.evaluated = 0  # learned prefixes derived so far: the work, for tests and metrics
+        self._context: LearnedContext | None = None
+        self._base: dict[IPv4Network, Route] = {}
+        self._vteps: Counter[Vtep] = Counter()
+        self._troubled: set[IPv4Network] = set()
+
+    @property
+    def problems(self) -> list[str]:
+        return [p for prefix in sorted(self._troubled) for p in self.results[prefix].problems]
+
+    def update(
+        self,
+        inputs: DesiredInputs,
+        changes: Mapping[IPv4Network, Sequence[LearnedRoute] | None],
+    ) -> set[IPv4Network]:
+        """Take `inputs` (its `learned` is ignored) and the changed learned prefixes
+        (None: withdrawn); the route destinations whose desired value changed."""
+        for prefix, routes in changes.items():
+            if routes:
+                self.learned[prefix] = routes
+            else:
+                self.learned.pop(prefix, None)
+        context = LearnedContext.of(inputs)
+        todo: Iterable[IPv4Network] = changes
+        if context != self._context:
+            self._context = context
+            todo = set(self.learned) | set(self.results)
+        touched = self._derive(todo, context, inputs.nodes)
+
+        base: dict[IPv4Network, Route] = {b: Route.blackhole(b) for b in inputs.blocks}
+        for workload in inputs.workloads:
+            for ip in workload.ips:
+                base[IPv4Network(ip)] = Route.link(IPv4Network(ip), workload.host_interface)
+        touched.update(
+            k for k in base.keys() | self._base.keys() if base.get(k) != self._base.get(k)
+        )
+        self._base = base
+
+        changed: set[IPv4Network] = set()
+        table = self.state.routes
+        for dst in touched:
+            result = self.results.get(dst)
+            want = base.get(dst) or (result.route if result is not None else None)
+            if table.get(dst) != want:
+                changed.add(dst)
+                if want is None:
+                    del table[dst]
                 else:
-                    node = inputs.nodes.get(hop.node) or by_address.get(hop.address)
-                    if node is None or node.vtep_ip is None or node.vtep_mac is None:
-                        who = hop.node or str(hop.address)
-                        problems.append(
-                            f"route {prefix} needs VXLAN but node {who} has no VTEP address/MAC"
-                        )
-                        continue
-                    hops.add(NextHop(gateway=node.vtep_ip, dev=VXLAN_DEVICE, onlink=True))
-                    _add_vtep(state, node.vtep_ip, node.vtep_mac, hop.address)
-        if hops:
-            state.routes[prefix] = Route.via(prefix, *hops)
+                    table[dst] = want
+        self._small_state(inputs)
+        return changed
 
-    if vxlan_in_use(inputs):
-        state.links.add(VXLAN_DEVICE)
-        for node in inputs.nodes.values():
-            if node.name == inputs.node or None in (node.address, node.vtep_ip, node.vtep_mac):
+    def _derive(
+        self, prefixes: Iterable[IPv4Network], ctx: LearnedContext, nodes: Mapping[str, NodeInfo]
+    ) -> set[IPv4Network]:
+        by_address = {n.address: n for n in nodes.values() if n.address is not None}
+        touched: set[IPv4Network] = set()
+        for prefix in prefixes:
+            routes = self.learned.get(prefix)
+            new = derive_learned(prefix, routes, ctx, nodes, by_address) if routes else None
+            self.evaluated += 1
+            old = self.results.get(prefix)
+            if new == old:
                 continue
-            assert node.address and node.vtep_ip and node.vtep_mac
-            _add_vtep(state, node.vtep_ip, node.vtep_mac, node.address)
-    elif state.neighbours:
-        state.links.add(VXLAN_DEVICE)  # a feed hint asked for VXLAN explicitly
+            touched.add(prefix)
+            if old is not None:
+                self._vteps.subtract(old.vteps)
+            if new is None:
+                del self.results[prefix]
+            else:
+                self.results[prefix] = new
+                self._vteps.update(new.vteps)
+            if new is not None and new.problems:
+                self._troubled.add(prefix)
+            else:
+                self._troubled.discard(prefix)
+        return touched
 
-    for block in inputs.blocks:
-        state.routes[block] = Route.blackhole(block)
+    def _small_state(self, inputs: DesiredInputs) -> None:
+        """Neighbours, FDB and links: one per node or workload, rebuilt every time."""
+        state = self.state
+        state.neighbours, state.fdb, state.links = {}, {}, set()
+        self._vteps = +self._vteps  # drop the zero counts
+        for vtep in self._vteps:
+            _add_vtep(state, vtep.ip, vtep.mac, vtep.node_ip)
+        if vxlan_in_use(inputs):
+            state.links.add(VXLAN_DEVICE)
+            for node in inputs.nodes.values():
+                if node.name == inputs.node or None in (node.address, node.vtep_ip, node.vtep_mac):
+                    continue
+                assert node.address and node.vtep_ip and node.vtep_mac
+                _add_vtep(state, node.vtep_ip, node.vtep_mac, node.address)
+        elif state.neighbours:
+            state.links.add(VXLAN_DEVICE)  # a feed hint asked for VXLAN explicitly
+        for workload in inputs.workloads:
+            state.links.add(workload.host_interface)
 
-    for workload in inputs.workloads:
-        state.links.add(workload.host_interface)
-        for ip in workload.ips:
-            dst = IPv4Network(ip)
-            state.routes[dst] = Route.link(dst, workload.host_interface)
-    return Desired(state, problems)
+
+def compute_desired(inputs: DesiredInputs) -> Desired:
+    tracker = DesiredTracker()
+    tracker.update(inputs, inputs.learned)
+    return Desired(tracker.state, tracker.problems)
 
 
 def _add_vtep(

@@ -18,6 +18,13 @@ Invariants:
   owned route disappears during a restart.
 - After a failed apply, `due(now)` is False until the backoff expires
   (exponential, capped); a fully successful apply resets it.
+- A plan may be limited to some route destinations (`only`): the agent
+  passes the destinations whose desired route changed since the last plan,
+  plus `failed_routes` (those whose last op failed), so steady-state work is
+  proportional to the change, not to the table. Neighbours, FDB entries and
+  links (one per node or pod) are always diffed whole. A full plan is needed
+  after anything that changes `programmed` outside `commit` for unknown keys
+  (`load_actual`); `forget_link` returns the destinations it dropped.
 - Adds use create-exclusive semantics in the adapter: a foreign route with the
   same destination makes the add fail with EEXIST (reported as a conflict), it
   is never overwritten. Replace is only planned for keys felix already owns.
@@ -27,8 +34,9 @@ from __future__ import annotations
 
 import copy
 import errno
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network
 from typing import Protocol, TypeVar
 
 from felix.dataplane import (
@@ -88,6 +96,25 @@ def _diff(
     return adds, replaces, deletes
 
 
+def _diff_keys(
+    keys: Collection[K], desired: Mapping[K, V], programmed: Mapping[K, V], removal_allowed: bool
+) -> tuple[list[V], list[V], list[V]]:
+    """`_diff` restricted to `keys` (sorted for a stable op order)."""
+    adds: list[V] = []
+    replaces: list[V] = []
+    deletes: list[V] = []
+    for key in sorted(keys):  # type: ignore[type-var]
+        want, have = desired.get(key), programmed.get(key)
+        if want is not None:
+            if have is None:
+                adds.append(want)
+            elif have != want:
+                replaces.append(want)
+        elif have is not None and removal_allowed:
+            deletes.append(have)
+    return adds, replaces, deletes
+
+
 @dataclass
 class Reconciler:
     programmed: KernelState = field(default_factory=KernelState)
@@ -96,6 +123,10 @@ class Reconciler:
     backoff: Backoff = field(default_factory=Backoff)
     # The last failure per object (str of the op's subject), cleared on success.
     failures: dict[str, str] = field(default_factory=dict)
+    # Route destinations whose last op failed: a limited plan always retries them.
+    failed_routes: set[IPv4Network] = field(default_factory=set)
+    # Route destinations compared by plans so far: the work, for tests and metrics.
+    compared: int = 0
 
     @property
     def removal_allowed(self) -> bool:
@@ -108,7 +139,7 @@ class Reconciler:
         """Adopt a fresh dump of the kernel as the programmed view (resync)."""
         self.programmed = copy.deepcopy(actual)
 
-    def forget_link(self, name: str) -> None:
+    def forget_link(self, name: str) -> set[IPv4Network]:
         """The link `name` was deleted: the kernel dropped every route through it.
 
         Without this the view would keep the old /32 of a deleted pod veth, and a
@@ -125,12 +156,22 @@ class Reconciler:
             del self.programmed.routes[dst]
         for key in [k for k in self.programmed.neighbours if k[0] == name]:
             del self.programmed.neighbours[key]
+        return set(gone)
 
-    def plan(self, desired: KernelState) -> list[Op]:
-        """The ops that turn `programmed` into `desired`, in a safe order."""
+    def plan(self, desired: KernelState, only: Collection[IPv4Network] | None = None) -> list[Op]:
+        """The ops that turn `programmed` into `desired`, in a safe order.
+
+        `only`: diff just these route destinations (plus `failed_routes`); None: all.
+        """
         allow = self.removal_allowed
         have = self.programmed
-        r_add, r_rep, r_del = _diff(desired.routes, have.routes, allow)
+        if only is None:
+            self.compared += len(desired.routes) + len(have.routes)
+            r_add, r_rep, r_del = _diff(desired.routes, have.routes, allow)
+        else:
+            keys = set(only) | self.failed_routes
+            self.compared += len(keys)
+            r_add, r_rep, r_del = _diff_keys(keys, desired.routes, have.routes, allow)
         n_add, n_rep, n_del = _diff(desired.neighbours, have.neighbours, allow)
         f_add, f_rep, f_del = _diff(desired.fdb, have.fdb, allow)
         l_del = sorted(have.links - desired.links) if allow else []
@@ -163,9 +204,13 @@ class Reconciler:
                 if op.action is Action.ADD and result.errno == errno.EEXIST:
                     reason = "destination already has a route felix does not own"
                 self.failures[subject] = f"{op.action.value} {subject}: {reason}"
+                if isinstance(op, RouteOp):
+                    self.failed_routes.add(op.route.dst)
                 continue
             if self.failures:  # str() of 50k subjects would dominate a bulk commit
                 self.failures.pop(_subject(op), None)
+            if self.failed_routes and isinstance(op, RouteOp):
+                self.failed_routes.discard(op.route.dst)
             _record(self.programmed, op)
         if failed:
             self.backoff.failed(now)
@@ -203,17 +248,26 @@ def _put(table: dict[K, V], key: K, value: V, delete: bool) -> None:
 
 
 def reconcile_once(
-    reconciler: Reconciler, kernel: KernelPort, desired: KernelState, now: float, resync: bool
+    reconciler: Reconciler,
+    kernel: KernelPort,
+    desired: KernelState,
+    now: float,
+    resync: bool,
+    *,
+    only: Collection[IPv4Network] | None = None,
 ) -> list[OpResult]:
     """One pass: optionally re-dump the kernel, plan, apply, commit.
 
-    Returns the results (empty when nothing to do or a retry is not yet due).
+    `only` limits the route diff (see `Reconciler.plan`; ignored on a resync,
+    which must compare everything). Returns the results (empty when nothing
+    to do or a retry is not yet due: `due(now)` tells which).
     """
     if resync:
         reconciler.load_actual(kernel.dump())
+        only = None
     if not reconciler.due(now) and not resync:
         return []
-    ops = reconciler.plan(desired)
+    ops = reconciler.plan(desired, only)
     results = kernel.apply(ops) if ops else []
     reconciler.commit(results, now)
     return results

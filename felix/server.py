@@ -12,6 +12,7 @@ detail.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator
 from ipaddress import IPv4Address, IPv4Network
@@ -30,6 +31,7 @@ from felix.feed import (
     LearnedRoute,
     RouteUpdate,
     UpdateType,
+    parse_prefix,
 )
 from felix.workloads import AddRequest, Attachment, WorkloadError, Workloads
 from gingham.v1 import dataplane_pb2 as pb
@@ -72,17 +74,23 @@ def update_from_pb(msg: Any, prefix_text: str | None = None) -> RouteUpdate:
         return RouteUpdate(kind)
     text = msg.prefix if prefix_text is None else prefix_text
     try:
-        prefix = IPv4Network(text)
+        prefix = parse_prefix(text)
     except ValueError as exc:
         raise ValueError(f"prefix: {text!r} is not an IPv4 CIDR ({exc})") from None
     hops = []
     for i, hop in enumerate(msg.next_hops):
         try:
-            hops.append(LearnedHop(IPv4Address(hop.address), hop.node))
+            hops.append(_learned_hop(hop.address, hop.node))
         except ValueError:
             raise ValueError(f"next_hops[{i}].address: {hop.address!r} is not IPv4") from None
     encap = _ENCAPS.get(msg.encapsulation, Encap.FROM_POOL)
     return RouteUpdate(kind, LearnedRoute(prefix, msg.peer, tuple(sorted(hops)), encap))
+
+
+@functools.lru_cache(maxsize=4096)
+def _learned_hop(address: str, node: str) -> LearnedHop:
+    # A batch repeats one next hop for up to 1,000 prefixes: parse it once.
+    return LearnedHop(IPv4Address(address), node)
 
 
 class RouteFeedServicer(pb_grpc.RouteFeedServicer):
