@@ -19,6 +19,12 @@ Invariants:
 - Encapsulation is left to felix (ENCAPSULATION_FROM_POOL): it knows the pool
   and the CrossSubnet rule; the originating node is the Node whose address
   is the next hop (else the node behind the session), "" when unknown.
+- The first snapshot waits until `first_snapshot_when()` says the speaker
+  has heard everything (every session up sent End-of-RIB), at most
+  `first_snapshot_wait` seconds: felix keeps the routes of the speaker that
+  ran before until our first SNAPSHOT_END, and a restarted speaker that
+  snapshotted at once (knowing nothing yet) emptied felix's learned routes
+  until BGP had relearned them. Later snapshots (felix restarting) go at once.
 - Messages are batched: one RouteUpdate carries up to `BATCH` prefixes that
   share a path (`prefixes`), so 100,000 routes are ~100 gRPC messages, not
   100,000. The table is kept by prefix key with shared `LearnedPath`s, like
@@ -32,14 +38,17 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from bird_agent.events import PrefixKey, key_network
+from bird_agent.events import PrefixKey, SessionState, key_network
 from bird_agent.learned import LearnedPath, LearnedRoute, RouteChange, RouteChanges
 from gingham.v1 import dataplane_pb2 as pb
 from gingham.v1 import dataplane_pb2_grpc as pb_grpc
+
+if TYPE_CHECKING:
+    from bird_agent.speaker import Speaker
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +68,14 @@ class FelixSink:
         node_of: NodeOf | None = None,
         min_backoff: float = 0.1,
         max_backoff: float = 5.0,
+        *,
+        first_snapshot_when: Callable[[], bool] | None = None,
+        first_snapshot_wait: float = 10.0,
     ) -> None:
         self.socket_path = socket_path
         self.node_of = node_of
+        self.first_snapshot_when = first_snapshot_when
+        self.first_snapshot_wait = first_snapshot_wait
         self.min_backoff = min_backoff
         self.max_backoff = max_backoff
         # What BGP selected: path and text per prefix key.
@@ -115,6 +129,7 @@ class FelixSink:
         await asyncio.wait_for(self._synced.wait(), timeout)
 
     async def run(self) -> None:
+        await self._hold_first_snapshot()
         backoff = self.min_backoff
         failures = 0
         while True:
@@ -134,6 +149,22 @@ class FelixSink:
                 self._drop_stream()
             await asyncio.sleep(backoff)
             backoff = min(self.max_backoff, backoff * 2)
+
+    async def _hold_first_snapshot(self) -> None:
+        ready = self.first_snapshot_when
+        if ready is None:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.first_snapshot_wait
+        while not ready():
+            if loop.time() >= deadline:
+                log.info(
+                    "first route snapshot to felix after %.0fs without End-of-RIB from"
+                    " every session",
+                    self.first_snapshot_wait,
+                )
+                return
+            await asyncio.sleep(0.1)
 
     async def _one_stream(self) -> None:
         async with grpc.aio.insecure_channel(f"unix:{self.socket_path}") as channel:
@@ -178,6 +209,17 @@ class FelixSink:
             next_hops=[pb.NextHop(address=str(path.next_hop), node=node or path.origin_node or "")],
             encapsulation=pb.ENCAPSULATION_FROM_POOL,
         )
+
+
+def speaker_converged(speaker: Speaker) -> bool:
+    """Every planned session is Established and has sent End-of-RIB: what the
+    speaker knows is worth a first snapshot (`first_snapshot_when`)."""
+    plan = speaker.plan
+    return plan is not None and all(
+        speaker.adapter.session_state(peer.address) is SessionState.ESTABLISHED
+        and peer.address in speaker.learned.end_of_rib
+        for peer in plan.peers.peers
+    )
 
 
 def _chunks(items: Sequence[str]) -> list[Sequence[str]]:

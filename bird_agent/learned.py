@@ -202,6 +202,9 @@ class LearnedRoutes:
     # Rejections caused by the last `apply` (for the caller to log).
     rejections: list[Rejection] = field(default_factory=list)
     stale: dict[IPv4Address, _Stale] = field(default_factory=dict)
+    # Peers whose End-of-RIB arrived since their session last went down: all
+    # they hold has been heard (the speaker's "converged" test).
+    end_of_rib: set[IPv4Address] = field(default_factory=set)
 
     @property
     def selected(self) -> SelectedRoutes:
@@ -217,6 +220,7 @@ class LearnedRoutes:
         if isinstance(event, RoutesWithdrawn):
             return self._withdraw(event.peer, event.batch.keys)
         if isinstance(event, PeerDown):
+            self.end_of_rib.discard(event.peer)
             if event.graceful_restart_time and event.peer in self.by_peer:
                 self.stale[event.peer] = _Stale(
                     now + event.graceful_restart_time, set(self.by_peer[event.peer])
@@ -224,6 +228,7 @@ class LearnedRoutes:
                 return RouteChanges()
             return self.drop_peer(event.peer)
         if isinstance(event, EndOfRib):
+            self.end_of_rib.add(event.peer)
             left = self.stale.pop(event.peer, None)
             return self._withdraw(event.peer, left.prefixes) if left else RouteChanges()
         return RouteChanges()
@@ -241,6 +246,7 @@ class LearnedRoutes:
         return min((s.deadline for s in self.stale.values()), default=None)
 
     def drop_peer(self, peer: IPv4Address) -> RouteChanges:
+        self.end_of_rib.discard(peer)
         self.stale.pop(peer, None)
         self.received.pop(peer, None)
         table = self.by_peer.pop(peer, {})

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bird_agent.exabgp import ExaBGPAdapter, ExaBGPOptions
-from bird_agent.felix_sink import FelixSink
+from bird_agent.felix_sink import FelixSink, speaker_converged
 from bird_agent.model_view import config_view, node_view
 from bird_agent.reflection import Reflection
 from bird_agent.speaker import Speaker
@@ -110,6 +110,7 @@ async def run(args: argparse.Namespace) -> int:
         reflection = Reflection(args.rr_socket or run_dir / "rr.sock", adapter)
         speaker = Speaker(args.node, store, adapter, sink, reflection)
         sink.node_of = speaker.node_of
+        sink.first_snapshot_when = lambda: speaker_converged(speaker)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -108,3 +108,49 @@ async def test_thousands_of_routes_in_few_messages(felix: CountingFelix) -> None
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert sink.refused == 0
+
+
+async def test_a_restarted_speaker_holds_its_first_snapshot_until_converged(
+    felix: CountingFelix,
+) -> None:
+    """Felix keeps the previous speaker's routes until the new one has heard
+    its peers out (End-of-RIB): an early, empty snapshot would withdraw them."""
+    before = LearnedRoutes(ImportFilter(PolicyView(pools=(POOL,))))
+    old = FelixSink(felix.socket, max_backoff=0.5)
+    await old.apply(before.apply(RoutesAnnounced(A, A, blocks(10)), PEERS))
+    task = asyncio.create_task(old.run())
+    try:
+        await old.wait_synced(10)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert len(felix.table()) == 10
+
+    # The speaker restarts: it knows nothing until its session is back.
+    learned = LearnedRoutes(ImportFilter(PolicyView(pools=(POOL,))))
+    converged = False
+    asked = 0
+
+    def heard_everything() -> bool:
+        nonlocal asked
+        asked += 1
+        return converged
+
+    new = FelixSink(
+        felix.socket, max_backoff=0.5, first_snapshot_when=heard_everything, first_snapshot_wait=60
+    )
+    task = asyncio.create_task(new.run())
+    try:
+        # Routes come back one UPDATE at a time; while the sink is asked and
+        # says "not yet", felix keeps all 10 and hears nothing.
+        for part in (blocks(10)[:5], blocks(10)[5:]):
+            await new.apply(learned.apply(RoutesAnnounced(A, A, part), PEERS))
+            seen = asked
+            await async_wait_for(lambda seen=seen: aval(asked >= seen + 2), timeout=10)
+            assert len(felix.table()) == 10 and new.connects == 0
+        converged = True  # End-of-RIB from every session
+        await new.wait_synced(10)
+        assert len(felix.table()) == 10 and new.connects == 1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
