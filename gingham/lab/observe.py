@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from ipaddress import IPv4Network, ip_address, ip_network
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,8 @@ def tor_dir(state: LabState, tor: str) -> Path:
 
 def lab_plan(state: LabState) -> LabPlan:
     """The plan the lab was built from (planning is pure: same options, same plan)."""
-    return plan_lab(LabOptions(**state.options))
+    known = {f.name for f in fields(LabOptions)}
+    return plan_lab(LabOptions(**{k: v for k, v in state.options.items() if k in known}))
 
 
 def tor_sessions(state: LabState, tor: TorPlan, plan: LabPlan) -> list[dict[str, str]]:
@@ -203,21 +204,22 @@ def lab_status(state: LabState) -> dict[str, Any]:
         from gingham.lab.vm.lab import vm_status
 
         return vm_status(state)
-    nodes = []
     running = {p.what: is_ours(p) for p in state.processes}
-    for node, netns in state.nodes.items():
+
+    def node_status(node: str, netns: str) -> dict[str, Any]:
         run_dir = node_run_dir(state, node)
-        speaker = speaker_status(run_dir)
-        nodes.append(
-            {
-                "name": node,
-                "netns": netns,
-                "supervisor_running": running.get(f"node run {node}", False),
-                "felix_serving": felix_serving(run_dir),
-                "speaker": speaker,
-                "routes": pool_routes(netns),
-            }
-        )
+        return {
+            "name": node,
+            "netns": netns,
+            "supervisor_running": running.get(f"node run {node}", False),
+            "felix_serving": felix_serving(run_dir),
+            "speaker": speaker_status(run_dir),
+            "routes": pool_routes(netns),
+        }
+
+    # Each node costs a few gRPC calls and an `ip`: ask them side by side.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        nodes = list(pool.map(lambda item: node_status(*item), state.nodes.items()))
     plan = lab_plan(state)
     tors = [
         {"name": t.name, "netns": t.netns, "asn": t.asn, "rack": t.rack,
