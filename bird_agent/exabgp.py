@@ -42,7 +42,7 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
@@ -119,6 +119,10 @@ class ExaBGPAdapter:
         # Reflected routes per neighbor: desired, and what this ExaBGP holds.
         self._peer_routes: dict[IPv4Address, dict[IPv4Network, PathAttributes]] = {}
         self._sent_peer_routes: dict[IPv4Address, dict[IPv4Network, PathAttributes]] = {}
+        # Whether a new session's reflected routes are settled, so End-of-RIB
+        # may follow them (bird_agent.reflection sets it; call `kick` when it
+        # may have turned true).
+        self.end_of_rib_ready: Callable[[IPv4Address], bool] = lambda peer: True
         self._state: dict[IPv4Address, SessionState] = {}
         self._restart_time: dict[IPv4Address, int | None] = {}
         self._removing: set[IPv4Address] = set()
@@ -204,6 +208,10 @@ class ExaBGPAdapter:
             self._peer_routes[peer] = dict(routes)
         else:
             self._peer_routes.pop(peer, None)
+        self._mark_dirty()
+
+    def kick(self) -> None:
+        """Re-check what is owed (e.g. an End-of-RIB whose gate just opened)."""
         self._mark_dirty()
 
     async def events(self) -> AsyncIterator[BgpEvent]:
@@ -477,6 +485,7 @@ class ExaBGPAdapter:
             if self._state.get(peer) is SessionState.ESTABLISHED
             and self._sent.get(peer) == self._exports
             and self._sent_peer_routes.get(peer, {}) == self._peer_routes.get(peer, {})
+            and self.end_of_rib_ready(peer)
         )
         if not due:
             return True
