@@ -40,7 +40,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Protocol
@@ -207,9 +207,15 @@ def event_peer(event: BgpEvent) -> IPv4Address | None:
 
 
 class PeerRoutesTarget(Protocol):
+    """What `Reflection` needs of the ExaBGP adapter."""
+
+    end_of_rib_ready: Callable[[IPv4Address], bool]
+
     def set_peer_routes(
         self, peer: IPv4Address, routes: Mapping[IPv4Network, PathAttributes]
     ) -> None: ...
+
+    def kick(self) -> None: ...
 
 
 class Reflection:
@@ -227,6 +233,12 @@ class Reflection:
         self._expiry: dict[IPv4Address, asyncio.TimerHandle] = {}
         # Neighbors the adapter was given reflected routes for.
         self._targets: set[IPv4Address] = set()
+        # New sessions whose End-of-RIB waits for the reflector's answer to
+        # their PEER_UP: peer -> (stream number, input number).
+        self._awaiting: dict[IPv4Address, tuple[int, int]] = {}
+        # The stream (link.connections) whose snapshot answer was acted on.
+        self._in_sync_stream = 0
+        adapter.end_of_rib_ready = self.end_of_rib_ready
 
     def configure(
         self, cluster_id: IPv4Address | None, router_id: IPv4Address | None, peers: Peers
@@ -248,6 +260,8 @@ class Reflection:
             self.link = ReflectorLink(
                 self.socket_path, self._identity, self.feed.snapshot, self._on_change
             )
+            self.link.on_answer = self._on_answer
+            self._in_sync_stream = 0
             self._task = asyncio.create_task(self.link.run(), name="reflector-link")
         elif changed and self.link is not None:
             self.link.resnapshot()
@@ -267,6 +281,19 @@ class Reflection:
                 timer.cancel()
         return screened
 
+    def end_of_rib_ready(self, peer: IPv4Address) -> bool:
+        """Whether `peer` may get our End-of-RIB: the reflector has answered its
+        session (so what it must hear is queued before the End-of-RIB, and a
+        restarting client does not sweep reflected routes it is about to get
+        again). Never waits on a reflector that is not there."""
+        link = self.link
+        if link is None or not link.connected or peer not in self.feed.up:
+            return True
+        if not link.in_sync.is_set():
+            return False
+        stream, number = self._awaiting.get(peer, (link.connections, 0))
+        return stream != link.connections or link.answered >= number
+
     async def stop(self) -> None:
         task, self._task = self._task, None
         for timer in self._expiry.values():
@@ -284,8 +311,25 @@ class Reflection:
         return feed.SnapshotBegin(self.cluster_id, self.router_id)
 
     def _send(self, event: feed.FeedInput) -> None:
-        if self.link is not None:
-            self.link.send(event)
+        link = self.link
+        if link is None:
+            return
+        link.send(event)
+        if isinstance(event, feed.PeerUp) and link.connected:
+            self._awaiting[event.peer.address] = (link.connections, link.inputs_sent)
+
+    def _on_answer(self) -> None:
+        """The reflector answered more: open End-of-RIB gates that are now open."""
+        link = self.link
+        if link is None or not link.in_sync.is_set():
+            return
+        opened = [p for p in list(self._awaiting) if self.end_of_rib_ready(p)]
+        for peer in opened:
+            del self._awaiting[peer]
+        # The first answer after a snapshot opens every gate the snapshot held.
+        if opened or self._in_sync_stream != link.connections:
+            self._in_sync_stream = link.connections
+            self.adapter.kick()
 
     def _after_down(self, event: PeerDown) -> None:
         address = event.peer

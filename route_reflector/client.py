@@ -21,6 +21,10 @@ Invariants:
   what it sent before (no flap).
 - `on_change` is called after the table changed, with the peers whose
   tables differ; never with an empty set.
+- `inputs_sent` / `answered` count, on the current stream, the inputs queued
+  and the inputs the reflector has answered in full (its `received`), so a
+  caller can wait for the complete effect of one input; `on_answer` is
+  called after every output is folded in.
 """
 
 from __future__ import annotations
@@ -72,6 +76,9 @@ class ReflectorLink:
         # Outputs of the current stream's first snapshot answered (in_sync).
         self.in_sync = asyncio.Event()
         self.connections = 0
+        self.inputs_sent = 0
+        self.answered = 0
+        self.on_answer: Callable[[], None] = lambda: None
         self._queue: asyncio.Queue[FeedInput] | None = None
         self._pending: Reflected | None = None
 
@@ -87,6 +94,12 @@ class ReflectorLink:
                 self._pending.pop(event.address, None)
         if self._queue is not None:
             self._queue.put_nowait(event)
+            self.inputs_sent += 1
+
+    @property
+    def connected(self) -> bool:
+        """A stream is open (its snapshot may not be answered yet: see `in_sync`)."""
+        return self._queue is not None
 
     def resnapshot(self) -> None:
         """Start over on the current stream (e.g. our cluster ID changed)."""
@@ -110,15 +123,16 @@ class ReflectorLink:
             backoff = min(backoff * 2, self.backoff_max)
 
     def _enqueue_snapshot(self, queue: asyncio.Queue[FeedInput]) -> None:
-        queue.put_nowait(self.identity())
-        for event in self.snapshot():
+        events = [self.identity(), *self.snapshot(), SnapshotEnd()]
+        for event in events:
             queue.put_nowait(event)
-        queue.put_nowait(SnapshotEnd())
+        self.inputs_sent += len(events)
 
     async def _run_once(self) -> None:
         async with grpc.aio.insecure_channel(f"unix:{self.socket_path}") as channel:
             call = pb_grpc.ReflectorStub(channel).Reflect()  # type: ignore[no-untyped-call]
             queue: asyncio.Queue[FeedInput] = asyncio.Queue()
+            self.inputs_sent = self.answered = 0
             # Snapshot and "connected" in one step: no event falls between.
             self._enqueue_snapshot(queue)
             self._queue = queue
@@ -134,7 +148,10 @@ class ReflectorLink:
                     message = await call.read()
                     if message is grpc.aio.EOF:
                         raise ConnectionError("the reflector closed the stream")
-                    self._fold(decode_output(message))
+                    output = decode_output(message)
+                    self._fold(output)
+                    self.answered = max(self.answered, output.received)
+                    self.on_answer()
             finally:
                 writer.cancel()
                 with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
