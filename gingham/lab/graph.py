@@ -134,14 +134,20 @@ def _boxes(plan: LabPlan, status: dict[str, Any]) -> dict[str, _Box]:
 
 
 def _layout(plan: LabPlan, boxes: dict[str, _Box]) -> tuple[float, float]:
-    """Place the boxes; the scene's width and height."""
+    """Place the boxes; the scene's width and height (room for the legend below)."""
+    _place(plan, boxes)
+    right = max((b.x + BOX_W for b in boxes.values()), default=2 * BOX_W)
+    bottom = max((b.y + b.height for b in boxes.values()), default=100.0)
+    return max(right + GAP, 2 * (BOX_W + GAP)), bottom + 30
+
+
+def _place(plan: LabPlan, boxes: dict[str, _Box]) -> None:
     step = BOX_W + GAP
     top = 70.0
     nodes = [boxes[n.name] for n in plan.nodes]
     if plan.tors:
         racks = [[boxes[n.name] for n in plan.nodes if n.rack == t.rack] for t in plan.tors]
         x: float = GAP
-        tallest = max((b.height for b in nodes), default=0.0)
         for tor, members in zip(plan.tors, racks, strict=True):
             span = max(1, len(members)) * step
             box = boxes[tor.name]
@@ -149,7 +155,7 @@ def _layout(plan: LabPlan, boxes: dict[str, _Box]) -> tuple[float, float]:
             for i, member in enumerate(members):
                 member.x, member.y = x + i * step, top + 30 + box.height + 90
             x += span + GAP
-        return max(x, 2 * step), top + 30 + 60 + 90 + tallest + 60
+        return
     if plan.options.topology == "rr":
         rows = [[b for b in nodes if b.kind == "rr"], [b for b in nodes if b.kind != "rr"]]
         width = max(len(r) for r in rows) * step + GAP
@@ -160,7 +166,7 @@ def _layout(plan: LabPlan, boxes: dict[str, _Box]) -> tuple[float, float]:
                 box.x, box.y = x, y
                 x += step
             y += max((b.height for b in row), default=0) + 110
-        return max(width, 2 * step), y - 110 + 40
+        return
     # mesh: a circle, so that every one of the n(n-1)/2 sessions is a distinct chord.
     count = len(nodes)
     radius = 0.0 if count == 1 else max(160.0, count * step / (2 * math.pi))
@@ -170,7 +176,6 @@ def _layout(plan: LabPlan, boxes: dict[str, _Box]) -> tuple[float, float]:
         angle = -math.pi / 2 + 2 * math.pi * i / max(1, count)
         box.x = cx + radius * math.cos(angle) - BOX_W / 2
         box.y = cy + radius * math.sin(angle) - box.height / 2
-    return 2 * cx, cy + radius + tallest / 2 + 60
 
 
 def _sessions(plan: LabPlan, status: dict[str, Any]) -> dict[tuple[str, str], list[str]]:
@@ -216,7 +221,7 @@ def build_scene(plan: LabPlan, status: dict[str, Any]) -> Scene:
         y = min(boxes[t.name].y for t in plan.tors) - 30
         spine = Line(GAP / 2, y, width - GAP / 2, y, "#718096", 4, "spine 10.200.255.0/24")
         scene.shapes.append(spine)
-        scene.shapes.append(Text(width - GAP / 2, y - 8, "spine", size=11, middle=False))
+        scene.shapes.append(Text(GAP / 2, y - 8, "spine 10.200.255.0/24", size=11, middle=False))
         for tor in plan.tors:
             box = boxes[tor.name]
             scene.shapes.append(
