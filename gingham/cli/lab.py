@@ -40,7 +40,7 @@ def run_up(args: argparse.Namespace) -> int:
         from gingham.lab.vm.lab import up, wait_converged
     args.encap = args.encap or ("ipip" if args.vm else "none")
     args.nodes = args.nodes or (3 if args.vm else 4)
-    args.wait = args.wait if args.wait is not None else (300.0 if args.vm else 30.0)
+    args.wait = args.wait if args.wait is not None else (300.0 if args.vm else 120.0)
     options = LabOptions(
         name=args.name,
         nodes=args.nodes,
@@ -236,7 +236,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--datastore", dest="lab_datastore", choices=("sqlite", "etcd"),
                    default="sqlite", help="the lab's own datastore")  # fmt: skip
     p.add_argument("--wait", type=float, default=None,
-                   help="seconds to wait for convergence (default 30, 300 with --vm)")  # fmt: skip
+                   help="seconds to wait for convergence (default 120, 300 with --vm)")  # fmt: skip
     p.add_argument("--vm", action="store_true",
                    help="nodes as QEMU guests (a kernel with ipip; see README)")  # fmt: skip
     p.set_defaults(func=run_up)

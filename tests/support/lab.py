@@ -79,7 +79,7 @@ class LabRun:
     def namespaces(self) -> set[str]:
         return {ns for ns in netns_names() if ns.startswith(f"{self.name}-")}
 
-    def up(self, *args: str, wait: float = 90) -> subprocess.CompletedProcess[str]:
+    def up(self, *args: str, wait: float = 240) -> subprocess.CompletedProcess[str]:
         links_before = host_links()
         done = self.cli("up", "--name", self.name, "--wait", str(wait), *args)
         assert done.returncode == 0, done.stderr[-4000:]
