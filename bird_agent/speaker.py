@@ -223,10 +223,16 @@ class Speaker:
                     info=session.info,
                     received=self.learned.received_from(peer.address),
                     accepted=self.learned.accepted_from(peer.address),
-                    advertised=len(self.plan.exports) if up else 0,
+                    advertised=(len(self.plan.exports) + self._reflected_to(peer.address))
+                    if up
+                    else 0,
                 )
             )
         return rows
+
+    def _reflected_to(self, peer: IPv4Address) -> int:
+        link = self.reflection.link if self.reflection is not None else None
+        return len(link.reflected.get(peer, {})) if link is not None else 0
 
     async def start(self) -> None:
         self.tasks = [
