@@ -250,8 +250,10 @@ class Agent:
         resync: bool,
     ) -> list[OpResult]:
         self._ensure_tunnels(inputs)
-        self._pending_routes |= self.tracker.update(inputs, changes)
-        self._pending_routes |= forgotten
+        changed = self.tracker.update(inputs, changes)
+        if self._pending_routes:  # (a retry that was not due yet left some behind)
+            changed |= self._pending_routes
+        self._pending_routes = changed | forgotten if forgotten else changed
         results: list[OpResult] = []
         now = self.clock()
         if resync or self.reconciler.due(now):

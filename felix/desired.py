@@ -297,7 +297,7 @@ class DesiredTracker:
                 self._vteps.update(new.vteps)
             if new is not None and new.problems:
                 self._troubled.add(prefix)
-            else:
+            elif self._troubled:
                 self._troubled.discard(prefix)
         return touched
 
