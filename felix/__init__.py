@@ -17,6 +17,8 @@ Map (pure core first, then adapters, then the daemon):
 - `agent`      asyncio reconcile loop over all of the above.
 - `sync`       datastore list+watch of IPPool, Node, BlockAffinity.
 - `workloads`  AddWorkload/DeleteWorkload: IPAM, plumbing, WorkloadEndpoint.
+- `veth`       the pod veth over raw rtnetlink (AddWorkload's fast path).
+- `attachments` `Attachment` and its WorkloadEndpoint record.
 - `tunnels`    claims and publishes this node's VXLAN/IPIP tunnel addresses.
 - `server`     gRPC servicers (Dataplane, RouteFeed); `http` probes+metrics.
 - `main`       `gingham-felix --node N --datastore URL --run-dir DIR`.

@@ -22,6 +22,7 @@ import grpc
 
 from felix import links
 from felix.agent import Agent
+from felix.attachments import Attachment
 from felix.dataplane import POD_GATEWAY, host_interface_name
 from felix.desired import LocalWorkload
 from felix.feed import (
@@ -33,7 +34,7 @@ from felix.feed import (
     UpdateType,
     parse_prefix,
 )
-from felix.workloads import AddRequest, Attachment, WorkloadError, Workloads
+from felix.workloads import AddRequest, WorkloadError, Workloads
 from gingham.v1 import dataplane_pb2 as pb
 from gingham.v1 import dataplane_pb2_grpc as pb_grpc
 

@@ -33,7 +33,6 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import os
@@ -45,10 +44,10 @@ from typing import Protocol
 
 from felix import veth
 from felix.agent import Agent
+from felix.attachments import Attachment, EndpointRecords
 from felix.dataplane import host_interface_name
 from felix.desired import EncapMode, LocalWorkload
-from gingham.datastore.base import AlreadyExists, Conflict, Datastore, DatastoreError, NotFound
-from gingham.model.workload import WorkloadEndpoint, workload_endpoint_name
+from gingham.datastore.base import Datastore, DatastoreError
 
 log = logging.getLogger("felix.workloads")
 
@@ -94,24 +93,6 @@ class AddRequest:
     mtu: int = 0
     # The pod interface's MAC (CNI runtimeConfig.mac); "": the kernel's choice.
     mac: str = ""
-
-
-@dataclass(frozen=True)
-class Attachment:
-    container_id: str
-    interface: str
-    netns: str
-    host_interface: str
-    ips: tuple[IPv4Address, ...]
-    host_mac: str
-    pod_mac: str
-    mtu: int
-    pod_namespace: str = ""
-    pod_name: str = ""
-    pod_uid: str = ""
-    # The revision of its WorkloadEndpoint as felix wrote or loaded it ("": none):
-    # DEL removes exactly that record, CAS, without listing them all.
-    endpoint_revision: str = ""
 
 
 class Phases:
@@ -175,6 +156,9 @@ class Workloads:
     # One add/delete at a time per attachment: a runtime retrying ADD while the
     # first is still running must not get a second address.
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.records = EndpointRecords(self.datastore, self.agent.node)
 
     def _lock(self, name: str) -> asyncio.Lock:
         return self._locks.setdefault(name, asyncio.Lock())
@@ -271,7 +255,7 @@ class Workloads:
         # The WorkloadEndpoint write and the route's reconcile pass do not depend
         # on each other: wait for both at once.
         recorded, routed = await asyncio.gather(
-            self._record(attachment),
+            self.records.record(attachment),
             self._wait_routes({IPv4Network(ip) for ip in ips}),
             return_exceptions=True,
         )
@@ -389,7 +373,7 @@ class Workloads:
         self.agent.mark_dirty()
         steps = [
             self.ipam.release(handle_for(container_id, interface)),
-            self._forget(container_id, interface, known),
+            self.records.forget(container_id, interface, known),
         ]
         if plumbed:
             steps.append(asyncio.to_thread(veth.unplumb, self.host_netns, name))
@@ -402,78 +386,9 @@ class Workloads:
                 raise outcome
         return existed
 
-    # ---- WorkloadEndpoint records
-
-    def endpoint_name(self, a: Attachment) -> str:
-        if a.pod_name:
-            return workload_endpoint_name(
-                self.agent.node, "k8s", a.pod_namespace, a.pod_name, a.interface
-            )
-        return workload_endpoint_name(self.agent.node, "cni", "", a.container_id, a.interface)
-
-    async def _record(self, a: Attachment) -> str:
-        """Write the attachment's WorkloadEndpoint; its revision ("" without a datastore)."""
-        if self.datastore is None:
-            return ""
-        doc = {
-            "apiVersion": "gingham.io/v1",
-            "kind": "WorkloadEndpoint",
-            "metadata": {"name": self.endpoint_name(a)},
-            # Python field names (the models accept them as well as camelCase).
-            "spec": {
-                "node": self.agent.node,
-                "orchestrator": "k8s" if a.pod_name else "cni",
-                "namespace": a.pod_namespace,
-                "pod": a.pod_name,
-                "container_id": a.container_id,
-                "endpoint": a.interface,
-                "interface_name": a.host_interface,
-                "ip_networks": [f"{ip}/32" for ip in a.ips],
-                "mac": a.pod_mac,
-            },
-        }
-        obj = WorkloadEndpoint.model_validate(doc)
-        try:
-            stored = await self.datastore.create(obj)
-        except AlreadyExists:
-            # A pod's new sandbox reuses the name: the newest attachment wins.
-            current = await self.datastore.get("WorkloadEndpoint", obj.name)
-            stored = await self.datastore.update(obj.with_revision(current.resource_version))
-        return stored.resource_version or ""
-
-    async def _forget(self, container_id: str, interface: str, known: Attachment | None) -> None:
-        if self.datastore is None:
-            return
-        if known is not None and known.endpoint_revision:
-            # The record felix wrote (or loaded), at the revision it had then: one
-            # CAS delete. Conflict means a newer sandbox took the name: keep it.
-            with contextlib.suppress(NotFound, Conflict):
-                await self.datastore.delete(
-                    "WorkloadEndpoint", self.endpoint_name(known), known.endpoint_revision
-                )
-            return
-        # No record of ours in memory (DEL repeated, or after a restart): look.
-        for wep in await self._endpoints():
-            spec = wep.spec
-            if spec.container_id == container_id and spec.endpoint == interface:
-                # CAS on the revision read: a newer sandbox's record is never removed.
-                with contextlib.suppress(NotFound, Conflict):
-                    await self.datastore.delete("WorkloadEndpoint", wep.name, wep.resource_version)
-
-    async def _endpoints(self) -> list[WorkloadEndpoint]:
-        assert self.datastore is not None
-        listing = await self.datastore.list("WorkloadEndpoint")
-        return [
-            w
-            for w in listing.items
-            if isinstance(w, WorkloadEndpoint) and w.spec.node == self.agent.node
-        ]
-
     async def load(self) -> None:
         """Rebuild attachments from this node's WorkloadEndpoints (after a restart)."""
-        if self.datastore is None:
-            return
-        for wep in await self._endpoints():
+        for wep in await self.records.this_node():
             spec = wep.spec
             name = spec.interface_name or host_interface_name(spec.container_id, spec.endpoint)
             if name not in self.agent.workloads:
