@@ -2,7 +2,8 @@
 
 `up` records each namespace and process in the lab's `LabState` before
 making it, then: fabric bridge and veths, addresses, the datastore seeded with
-the plan's resources (``gingham apply``), ``gingham cni install`` per node,
+the plan's resources (``gingham apply``), the ToRs' daemons (FRR zebra + bgpd,
+or BIRD) for racks, ``gingham cni install`` per node,
 ``gingham node run`` in each node namespace, pods through the real CNI plugin
 (the conflist's chain, executed with CNI_* env and the config on stdin, as
 libcni does), and finally waits for convergence (`wait_converged`).
@@ -50,13 +51,11 @@ from gingham.lab.state import (
     process_start_time,
 )
 from gingham.lab.topology import LabOptions, LabPlan, NodePlan, TorPlan, plan_lab
-from gingham.lab.tor import bird_config, frr_bgpd_config, frr_zebra_config
+from gingham.lab.tor import FRR_DIR, FRR_VTY_GROUP, tor_commands, tor_files
 
 Progress = Callable[[str], None]
 BIN = Path(sys.executable).parent
 CNI_TRY_AGAIN_LATER = 11
-FRR_DIR = "/usr/lib/frr"
-FRR_VTY_GROUP = "frrvty"
 
 
 class LabError(Exception):
@@ -185,34 +184,12 @@ def _check_tor_daemon(tor: str) -> None:
         raise LabError("--tor bird: no bird binary (Debian package bird2); or use --tor frr")
 
 
-def tor_commands(plan: LabPlan, tor: TorPlan, directory: Path) -> list[tuple[str, list[str]]]:
-    """Write `tor`'s configuration into `directory`; the daemons to start there, in order.
-
-    Each command runs inside the ToR's namespace. FRR runs as root in the
-    ``frrvty`` group (FRR insists the run-as user is in its vty group) with
-    every path under `directory`, so two labs' ToRs never share a socket.
-    """
-    directory.mkdir(parents=True, exist_ok=True)
-    if plan.options.tor == "bird":
-        (directory / "bird.conf").write_text(bird_config(plan, tor))
-        return [("bird", ["bird", "-f", "-c", str(directory / "bird.conf"),
-                          "-s", str(directory / "bird.ctl")])]  # fmt: skip
-    (directory / "zebra.conf").write_text(frr_zebra_config(tor))
-    (directory / "bgpd.conf").write_text(frr_bgpd_config(plan, tor))
-    commands = []
-    for daemon in ("zebra", "bgpd"):
-        commands.append((daemon, [
-            f"{FRR_DIR}/{daemon}", "-f", str(directory / f"{daemon}.conf"),
-            "-i", str(directory / f"{daemon}.pid"), "-z", str(directory / "zserv.api"),
-            "--vty_socket", str(directory), "-u", "root", "-g", FRR_VTY_GROUP,
-            "-P", "0", "--log", f"file:{directory / f'{daemon}.log'}",
-        ]))  # fmt: skip
-    return commands
-
-
 def _start_tor(plan: LabPlan, state: LabState, tor: TorPlan) -> None:
     directory = tor_dir(state, tor.name)
-    for daemon, argv in tor_commands(plan, tor, directory):
+    directory.mkdir(parents=True, exist_ok=True)
+    for filename, text in tor_files(plan, tor).items():
+        (directory / filename).write_text(text)
+    for daemon, argv in tor_commands(plan, directory):
         if daemon == "bgpd":
             # bgpd retries a missing zebra only every few seconds: start it once zebra listens.
             deadline = time.monotonic() + 10

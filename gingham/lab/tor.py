@@ -1,4 +1,4 @@
-"""Top-of-rack routers for `--topology racks`: FRR or BIRD 2 configuration, from the plan. Pure.
+"""Top-of-rack routers for `--topology racks`: FRR or BIRD 2 configuration and command lines. Pure.
 
 Each ToR (AS 65000+r) peers eBGP with every node of its rack (the nodes' AS
 is 65100+r) and with every other ToR over the spine, and programs what it
@@ -30,8 +30,12 @@ same time as the ToR.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from gingham.lab.topology import LabPlan, NodePlan, TorPlan
 
+FRR_DIR = "/usr/lib/frr"
+FRR_VTY_GROUP = "frrvty"
 BGP_TIMERS = "connect delay time 1; connect retry time 1; error wait time 1, 5;"
 FRR_HOLD = 9
 
@@ -111,3 +115,31 @@ def frr_bgpd_config(plan: LabPlan, tor: TorPlan) -> str:
 
 def frr_zebra_config(tor: TorPlan) -> str:
     return f"hostname {tor.name}\n"
+
+
+def tor_files(plan: LabPlan, tor: TorPlan) -> dict[str, str]:
+    """The configuration files of `tor`'s daemons: file name → text."""
+    if plan.options.tor == "bird":
+        return {"bird.conf": bird_config(plan, tor)}
+    return {"zebra.conf": frr_zebra_config(tor), "bgpd.conf": frr_bgpd_config(plan, tor)}
+
+
+def tor_commands(plan: LabPlan, directory: Path) -> list[tuple[str, list[str]]]:
+    """The daemons of one ToR whose files (`tor_files`) are in `directory`, in start order.
+
+    Each runs inside the ToR's namespace. FRR runs as root in the ``frrvty``
+    group (FRR insists the run-as user is in its vty group) with every path
+    under `directory`, so two labs' ToRs never share a socket.
+    """
+    if plan.options.tor == "bird":
+        return [("bird", ["bird", "-f", "-c", str(directory / "bird.conf"),
+                          "-s", str(directory / "bird.ctl")])]  # fmt: skip
+    return [
+        (daemon, [
+            f"{FRR_DIR}/{daemon}", "-f", str(directory / f"{daemon}.conf"),
+            "-i", str(directory / f"{daemon}.pid"), "-z", str(directory / "zserv.api"),
+            "--vty_socket", str(directory), "-u", "root", "-g", FRR_VTY_GROUP,
+            "-P", "0", "--log", f"file:{directory / f'{daemon}.log'}",
+        ])
+        for daemon in ("zebra", "bgpd")
+    ]  # fmt: skip
