@@ -46,6 +46,10 @@ from gingham.lab.vm.kernel import Kernel, prepare_kernel
 
 STATE_DIR = Path("/run/gingham/vm")
 QEMU = "qemu-system-x86_64"
+# Optional scheduling niceness for qemu (e.g. -5): under TCG a guest needs a whole
+# core, and on a host at load 50+ its boot and Python starts take many minutes.
+# Off (0) unless asked for: it takes CPU from everything else on the machine.
+NICE = int(os.environ.get("GINGHAM_VM_NICE", "0"))
 DEFAULT_SUBNET = IPv4Network("198.18.0.0/24")
 
 
@@ -273,7 +277,8 @@ def qemu_argv(lab: VmLab, vm: Vm, index: int, kernel: Kernel, initrd: Path) -> l
     )
     hostroot = "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"
     mac = f"52:54:00:{os.getpid() % 256:02x}:{index // 256:02x}:{index % 256:02x}"
-    return ["ip", "netns", "exec", lab.netns, QEMU,
+    nice = ["nice", "-n", str(NICE)] if NICE else []
+    return ["ip", "netns", "exec", lab.netns, *nice, QEMU,
         "-name", f"gingham-{lab.name}-{vm.name}", "-nodefaults", "-no-user-config",
         "-accel", f"tcg,tb-size={lab.tb_size_mb}", "-m", str(lab.memory_mb), "-smp", "1",
         "-display", "none", "-serial", f"file:{vm.serial}", "-no-reboot",
