@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
-
 import pytest
 
-from gingham.lab.vm import Kernel, KernelUnavailable, VmLab, prepare_kernel, qemu_available
+from gingham.lab.vm import Kernel, KernelUnavailable, prepare_kernel, qemu_available
 from gingham.lab.vm.initramfs import BUSYBOX
-from gingham.lab.vm.machine import GUEST_PACKAGES
 
 
 @pytest.fixture(scope="session")
@@ -23,12 +19,3 @@ def guest_kernel() -> Kernel:
         return prepare_kernel()
     except KernelUnavailable as exc:
         pytest.skip(f"no guest kernel: {exc}")
-
-
-@pytest.fixture
-def two_vms(guest_kernel: Kernel) -> Iterator[VmLab]:
-    """Two booted guests on one bridge (198.18.0.1, .2; the lab namespace is .254)."""
-    with VmLab(
-        f"v{secrets.token_hex(3)}", 2, kernel=guest_kernel, packages=(*GUEST_PACKAGES, "tests")
-    ) as lab:
-        yield lab
