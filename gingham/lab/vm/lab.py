@@ -183,6 +183,15 @@ def _apply_resources(plan: LabPlan, state: LabState, vms: VmLab, deadline: float
         time.sleep(0.5)  # etcd still starting
 
 
+def stdlib_script(name: str) -> list[str]:
+    """Run one of this package's stdlib-only modules by path, with -S -E.
+
+    The same program as ``python -m gingham.lab.vm.<name>``, without importing
+    the package (qemu and kernel helpers) or `site` in a TCG guest.
+    """
+    return [PYTHON, "-S", "-E", str(Path(__file__).with_name(name))]
+
+
 def install_script(share: str) -> str:
     """README step 3 as the guest runs it: the program on PATH, env file, units."""
     return (
@@ -204,7 +213,7 @@ def _provision(
     for unit in UNITS:
         (vm.share / unit).write_text((UNIT_DIR / unit).read_text())
     vm.run(["sh", "-c", install_script(GUEST_SHARE)], timeout=60)
-    start = [PYTHON, "-m", "gingham.lab.vm.units"]
+    start = [*stdlib_script("units.py")]
     vm.run([*start, f"/etc/systemd/system/{UNITS[0]}"], timeout=POD_TIMEOUT)
     node_run = vm.spawn([*start, f"/etc/systemd/system/{UNITS[1]}"])
     (vm.share / "node-run.pid").write_text(f"{node_run.pid}\n")
@@ -230,7 +239,7 @@ def cnitool_env(pod: str) -> dict[str, str]:
 
 
 def _cni_add(vm: Vm, pod: str, netns_path: str, deadline: float) -> str | None:
-    argv = [PYTHON, "-m", "gingham.lab.vm.cnitool", "add", "gingham", netns_path]
+    argv = [*stdlib_script("cnitool.py"), "add", "gingham", netns_path]
     while True:
         done = vm.run(argv, env=cnitool_env(pod), timeout=POD_TIMEOUT, check=False)
         if done.rc == 0:
