@@ -127,6 +127,8 @@ def node_memory(state: LabState) -> dict[str, dict[str, tuple[int, int, int]]]:
         roles: dict[str, tuple[int, int, int]] = {}
         for pid in descendants(record.pid):
             name = role(pid)
+            if name == "gone":  # exited between the walk and the read (a short-lived helper)
+                continue
             rss, pss, uss = smaps(pid)
             old = roles.get(name, (0, 0, 0))
             roles[name] = (old[0] + rss, old[1] + pss, old[2] + uss)
