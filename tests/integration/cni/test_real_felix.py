@@ -142,6 +142,35 @@ def test_failed_add_leaves_nothing_behind(node: Node, pods: list[str]) -> None:
     assert in_netns(node.netns, "ip", "route", "show", "192.0.2.5").strip() == ""
 
 
+def held_by(node: Node, handle: str) -> list[str]:
+    """The addresses IPAM holds for `handle`, read from felix's datastore."""
+    import asyncio
+
+    from gingham.datastore import open_datastore
+    from gingham.ipam.query import allocations
+
+    async def read() -> list[str]:
+        store = open_datastore(node.felix.datastore)
+        try:
+            return [str(h.allocation.address) for h in await allocations(store, handle=handle)]
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
+
+
+def test_add_failing_after_ipam_gives_the_address_back(node: Node) -> None:
+    """Plumbing fails after IPAM assigned (the pod already has an eth0): nothing is left."""
+    with node_netns("p") as pod:
+        in_netns(pod, "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "other0")
+        before = links(node.netns)
+        run = node.run("ADD", pod, "taken1")
+        assert_error(run, 100, "creating veth")
+        assert links(node.netns) == before, "a failed ADD left a veth behind"
+        assert held_by(node, "taken1.eth0") == [], "a failed ADD kept its address"
+        assert node.run("DEL", pod, "taken1").returncode == 0  # the runtime's DEL after it
+
+
 def test_check_against_prev_result(node: Node, pods: list[str]) -> None:
     add = node.run("ADD", pods[0], "chk1")
     assert add.returncode == 0, add.stdout
