@@ -142,6 +142,13 @@ def frr_route_attributes(frr: bgpd.Frr, prefix: IPv4Network) -> list[ReflectedRo
     return routes
 
 
+def session_and_imported(bird: bgpd.Bird, protocol: str = "peer") -> tuple[bool, int]:
+    """(Established?, routes imported) of BIRD's `protocol`, in one birdc call."""
+    out = bird.birdc("show", "protocols", "all", protocol)
+    found = re.search(r"Routes:\s+(\d+) imported", out)
+    return "Established" in out, int(found.group(1)) if found else 0
+
+
 def imported_count(bird: bgpd.Bird, protocol: str = "peer") -> int:
     """Routes BIRD's `protocol` has imported (accepted from its neighbour)."""
     out = bird.birdc("show", "protocols", "all", protocol)

@@ -206,7 +206,12 @@ class Fabric:
         return [str(b.spec.cidr) for b in await self.items("IPAMBlock") if b.spec.host == node]
 
     def logs(self) -> str:
-        return "\n".join(node.logs() for node in self.nodes.values())
+        parts = [node.logs() for node in self.nodes.values()]
+        for daemon in self.daemons:
+            if daemon.log.exists():
+                text = daemon.log.read_text(errors="replace")[-3000:]
+                parts.append(f"--- {daemon.name} {daemon.peering.address}\n{text}")
+        return "\n".join(parts)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -234,6 +239,19 @@ def kernel_route(ns: Netns, prefix: str) -> dict[str, Any] | None:
     for route in routes:
         if route.get("dst") == prefix:
             return dict(route)
+    return None
+
+
+RR_HTTP_PORT = 9097  # gingham-rr's default --http (localhost, inside the node's netns)
+
+
+def metric(ns: Netns, name: str, port: int = RR_HTTP_PORT) -> float | None:
+    """A Prometheus sample `name` (no labels) from localhost:`port`/metrics in `ns`."""
+    proc = ns.exec(["curl", "-sf", "--max-time", "5", f"http://127.0.0.1:{port}/metrics"], False)
+    for line in proc.stdout.splitlines():
+        words = line.split()
+        if len(words) == 2 and words[0] == name:
+            return float(words[1])
     return None
 
 
