@@ -381,9 +381,10 @@ def down(name: str, progress: Progress) -> bool:
             return True
         return False
     _stop_all(state.processes)
-    for netns in reversed(state.namespaces):
-        _kill_inside(netns)
-        subprocess.run(["ip", "netns", "del", netns], capture_output=True, check=False)
+    # Namespaces are independent (a veth pair goes with whichever end goes first), so they
+    # are removed side by side: two `ip` runs each, which a busy machine makes slow.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(_remove_netns, reversed(state.namespaces)))
     shutil.rmtree(directory, ignore_errors=True)
     progress(f"lab {name}: stopped {len(state.processes)} processes, "
              f"removed {len(state.namespaces)} namespaces and {directory}")  # fmt: skip
@@ -414,6 +415,11 @@ def _reap(pid: int) -> None:
     # `lab up` and `lab down` in one process (tests): collect our own child's exit.
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
+
+
+def _remove_netns(netns: str) -> None:
+    _kill_inside(netns)
+    subprocess.run(["ip", "netns", "del", netns], capture_output=True, check=False)
 
 
 def _kill_inside(netns: str) -> None:
