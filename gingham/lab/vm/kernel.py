@@ -118,8 +118,31 @@ def _unpack(deb: Path, into: Path, package: str) -> None:
     shutil.rmtree(raw)
 
 
-def prepare_kernel(cache: Path = DEFAULT_CACHE) -> Kernel:
-    """The cached kernel for the newest package, fetching and unpacking it if needed."""
+def cached_kernel(cache: Path = DEFAULT_CACHE) -> Kernel | None:
+    """The newest kernel already in the cache (by ABI number), or None."""
+    trees = []
+    for tree in cache.glob("linux-image-6.1.0-*-amd64_*") if cache.is_dir() else []:
+        package, _, version = tree.name.partition("_")
+        match = PACKAGE_RE.match(package)
+        if match and (tree / "vmlinuz").exists():
+            trees.append((int(match.group(1)), tree, package, version))
+    if not trees:
+        return None
+    _abi, tree, package, version = max(trees)
+    return _load(tree, package, version)
+
+
+def prepare_kernel(cache: Path = DEFAULT_CACHE, refresh: bool = False) -> Kernel:
+    """The cached kernel for the newest package, fetching and unpacking it if needed.
+
+    A kernel already in the cache is used without asking apt (`apt-cache search`
+    takes a minute on a loaded host) unless `refresh` is true or
+    ``GINGHAM_VM_KERNEL_PACKAGE`` names a package.
+    """
+    if not refresh and not os.environ.get("GINGHAM_VM_KERNEL_PACKAGE"):
+        cached = cached_kernel(cache)
+        if cached is not None:
+            return cached
     package, version = newest_kernel_package()
     tree = cache / f"{package}_{version}"
     if (tree / "vmlinuz").exists():
