@@ -59,6 +59,8 @@ NUD_PERMANENT = 0x80
 RT_TABLE_MAIN, RTPROT_STATIC, RTN_UNICAST = 254, 4, 1
 RT_SCOPE_UNIVERSE, RT_SCOPE_LINK = 0, 253
 
+ANSWER_TIMEOUT = 10.0
+
 NLMSG = struct.Struct("=IHHII")
 IFINFOMSG = struct.Struct("=BxHiII")
 IFADDRMSG = struct.Struct("=BBBBI")
@@ -125,6 +127,9 @@ class Rtnl:
         self.sock.bind((0, 0))
         for opt in (NETLINK_CAP_ACK, NETLINK_EXT_ACK):
             self.sock.setsockopt(SOL_NETLINK, opt, 1)
+        # The kernel always answers; the timeout only bounds a wedged kernel, which
+        # must not hold an attachment's lock (and the runtime's call) forever.
+        self.sock.settimeout(ANSWER_TIMEOUT)
         self._seq = 0
 
     def close(self) -> None:
@@ -182,7 +187,10 @@ class Rtnl:
                 return index, _mac_text(mac)
 
     def _receive(self) -> list[tuple[int, int, int, bytes]]:
-        data = self.sock.recv(1 << 16)
+        try:
+            data = self.sock.recv(1 << 16)
+        except TimeoutError:
+            raise PlumbingError(f"no answer from rtnetlink in {ANSWER_TIMEOUT:g}s") from None
         out, offset = [], 0
         while offset + NLMSG.size <= len(data):
             length, kind, flags, seq, _pid = NLMSG.unpack_from(data, offset)
