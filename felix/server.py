@@ -268,11 +268,20 @@ class DataplaneServicer(pb_grpc.DataplaneServicer):
                     pb.WorkloadId(container_id=a.container_id, interface_name=a.interface)
                 )
                 continue
-            # Adopted at start (no record of its container ID): remove the plumbing.
+            # Adopted at start (no record in memory): the veth's ifalias still names the
+            # attachment; read it before the plumbing (and the alias) goes.
+            found = await asyncio.to_thread(links.describe_workload, self.host_netns, name)
             if await asyncio.to_thread(links.unplumb_workload, self.host_netns, name):
                 self.agent.link_removed(name)
             self.agent.workloads.pop(name, None)
-            removed.append(pb.WorkloadId(container_id="", interface_name=name))
+            if found is not None and found.container_id:
+                removed.append(
+                    pb.WorkloadId(
+                        container_id=found.container_id, interface_name=found.pod_interface
+                    )
+                )
+            else:  # a veth from before ifaliases: only its host name is known
+                removed.append(pb.WorkloadId(container_id="", interface_name=name))
         self.agent.mark_dirty()
         return pb.GarbageCollectReply(removed=removed)
 
