@@ -175,6 +175,8 @@ class SpeakerCollector(Collector):
         )
         for reason, n in self.speaker.learned.import_filter.rejected_by_reason.items():
             rejected.add_metric([reason.value], n)
+        for why, n in self.speaker.loops.items():
+            rejected.add_metric([why], n)
         yield rejected
         if self.sink is not None:
             yield GaugeMetricFamily(
