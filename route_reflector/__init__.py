@@ -11,5 +11,7 @@ sends what it answers. Layers, pure first:
 - `convert`: protobuf (gingham/v1/reflector.proto) <-> core types.
 - `server`, `http`, `main`: the `gingham-rr` daemon (gRPC on a unix socket,
   probes and Prometheus metrics on localhost HTTP).
-- `client`: `ReflectorLink`, the speaker's side of the stream.
+- `client`: `ReflectorLink`, the speaker's side of the stream (driven by
+  `bird_agent.reflection`, which feeds it the node's iBGP sessions and turns
+  its answers into per-neighbor ExaBGP announcements).
 """
