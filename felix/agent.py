@@ -115,6 +115,7 @@ class Agent:
         self._pending_routes: set[IPv4Network] = set()
         self._full_plan = True
         self._removal_planned = False
+        self._vtep: tuple[IPv4Address, str] | None = None  # this node's VTEP, last ensured
 
     # ---- facts in
 
@@ -293,6 +294,11 @@ class Agent:
                 self.host.ensure_vxlan(me.vtep_ip, me.vtep_mac, me.address)
             except Exception as exc:  # keep serving: routes via the device will fail
                 self._report_once(f"cannot set up {VXLAN_DEVICE}: {exc}")
+            vtep = (me.vtep_ip, me.vtep_mac.lower())
+            if self._vtep not in (None, vtep):
+                # A new MAC on the device flushed its neighbour entries: re-add them.
+                self.reconciler.forget_neighbours(VXLAN_DEVICE)
+            self._vtep = vtep
         if any(p.ipip_mode is not EncapMode.NEVER for p in inputs.pools):
             problem = self.host.ensure_tunl0(me.ipip_tunnel_ip if me else None)
             inputs.ipip_supported = problem is None

@@ -44,6 +44,7 @@ from felix.netns import netns_path, read_sysctl, socket_in_netns, write_sysctls
 
 NUD_NOARP, NUD_PERMANENT = 0x40, 0x80
 NTF_SELF = 0x02
+IFF_UP = 0x1
 RT_SCOPE_LINK = 253
 
 
@@ -258,7 +259,11 @@ def ensure_vxlan(
     local_ip: IPv4Address | None,
     mtu: int = 1450,
 ) -> int:
-    """Create/converge `vxlan.gingham` (VNI 4096, UDP 4789, no learning); its index."""
+    """Create/converge `vxlan.gingham` (VNI 4096, UDP 4789, no learning); its index.
+
+    A MAC change flushes the device's neighbour entries: the caller (the agent)
+    must then forget the ones it programmed (`Reconciler.forget_neighbours`).
+    """
     with open_rtnl(host_netns) as ipr:
         index = _index(ipr, VXLAN_DEVICE)
         if index is None:
@@ -274,7 +279,20 @@ def ensure_vxlan(
             )
             index = _index(ipr, VXLAN_DEVICE)
             assert index is not None
-        ipr.link("set", index=index, address=vtep_mac, mtu=mtu, state="up")
+        # Set only what differs: setting a link's MAC, even to the one it has, makes
+        # the kernel flush every neighbour entry on it (NETDEV_CHANGEADDR), the
+        # permanent VTEP entries felix programmed included. Doing that on every
+        # pass left remote VTEPs INCOMPLETE until the next resync re-added them.
+        link = ipr.get_links(index)[0]
+        changes: dict[str, Any] = {}
+        if str(link.get_attr("IFLA_ADDRESS")).lower() != vtep_mac.lower():
+            changes["address"] = vtep_mac
+        if link.get_attr("IFLA_MTU") != mtu:
+            changes["mtu"] = mtu
+        if not link["flags"] & IFF_UP:
+            changes["state"] = "up"
+        if changes:
+            ipr.link("set", index=index, **changes)
         have = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=index, family=2)}
         if str(vtep_ip) not in have:
             ipr.addr("add", index=index, address=str(vtep_ip), prefixlen=32)

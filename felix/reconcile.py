@@ -9,8 +9,9 @@ Invariants:
   in `commit`, for ops the kernel accepted (or a delete the kernel says was
   already done), and wholesale in `load_actual` after a dump (periodic
   resync). A failed op leaves the old view, so the next plan retries it.
-  The one exception is `forget_link`: a deleted link takes its routes with it
-  in the kernel, so they leave the view too.
+  The exceptions are `forget_link` (a deleted link takes its routes with it
+  in the kernel, so they leave the view too) and `forget_neighbours` (a link
+  whose MAC changes loses its neighbour entries).
 - Nothing is removed — no route, neighbour, FDB entry or link delete is
   planned — until both the first full datastore snapshot and the first full
   route snapshot have been processed (`removal_allowed`). A restarted felix
@@ -158,6 +159,11 @@ class Reconciler:
         for key in [k for k in self.programmed.neighbours if k[0] == name]:
             del self.programmed.neighbours[key]
         return set(gone)
+
+    def forget_neighbours(self, dev: str) -> None:
+        """The kernel flushed the neighbour entries of `dev` (its MAC changed)."""
+        for key in [k for k in self.programmed.neighbours if k[0] == dev]:
+            del self.programmed.neighbours[key]
 
     def plan(self, desired: KernelState, only: Collection[IPv4Network] | None = None) -> list[Op]:
         """The ops that turn `programmed` into `desired`, in a safe order.
