@@ -27,6 +27,7 @@ named h8c<topology>; everything made is removed at the end, also on failure.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -226,7 +227,12 @@ def one_topology(topology: str, nodes: int, pods: int, wait: float) -> None:
         build.down(name, quiet)
 
 
+def _interrupted(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM (e.g. `timeout`): unwind so every lab is taken down
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _interrupted)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=20)
     parser.add_argument("--pods", type=int, default=20, help="new pods timed per topology")

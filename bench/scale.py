@@ -23,6 +23,7 @@ removed before the next step, also on failure.
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
 import tempfile
@@ -122,7 +123,12 @@ def step(topology: str, nodes: int, deadline_s: float) -> bool:
         build.down(name, quiet)
 
 
+def _interrupted(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM (e.g. `timeout`): unwind so every lab is taken down
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _interrupted)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--topologies", default="mesh,rr")
     parser.add_argument("--steps", default="10,20,30,40,50")
