@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 
 import grpc
 
-from felix import links
+from felix import links, veth
 from felix.agent import Agent
 from felix.attachments import Attachment
 from felix.dataplane import POD_GATEWAY, host_interface_name
@@ -197,7 +197,7 @@ class DataplaneServicer(pb_grpc.DataplaneServicer):
                 await abort(context, grpc.StatusCode.UNAVAILABLE, pb.TRY_AGAIN_LATER, str(exc))
             return pb.DeleteWorkloadReply(existed=existed)
         name = host_interface_name(request.container_id, iface)
-        existed = await asyncio.to_thread(links.unplumb_workload, self.host_netns, name)
+        existed = await asyncio.to_thread(veth.unplumb, self.host_netns, name)
         if existed:
             self.agent.link_removed(name)
         existed = self.agent.workloads.pop(name, None) is not None or existed
@@ -271,7 +271,7 @@ class DataplaneServicer(pb_grpc.DataplaneServicer):
             # Adopted at start (no record in memory): the veth's ifalias still names the
             # attachment; read it before the plumbing (and the alias) goes.
             found = await asyncio.to_thread(links.describe_workload, self.host_netns, name)
-            if await asyncio.to_thread(links.unplumb_workload, self.host_netns, name):
+            if await asyncio.to_thread(veth.unplumb, self.host_netns, name):
                 self.agent.link_removed(name)
             self.agent.workloads.pop(name, None)
             if found is not None and found.container_id:
