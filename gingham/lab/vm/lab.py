@@ -60,7 +60,7 @@ GUEST_RUN_DIR = "/run/gingham"
 UNITS = ("gingham-cni-install.service", "gingham-node.service")
 README_DATASTORE_IP = "10.0.0.11"  # the address the manifests' examples use for etcd
 BOOT_TIMEOUT = 900.0  # TCG guests on a loaded 2-core machine get a few % of a core
-POD_TIMEOUT = 900.0
+POD_TIMEOUT = 900.0  # any one step in a guest (even `cp` waited 70 s at load 100)
 
 
 def vm_lab_name(lab: str) -> str:
@@ -212,7 +212,7 @@ def _provision(
     (vm.share / "gingham.env").write_text(env_text.replace(README_DATASTORE_IP, datastore_ip))
     for unit in UNITS:
         (vm.share / unit).write_text((UNIT_DIR / unit).read_text())
-    vm.run(["sh", "-c", install_script(GUEST_SHARE)], timeout=60)
+    vm.run(["sh", "-c", install_script(GUEST_SHARE)], timeout=POD_TIMEOUT)
     start = [*stdlib_script("units.py")]
     vm.run([*start, f"/etc/systemd/system/{UNITS[0]}"], timeout=POD_TIMEOUT)
     node_run = vm.spawn([*start, f"/etc/systemd/system/{UNITS[1]}"])
@@ -224,7 +224,7 @@ def _provision(
     node = next(n for n in plan.nodes if n.name == vm.name)
     for pod in node.pods:
         netns_path = f"/run/netns/{pod.netns}"
-        vm.run(["ip", "netns", "add", pod.netns])
+        vm.run(["ip", "netns", "add", pod.netns], timeout=POD_TIMEOUT)
         record = PodRecord(pod.name, pod.node, pod.netns, container_id(netns_path))
         record.address = _cni_add(vm, pod.name, netns_path, time.monotonic() + POD_TIMEOUT)
         with lock:
