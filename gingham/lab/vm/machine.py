@@ -225,8 +225,10 @@ class Vm:
             )
         return result
 
-    def spawn(self, argv: list[str], env: dict[str, str] | None = None) -> GuestProcess:
-        reply = self._request({"argv": argv, "env": env or {}, "background": True}, 30.0)
+    def spawn(
+        self, argv: list[str], env: dict[str, str] | None = None, timeout: float = 300.0
+    ) -> GuestProcess:
+        reply = self._request({"argv": argv, "env": env or {}, "background": True}, timeout)
         if reply["rc"] != 0:
             raise GuestError(f"{self.name}: could not start {argv}: {reply.get('stderr')}")
         return GuestProcess(int(reply["pid"]), self.host_path(str(reply["log"])))  # type: ignore[call-overload]
