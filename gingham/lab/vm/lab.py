@@ -60,6 +60,7 @@ GUEST_RUN_DIR = "/run/gingham"
 UNITS = ("gingham-cni-install.service", "gingham-node.service")
 README_DATASTORE_IP = "10.0.0.11"  # the address the manifests' examples use for etcd
 BOOT_TIMEOUT = 900.0  # TCG guests on a loaded 2-core machine get a few % of a core
+PROBE_TIMEOUT = 300.0  # a status read from a live guest
 POD_TIMEOUT = 900.0  # any one step in a guest (even `cp` waited 70 s at load 100)
 
 
@@ -280,7 +281,7 @@ def probe(vm: Vm) -> dict[str, Any]:
     argv = [PYTHON, "-m", "gingham.lab.vm.probe", GUEST_RUN_DIR, POOL_CIDR]
     argv += [p for p in [_supervisor_pid(vm)] if p]
     try:
-        done = vm.run(argv, timeout=60, check=False)
+        done = vm.run(argv, timeout=PROBE_TIMEOUT, check=False)
         reply: dict[str, Any] = json.loads(done.stdout)
     except (GuestError, ValueError):
         return empty
@@ -320,7 +321,7 @@ def vm_ping_matrix(state: LabState, timeout: float = 1.0) -> Matrix:
             return ""
         script = ping_script(local, pods, timeout)
         try:
-            return vm.run(["sh", "-c", script], timeout=timeout + 60, check=False).stdout
+            return vm.run(["sh", "-c", script], timeout=timeout + PROBE_TIMEOUT, check=False).stdout
         except GuestError:
             return ""
 
@@ -360,7 +361,11 @@ def light_probe(vm: Vm) -> dict[str, Any]:
         f"test -S {GUEST_RUN_DIR}/speaker.sock && echo speaker; ip -j route show"
     )
     try:
-        out = vm.run(["sh", "-c", script], timeout=60, check=False).stdout if vm.alive() else ""
+        out = (
+            vm.run(["sh", "-c", script], timeout=PROBE_TIMEOUT, check=False).stdout
+            if vm.alive()
+            else ""
+        )
     except GuestError:
         out = ""
     lines = out.splitlines()
