@@ -43,7 +43,7 @@ def gingham(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str
 
 
 def status(name: str) -> dict[str, Any]:
-    done = gingham("lab", "status", "--name", name, "-o", "json")
+    done = gingham("lab", "status", "--name", name, "-o", "json", timeout=600)
     assert done.returncode == 0, done.stderr
     result: dict[str, Any] = json.loads(done.stdout)
     return result
@@ -106,7 +106,7 @@ def test_three_vm_lab_pings_over_ipip_then_down_leaves_nothing(guest_kernel: Ker
                 node, old[node], new[node])  # fmt: skip
         print(f"\nlab up --vm ({NODES} guests) → full matrix in {took:.0f}s; tunl0 {new}")
     finally:
-        down = gingham("lab", "down", "--name", name, timeout=120)
+        down = gingham("lab", "down", "--name", name, timeout=300)
         assert down.returncode == 0, down.stderr
     assert leftovers(name) == []
     assert gingham("lab", "down", "--name", name).returncode == 0  # safe twice
