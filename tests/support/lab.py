@@ -81,7 +81,8 @@ class LabRun:
 
     def up(self, *args: str, wait: float = 240) -> subprocess.CompletedProcess[str]:
         links_before = host_links()
-        done = self.cli("up", "--name", self.name, "--wait", str(wait), *args)
+        # Building before the wait (namespaces, node start, pods) took 4 minutes at load 200.
+        done = self.cli("up", "--name", self.name, "--wait", str(wait), *args, timeout=wait + 480)
         assert done.returncode == 0, done.stderr[-4000:]
         # The lab puts every link inside its own namespaces, none in the host's. (Other
         # engineers' tests add host links meanwhile: only names the lab uses count.)
