@@ -42,6 +42,7 @@ from felix.dataplane import (
     Neighbour,
     NextHop,
     Route,
+    RouteType,
 )
 from felix.feed import Encap, LearnedRoute
 
@@ -170,13 +171,26 @@ def derive_learned(
     ctx: LearnedContext,
     nodes: Mapping[str, NodeInfo],
     by_address: Mapping[IPv4Address, NodeInfo],
+    *,
+    memo: dict[object, tuple[tuple[NextHop, ...], tuple[Vtep, ...]]] | None = None,
 ) -> LearnedResult:
-    """The route (next hops merged → ECMP), VTEPs and problems for one prefix."""
+    """The route (next hops merged → ECMP), VTEPs and problems for one prefix.
+
+    `memo` (for one context only): a full table shares a handful of paths, so
+    the hops of a single-peer route are worked out once per (path, pool).
+    """
     if ctx.node_address is not None and ctx.node_address in prefix:
         return LearnedResult(
             None, (), (f"ignored learned route {prefix}: it covers this node's address",)
         )
     pool = pool_for(prefix, ctx.pools)
+    key: object = None
+    if memo is not None and len(routes) == 1:
+        # id(pool): the pools live in the context for as long as the memo does.
+        key = (routes[0].next_hops, routes[0].encap, id(pool))
+        hit = memo.get(key)
+        if hit is not None:
+            return LearnedResult(Route(prefix, RouteType.UNICAST, hit[0]), hit[1])
     hops: set[NextHop] = set()
     vteps: list[Vtep] = []
     problems: list[str] = []
@@ -206,6 +220,8 @@ def derive_learned(
                 hops.add(NextHop(gateway=node.vtep_ip, dev=VXLAN_DEVICE, onlink=True))
                 vteps.append(Vtep(node.vtep_ip, node.vtep_mac.lower(), hop.address))
     route = Route.via(prefix, *hops) if hops else None
+    if memo is not None and key is not None and route is not None and not problems:
+        memo[key] = (route.nexthops, tuple(vteps))
     return LearnedResult(route, tuple(vteps), tuple(problems))
 
 
@@ -279,10 +295,15 @@ class DesiredTracker:
         self, prefixes: Iterable[IPv4Network], ctx: LearnedContext, nodes: Mapping[str, NodeInfo]
     ) -> set[IPv4Network]:
         by_address = {n.address: n for n in nodes.values() if n.address is not None}
+        memo: dict[object, tuple[tuple[NextHop, ...], tuple[Vtep, ...]]] = {}
         touched: set[IPv4Network] = set()
         for prefix in prefixes:
             routes = self.learned.get(prefix)
-            new = derive_learned(prefix, routes, ctx, nodes, by_address) if routes else None
+            new = (
+                derive_learned(prefix, routes, ctx, nodes, by_address, memo=memo)
+                if routes
+                else None
+            )
             self.evaluated += 1
             old = self.results.get(prefix)
             if new == old:

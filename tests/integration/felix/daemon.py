@@ -58,7 +58,8 @@ class Felix:
                 "--http", f"127.0.0.1:{HTTP_PORT}", "--resync", "0.5"]  # fmt: skip
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
-        wait_for(self.healthy, timeout=20, what="felix serving health")
+        # Generous: the shared test machine has run at load 100 on 2 cores.
+        wait_for(self.healthy, timeout=120, what="felix serving health")
 
     def healthy(self) -> bool:
         assert self.proc is not None
