@@ -175,7 +175,7 @@ class Fabric:
     async def add_pod(self, node: str) -> str:
         """A pod on `node` through its felix; returns the pod's IP."""
         run = self.nodes[node]
-        await asyncio.to_thread(wait_for, run.felix_sock.exists, 120, 0.2, f"{node}'s felix socket")
+        await asyncio.to_thread(wait_for, run.felix_sock.exists, 300, 0.2, f"{node}'s felix socket")
         pod = self.topo.netns("p")
         async with grpc.aio.insecure_channel(f"unix:{run.felix_sock}") as channel:
             stub = pb_grpc.DataplaneStub(channel)  # type: ignore[no-untyped-call]
@@ -218,7 +218,14 @@ class Fabric:
     def start_daemon(self, daemon: bgpd.BgpDaemon) -> bgpd.BgpDaemon:
         """Start a BIRD/FRR/GoBGP daemon; the fabric stops it on close."""
         self.daemons.append(daemon)
-        daemon.start()
+        try:
+            daemon.start()
+        except RuntimeError:
+            # bgpd's own readiness deadline is 10 s; on a machine at load 100+
+            # FRR alone can take longer to answer vtysh. Alive = keep waiting.
+            if daemon.proc is None or daemon.proc.poll() is not None:
+                raise
+            wait_for(daemon.ready, 120, 0.2, f"{daemon.name} ready")
         return daemon
 
     def close(self) -> None:

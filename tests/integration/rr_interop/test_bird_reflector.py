@@ -48,7 +48,7 @@ async def test_nodes_behind_a_bird_reflector(fabric: Fabric) -> None:
     for i in NODES:
         await fabric.add_pod(f"node{i}")
     try:
-        await eventually(bird.established, 60, "every node Established with the BIRD RR")
+        await eventually(bird.established, 300, "every node Established with the BIRD RR")
         blocks = {i: (await fabric.blocks_of(f"node{i}"))[0] for i in NODES}
 
         def programmed_with_origin_next_hop() -> bool:
@@ -62,14 +62,14 @@ async def test_nodes_behind_a_bird_reflector(fabric: Fabric) -> None:
             return True
 
         await eventually(
-            programmed_with_origin_next_hop, 60, "each block in the others' kernels via its node"
+            programmed_with_origin_next_hop, 180, "each block in the others' kernels via its node"
         )
         print(f"blocks programmed everywhere: {time.monotonic() - started:.1f}s")
         # BIRD learned each block from its node, next hop untouched.
         for i, block in blocks.items():
             (path,) = await asyncio.to_thread(route_attributes, bird, _net(block))
             assert path.next_hop == address(i), path
-        await eventually(fabric.all_pods_ping, 60, "every pod pings every other")
+        await eventually(fabric.all_pods_ping, 120, "every pod pings every other")
         print(f"pods ping: {time.monotonic() - started:.1f}s")
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n{fabric.logs()}") from None
@@ -83,7 +83,7 @@ async def test_nodes_behind_a_bird_reflector(fabric: Fabric) -> None:
             return False
         return all(kernel_route(fabric.nodes[f"node{j}"].ns, gone) is None for j in (1, 2))
 
-    await eventually(withdrawn_everywhere, 30, "node3's block gone from BIRD and every kernel")
+    await eventually(withdrawn_everywhere, 90, "node3's block gone from BIRD and every kernel")
     assert await asyncio.to_thread(fabric.pings, "node1", "node2")
     print(f"withdrawal propagated: {time.monotonic() - started:.1f}s")
 

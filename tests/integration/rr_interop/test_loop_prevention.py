@@ -70,16 +70,16 @@ async def test_a_route_carrying_our_cluster_id_is_dropped(fabric: Fabric) -> Non
         # The forger starts once our speaker is fully up: ExaBGP backs off
         # further after each refused or reset attempt, so an early start only
         # slows the test down on a loaded machine.
-        await eventually(watcher.established, 120, "BIRD Established with our RR")
+        await eventually(watcher.established, 300, "BIRD Established with our RR")
         await asyncio.to_thread(fabric.start_daemon, forger)
         await eventually(
             lambda: route_attributes(watcher, FOREIGN) == [control],
-            90,
+            180,
             "FOREIGN reflected to BIRD with our cluster ID prepended",
         )
         await eventually(
             lambda: kernel_route(rr.ns, str(FOREIGN)) is not None,
-            30,
+            120,
             "FOREIGN programmed on the RR node",
         )
     except AssertionError as exc:
