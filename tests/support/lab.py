@@ -97,7 +97,9 @@ class LabRun:
         return result
 
     def ping(self) -> tuple[int, set[tuple[str, str]], str]:
-        done = self.cli("ping", "--name", self.name)
+        # 5 s per ping: at load 150 (seen here) a reply can take over a second; a pair
+        # with no route never answers however long we wait, so this hides no failure.
+        done = self.cli("ping", "--name", self.name, "--timeout", "5")
         failed = {tuple(line[5:].split(" → ")) for line in done.stdout.splitlines()
                   if line.startswith("FAIL ")}  # fmt: skip
         return done.returncode, failed, done.stdout  # type: ignore[return-value]
