@@ -38,9 +38,9 @@ class ExaBGPOptions:
     # How to start ExaBGP; the config path is appended. A wrapper (e.g.
     # `ip netns exec NS`) may precede it: it must exec, keeping the PID.
     exabgp_command: tuple[str, ...] = (sys.executable, "-m", "exabgp")
-    # A live ExaBGP slow to connect its API is not killed before this: at load
-    # ~60 on 2 cores the connection took 7.5 s (killing it only starts over).
-    start_timeout: float = 60.0
+    # A live ExaBGP slow to connect its API is given this long (at load 120
+    # on 2 cores it took 57 s; killing it only starts over).
+    start_timeout: float = 300.0
     reload_timeout: float = 10.0
     backoff_initial: float = 0.5
     backoff_max: float = 10.0
