@@ -37,14 +37,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import shutil
 import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
@@ -205,7 +207,8 @@ class RealResult:
     idle: dict[str, float]  # RR-side CPU % while idle after convergence, by role
     rss_mb: dict[str, float]
     held: float = 1.0  # share of the routes the clients should hold that they held at the end
-    resets: int = 0  # sessions that went down between t0 and convergence (ours: bgp.log)
+    reset_reasons: dict[str, int] = field(default_factory=dict)
+    resets: int = 0  # sessions torn down between t0 and convergence (ours: bgp.log)
 
 
 def _stat(pid: int) -> tuple[int, int] | None:
@@ -411,9 +414,15 @@ def gingham_round(clients: int, per_client: int, speed: str | None, limit: float
         assert node.proc is not None
         label = f"gingham RR (reactor speed {speed or '1.0 default'})"
         log = fabric.tmp / "run" / "logs" / "bgp.log"
-        downs = log.read_text(errors="replace").count("PeerDown(")
+        offset = len(log.read_bytes())
         result = fabric.run(node.proc.pid, label, per_client, limit)
-        result.resets = log.read_text(errors="replace").count("PeerDown(") - downs
+        with log.open("rb") as text:
+            text.seek(offset)
+            reasons = re.findall(r"PeerDown\(peer=[^,]+, reason='([^']*)'", text.read().decode())
+        # 'closing connection' is also what ExaBGP says of its own refused or
+        # collided connection attempts (no session was up): not counted.
+        result.resets = sum(1 for reason in reasons if reason != "closing connection")
+        result.reset_reasons = dict(Counter(reasons))
         return result
     finally:
         if node is not None:
@@ -445,6 +454,8 @@ def print_real(results: list[RealResult], limit: float) -> None:
         busy = ", ".join(f"{k} {v:.2f}s" for k, v in sorted(r.cpu.items(), key=lambda kv: -kv[1]))
         idle = ", ".join(f"{k} {v:.1f}%" for k, v in sorted(r.idle.items(), key=lambda kv: -kv[1]))
         rss = ", ".join(f"{k} {v:.0f}" for k, v in sorted(r.rss_mb.items(), key=lambda kv: -kv[1]))
+        if r.reset_reasons:
+            print(f"  {r.name}: PeerDown events after t0, by reason: {r.reset_reasons}")
         print(f"  {r.name}\n    CPU while converging: {busy}\n    CPU idle after: {idle}"
               f"\n    RSS MB: {rss}")  # fmt: skip
 
