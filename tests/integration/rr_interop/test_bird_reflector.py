@@ -22,7 +22,7 @@ from tests.support import bgpd
 from tests.support.bird_rr import BirdReflector, route_attributes
 from tests.support.node_fabric import AS, Fabric, address, kernel_route, resource
 
-pytestmark = [pytest.mark.root, pytest.mark.slow]
+pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(900)]
 
 RR_INDEX = 100
 NODES = (1, 2, 3)

@@ -26,7 +26,7 @@ from tests.support.bird_rr import ReflectedRoute, route_attributes
 from tests.support.exabgp_peer import ExaBGPPeer
 from tests.support.node_fabric import AS, Fabric, address, kernel_route, metric, resource
 
-pytestmark = [pytest.mark.root, pytest.mark.slow]
+pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(900)]
 
 RR, FORGER, WATCHER = 1, 12, 10
 OTHER_CLUSTER = IPv4Address("9.9.9.9")

@@ -24,7 +24,7 @@ from tests.support import bgpd
 from tests.support.bird_rr import ReflectedRoute, frr_route_attributes, route_attributes
 from tests.support.node_fabric import AS, Fabric, address, kernel_route, resource
 
-pytestmark = [pytest.mark.root, pytest.mark.slow]
+pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(900)]
 
 RR = 1
 BIRD, FRR = 10, 11
