@@ -34,6 +34,13 @@ message — and ExaBGP ran with `adj-rib-in false`):
   largest CPU consumer (24 s for the first ~45,000). The ≥ 20,000/s target
   could not be shown on a machine at load 100-160; the CPU split says the
   speaker is no longer the bottleneck.
+- the same run at load ~9 (08:45 UTC), the table as printed:
+  10,000: in-process 2.53 s (BIRD → FRR 2.05 s), kernel 4.76 s (2,102/s),
+  CPU ExaBGP 0.76 / gingham-bgp 0.23 / felix 1.17 s;
+  100,000: in-process 3.23 s = 31,008/s (BIRD → FRR 2.36 s = 42,350/s,
+  ratio 1.37; last session ~13 s), kernel 17.08 s = 5,853/s, CPU ExaBGP
+  3.20 / gingham-bgp 1.41 / felix 11.34 s. End to end is below the 20,000/s
+  target and felix spends 71 % of the CPU: the next gain is felix's.
 
 Run as root:
 `.venv/bin/python bench/bgp.py [--sizes 10000 100000] [--runs 1] [--no-kernel | --only-kernel]
