@@ -27,6 +27,13 @@ holding all 4,750 prefixes of the others (polled with birdc every ~0.1 s).
 Also the RR side's CPU seconds by process while converging, CPU % over 5 s of
 idle afterwards, RSS. Prints the ratio to BIRD (issue 7: within 3x).
 
+Measured 2026-11-29 08:47 (load ~7): BIRD 3.12 s, ours 65.1 s (20.9x, target 3x
+missed), RR-side CPU 0.22 s vs 46.4 s, of which ExaBGP 38.0 s (95,000
+prefix x peer sends: ~2,500/s, CPU-bound encoding per peer, not the 10 ms
+reactor sleep), gingham-bgp 3.9, felix 3.2, gingham-rr 1.3; ExaBGP RSS 381 MB.
+At 20 x 50 (same run for both speeds): default 16.6 s vs reactor speed 0.1
+13.7 s (BIRD 0.97 s), idle ExaBGP CPU 9% vs 29%: 0.1 is not clearly better.
+
 Run: `.venv/bin/python bench/rr.py [--stages core real] [--runs 5]
 [--clients 20] [--per-client 250] [--speeds default 0.1]` (root for `real`;
 a few minutes on a quiet machine).
