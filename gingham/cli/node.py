@@ -14,13 +14,18 @@ in the same run dir, so the speaker finds `<run-dir>/rr.sock`.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
 import importlib.util
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gingham.cli.common import CLIError, datastore_url, open_store
+
+if TYPE_CHECKING:
+    from gingham.datastore.base import Datastore
+    from gingham.model.base import Resource
 
 log = logging.getLogger("gingham.node")
 
@@ -36,8 +41,42 @@ def speaker_available() -> bool:
     return callable(getattr(module, "main", None))
 
 
+async def _read_node(store: Datastore, args: argparse.Namespace, url: str) -> Resource:
+    """This node's Node (registered first in Kubernetes mode), waiting for the datastore.
+
+    A node agent starts when its host boots, often before the datastore
+    answers (etcd on another VM, the API server behind a slow network):
+    like calico-node it waits, saying why every attempt, for
+    ``--datastore-wait`` seconds (0: forever) instead of exiting; a missing
+    Node or a bad configuration still fails at once.
+    """
+    from gingham.datastore import NotFound, Unavailable
+    from gingham.k8s.bootstrap import BootstrapError, bootstrap_node
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + args.datastore_wait if args.datastore_wait > 0 else None
+    backoff = 0.5
+    while True:
+        try:
+            # Kubernetes mode: the node registers itself (no-op on other backends).
+            await bootstrap_node(store, args.node)
+            return await store.get("Node", args.node)
+        except BootstrapError as exc:
+            raise CLIError(str(exc)) from None
+        except Unavailable as exc:
+            if deadline is not None and loop.time() + backoff > deadline:
+                raise
+            log.warning("datastore %s unavailable (%s): retrying in %.1f s", url, exc, backoff)
+            await asyncio.sleep(backoff)  # retry backoff, not synchronisation
+            backoff = min(backoff * 2, 10.0)
+        except NotFound:
+            raise CLIError(
+                f'Node "{args.node}" does not exist in {url}: create it first'
+                " (gingham apply -f node.yaml)"
+            ) from None
+
+
 async def run_node(args: argparse.Namespace) -> int:
-    from gingham.datastore import NotFound
     from gingham.model.bgp import Node
     from gingham.node.launch import exec_supervisor, write_plan
     from gingham.node.supervisor import plan_children
@@ -45,19 +84,7 @@ async def run_node(args: argparse.Namespace) -> int:
     logging.getLogger("gingham").setLevel(args.node_log_level.upper())
     url = datastore_url(args)
     async with open_store(args) as store:
-        from gingham.k8s.bootstrap import BootstrapError, bootstrap_node
-
-        try:  # Kubernetes mode: the node registers itself (no-op on other backends)
-            await bootstrap_node(store, args.node)
-        except BootstrapError as exc:
-            raise CLIError(str(exc)) from None
-        try:
-            node = await store.get("Node", args.node)
-        except NotFound:
-            raise CLIError(
-                f'Node "{args.node}" does not exist in {url}: create it first'
-                " (gingham apply -f node.yaml)"
-            ) from None
+        node = await _read_node(store, args, url)
     assert isinstance(node, Node)
     cluster_id = node.spec.bgp.route_reflector_cluster_id if node.spec.bgp else None
     speaker = speaker_available()
@@ -90,6 +117,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--datastore", metavar="URL", default=argparse.SUPPRESS, help="datastore URL")
     p.add_argument("--run-dir", required=True, help="sockets and logs (felix.sock lives here)")
     p.add_argument("--grace", type=float, default=5.0, help="seconds between SIGTERM and SIGKILL")
+    p.add_argument(
+        "--datastore-wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="how long to wait for an unavailable datastore at start-up (default 0: forever)",
+    )
     p.add_argument(
         "--log-level",
         dest="node_log_level",
