@@ -2,7 +2,8 @@
 
 `/init` (busybox sh, PID 1) loads the modules in `GUEST_MODULES` order, mounts
 the host's root (9p tag `hostroot`, read-only) under an overlay with a tmpfs
-upper layer, gives it fresh /proc /sys /dev /run /tmp, mounts the writable
+upper layer, gives it fresh /proc /sys /dev /run (not /tmp: a checkout under
+the host's /tmp, as CI clones are, must stay visible), mounts the writable
 per-VM share (9p tag `share`) at `GUEST_SHARE`, configures `eth0` from the
 kernel command line (`gingham.ip=A/N gingham.gw=G gingham.name=H`), then
 chroots and runs `GUEST_SHARE/boot.sh` (written by the host). When that
@@ -57,7 +58,6 @@ mount -t proc proc /newroot/proc
 mount -t sysfs sys /newroot/sys
 mount -t devtmpfs dev /newroot/dev
 mount -t tmpfs tmpfs /newroot/run
-mount -t tmpfs tmpfs /newroot/tmp
 mkdir -p /newroot/run/netns /newroot/dev/pts /newroot/dev/shm
 mount -t devpts devpts /newroot/dev/pts
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 share /newroot@SHARE@ \\
