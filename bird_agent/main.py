@@ -38,6 +38,8 @@ from bird_agent.reflection import Reflection
 from bird_agent.speaker import Speaker
 from bird_agent.status import mark_serving, registry_for, serve_grpc, serve_http
 from gingham.datastore import DEFAULT_URL, NotFound, Unavailable, open_datastore
+from gingham.datastore.base import Datastore
+from gingham.model.base import Resource
 from gingham.model.bgp import BGPConfiguration, Node
 
 log = logging.getLogger("gingham-bgp")
@@ -76,22 +78,42 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def run(args: argparse.Namespace) -> int:
-    try:
-        store = open_datastore(args.datastore)
-    except ValueError as exc:
-        raise UserError(f"--datastore: {exc}") from None
-    try:
+async def read_start_state(
+    store: Datastore, args: argparse.Namespace
+) -> tuple[Resource, list[Resource]]:
+    """This node's Node and the BGPConfigurations, waiting out an unavailable datastore.
+
+    A speaker restarted by `gingham node run` (or starting on a slow host,
+    where the first connection can miss its deadline) keeps trying with
+    backoff, saying why each time, rather than exiting into a restart loop;
+    a missing Node is still an error at once.
+    """
+    backoff = 0.5
+    while True:
         try:
             node = await store.get("Node", args.node)
             configs = (await store.list("BGPConfiguration")).items
+            return node, list(configs)
         except NotFound:
             raise UserError(
                 f'Node "{args.node}" does not exist in {args.datastore}: create it first'
                 " (gingham apply -f node.yaml)"
             ) from None
         except Unavailable as exc:
-            raise UserError(f"datastore {args.datastore} is unavailable: {exc}") from None
+            log.warning(
+                "datastore %s is unavailable (%s): retrying in %.1f s", args.datastore, exc, backoff
+            )
+            await asyncio.sleep(backoff)  # retry backoff, not synchronisation
+            backoff = min(backoff * 2, 10.0)
+
+
+async def run(args: argparse.Namespace) -> int:
+    try:
+        store = open_datastore(args.datastore)
+    except ValueError as exc:
+        raise UserError(f"--datastore: {exc}") from None
+    try:
+        node, configs = await read_start_state(store, args)
         assert isinstance(node, Node)
         view = node_view(node)
         if view.ipv4_address is None:
