@@ -125,6 +125,33 @@ class LabRun:
         routes: list[dict[str, Any]] = json.loads(out.stdout)
         return routes[0]
 
+    def wait_route(
+        self, node_netns: str, address: str, dev: str, gateway: str | None = None,
+        timeout: float = 90,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Poll until the kernel's route to `address` in `node_netns` leaves by `dev`
+        (and `gateway`). A full ping matrix does not mean every block route is in:
+        a rack's nodes reach the other rack over their default route via the ToR
+        until BGP brings the block's own route."""
+        last: list[dict[str, Any]] = [{}]
+
+        def right() -> bool:
+            last[0] = self.route(node_netns, address)
+            return last[0].get("dev") == dev and (
+                gateway is None or last[0].get("gateway") == gateway
+            )
+
+        try:
+            wait_for(right, timeout=timeout, interval=0.5, what=f"{address} via {dev}")
+        except AssertionError:
+            table = subprocess.run(["ip", "-n", node_netns, "route"],
+                                   capture_output=True, text=True, check=False).stdout  # fmt: skip
+            raise AssertionError(
+                f"{node_netns}: route to {address} is {last[0]}, wanted dev {dev}"
+                f"{f' via {gateway}' if gateway else ''}; table:\n{table}"
+            ) from None
+        return last[0]
+
     def down_leaves_nothing(self) -> None:
         ours = self.namespaces()
         processes = pids_in(ours)

@@ -102,11 +102,9 @@ def test_racks_behind_frr_tors_vxlan_cross_subnet(tmp_path: Path) -> None:
             assert established(peer) and peer["peer_type"] == "node specific"
         pods = {p["name"]: p for p in status["pods"]}
         # node1, node3, node5 are rack 1 (10.200.1.0/24); node2, node4, node6 rack 2.
-        same_rack = lab.route(nodes["node1"]["netns"], pods["node3-pod1"]["address"])
-        assert same_rack["dev"] == "eth0", same_rack
-        assert same_rack["gateway"] == nodes["node3"]["speaker"]["address"], same_rack
-        other_rack = lab.route(nodes["node1"]["netns"], pods["node2-pod1"]["address"])
-        assert other_rack["dev"] == "vxlan.gingham", other_rack
-        back = lab.route(nodes["node4"]["netns"], pods["node5-pod2"]["address"])
-        assert back["dev"] == "vxlan.gingham", back
+        node1, node4 = nodes["node1"]["netns"], nodes["node4"]["netns"]
+        lab.wait_route(node1, pods["node3-pod1"]["address"], "eth0",
+                       gateway=nodes["node3"]["speaker"]["address"])  # fmt: skip
+        lab.wait_route(node1, pods["node2-pod1"]["address"], "vxlan.gingham")
+        lab.wait_route(node4, pods["node5-pod2"]["address"], "vxlan.gingham")
         lab.down_leaves_nothing()

@@ -55,6 +55,20 @@ def counters(report: dict[str, Any]) -> dict[str, tuple[int, int]]:
     }
 
 
+def node_healthy(node: dict[str, Any]) -> bool:
+    """Felix serving, its supervisor alive, BGP Established to every other node, and
+    every other node's block routed through tunl0."""
+    peers = (node.get("speaker") or {}).get("peers", [])
+    tunnelled = [r for r in node.get("routes", []) if r.endswith("dev tunl0")]
+    return bool(
+        node["felix_serving"]
+        and node["supervisor_running"]
+        and len(peers) == NODES - 1
+        and all(p["state"].lower() == "established" for p in peers)
+        and len(tunnelled) >= NODES - 1
+    )
+
+
 def leftovers(name: str) -> list[str]:
     found = []
     netns_out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
@@ -88,14 +102,18 @@ def test_three_vm_lab_pings_over_ipip_then_down_leaves_nothing(guest_kernel: Ker
             return gingham("lab", "ping", "--name", name, timeout=300).returncode == 0
 
         wait_for(matrix_ok, timeout=300, interval=2.0, what="the full pod matrix answers")
-        before = status(name)
-        for node in before["nodes"]:
-            assert node["felix_serving"] and node["supervisor_running"], node
-            peers = node["speaker"]["peers"]
-            assert len(peers) == NODES - 1, peers
-            assert all(p["state"].lower() == "established" for p in peers), peers
-            tunnelled = [r for r in node["routes"] if r.endswith("dev tunl0")]
-            assert len(tunnelled) >= NODES - 1, node["routes"]  # every other node's block
+        last: list[dict[str, Any]] = [{}]
+
+        def healthy() -> bool:
+            last[0] = status(name)
+            return all(node_healthy(node) for node in last[0]["nodes"])
+
+        try:
+            wait_for(healthy, timeout=300, interval=5.0, what="every node healthy")
+        except AssertionError:
+            bad = [n for n in last[0].get("nodes", []) if not node_healthy(n)]
+            raise AssertionError(f"not healthy: {json.dumps(bad, indent=1)}") from None
+        before = last[0]
         assert len(before["pods"]) == NODES
         assert gingham("lab", "ping", "--name", name, timeout=300).returncode == 0
         after = status(name)
