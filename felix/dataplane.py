@@ -49,7 +49,7 @@ class Scope(enum.IntEnum):
     LINK = 253
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, slots=True, order=True)
 class NextHop:
     """One path. `dev` None lets the kernel pick the device from the gateway.
 
@@ -72,7 +72,7 @@ class NextHop:
         return " ".join(parts)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Route:
     """A main-table route felix owns. `nexthops` is sorted; >1 means ECMP."""
 
@@ -127,7 +127,7 @@ class Action(enum.Enum):
     DELETE = "delete"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RouteOp:
     action: Action
     route: Route
@@ -156,7 +156,7 @@ class LinkOp:
 Op = RouteOp | NeighbourOp | FdbOp | LinkOp
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OpResult:
     """What the kernel said about one op: errno 0 means accepted."""
 

@@ -135,7 +135,7 @@ class Vtep:
     node_ip: IPv4Address
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LearnedResult:
     """What one learned prefix asks of the kernel."""
 

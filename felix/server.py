@@ -68,24 +68,44 @@ async def abort(
 def update_from_pb(msg: Any, prefix_text: str | None = None) -> RouteUpdate:
     """Translate one RouteUpdate message (for `prefix_text` instead of
     `msg.prefix`: one entry of `msg.prefixes`); ValueError names the bad field."""
-    kind = _UPDATE_TYPES.get(msg.type)
-    if kind is None:
-        raise ValueError(f"type: {msg.type} is not a RouteUpdateType")
-    if kind in (UpdateType.SNAPSHOT_BEGIN, UpdateType.SNAPSHOT_END):
-        return RouteUpdate(kind)
-    text = msg.prefix if prefix_text is None else prefix_text
-    try:
-        prefix = parse_prefix(text)
-    except ValueError as exc:
-        raise ValueError(f"prefix: {text!r} is not an IPv4 CIDR ({exc})") from None
-    hops = []
-    for i, hop in enumerate(msg.next_hops):
+    return _Translation(msg).update(msg.prefix if prefix_text is None else prefix_text)
+
+
+class _Translation:
+    """What every prefix of one RouteUpdate message shares (type, peer, next
+    hops, encapsulation), translated once: a batch carries up to 1,000 prefixes."""
+
+    def __init__(self, msg: Any) -> None:
+        self.kind = _UPDATE_TYPES.get(msg.type)
+        self.error: ValueError | None = None
+        self.peer: str = msg.peer
+        self.hops: tuple[LearnedHop, ...] = ()
+        self.encap = _ENCAPS.get(msg.encapsulation, Encap.FROM_POOL)
+        if self.kind is None:
+            self.error = ValueError(f"type: {msg.type} is not a RouteUpdateType")
+            return
+        hops = []
+        for i, hop in enumerate(msg.next_hops):
+            try:
+                hops.append(_learned_hop(hop.address, hop.node))
+            except ValueError:
+                self.error = ValueError(f"next_hops[{i}].address: {hop.address!r} is not IPv4")
+                return
+        self.hops = tuple(sorted(hops))
+
+    def update(self, text: str) -> RouteUpdate:
+        if self.kind is None:
+            assert self.error is not None
+            raise self.error
+        if self.kind in (UpdateType.SNAPSHOT_BEGIN, UpdateType.SNAPSHOT_END):
+            return RouteUpdate(self.kind)
         try:
-            hops.append(_learned_hop(hop.address, hop.node))
-        except ValueError:
-            raise ValueError(f"next_hops[{i}].address: {hop.address!r} is not IPv4") from None
-    encap = _ENCAPS.get(msg.encapsulation, Encap.FROM_POOL)
-    return RouteUpdate(kind, LearnedRoute(prefix, msg.peer, tuple(sorted(hops)), encap))
+            prefix = parse_prefix(text)
+        except ValueError as exc:
+            raise ValueError(f"prefix: {text!r} is not an IPv4 CIDR ({exc})") from None
+        if self.error is not None:
+            raise self.error
+        return RouteUpdate(self.kind, LearnedRoute(prefix, self.peer, self.hops, self.encap))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -106,19 +126,19 @@ class RouteFeedServicer(pb_grpc.RouteFeedServicer):
             async for msg in request_iterator:
                 received += 1
                 # A batch (`prefixes`) is one update per prefix; `prefix` first when set.
-                texts = [msg.prefix, *msg.prefixes] if msg.prefixes else [None]
+                texts = [msg.prefix, *msg.prefixes] if msg.prefixes else [msg.prefix]
+                translation, apply, changed = _Translation(msg), feed.apply, False
                 for text in texts:
                     if text == "" and msg.prefixes:
                         continue
                     try:
-                        changed = feed.apply(stream, update_from_pb(msg, text))
+                        changed |= apply(stream, translation.update(text))
                     except (ValueError, FeedProtocolError) as exc:
                         yield pb.RouteFeedAck(
                             received=received, in_sync=feed.is_in_sync(stream), error=str(exc)
                         )
-                        continue
-                    if changed:
-                        self.agent.mark_dirty()
+                if changed:
+                    self.agent.mark_dirty()
                 if msg.type == pb.SNAPSHOT_END:
                     yield pb.RouteFeedAck(received=received, in_sync=True)
         finally:

@@ -1,4 +1,4 @@
-"""`gingham lab up --vm`: three QEMU guests, the real node agents, pods pinging over IPIP.
+"""`gingham lab up --vm`: QEMU guests (two here), the real node agents, pods pinging over IPIP.
 
 Through the CLI, as a person runs it (and as README "A BGP lab on three VMs"
 describes: the lab runs that section's steps in the guests): etcd on the
@@ -34,7 +34,11 @@ from tests.support.poll import wait_for
 pytestmark = pytest.mark.root
 
 GINGHAM = str(Path(sys.executable).parent / "gingham")
-NODES = 3
+# Two guests, one per core of a 2-core CI machine: each TCG guest's single vCPU is
+# busy with felix, gingham-bgp and ExaBGP even when idle, and three guests on two
+# cores took 13 min to converge (load 6) where two take a few. `lab up --vm`
+# defaults to three (README); the mesh, IPIP and CNI paths are the same.
+NODES = 2
 
 
 def gingham(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -88,7 +92,7 @@ def leftovers(name: str) -> list[str]:
 
 
 @pytest.mark.timeout(1500)
-def test_three_vm_lab_pings_over_ipip_then_down_leaves_nothing(guest_kernel: Kernel) -> None:
+def test_vm_lab_pings_over_ipip_then_down_leaves_nothing(guest_kernel: Kernel) -> None:
     name = f"v{secrets.token_hex(3)}"
     started = time.monotonic()
     try:
@@ -119,8 +123,9 @@ def test_three_vm_lab_pings_over_ipip_then_down_leaves_nothing(guest_kernel: Ker
         after = status(name)
         old, new = counters(before), counters(after)
         for node in old:
-            # Each node's pod pinged 2 remote pods and answered 2: ≥ 4 packets each way.
-            assert new[node][0] >= old[node][0] + 4 and new[node][1] >= old[node][1] + 4, (
+            # Each node's pod pinged every remote pod and answered each: ≥ 2 per pair each way.
+            least = 2 * (NODES - 1)
+            assert new[node][0] >= old[node][0] + least and new[node][1] >= old[node][1] + least, (
                 node, old[node], new[node])  # fmt: skip
         print(f"\nlab up --vm ({NODES} guests) → full matrix in {took:.0f}s; tunl0 {new}")
     finally:

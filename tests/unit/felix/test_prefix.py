@@ -1,0 +1,62 @@
+"""`parse_prefix` / `prefix_of`: the feed's fast prefixes behave exactly like `IPv4Network`."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Network
+from itertools import islice
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from felix.feed import parse_prefix, prefix_of
+
+prefixes = st.builds(
+    lambda address, length: IPv4Network((address, length), strict=False),
+    st.integers(0, 0xFFFFFFFF),
+    st.integers(0, 32),
+)
+
+
+@given(prefixes)
+def test_a_parsed_prefix_is_the_ipaddress_network(net: IPv4Network) -> None:
+    fast = parse_prefix(str(net))
+    assert fast == net and net == fast and (fast != net) is False
+    assert hash(fast) == hash(net)
+    assert {net: "x"}[fast] == "x" and {fast: "y"}[net] == "y"
+    assert str(fast) == str(net) and repr(fast) == repr(net)
+    assert (fast.network_address, fast.netmask, fast.prefixlen) == (
+        net.network_address,
+        net.netmask,
+        net.prefixlen,
+    )
+    assert fast.broadcast_address == net.broadcast_address
+    assert fast.hostmask == net.hostmask
+    assert fast.num_addresses == net.num_addresses
+    assert list(islice(fast.hosts(), 3)) == list(islice(net.hosts(), 3))
+    assert fast.network_address in fast
+    assert fast.subnet_of(IPv4Network("0.0.0.0/0"))
+    assert sorted([fast, IPv4Network("128.0.0.0/1")]) == sorted([net, IPv4Network("128.0.0.0/1")])
+    assert prefix_of(int(net.network_address), net.prefixlen) == net
+
+
+@pytest.mark.parametrize(
+    "text", ["10.1.2.1/26", "10.1.2.0/33", "10.1.2.0/-1", "10.1.2/24", "x/8", "10.1.2.0/", ""]
+)
+def test_a_bad_prefix_fails_like_ipaddress(text: str) -> None:
+    with pytest.raises(ValueError) as ours:
+        parse_prefix(text)
+    with pytest.raises(ValueError) as theirs:
+        IPv4Network(text)
+    assert str(ours.value) == str(theirs.value)
+
+
+def test_out_of_range_integers_fail_like_ipaddress() -> None:
+    for address, length in ((1 << 32, 8), (-1, 8), (0x0A000001, 8), (0, 40)):
+        with pytest.raises(ValueError):
+            prefix_of(address, length)
+    assert prefix_of(0x0A000001, 32) == IPv4Network("10.0.0.1/32")
+    assert list(prefix_of(0x0A000000, 31).hosts()) == [
+        IPv4Address("10.0.0.0"),
+        IPv4Address("10.0.0.1"),
+    ]
