@@ -269,6 +269,9 @@ def median_of(runs: int, fn: Callable[[], tuple[float, float]]) -> tuple[float, 
 
 
 def main() -> int:
+    from felix.main import tune_gc
+
+    tune_gc()  # the collector settings of gingham-felix, whose code the stages run
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000])
     parser.add_argument("--runs", type=int, default=3)

@@ -79,12 +79,19 @@ class _Prefix(IPv4Network):
     like, the `IPv4Network` of the same prefix, so the two mix in one dict.
     """
 
-    __slots__ = ("_hash",)
+    __slots__ = ("_hash", "_key")
     _hash: int
+    _key: int  # address << 6 | length: one int compare decides equality
     _prefixlen: int  # IPv4Network's own (set by its constructor; typeshed omits it)
 
     def __hash__(self) -> int:
         return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        # A withdrawal parses its prefix anew: looking it up compares two objects.
+        if other.__class__ is _Prefix:
+            return self._key == other._key
+        return IPv4Network.__eq__(self, other)
 
     def __repr__(self) -> str:
         return f"IPv4Network({str(self)!r})"
@@ -114,6 +121,7 @@ def prefix_of(address: int, length: int) -> IPv4Network:
     net.netmask = mask
     net._prefixlen = length
     net._hash = hash(address ^ bits)  # IPv4Network.__hash__'s formula
+    net._key = address << 6 | length
     return net
 
 
@@ -212,6 +220,15 @@ class RouteFeed:
 
     def _regroup(self, prefix: IPv4Network, key: RouteKey, route: LearnedRoute | None) -> None:
         """Fold one changed entry of `routes` into `by_prefix` (O(peers of the prefix))."""
+        group = self._by_prefix.get(prefix)
+        if group is None or (len(group) == 1 and group[0].peer == key[1]):
+            # One peer's prefix (a full table, nearly always): nothing to merge.
+            if route is not None:
+                self._by_prefix[prefix] = (route,)
+            elif group is not None:
+                del self._by_prefix[prefix]
+            self._changed.add(prefix)
+            return
         others = [r for r in self._by_prefix.get(prefix, ()) if r.peer != key[1]]
         if route is not None:
             others.append(route)

@@ -91,7 +91,7 @@ class _Translation:
             except ValueError:
                 self.error = ValueError(f"next_hops[{i}].address: {hop.address!r} is not IPv4")
                 return
-        self.hops = tuple(sorted(hops))
+        self.hops = _shared_hops(tuple(sorted(hops)))
 
     def update(self, text: str) -> RouteUpdate:
         if self.kind is None:
@@ -106,6 +106,13 @@ class _Translation:
         if self.error is not None:
             raise self.error
         return RouteUpdate(self.kind, LearnedRoute(prefix, self.peer, self.hops, self.encap))
+
+
+@functools.lru_cache(maxsize=4096)
+def _shared_hops(hops: tuple[LearnedHop, ...]) -> tuple[LearnedHop, ...]:
+    """One tuple object per set of next hops, shared by every message that has it
+    (felix.desired memoises the hops of a path by the tuple's identity)."""
+    return hops
 
 
 @functools.lru_cache(maxsize=4096)

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from felix.desired import PoolInfo, pool_for
 from felix.feed import parse_prefix, prefix_of
 
 prefixes = st.builds(
@@ -60,3 +61,17 @@ def test_out_of_range_integers_fail_like_ipaddress() -> None:
         IPv4Address("10.0.0.0"),
         IPv4Address("10.0.0.1"),
     ]
+
+
+@given(prefixes, st.lists(prefixes, max_size=6))
+def test_pool_for_is_the_most_specific_pool_holding_the_prefix(
+    net: IPv4Network, cidrs: list[IPv4Network]
+) -> None:
+    pools = [PoolInfo(cidr) for cidr in cidrs]
+    holding = [p for p in pools if net.subnet_of(p.cidr)]
+    found = pool_for(parse_prefix(str(net)), pools)
+    if not holding:
+        assert found is None
+    else:
+        assert found is not None and found.cidr.prefixlen == max(p.cidr.prefixlen for p in holding)
+        assert net.subnet_of(found.cidr)
