@@ -42,6 +42,18 @@ message — and ExaBGP ran with `adj-rib-in false`):
   3.20 / gingham-bgp 1.41 / felix 11.34 s. End to end is below the 20,000/s
   target and felix spends 71 % of the CPU: the next gain is felix's.
 
+Measured (session 3, 2026-11-29 10:40 UTC, load ~1.5), after felix's per-prefix
+work was cut (prefixes built without ipaddress's parser and hashed once, pool
+lookup in integers, route requests encoded once per shape, the cyclic GC every
+50,000 allocations) and with the end-to-end clock starting on a running node
+(the speaker's first snapshot already in felix, so the table streams as deltas):
+  10,000: in-process 0.58 s (BIRD → FRR 1.34 s), kernel 1.38 s (7,258/s);
+  100,000: in-process 2.85 s = 35,142/s (BIRD → FRR 2.38 s), kernel 8.41 s =
+  11,884/s (7.5 s = 13,300/s in two runs of the kernel stage alone), CPU
+  ExaBGP 3.00 / gingham-bgp 1.42 / felix 5.81 s. Still below 20,000/s: felix
+  holds the GIL for ~50 µs per prefix (parse, feed table, derive, diff, encode,
+  commit — no single cost above ~15 %), and the three processes share 2 cores.
+
 Run as root:
 `.venv/bin/python bench/bgp.py [--sizes 10000 100000] [--runs 1] [--no-kernel | --only-kernel]
 [--kernel-deadline S]`.
