@@ -188,7 +188,8 @@ def derive_learned(
     `memo` (for one context only): a full table shares a handful of paths, so
     the hops of a single-peer route are worked out once per (path, pool).
     """
-    if ctx.node_address is not None and ctx.node_address in prefix:
+    me = ctx.node_address  # `me in prefix`, in integers (it runs for every learned prefix)
+    if me is not None and int(me) & int(prefix.netmask) == int(prefix.network_address):
         return LearnedResult(
             None, (), (f"ignored learned route {prefix}: it covers this node's address",)
         )
@@ -320,13 +321,16 @@ class DesiredTracker:
             if new == old:
                 continue
             touched.add(prefix)
-            if old is not None:
+            # (Counter.update/subtract cost microseconds even for nothing: most
+            # learned routes have no VTEP.)
+            if old is not None and old.vteps:
                 self._vteps.subtract(old.vteps)
             if new is None:
                 del self.results[prefix]
             else:
                 self.results[prefix] = new
-                self._vteps.update(new.vteps)
+                if new.vteps:
+                    self._vteps.update(new.vteps)
             if new is not None and new.problems:
                 self._troubled.add(prefix)
             elif self._troubled:
