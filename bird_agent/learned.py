@@ -245,6 +245,20 @@ class LearnedRoutes:
     def next_deadline(self) -> float | None:
         return min((s.deadline for s in self.stale.values()), default=None)
 
+    def keep_only(self, planned: Iterable[IPv4Address]) -> RouteChanges:
+        """Drop every route of a peer that is no longer planned, stale ones too.
+
+        Removing a peer from ExaBGP reports its session down, which drops its
+        routes — unless the session had already gone down with graceful restart
+        (the peer's own node closed it first, e.g. when its Node was deleted):
+        then its routes sat stale for the whole restart window.
+        """
+        keep = set(planned)
+        changes = RouteChanges()
+        for peer in sorted((self.by_peer.keys() | self.stale.keys()) - keep):
+            changes += self.drop_peer(peer)
+        return changes
+
     def drop_peer(self, peer: IPv4Address) -> RouteChanges:
         self.end_of_rib.discard(peer)
         self.stale.pop(peer, None)

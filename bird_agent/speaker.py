@@ -286,6 +286,7 @@ class Speaker:
                     log.warning("%s", problem)
             self.plan = plan
             changes = self.learned.set_policy(plan.policy)
+            changes += self.learned.keep_only(plan.peers.by_address())
             if changes:
                 await self.sink.apply(changes)
             self.adapter.set_exports(plan.exports)

@@ -144,6 +144,9 @@ async def test_three_node_mesh_pods_ping_and_nodes_join_and_leave(cluster: Clust
     def withdrawn() -> bool:
         return all(f"{block.spec.cidr} via" not in ns.routes() for ns in others)
 
-    await asyncio.to_thread(wait_for, withdrawn, 20, 0.1, "node4's block withdrawn")
+    try:
+        await asyncio.to_thread(wait_for, withdrawn, 20, 0.1, "node4's block withdrawn")
+    except AssertionError:
+        raise AssertionError(f"{block.spec.cidr} still routed\n" + cluster.logs()) from None
     print(f"node4 deleted and withdrawn: {time.monotonic() - started:.1f}s")
     assert cluster.pings("node1", "node2")

@@ -104,6 +104,20 @@ def test_graceful_restart_window_runs_out() -> None:
     assert routes.next_deadline() is None
 
 
+def test_a_peer_removed_from_the_plan_loses_its_stale_routes_at_once() -> None:
+    # The peer's node closed the session first (its Node was deleted), with a
+    # restart time; then our plan drops the peer: its routes must go now, not
+    # when the 120 s window ends.
+    routes = table()
+    routes.apply(RoutesAnnounced(MESH, MESH, (BLOCK,)), PEERS, now=0)
+    assert routes.apply(PeerDown(MESH, "closing connection", 120), PEERS, now=10) == []
+    assert routes.keep_only([MESH]) == []
+    changes = routes.keep_only([])
+    assert [(c.prefix, c.route) for c in changes] == [(BLOCK, None)]
+    assert routes.stale == {} and routes.next_deadline() is None
+    assert routes.keep_only([]) == []
+
+
 def test_new_policy_rejudges_what_was_received() -> None:
     routes = table()
     later = N("10.250.0.0/26")
