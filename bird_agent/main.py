@@ -37,7 +37,7 @@ from bird_agent.model_view import config_view, node_view
 from bird_agent.reflection import Reflection
 from bird_agent.speaker import Speaker
 from bird_agent.status import mark_serving, registry_for, serve_grpc, serve_http
-from gingham.datastore import DEFAULT_URL, NotFound, Unavailable, open_datastore
+from gingham.datastore import DEFAULT_URL, NotFound, open_datastore, when_available
 from gingham.datastore.base import Datastore
 from gingham.model.base import Resource
 from gingham.model.bgp import BGPConfiguration, Node
@@ -88,23 +88,18 @@ async def read_start_state(
     backoff, saying why each time, rather than exiting into a restart loop;
     a missing Node is still an error at once.
     """
-    backoff = 0.5
-    while True:
-        try:
-            node = await store.get("Node", args.node)
-            configs = (await store.list("BGPConfiguration")).items
-            return node, list(configs)
-        except NotFound:
-            raise UserError(
-                f'Node "{args.node}" does not exist in {args.datastore}: create it first'
-                " (gingham apply -f node.yaml)"
-            ) from None
-        except Unavailable as exc:
-            log.warning(
-                "datastore %s is unavailable (%s): retrying in %.1f s", args.datastore, exc, backoff
-            )
-            await asyncio.sleep(backoff)  # retry backoff, not synchronisation
-            backoff = min(backoff * 2, 10.0)
+
+    async def read() -> tuple[Resource, list[Resource]]:
+        node = await store.get("Node", args.node)
+        return node, list((await store.list("BGPConfiguration")).items)
+
+    try:
+        return await when_available(read, args.datastore, log)
+    except NotFound:
+        raise UserError(
+            f'Node "{args.node}" does not exist in {args.datastore}: create it first'
+            " (gingham apply -f node.yaml)"
+        ) from None
 
 
 async def run(args: argparse.Namespace) -> int:

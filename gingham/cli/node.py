@@ -14,7 +14,6 @@ in the same run dir, so the speaker finds `<run-dir>/rr.sock`.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
 import importlib.util
 import logging
@@ -50,30 +49,24 @@ async def _read_node(store: Datastore, args: argparse.Namespace, url: str) -> Re
     ``--datastore-wait`` seconds (0: forever) instead of exiting; a missing
     Node or a bad configuration still fails at once.
     """
-    from gingham.datastore import NotFound, Unavailable
+    from gingham.datastore import NotFound, when_available
     from gingham.k8s.bootstrap import BootstrapError, bootstrap_node
 
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + args.datastore_wait if args.datastore_wait > 0 else None
-    backoff = 0.5
-    while True:
-        try:
-            # Kubernetes mode: the node registers itself (no-op on other backends).
-            await bootstrap_node(store, args.node)
-            return await store.get("Node", args.node)
-        except BootstrapError as exc:
-            raise CLIError(str(exc)) from None
-        except Unavailable as exc:
-            if deadline is not None and loop.time() + backoff > deadline:
-                raise
-            log.warning("datastore %s unavailable (%s): retrying in %.1f s", url, exc, backoff)
-            await asyncio.sleep(backoff)  # retry backoff, not synchronisation
-            backoff = min(backoff * 2, 10.0)
-        except NotFound:
-            raise CLIError(
-                f'Node "{args.node}" does not exist in {url}: create it first'
-                " (gingham apply -f node.yaml)"
-            ) from None
+    async def read() -> Resource:
+        # Kubernetes mode: the node registers itself (no-op on other backends).
+        await bootstrap_node(store, args.node)
+        return await store.get("Node", args.node)
+
+    wait = args.datastore_wait if args.datastore_wait > 0 else None
+    try:
+        return await when_available(read, url, log, wait)
+    except BootstrapError as exc:
+        raise CLIError(str(exc)) from None
+    except NotFound:
+        raise CLIError(
+            f'Node "{args.node}" does not exist in {url}: create it first'
+            " (gingham apply -f node.yaml)"
+        ) from None
 
 
 async def run_node(args: argparse.Namespace) -> int:

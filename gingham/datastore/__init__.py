@@ -27,6 +27,7 @@ from gingham.datastore.base import (
     RevisionCompacted,
     Unavailable,
     WatchEvent,
+    when_available,
 )
 from gingham.datastore.codec import StoredValueInvalid
 from gingham.datastore.url import (
@@ -52,6 +53,7 @@ __all__ = [
     "Unavailable",
     "WatchEvent",
     "open_datastore",
+    "when_available",
 ]
 
 

@@ -20,10 +20,12 @@ tests/integration/datastore/test_contract.py checks them):
 
 from __future__ import annotations
 
+import asyncio
 import enum
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from gingham.model.base import Resource
 
@@ -46,6 +48,36 @@ class Conflict(DatastoreError):
 
 class Unavailable(DatastoreError):
     """The backend cannot be reached or failed; try again later."""
+
+
+T = TypeVar("T")
+
+
+async def when_available(
+    call: Callable[[], Awaitable[T]],
+    url: str,
+    log: logging.Logger,
+    wait: float | None = None,
+) -> T:
+    """`call()`, retried while the datastore is `Unavailable`: backoff 0.5 s
+    doubling to 10 s, a warning naming `url` and the reason each time.
+
+    What a node agent does at start-up (calico-node's way): its host often
+    boots before the datastore answers. `wait` seconds (None: forever), then
+    the last `Unavailable` is raised. Any other error passes through at once.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = None if wait is None else loop.time() + wait
+    backoff = 0.5
+    while True:
+        try:
+            return await call()
+        except Unavailable as exc:
+            if deadline is not None and loop.time() + backoff > deadline:
+                raise
+            log.warning("datastore %s unavailable (%s): retrying in %.1f s", url, exc, backoff)
+            await asyncio.sleep(backoff)  # retry backoff, not synchronisation
+            backoff = min(backoff * 2, 10.0)
 
 
 class RevisionCompacted(DatastoreError):
