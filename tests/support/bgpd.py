@@ -137,6 +137,10 @@ class BgpDaemon:
     def write_config(self) -> None:
         raise NotImplementedError
 
+    def environment(self) -> dict[str, str] | None:
+        """The daemon's environment (None: inherit ours)."""
+        return None
+
     def start(self) -> None:
         self.write_config()
         with self.log.open("ab") as out:
@@ -145,6 +149,7 @@ class BgpDaemon:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                env=self.environment(),
             )
         self.wait_ready()
 

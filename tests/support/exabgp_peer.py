@@ -13,7 +13,6 @@ has no files nobody could write, but the default drop is a needless trap).
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 
 from tests.support import bgpd
@@ -46,24 +45,14 @@ class ExaBGPPeer(bgpd.BgpDaemon):
             "}\n"
         )
 
-    def start(self) -> None:
-        self.write_config()
-        env = {
+    def environment(self) -> dict[str, str]:
+        return {
             **os.environ,
             "exabgp_daemon_user": "root",
             "exabgp_daemon_drop": "false",
             "exabgp_api_cli": "false",
             "exabgp_log_level": "INFO",
         }
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                ["ip", "netns", "exec", self.peering.netns, *self.command()],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-            )
-        self.wait_ready()
 
     def ready(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
