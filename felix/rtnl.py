@@ -112,7 +112,7 @@ class RouteSocket:
         self._ifname: dict[int, str] = {}
         # What every route op of one shape encodes alike (see `_encode`); one
         # `apply` only, as device indexes are looked up afresh for each.
-        self._shapes: dict[tuple[object, ...], tuple[int, int, bytes]] = {}
+        self._shapes: dict[tuple[object, ...], tuple[int, int, bytes, tuple[NextHop, ...]]] = {}
 
     def close(self) -> None:
         self.sock.close()
@@ -158,11 +158,15 @@ class RouteSocket:
         encoded once per shape (action, type, scope, length, next hops)."""
         route = op.route
         dst = route.dst
-        shape = (op.action, route.type, route.scope, dst.prefixlen, route.nexthops)
+        hops = route.nexthops
+        # The hops by identity (felix.desired shares one tuple among the routes of
+        # a path; hashing it would hash IPv4Addresses for every route), checked
+        # against the tuple kept with the entry.
+        shape = (op.action, route.type, route.scope, dst.prefixlen, id(hops))
         known = self._shapes.get(shape)
-        if known is None:
-            known = self._shapes[shape] = self._encode_shape(op)
-        kind, flags, fixed = known
+        if known is None or known[3] is not hops:
+            known = self._shapes[shape] = (*self._encode_shape(op), hops)
+        kind, flags, fixed, _ = known
         if ack:
             flags |= NLM_F_ACK
         if dst.prefixlen:
