@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from gingham.lab.build import LabError, Progress, down
-from gingham.lab.observe import Matrix
+from gingham.lab.observe import Matrix, lab_plan
 from gingham.lab.state import LabState, PodRecord, ProcessRecord, lab_dir, process_start_time
 from gingham.lab.topology import POOL_CIDR, LabOptions, LabPlan, plan_lab
 from gingham.lab.vm.cnitool import container_id
@@ -257,7 +257,7 @@ def guests(state: LabState) -> dict[str, Vm]:
     pids = {
         p.what.removeprefix("qemu "): p.pid for p in state.processes if p.what.startswith("qemu ")
     }
-    plan = plan_lab(LabOptions(**state.options))
+    plan = lab_plan(state)
     return {
         n.name: Vm.attach(n.name, n.address, vm_workdir(state), pids[n.name])
         for n in plan.nodes
@@ -337,7 +337,7 @@ def vm_ping_matrix(state: LabState, timeout: float = 1.0) -> Matrix:
 def vm_status(state: LabState) -> dict[str, Any]:
     """`observe.lab_status`'s shape for a VM lab, plus each guest's address and tunl0."""
     probes = probe_all(state)
-    plan = plan_lab(LabOptions(**state.options))
+    plan = lab_plan(state)
     nodes = []
     for node in plan.nodes:
         seen = probes.get(node.name, {})
