@@ -171,10 +171,9 @@ class Agent:
             nodes=dict(self.nodes),
         )
 
-    def _feed_changes(self) -> dict[IPv4Network, Sequence[LearnedRoute] | None]:
+    def _feed_changes(self) -> Mapping[IPv4Network, Sequence[LearnedRoute] | None]:
         # The groups are immutable tuples: safe to hand to the worker thread.
-        grouped: Mapping[IPv4Network, Sequence[LearnedRoute]] = self.feed.by_prefix()
-        return {p: grouped.get(p) for p in self.feed.take_changes()}
+        return self.feed.take_changes()
 
     # ---- the loop
 

@@ -21,6 +21,7 @@ import enum
 import hashlib
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
+from typing import NamedTuple
 
 GINGHAM_RTPROT = 77
 HOST_IFACE_PREFIX = "gh"
@@ -49,8 +50,7 @@ class Scope(enum.IntEnum):
     LINK = 253
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class NextHop:
+class NextHop(NamedTuple):
     """One path. `dev` None lets the kernel pick the device from the gateway.
 
     Normal form (what dumps return, so desired and actual compare equal): a hop
@@ -72,9 +72,13 @@ class NextHop:
         return " ".join(parts)
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
-    """A main-table route felix owns. `nexthops` is sorted; >1 means ECMP."""
+class Route(NamedTuple):
+    """A main-table route felix owns. `nexthops` is sorted; >1 means ECMP.
+
+    The per-route records (Route, NextHop, RouteOp, OpResult) are named
+    tuples, not frozen dataclasses: a full table makes several per prefix, and
+    a frozen dataclass costs ~1.5 µs to build (one `object.__setattr__` per
+    field) where a tuple costs ~0.3; equality is the tuple's, in C."""
 
     dst: IPv4Network
     type: RouteType = RouteType.UNICAST
@@ -127,8 +131,7 @@ class Action(enum.Enum):
     DELETE = "delete"
 
 
-@dataclass(frozen=True, slots=True)
-class RouteOp:
+class RouteOp(NamedTuple):
     action: Action
     route: Route
 
@@ -156,8 +159,7 @@ class LinkOp:
 Op = RouteOp | NeighbourOp | FdbOp | LinkOp
 
 
-@dataclass(frozen=True, slots=True)
-class OpResult:
+class OpResult(NamedTuple):
     """What the kernel said about one op: errno 0 means accepted."""
 
     op: Op

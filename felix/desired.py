@@ -33,6 +33,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
+from typing import NamedTuple
 
 from felix.dataplane import (
     IPIP_DEVICE,
@@ -44,7 +45,7 @@ from felix.dataplane import (
     Route,
     RouteType,
 )
-from felix.feed import Encap, LearnedRoute
+from felix.feed import MASKS, Encap, LearnedRoute, prefix_ints
 
 
 class EncapMode(enum.Enum):
@@ -98,23 +99,28 @@ class Desired:
 
 
 def pool_for(prefix: IPv4Network, pools: Iterable[PoolInfo]) -> PoolInfo | None:
-    """The most specific pool containing `prefix`, if any.
+    """The most specific pool containing `prefix`, if any."""
+    return _pool_of(*prefix_ints(prefix), _pool_table(pools))
 
-    In integers: `subnet_of` computes both broadcast addresses, and a learned
-    prefix is a new object each time, so it cost a quarter of felix's CPU for
-    a full table.
-    """
-    address, length = int(prefix.network_address), prefix.prefixlen
-    best: PoolInfo | None = None
-    for pool in pools:
-        cidr = pool.cidr
-        if (
-            length >= cidr.prefixlen
-            and address & int(cidr.netmask) == int(cidr.network_address)
-            and (best is None or cidr.prefixlen > best.cidr.prefixlen)
-        ):
-            best = pool
-    return best
+
+_PoolTable = tuple[tuple[int, int, int, PoolInfo], ...]
+
+
+def _pool_table(pools: Iterable[PoolInfo]) -> _PoolTable:
+    """(network, netmask, length, pool), most specific first: `_pool_of` takes the
+    first match. (`subnet_of` on the objects computed two broadcast addresses
+    per call, a quarter of felix's CPU for a full table.)"""
+    ordered = sorted(pools, key=lambda p: -p.cidr.prefixlen)
+    return tuple(
+        (int(p.cidr.network_address), int(p.cidr.netmask), p.cidr.prefixlen, p) for p in ordered
+    )
+
+
+def _pool_of(address: int, length: int, table: _PoolTable) -> PoolInfo | None:
+    for network, netmask, pool_length, pool in table:
+        if address & netmask == network and length >= pool_length:
+            return pool
+    return None
 
 
 def choose_encap(
@@ -144,8 +150,7 @@ class Vtep:
     node_ip: IPv4Address
 
 
-@dataclass(frozen=True, slots=True)
-class LearnedResult:
+class LearnedResult(NamedTuple):
     """What one learned prefix asks of the kernel."""
 
     route: Route | None
@@ -162,6 +167,14 @@ class LearnedContext:
     pools: tuple[PoolInfo, ...]
     nodes: tuple[tuple[str, NodeInfo], ...]
     ipip_supported: bool
+    # Derived, in integers, for the per-prefix checks.
+    pool_table: _PoolTable = field(init=False, compare=False, repr=False)
+    me: int | None = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pool_table", _pool_table(self.pools))
+        me = None if self.node_address is None else int(self.node_address)
+        object.__setattr__(self, "me", me)
 
     @staticmethod
     def of(inputs: DesiredInputs) -> LearnedContext:
@@ -188,18 +201,19 @@ def derive_learned(
     `memo` (for one context only): a full table shares a handful of paths, so
     the hops of a single-peer route are worked out once per (path, pool).
     """
-    me = ctx.node_address  # `me in prefix`, in integers (it runs for every learned prefix)
-    if me is not None and int(me) & int(prefix.netmask) == int(prefix.network_address):
+    address, length = prefix_ints(prefix)  # (this runs for every learned prefix)
+    if ctx.me is not None and ctx.me & MASKS[length] == address:
         return LearnedResult(
             None, (), (f"ignored learned route {prefix}: it covers this node's address",)
         )
-    pool = pool_for(prefix, ctx.pools)
+    pool = _pool_of(address, length, ctx.pool_table)
     key: object = None
     if memo is not None and len(routes) == 1:
-        # By identity: hashing the hops hashes IPv4Addresses (slow), and the feed
-        # shares one hops tuple among all the prefixes of a path. Both the hops
-        # (held by `routes`) and the pools (by the context) outlive the memo.
-        key = (id(routes[0].next_hops), routes[0].encap, id(pool))
+        # By identity: hashing the hops hashes IPv4Addresses (slow), an Encap
+        # hashes in Python, and the feed shares one hops tuple among all the
+        # prefixes of a path. The hops (held by `routes`), the encapsulation (a
+        # member) and the pools (held by the context) outlive the memo.
+        key = (id(routes[0].next_hops), id(routes[0].encap), id(pool))
         hit = memo.get(key)
         if hit is not None:
             return LearnedResult(Route(prefix, RouteType.UNICAST, hit[0]), hit[1])
@@ -268,69 +282,85 @@ class DesiredTracker:
     ) -> set[IPv4Network]:
         """Take `inputs` (its `learned` is ignored) and the changed learned prefixes
         (None: withdrawn); the route destinations whose desired value changed."""
+        # A learned prefix hashes in Python: the loops below touch each dict once
+        # per prefix where they can (setdefault, not get-then-set).
+        learned = self.learned
         for prefix, routes in changes.items():
             if routes:
-                self.learned[prefix] = routes
+                learned[prefix] = routes
             else:
-                self.learned.pop(prefix, None)
+                learned.pop(prefix, None)
         context = LearnedContext.of(inputs)
-        todo: Iterable[IPv4Network] = changes
+        todo: Mapping[IPv4Network, Sequence[LearnedRoute] | None] = changes
         if context != self._context:
             self._context = context
-            todo = set(self.learned) | set(self.results)
+            todo = {p: learned.get(p) for p in set(learned) | set(self.results)}
         touched = self._derive(todo, context, inputs.nodes)
 
         base: dict[IPv4Network, Route] = {b: Route.blackhole(b) for b in inputs.blocks}
         for workload in inputs.workloads:
             for ip in workload.ips:
                 base[IPv4Network(ip)] = Route.link(IPv4Network(ip), workload.host_interface)
-        touched.update(
-            k for k in base.keys() | self._base.keys() if base.get(k) != self._base.get(k)
-        )
+        results = self.results
+        for dst in base.keys() | self._base.keys():
+            if base.get(dst) != self._base.get(dst):
+                result = results.get(dst)
+                touched[dst] = result.route if result is not None else None
         self._base = base
+        shadowed = touched.keys() & base.keys()  # (iterates the small side)
 
         changed: set[IPv4Network] = set()
         table = self.state.routes
-        for dst in touched:
-            result = self.results.get(dst)
-            want = base.get(dst) or (result.route if result is not None else None)
-            if table.get(dst) != want:
-                changed.add(dst)
-                if want is None:
-                    del table[dst]
-                else:
-                    table[dst] = want
+        for dst, learned_route in touched.items():
+            want = base[dst] if shadowed and dst in shadowed else learned_route
+            if want is None:
+                if table.pop(dst, None) is not None:
+                    changed.add(dst)
+                continue
+            have = table.setdefault(dst, want)
+            if have is not want:
+                if have == want:
+                    continue
+                table[dst] = want
+            changed.add(dst)
         self._small_state(inputs)
         return changed
 
     def _derive(
-        self, prefixes: Iterable[IPv4Network], ctx: LearnedContext, nodes: Mapping[str, NodeInfo]
-    ) -> set[IPv4Network]:
+        self,
+        todo: Mapping[IPv4Network, Sequence[LearnedRoute] | None],
+        ctx: LearnedContext,
+        nodes: Mapping[str, NodeInfo],
+    ) -> dict[IPv4Network, Route | None]:
+        """Re-derive `todo`'s prefixes; the learned route of each whose result changed."""
         by_address = {n.address: n for n in nodes.values() if n.address is not None}
         memo: dict[object, tuple[tuple[NextHop, ...], tuple[Vtep, ...]]] = {}
-        touched: set[IPv4Network] = set()
-        for prefix in prefixes:
-            routes = self.learned.get(prefix)
-            new = (
-                derive_learned(prefix, routes, ctx, nodes, by_address, memo=memo)
-                if routes
-                else None
-            )
-            self.evaluated += 1
-            old = self.results.get(prefix)
-            if new == old:
-                continue
-            touched.add(prefix)
+        results = self.results
+        touched: dict[IPv4Network, Route | None] = {}
+        self.evaluated += len(todo)
+        for prefix, routes in todo.items():
+            if not routes:
+                old = results.pop(prefix, None)
+                if old is None:
+                    continue
+                touched[prefix] = None
+                new = None
+            else:
+                new = derive_learned(prefix, routes, ctx, nodes, by_address, memo=memo)
+                old = results.setdefault(prefix, new)
+                if old is new:
+                    old = None
+                elif old == new:
+                    continue
+                else:
+                    results[prefix] = new
+                touched[prefix] = new.route
             # (Counter.update/subtract cost microseconds even for nothing: most
             # learned routes have no VTEP.)
             if old is not None and old.vteps:
                 self._vteps.subtract(old.vteps)
-            if new is None:
-                del self.results[prefix]
-            else:
-                self.results[prefix] = new
-                if new.vteps:
-                    self._vteps.update(new.vteps)
+            if new is not None and new.vteps:
+                self._vteps.update(new.vteps)
             if new is not None and new.problems:
                 self._troubled.add(prefix)
             elif self._troubled:

@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import enum
 import socket
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from ipaddress import IPv4Address, IPv4Network
+from typing import NamedTuple
 
 
 class Encap(enum.Enum):
@@ -46,22 +46,21 @@ class UpdateType(enum.Enum):
     DEL = "del"
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class LearnedHop:
+class LearnedHop(NamedTuple):
     address: IPv4Address
     node: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class LearnedRoute:
+class LearnedRoute(NamedTuple):
+    """One peer's route to a prefix (a named tuple: one is built per prefix)."""
+
     prefix: IPv4Network
     peer: str
     next_hops: tuple[LearnedHop, ...]
     encap: Encap = Encap.FROM_POOL
 
 
-@dataclass(frozen=True, slots=True)
-class RouteUpdate:
+class RouteUpdate(NamedTuple):
     type: UpdateType
     route: LearnedRoute | None = None
 
@@ -97,10 +96,9 @@ class _Prefix(IPv4Network):
         return f"IPv4Network({str(self)!r})"
 
 
-# prefix length → (netmask, int of it).
-_MASKS = [
-    (IPv4Address(bits), bits) for bits in ((0xFFFFFFFF << (32 - n)) & 0xFFFFFFFF for n in range(33))
-]
+# prefix length → netmask as an int, and as an address.
+MASKS = [(0xFFFFFFFF << (32 - n)) & 0xFFFFFFFF for n in range(33)]
+_MASK_ADDRESSES = [IPv4Address(bits) for bits in MASKS]
 
 
 def prefix_of(address: int, length: int) -> IPv4Network:
@@ -113,16 +111,26 @@ def prefix_of(address: int, length: int) -> IPv4Network:
     """
     if not 0 <= length <= 30:
         return IPv4Network((address, length))
-    mask, bits = _MASKS[length]
+    bits = MASKS[length]
     if not 0 <= address <= 0xFFFFFFFF or address & bits != address:
         return IPv4Network((address, length))
     net = object.__new__(_Prefix)
-    net.network_address = IPv4Address(address)
-    net.netmask = mask
+    network = object.__new__(IPv4Address)  # (its constructor re-checks the range)
+    network._ip = address  # type: ignore[attr-defined]
+    net.network_address = network
+    net.netmask = _MASK_ADDRESSES[length]
     net._prefixlen = length
     net._hash = hash(address ^ bits)  # IPv4Network.__hash__'s formula
     net._key = address << 6 | length
     return net
+
+
+def prefix_ints(prefix: IPv4Network) -> tuple[int, int]:
+    """(network address, prefix length) of `prefix`, as ints."""
+    if prefix.__class__ is _Prefix:
+        key: int = prefix._key
+        return key >> 6, key & 63
+    return int(prefix.network_address), prefix.prefixlen
 
 
 def parse_prefix(text: str) -> IPv4Network:
@@ -135,9 +143,12 @@ def parse_prefix(text: str) -> IPv4Network:
         packed = socket.inet_pton(socket.AF_INET, address)
     except OSError:
         return IPv4Network(text)  # let ipaddress word the error
-    if not slash or not length.isdigit() or len(length) > 2 or int(length) > 32:
+    if not slash or not length.isdigit() or len(length) > 2:
         return IPv4Network(text)
-    return prefix_of(int.from_bytes(packed, "big"), int(length))
+    bits = int(length)
+    if bits > 32:
+        return IPv4Network(text)
+    return prefix_of(int.from_bytes(packed, "big"), bits)
 
 
 class FeedProtocolError(ValueError):
@@ -155,7 +166,7 @@ class RouteFeed:
         self._pending: dict[int, dict[RouteKey, LearnedRoute]] = {}
         self._generation = 0
         self._by_prefix: dict[IPv4Network, tuple[LearnedRoute, ...]] = {}
-        self._changed: set[IPv4Network] = set()
+        self._changed: dict[IPv4Network, tuple[LearnedRoute, ...] | None] = {}
 
     @property
     def generation(self) -> int:
@@ -188,55 +199,90 @@ class RouteFeed:
             if changed:
                 self._replace(pending)
             return self._bump(changed or first)
-        route = update.route
-        if route is None:
+        if update.route is None:
             raise FeedProtocolError(f"{update.type.value.upper()} without a prefix")
+        return self.apply_routes(stream, update.type, (update.route,))
+
+    def apply_routes(self, stream: int, kind: UpdateType, routes: Sequence[LearnedRoute]) -> bool:
+        """ADD or DEL `routes` from `stream`, in order (one update each); True when
+        `routes` changed. A protocol error refuses the whole batch (it depends on
+        the stream, not the route), except an ADD without next hops: the routes
+        before it are applied."""
         table = self._pending.get(stream)
         if table is None:
             if stream != self._authoritative:
                 if self._authoritative is None or stream > self._authoritative:
                     raise FeedProtocolError("route update before SNAPSHOT_BEGIN")
                 return False  # a superseded stream: ignore
-            table = self.routes
-            in_place = True
-        else:
-            in_place = False
-        key = (route.prefix, route.peer)
-        if update.type is UpdateType.ADD:
-            if not route.next_hops:
+            return self._apply_in_place(kind, routes)
+        # A snapshot being filled: nothing is grouped until SNAPSHOT_END.
+        for route in routes:
+            key = (route.prefix, route.peer)
+            if kind is UpdateType.DEL:
+                table.pop(key, None)
+            elif not route.next_hops:
                 raise FeedProtocolError(f"ADD {route.prefix} has no next hop")
-            changed = table.get(key) != route
-            table[key] = route
-        else:
-            changed = table.pop(key, None) is not None
-        if changed and in_place:
-            self._regroup(route.prefix, key, None if update.type is UpdateType.DEL else route)
-        return self._bump(changed and in_place)
+            else:
+                table[key] = route
+        return False
+
+    def _apply_in_place(self, kind: UpdateType, routes: Sequence[LearnedRoute]) -> bool:
+        # The hot path of a full table (one loop, one hash per dict touched): a
+        # prefix object hashes in Python, so every lookup saved counts.
+        table, groups, changes = self.routes, self._by_prefix, self._changed
+        changed = False
+        try:
+            for route in routes:
+                prefix, peer = route.prefix, route.peer
+                key = (prefix, peer)
+                if kind is UpdateType.DEL:
+                    if table.pop(key, None) is None:
+                        continue
+                    group = groups.get(prefix)
+                    if group is not None and len(group) == 1 and group[0].peer == peer:
+                        del groups[prefix]
+                        changes[prefix] = None
+                    else:
+                        self._regroup(prefix, peer, None)
+                    changed = True
+                    continue
+                if not route.next_hops:
+                    raise FeedProtocolError(f"ADD {prefix} has no next hop")
+                old = table.setdefault(key, route)
+                if old is not route:
+                    if old == route:
+                        continue
+                    table[key] = route
+                single = (route,)
+                group = groups.setdefault(prefix, single)
+                if group is single:  # a prefix nobody else announces: nearly always
+                    changes[prefix] = single
+                elif len(group) == 1 and group[0].peer == peer:
+                    groups[prefix] = changes[prefix] = single
+                else:
+                    self._regroup(prefix, peer, route)
+                changed = True
+        finally:
+            # (an exception still leaves the routes before it applied and counted)
+            self._bump(changed)
+        return changed
 
     def _bump(self, changed: bool) -> bool:
         if changed:
             self._generation += 1
         return changed
 
-    def _regroup(self, prefix: IPv4Network, key: RouteKey, route: LearnedRoute | None) -> None:
-        """Fold one changed entry of `routes` into `by_prefix` (O(peers of the prefix))."""
-        group = self._by_prefix.get(prefix)
-        if group is None or (len(group) == 1 and group[0].peer == key[1]):
-            # One peer's prefix (a full table, nearly always): nothing to merge.
-            if route is not None:
-                self._by_prefix[prefix] = (route,)
-            elif group is not None:
-                del self._by_prefix[prefix]
-            self._changed.add(prefix)
-            return
-        others = [r for r in self._by_prefix.get(prefix, ()) if r.peer != key[1]]
+    def _regroup(self, prefix: IPv4Network, peer: str, route: LearnedRoute | None) -> None:
+        """Fold one peer's changed entry into a prefix several peers announce."""
+        others = [r for r in self._by_prefix.get(prefix, ()) if r.peer != peer]
         if route is not None:
             others.append(route)
         if others:
-            self._by_prefix[prefix] = tuple(sorted(others, key=lambda r: r.peer))
+            group = tuple(sorted(others, key=lambda r: r.peer))
+            self._by_prefix[prefix] = self._changed[prefix] = group
         else:
             self._by_prefix.pop(prefix, None)
-        self._changed.add(prefix)
+            self._changed[prefix] = None
 
     def _replace(self, routes: dict[RouteKey, LearnedRoute]) -> None:
         """A new snapshot became the state: regroup once, note what differs."""
@@ -248,8 +294,8 @@ class RouteFeed:
             for p, rs in grouped.items()
         }
         old = self._by_prefix
-        self._changed.update(p for p, rs in new.items() if old.get(p) != rs)
-        self._changed.update(p for p in old if p not in new)
+        self._changed.update((p, rs) for p, rs in new.items() if old.get(p) != rs)
+        self._changed.update((p, None) for p in old if p not in new)
         self.routes = routes
         self._by_prefix = new
 
@@ -257,7 +303,8 @@ class RouteFeed:
         """The feed grouped by prefix (several entries → ECMP). Live: do not mutate."""
         return self._by_prefix
 
-    def take_changes(self) -> set[IPv4Network]:
-        """The prefixes whose group changed since the last call (and forget them)."""
-        changed, self._changed = self._changed, set()
+    def take_changes(self) -> dict[IPv4Network, tuple[LearnedRoute, ...] | None]:
+        """The prefixes whose group changed since the last call, each with its
+        group now (None: gone), and forget them. The groups are immutable."""
+        changed, self._changed = self._changed, {}
         return changed

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, NoReturn
 
@@ -107,6 +107,22 @@ class _Translation:
             raise self.error
         return RouteUpdate(self.kind, LearnedRoute(prefix, self.peer, self.hops, self.encap))
 
+    def routes(self, texts: Sequence[str]) -> tuple[list[LearnedRoute], list[str]]:
+        """The routes of an ADD/DEL batch, and an error per prefix refused."""
+        if self.error is not None:
+            return [], [str(self.error)] * len(texts)
+        peer, hops, encap, parse = self.peer, self.hops, self.encap, parse_prefix
+        routes: list[LearnedRoute] = []
+        errors: list[str] = []
+        for text in texts:
+            if not text:
+                continue
+            try:
+                routes.append(LearnedRoute(parse(text), peer, hops, encap))
+            except ValueError as exc:
+                errors.append(f"prefix: {text!r} is not an IPv4 CIDR ({exc})")
+        return routes, errors
+
 
 @functools.lru_cache(maxsize=4096)
 def _shared_hops(hops: tuple[LearnedHop, ...]) -> tuple[LearnedHop, ...]:
@@ -132,18 +148,24 @@ class RouteFeedServicer(pb_grpc.RouteFeedServicer):
         try:
             async for msg in request_iterator:
                 received += 1
-                # A batch (`prefixes`) is one update per prefix; `prefix` first when set.
-                texts = [msg.prefix, *msg.prefixes] if msg.prefixes else [msg.prefix]
-                translation, apply, changed = _Translation(msg), feed.apply, False
-                for text in texts:
-                    if text == "" and msg.prefixes:
-                        continue
+                translation = _Translation(msg)
+                if msg.prefixes and translation.kind in (UpdateType.ADD, UpdateType.DEL):
+                    # A batch (`prefixes`): one update per prefix, `prefix` first when set.
+                    texts = [msg.prefix, *msg.prefixes] if msg.prefix else msg.prefixes
+                    routes, errors = translation.routes(texts)
                     try:
-                        changed |= apply(stream, translation.update(text))
+                        changed = feed.apply_routes(stream, translation.kind, routes)
+                    except FeedProtocolError as exc:
+                        changed, errors = True, [*errors, str(exc)]
+                else:
+                    try:
+                        changed, errors = feed.apply(stream, translation.update(msg.prefix)), []
                     except (ValueError, FeedProtocolError) as exc:
-                        yield pb.RouteFeedAck(
-                            received=received, in_sync=feed.is_in_sync(stream), error=str(exc)
-                        )
+                        changed, errors = False, [str(exc)]
+                for error in errors:
+                    yield pb.RouteFeedAck(
+                        received=received, in_sync=feed.is_in_sync(stream), error=error
+                    )
                 if changed:
                     self.agent.mark_dirty()
                 if msg.type == pb.SNAPSHOT_END:
