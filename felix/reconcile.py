@@ -197,8 +197,19 @@ class Reconciler:
     def commit(self, results: Sequence[OpResult], now: float) -> None:
         """Fold the kernel's answers into `programmed`; schedule a retry on failure."""
         failed = False
+        routes = self.programmed.routes
         for result in results:
             op = result.op
+            if not result.errno and op.__class__ is RouteOp and not self.failed_routes:
+                # The bulk of a full table: a route accepted, no failure to clear.
+                route = op.route
+                if op.action is Action.DELETE:
+                    routes.pop(route.dst, None)
+                else:
+                    routes[route.dst] = route
+                if self.failures:
+                    self.failures.pop(str(route.dst), None)
+                continue
             gone = op.action is Action.DELETE and result.errno in (
                 errno.ENOENT,
                 errno.ESRCH,

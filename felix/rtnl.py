@@ -37,6 +37,7 @@ from felix.dataplane import (
     RouteType,
     Scope,
 )
+from felix.feed import prefix_ints
 from felix.netns import socket_in_netns
 
 NETLINK_ROUTE = 0
@@ -108,6 +109,7 @@ class RouteSocket:
             except PermissionError:
                 self.sock.setsockopt(socket.SOL_SOCKET, opt, 8 << 20)
         self._seq = 0
+        self._links_fresh = False
         self._ifindex: dict[str, int] = {}
         self._ifname: dict[int, str] = {}
         # What every route op of one shape encodes alike (see `_encode`); one
@@ -142,6 +144,16 @@ class RouteSocket:
         self._ifname = {i: n for n, i in self._ifindex.items()}
         return dict(self._ifindex)
 
+    def _batch_ifindex(self, name: str) -> int:
+        """`ifindex`, with names → indexes dumped afresh once per `apply`: a pod
+        veth deleted and made again under the same name (CNI DEL then ADD of one
+        container ID) has a new index, and a cached one would be refused
+        (ENODEV) or, once the kernel reuses it, silently name another device."""
+        if not self._links_fresh:
+            self.refresh_links()
+            self._links_fresh = True
+        return self.ifindex(name)
+
     def ifindex(self, name: str) -> int:
         if name not in self._ifindex:
             self.refresh_links()
@@ -157,20 +169,21 @@ class RouteSocket:
         next hops: the header and every attribute but the destination are
         encoded once per shape (action, type, scope, length, next hops)."""
         route = op.route
-        dst = route.dst
+        address, length = prefix_ints(route.dst)
         hops = route.nexthops
-        # The hops by identity (felix.desired shares one tuple among the routes of
-        # a path; hashing it would hash IPv4Addresses for every route), checked
-        # against the tuple kept with the entry.
-        shape = (op.action, route.type, route.scope, dst.prefixlen, id(hops))
+        # By identity: the members are singletons (an Enum hashes in Python) and
+        # felix.desired shares one hops tuple among the routes of a path (hashing
+        # it would hash IPv4Addresses for every route); the entry keeps the tuple
+        # it was made for, which the identity check compares against.
+        shape = (id(op.action), id(route.type), id(route.scope), length, id(hops))
         known = self._shapes.get(shape)
         if known is None or known[3] is not hops:
             known = self._shapes[shape] = (*self._encode_shape(op), hops)
         kind, flags, fixed, _ = known
         if ack:
             flags |= NLM_F_ACK
-        if dst.prefixlen:
-            body = fixed + _DST_ATTR.pack(_DST_ATTR.size, RTA_DST, dst.network_address.packed)
+        if length:
+            body = fixed + _DST_ATTR.pack(_DST_ATTR.size, RTA_DST, address.to_bytes(4, "big"))
         else:
             body = fixed
         return NLMSG.pack(NLMSG.size + len(body), kind, flags, seq, 0) + body
@@ -194,7 +207,7 @@ class RouteSocket:
                 if hop.gateway is not None:
                     attrs.append(_attr(RTA_GATEWAY, hop.gateway.packed))
                 if hop.dev is not None:
-                    attrs.append(_attr(RTA_OIF, struct.pack("=i", self.ifindex(hop.dev))))
+                    attrs.append(_attr(RTA_OIF, struct.pack("=i", self._batch_ifindex(hop.dev))))
                 rtm_flags = RTNH_F_ONLINK if hop.onlink else 0
             elif route.nexthops:
                 attrs.append(_attr(RTA_MULTIPATH, b"".join(map(self._nexthop, route.nexthops))))
@@ -206,7 +219,7 @@ class RouteSocket:
 
     def _nexthop(self, hop: NextHop) -> bytes:
         extra = _attr(RTA_GATEWAY, hop.gateway.packed) if hop.gateway is not None else b""
-        index = self.ifindex(hop.dev) if hop.dev is not None else 0
+        index = self._batch_ifindex(hop.dev) if hop.dev is not None else 0
         flags = RTNH_F_ONLINK if hop.onlink else 0
         return RTNEXTHOP.pack(RTNEXTHOP.size + len(extra), flags, 0, index) + extra
 
@@ -214,12 +227,7 @@ class RouteSocket:
 
     def apply(self, ops: Sequence[RouteOp], chunk: int = CHUNK) -> list[OpResult]:
         """Apply route ops in chunks; one result per op, in order."""
-        if any(h.dev is not None for op in ops for h in op.route.nexthops):
-            # Names → indexes afresh for every batch: a pod veth deleted and made
-            # again under the same name (CNI DEL then ADD of one container ID) has
-            # a new index, and a cached one would be refused (ENODEV) or, once the
-            # kernel reuses it, silently name another device.
-            self.refresh_links()
+        self._links_fresh = False
         self._shapes.clear()
         results: list[OpResult] = []
         for start in range(0, len(ops), chunk):
@@ -230,18 +238,22 @@ class RouteSocket:
         errors: dict[int, int] = {}
         wire: list[bytes] = []
         seqs: list[int] = []
+        last = len(ops) - 1
+        encode = self._encode
         for i, op in enumerate(ops):
             seq = self._next_seq()
             seqs.append(seq)
             try:
-                wire.append(self._encode(op, seq, ack=i == len(ops) - 1))
+                wire.append(encode(op, seq, i == last))
             except NetlinkError as exc:  # e.g. a device that does not exist
                 errors[seq] = exc.errno or errno.EINVAL
-                if i == len(ops) - 1:  # still need a message that asks for the ACK
+                if i == last:  # still need a message that asks for the ACK
                     wire.append(self._barrier(seq))
         if wire:
             self.sock.send(b"".join(wire))
             self._read_acks(seqs, errors)
+        if not errors:
+            return [OpResult(op) for op in ops]
         return [OpResult(op, errors.get(seq, 0)) for op, seq in zip(ops, seqs, strict=True)]
 
     def _barrier(self, seq: int) -> bytes:
