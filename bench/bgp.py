@@ -91,6 +91,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bird_agent.events import PeerUp, RoutesAnnounced
 from bird_agent.exabgp import ExaBGPAdapter, ExaBGPOptions
+from bird_agent.exabgp_process import EXABGP_MODULE
 from bird_agent.learned import LearnedRoutes
 from bird_agent.peers import PeerSpec, PeerType
 from bird_agent.policy import ImportFilter, PolicyView
@@ -148,7 +149,7 @@ async def through_gingham(count: int) -> tuple[float, float, float]:
     pair = Pair(count)
     try:
         with TemporaryDirectory() as tmp:
-            command = ("ip", "netns", "exec", pair.us, sys.executable, "-m", "exabgp")
+            command = ("ip", "netns", "exec", pair.us, sys.executable, *EXABGP_MODULE)
             adapter = ExaBGPAdapter(
                 ExaBGPOptions(run_dir=Path(tmp), listen_addresses=(US,), exabgp_command=command)
             )

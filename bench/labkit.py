@@ -97,6 +97,7 @@ def role(pid: int) -> str:
         ("gingham-rr", "gingham-rr"),
         ("exabgp_bridge", "exabgp-bridge"),
         ("-m exabgp", "exabgp"),
+        ("-m bird_agent.exabgp_main", "exabgp"),
         ("gingham.node.launch", "supervisor"),
         ("node run", "supervisor"),
     ):

@@ -19,7 +19,9 @@ originating its 250 /26s), and as the RR in the same run:
   (felix + gingham-bgp/ExaBGP + gingham-rr), the clients as BGPPeers of the
   node, mesh off — once per `--speeds` value of ExaBGP's
   `exabgp_reactor_speed` (its main loop polls for `speed / 100` s when it has
-  nothing immediate to do; the default 1.0 is 10 ms, below 0.1 it busy-spins).
+  nothing immediate to do; ExaBGP's default 1.0 is 10 ms, below 0.1 it
+  busy-spins; Gingham runs it at 10 through `bird_agent.exabgp_main`, which
+  also never waits while API work is queued).
 The clients start with their session disabled; once the RR is fully up (for
 ours: ExaBGP's API attached, felix fed, gingham-rr serving), every client is
 enabled at once (t0). Timed: every session Established, and every client
@@ -494,7 +496,8 @@ def main() -> None:
         "--speeds",
         nargs="+",
         default=["default", "0.1"],
-        help="exabgp_reactor_speed per gingham round ('default' = ExaBGP's 1.0: 10 ms poll)",
+        help="exabgp_reactor_speed per gingham round ('default' = Gingham's 10: 100 ms idle"
+        " poll, no wait while API work is queued; ExaBGP's own default is 1.0)",
     )
     parser.add_argument(
         "--limit", type=float, default=300, help="seconds a round may take before it is cut off"

@@ -28,6 +28,10 @@ from pathlib import Path
 
 from bird_agent import exabgp_wire as wire
 
+# ExaBGP with a quieter idle loop (see bird_agent.exabgp_main): `python -m …`.
+EXABGP_MODULE = ("-m", "bird_agent.exabgp_main")
+SPEED_VARIABLE = "exabgp_reactor_speed"
+
 
 @dataclass(frozen=True)
 class ExaBGPOptions:
@@ -37,7 +41,7 @@ class ExaBGPOptions:
     listen_port: int = 179
     # How to start ExaBGP; the config path is appended. A wrapper (e.g.
     # `ip netns exec NS`) may precede it: it must exec, keeping the PID.
-    exabgp_command: tuple[str, ...] = (sys.executable, "-m", "exabgp")
+    exabgp_command: tuple[str, ...] = (sys.executable, *EXABGP_MODULE)
     # A live ExaBGP slow to connect its API is given this long (at load 120
     # on 2 cores it took 57 s; killing it only starts over).
     start_timeout: float = 300.0
@@ -65,6 +69,9 @@ async def spawn_exabgp(options: ExaBGPOptions, config_path: Path) -> asyncio.sub
         "exabgp_api_terminate": "true",
         **options.extra_env,
     }
+    speed = os.environ.get(SPEED_VARIABLE)
+    if speed is not None:  # an operator's (or a benchmark's) choice wins
+        env[SPEED_VARIABLE] = speed
     return await asyncio.create_subprocess_exec(
         *_die_with_parent(),
         *options.exabgp_command,

@@ -25,6 +25,7 @@ import pytest
 
 from bird_agent.events import BgpEvent
 from bird_agent.exabgp import ExaBGPAdapter, ExaBGPOptions
+from bird_agent.exabgp_process import EXABGP_MODULE
 from bird_agent.peers import PeerSpec, PeerType
 from tests.support import bgpd
 from tests.support.names import unique_prefix
@@ -158,7 +159,7 @@ class Lab:
         options = ExaBGPOptions(
             run_dir=run_dir,
             listen_addresses=listen,
-            exabgp_command=("ip", "netns", "exec", self.us, sys.executable, "-m", "exabgp"),
+            exabgp_command=("ip", "netns", "exec", self.us, sys.executable, *EXABGP_MODULE),
             backoff_initial=0.2,
         )
         adapter = ExaBGPAdapter(options)

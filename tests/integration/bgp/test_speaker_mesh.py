@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from bird_agent.exabgp import ExaBGPAdapter, ExaBGPOptions
+from bird_agent.exabgp_process import EXABGP_MODULE
 from bird_agent.learned import RouteChange
 from bird_agent.speaker import Speaker
 from gingham.datastore import open_datastore
@@ -101,7 +102,7 @@ async def mesh(tmp_path: Path) -> AsyncIterator[Mesh]:
             await create(made.store, {"kind": "Node", "metadata": {"name": name},
                                       "spec": {"bgp": bgp}})  # fmt: skip
         for name, address in ADDRESSES.items():
-            command = ("ip", "netns", "exec", netns[name], sys.executable, "-m", "exabgp")
+            command = ("ip", "netns", "exec", netns[name], sys.executable, *EXABGP_MODULE)
             adapter = ExaBGPAdapter(
                 ExaBGPOptions(
                     run_dir=tmp_path / name,

@@ -1,0 +1,53 @@
+"""The ExaBGP entry point's one change to the pinned ExaBGP (bird_agent.exabgp_main)."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from bird_agent import exabgp_main, exabgp_wire
+
+
+class _Queue:
+    def __init__(self, pending: bool) -> None:
+        self.pending = pending
+
+    def ready(self) -> bool:
+        return not self.pending
+
+
+def test_the_wrapped_method_still_has_the_shape_the_wrapper_relies_on() -> None:
+    from exabgp.reactor.asynchronous import ASYNC  # type: ignore[import-untyped]
+    from exabgp.reactor.loop import Reactor  # type: ignore[import-untyped]
+
+    exabgp_main.patch_reactor()
+    original = inspect.getclosurevars(Reactor._wait_for_io).nonlocals["wait_for_io"]
+    assert list(inspect.signature(original).parameters) == ["self", "sleeptime"]
+    assert "self._poller.poll(sleeptime)" in inspect.getsource(original)
+    assert list(inspect.signature(ASYNC.ready).parameters) == ["self"]
+    assert "_wait_for_io(sleep)" in inspect.getsource(Reactor.run)
+
+
+def test_queued_api_work_is_never_left_waiting_and_idle_waits_stay() -> None:
+    from exabgp.reactor.loop import Reactor
+
+    exabgp_main.patch_reactor()
+    exabgp_main.patch_reactor()  # idempotent: wrapped once
+    waits: list[int] = []
+
+    class Poller:
+        def poll(self, timeout: int) -> list[Any]:
+            waits.append(timeout)
+            return []
+
+    reactor = object.__new__(Reactor)
+    reactor._poller = Poller()
+    for pending in (True, False):
+        reactor.asynchronous = _Queue(pending)
+        assert list(reactor._wait_for_io(100)) == []
+    assert waits == [0, 100]
+
+
+def test_the_environment_sets_the_idle_speed_the_entry_point_expects() -> None:
+    env = exabgp_wire.environment([], 179)
+    assert env["exabgp_reactor_speed"] == exabgp_main.IDLE_SPEED
