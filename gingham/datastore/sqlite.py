@@ -105,8 +105,12 @@ class SqliteDatastore:
         self._conn: sqlite3.Connection | None = None
         self._poll_conn: sqlite3.Connection | None = None
         self._closed = False
-        # Watches of this store napping between polls, woken early by our own writes.
-        self._wakers: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        # The poll tick per event loop: every watch of this store napping on that
+        # loop waits for the same one (one timer and one counter read per tick,
+        # not one per watch); our own writes end it early.
+        self._ticks: dict[asyncio.AbstractEventLoop, asyncio.Event] = {}
+        # The counter as last read on the loop: (loop time, value).
+        self._head: tuple[float, int] | None = None
 
     # --- plumbing: everything touching sqlite3 runs on the store's thread ----
 
@@ -289,25 +293,32 @@ class SqliteDatastore:
 
     def _wake_watches(self) -> None:
         running = asyncio.get_running_loop()
-        for loop, waker in list(self._wakers):
+        self._head = None  # the counter moved: no watch may use the old reading
+        for loop, tick in list(self._ticks.items()):
             if loop is running:
-                waker.set()
-            elif not loop.is_closed():
-                loop.call_soon_threadsafe(waker.set)
+                self._end_tick(loop, tick)
+            elif loop.is_closed():
+                self._ticks.pop(loop, None)
+            else:
+                loop.call_soon_threadsafe(self._end_tick, loop, tick)
+
+    def _end_tick(self, loop: asyncio.AbstractEventLoop, tick: asyncio.Event) -> None:
+        if self._ticks.get(loop) is tick:
+            del self._ticks[loop]
+        tick.set()
 
     async def _nap(self) -> None:
-        """Sleep one poll interval, or less if this store writes meanwhile
-        (writes of other processes are seen by the next poll)."""
+        """Sleep until the next poll tick (at most one poll interval), or less if
+        this store writes meanwhile (other processes' writes are seen at the tick).
+
+        The watches of one loop share the tick, so an idle process with several
+        watches wakes once per interval, not once per watch."""
         loop = asyncio.get_running_loop()
-        waker = asyncio.Event()
-        entry = (loop, waker)
-        timer = loop.call_later(self._poll_interval, waker.set)
-        self._wakers.add(entry)
-        try:
-            await waker.wait()
-        finally:
-            timer.cancel()
-            self._wakers.discard(entry)
+        tick = self._ticks.get(loop)
+        if tick is None:
+            tick = self._ticks[loop] = asyncio.Event()
+            loop.call_later(self._poll_interval, self._end_tick, loop, tick)
+        await tick.wait()
 
     def _quick_head(self) -> int | None:
         """The counter read on the event loop's thread, or None when that is not
@@ -320,14 +331,19 @@ class SqliteDatastore:
         the schema."""
         if self._closed or self._conn is None:
             return None
+        now = asyncio.get_running_loop().time()
+        if self._head is not None and now - self._head[0] < self._poll_interval / 2:
+            return self._head[1]  # another watch read it this tick
         try:
             if self._poll_conn is None:
                 self._poll_conn = sqlite3.connect(
                     self.path, timeout=0, isolation_level=None, check_same_thread=False
                 )
-            return _meta(self._poll_conn, "revision")
+            head = _meta(self._poll_conn, "revision")
         except sqlite3.Error:
             return None
+        self._head = (now, head)
+        return head
 
     # --- watch ---------------------------------------------------------------
 
