@@ -63,6 +63,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import grpc
 
+from bird_agent.exabgp_main import IDLE_SPEED
 from gingham.v1 import reflector_pb2_grpc as pb_grpc
 from route_reflector.convert import encode_input
 from route_reflector.feed import Announce, FeedInput, PeerUp, SnapshotBegin, SnapshotEnd
@@ -421,7 +422,7 @@ def gingham_round(clients: int, per_client: int, speed: str | None, limit: float
                 raise RuntimeError(f"our RR node not ready:\n{node.logs()}")
             time.sleep(0.2)
         assert node.proc is not None
-        label = f"gingham RR (reactor speed {speed or '1.0 default'})"
+        label = f"gingham RR (reactor speed {speed or f'{IDLE_SPEED}, Gingham default'})"
         log = fabric.tmp / "run" / "logs" / "bgp.log"
         offset = len(log.read_bytes())
         result = fabric.run(node.proc.pid, label, per_client, limit)

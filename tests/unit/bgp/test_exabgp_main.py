@@ -5,6 +5,8 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+import pytest
+
 from bird_agent import exabgp_main, exabgp_wire
 
 
@@ -51,3 +53,39 @@ def test_queued_api_work_is_never_left_waiting_and_idle_waits_stay() -> None:
 def test_the_environment_sets_the_idle_speed_the_entry_point_expects() -> None:
     env = exabgp_wire.environment([], 179)
     assert env["exabgp_reactor_speed"] == exabgp_main.IDLE_SPEED
+
+
+def test_remove_self_copies_only_what_it_rewrites(monkeypatch: pytest.MonkeyPatch) -> None:
+    from exabgp.bgp.neighbor import Neighbor  # type: ignore[import-untyped]
+
+    original_source = inspect.getsource(Neighbor.remove_self)
+    exabgp_main.patch_remove_self()
+    exabgp_main.patch_remove_self()  # idempotent
+    original = inspect.getclosurevars(Neighbor.remove_self).nonlocals["remove_self"]
+    # The shape the wrapper relies on: a deep copy, then `next-hop self` rewritten.
+    source = inspect.getsource(original)
+    assert "deepcopy(changes)" in source and "if not change.nlri.nexthop.SELF" in source
+    assert original_source == source
+
+    class Hop:
+        def __init__(self, is_self: bool) -> None:
+            self.SELF = is_self
+
+    class Nlri:
+        def __init__(self, is_self: bool) -> None:
+            self.nexthop = Hop(is_self)
+
+    class Change:
+        def __init__(self, is_self: bool) -> None:
+            self.nlri = Nlri(is_self)
+
+    neighbor = Neighbor.__new__(Neighbor)
+    plain = Change(False)
+    assert neighbor.remove_self(plain) is plain
+    rewritten: list[Any] = []
+    monkeypatch.setattr(Neighbor, "ip_self", lambda self, afi: rewritten.append(afi) or "192.0.2.1")
+    marked = Change(True)
+    marked.nlri.afi = 1  # type: ignore[attr-defined]
+    marked.attributes = {}  # type: ignore[attr-defined]
+    copy = neighbor.remove_self(marked)
+    assert copy is not marked and copy.nlri.nexthop == "192.0.2.1" and rewritten == [1]
