@@ -45,7 +45,8 @@ from felix.dataplane import (
     Route,
     RouteType,
 )
-from felix.feed import MASKS, Encap, LearnedRoute, prefix_ints
+from felix.feed import Encap, LearnedRoute
+from gingham.prefix import MASKS, prefix_ints
 
 
 class EncapMode(enum.Enum):

@@ -37,8 +37,8 @@ from felix.dataplane import (
     RouteType,
     Scope,
 )
-from felix.feed import prefix_ints
 from felix.netns import socket_in_netns
+from gingham.prefix import prefix_ints
 
 NETLINK_ROUTE = 0
 NLMSG_ERROR, NLMSG_DONE = 2, 3

@@ -32,9 +32,9 @@ from felix.feed import (
     LearnedRoute,
     RouteUpdate,
     UpdateType,
-    parse_prefix,
 )
 from felix.workloads import AddRequest, WorkloadError, Workloads
+from gingham.prefix import parse_prefix
 from gingham.v1 import dataplane_pb2 as pb
 from gingham.v1 import dataplane_pb2_grpc as pb_grpc
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv4Network
 
+from gingham.prefix import parse_prefix
 from gingham.v1 import reflector_pb2 as pb
 from route_reflector.feed import (
     Announce,
@@ -51,7 +52,7 @@ def _address(value: str, where: str) -> IPv4Address:
 
 def _prefix(value: str, where: str) -> IPv4Network:
     try:
-        return IPv4Network(value)
+        return parse_prefix(value)  # (the reflector's output: every prefix x peer)
     except ValueError as exc:
         raise ValueError(f"{where}: {value!r} is not an IPv4 prefix ({exc})") from None
 

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from felix.desired import PoolInfo, pool_for
-from felix.feed import parse_prefix, prefix_of
+from gingham.prefix import parse_prefix, prefix_of
 
 prefixes = st.builds(
     lambda address, length: IPv4Network((address, length), strict=False),
