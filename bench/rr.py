@@ -36,6 +36,19 @@ reactor sleep), gingham-bgp 3.9, felix 3.2, gingham-rr 1.3; ExaBGP RSS 381 MB.
 At 20 x 50 (same run for both speeds): default 16.6 s vs reactor speed 0.1
 13.7 s (BIRD 0.97 s), idle ExaBGP CPU 9% vs 29%: 0.1 is not clearly better.
 
+Measured 2026-11-29 13:13 (session 4, load ~0.8, median of 3), after py-spy
+showed 74 % of the reflector's ExaBGP CPU in one deep copy per change per
+neighbor (`Neighbor.remove_self`, for a `next-hop self` rewrite we never ask
+for; bird_agent/exabgp_main now shares the change) and 45 % of gingham-bgp's
+in ipaddress parsing the reflector's output (now gingham.prefix): BIRD 1.10 s,
+ours 7.40 s (6.7x; 54 s in the session's first run before the changes), RR
+CPU 7.76 s: ExaBGP 4.38 (RSS 381 → 40 MB), gingham-bgp 1.85, gingham-rr 1.21,
+felix 0.31. Still above 3x; what limits it now is ExaBGP's per-change work,
+~46 µs per prefix x peer: its outgoing-RIB insert (`inject_change`, 34 %)
+and UPDATE building (28 %, of which NLRI sorting through a Python `__lt__`
+14 %). One run at load ~5: BIRD 3.07 s, ours 9.27 s (3.0x): BIRD's own time
+swings with its 1 s connect delay.
+
 Run: `.venv/bin/python bench/rr.py [--stages core real] [--runs 5]
 [--clients 20] [--per-client 250] [--speeds default 0.1]` (root for `real`;
 a few minutes on a quiet machine).

@@ -130,3 +130,43 @@ async def test_idle_watches_cost_little_cpu(tmp_path: Path) -> None:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await store.close()
+
+
+async def test_idle_watches_of_one_store_share_one_poll_per_tick(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Five idle watches (the speaker's kinds) poll the counter once per tick
+    # together, not once each; another process's write still reaches all five.
+    from gingham.datastore import sqlite as module
+
+    store = SqliteDatastore(str(tmp_path / "gingham.db"), poll_interval=0.02)
+    writer = SqliteDatastore(str(tmp_path / "gingham.db"))
+    reads = 0
+    meta = module._meta
+
+    def counting(conn: sqlite3.Connection, key: str) -> int:
+        nonlocal reads
+        if conn is store._poll_conn:
+            reads += 1
+        return meta(conn, key)
+
+    monkeypatch.setattr(module, "_meta", counting)
+    seen: list[str] = []
+
+    async def follow() -> None:
+        async for event in store.watch(WIDGET):
+            seen.append(event.obj.name)
+            return
+
+    try:
+        await store.create(widget("first"))  # opens the store (schema, connections)
+        tasks = [asyncio.create_task(follow()) for _ in range(5)]
+        await asyncio.sleep(0.2)  # (idle: nothing to wait for but time itself)
+        idle_reads, reads = reads, 0
+        assert idle_reads <= 0.2 / 0.02 * 2, idle_reads  # one per tick, not five
+        await writer.create(widget("second"))  # not this store's write: seen by polling
+        await asyncio.wait_for(asyncio.gather(*tasks), 5)
+        assert seen == ["second"] * 5
+    finally:
+        await store.close()
+        await writer.close()
