@@ -48,6 +48,14 @@ felix 0.31. Still above 3x; what limits it now is ExaBGP's per-change work,
 and UPDATE building (28 %, of which NLRI sorting through a Python `__lt__`
 14 %). One run at load ~5: BIRD 3.07 s, ours 9.27 s (3.0x): BIRD's own time
 swings with its 1 s connect delay.
+Then (13:50, load ~2, median of 3), with ExaBGP's families read from a table
+(bird_agent/exabgp_main: `nlri.family()` built a Family and two default
+objects per call, ~25 % of its CPU): BIRD 1.87 s, ours 5.79 s (3.1x), RR CPU
+6.14 s, ExaBGP 2.87. BIRD's reference swings 1.0-3.1 s between runs (its
+connect timers), so the ratio reads 2.3x-5.3x; against BIRD's best, not
+within 3x. Left in ExaBGP per change: outgoing-RIB insert (25 %), UPDATE
+building (28 %: NLRI sorting through `__lt__` 8.5 %, packing 9 %), command
+parsing (9 %), and an eagerly formatted log line (`Change.extensive`, 5.5 %).
 
 Run: `.venv/bin/python bench/rr.py [--stages core real] [--runs 5]
 [--clients 20] [--per-client 250] [--speeds default 0.1]` (root for `real`;

@@ -89,3 +89,26 @@ def test_remove_self_copies_only_what_it_rewrites(monkeypatch: pytest.MonkeyPatc
     marked.attributes = {}  # type: ignore[attr-defined]
     copy = neighbor.remove_self(marked)
     assert copy is not marked and copy.nlri.nexthop == "192.0.2.1" and rewritten == [1]
+
+
+def test_families_come_from_a_table_with_exabgps_own_values() -> None:
+    from exabgp.protocol.family import AFI, SAFI, Family  # type: ignore[import-untyped]
+
+    known = list(Family.size)  # every (afi, safi) ExaBGP knows
+    before = [
+        (Family(a, s).family().afi_safi(), Family(a, s).index(), type(AFI.create(int(a))))
+        for a, s in known
+    ]
+    unknown_before = (AFI.create(9999), SAFI.create(250))
+    assert "cls.cache.get(value, _AFI(value))" in inspect.getsource(AFI.create)
+    assert "return Family(self.afi, self.safi)" in inspect.getsource(Family.family)
+    exabgp_main.patch_family()
+    exabgp_main.patch_family()  # idempotent
+    after = [
+        (Family(a, s).family().afi_safi(), Family(a, s).index(), type(AFI.create(int(a))))
+        for a, s in known
+    ]
+    assert after == before
+    assert Family(AFI.ipv4, SAFI.unicast).family() is Family(AFI.ipv4, SAFI.unicast).family()
+    assert AFI.create(int(AFI.ipv4)) is AFI.ipv4 and SAFI.create(int(SAFI.unicast)) is SAFI.unicast
+    assert (AFI.create(9999), SAFI.create(250)) == unknown_before  # not cached: built, as before
