@@ -197,25 +197,10 @@ class Reconciler:
     def commit(self, results: Sequence[OpResult], now: float) -> None:
         """Fold the kernel's answers into `programmed`; schedule a retry on failure."""
         failed = False
-        routes = self.programmed.routes
         for result in results:
             op = result.op
-            if not result.errno and op.__class__ is RouteOp and not self.failed_routes:
-                # The bulk of a full table: a route accepted, no failure to clear.
-                route = op.route
-                if op.action is Action.DELETE:
-                    routes.pop(route.dst, None)
-                else:
-                    routes[route.dst] = route
-                if self.failures:
-                    self.failures.pop(str(route.dst), None)
-                continue
-            gone = op.action is Action.DELETE and result.errno in (
-                errno.ENOENT,
-                errno.ESRCH,
-                errno.ENODEV,
-            )
-            if not (result.ok or gone):
+            # (errno first: the bulk of a full table is accepted route ops)
+            if result.errno and not (op.action is Action.DELETE and result.errno in _GONE):
                 subject = _subject(op)
                 failed = True
                 reason = result.message or errno.errorcode.get(result.errno, str(result.errno))
@@ -246,12 +231,16 @@ def _subject(op: Op) -> str:
     return f"link {op.name}"
 
 
+# A delete the kernel answers with these found nothing left to delete: done.
+_GONE = (errno.ENOENT, errno.ESRCH, errno.ENODEV)
+
+
 def _record(state: KernelState, op: Op) -> None:
     delete = op.action is Action.DELETE
-    if isinstance(op, LinkOp):
-        state.links.discard(op.name)
-    elif isinstance(op, RouteOp):
+    if isinstance(op, RouteOp):  # (first: nearly every op is one)
         _put(state.routes, op.route.dst, op.route, delete)
+    elif isinstance(op, LinkOp):
+        state.links.discard(op.name)
     elif isinstance(op, NeighbourOp):
         _put(state.neighbours, (op.neighbour.dev, op.neighbour.ip), op.neighbour, delete)
     else:

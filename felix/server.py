@@ -102,7 +102,7 @@ class _Translation:
         try:
             prefix = parse_prefix(text)
         except ValueError as exc:
-            raise ValueError(f"prefix: {text!r} is not an IPv4 CIDR ({exc})") from None
+            raise ValueError(_bad_prefix(text, exc)) from None
         if self.error is not None:
             raise self.error
         return RouteUpdate(self.kind, LearnedRoute(prefix, self.peer, self.hops, self.encap))
@@ -120,8 +120,12 @@ class _Translation:
             try:
                 routes.append(LearnedRoute(parse(text), peer, hops, encap))
             except ValueError as exc:
-                errors.append(f"prefix: {text!r} is not an IPv4 CIDR ({exc})")
+                errors.append(_bad_prefix(text, exc))
         return routes, errors
+
+
+def _bad_prefix(text: str, exc: ValueError) -> str:
+    return f"prefix: {text!r} is not an IPv4 CIDR ({exc})"
 
 
 @functools.lru_cache(maxsize=4096)
