@@ -27,6 +27,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 from bird_agent import exabgp_wire as wire
+from bird_agent.exabgp_main import IDLE_SPEED
 
 # ExaBGP with a quieter idle loop (see bird_agent.exabgp_main): `python -m …`.
 EXABGP_MODULE = ("-m", "bird_agent.exabgp_main")
@@ -59,9 +60,12 @@ def _die_with_parent() -> tuple[str, ...]:
     return (setpriv, "--pdeathsig", "TERM", "--") if setpriv else ()
 
 
-async def spawn_exabgp(options: ExaBGPOptions, config_path: Path) -> asyncio.subprocess.Process:
-    """ExaBGP on `config_path`, its log (stdout and stderr) on a pipe."""
-    env = {
+def exabgp_environment(options: ExaBGPOptions) -> dict[str, str]:
+    """ExaBGP's environment. The reactor speed is only a default (the one
+    `bird_agent.exabgp_main` is tuned for): an operator's or a benchmark's
+    `exabgp_reactor_speed` wins; the rest is ours."""
+    return {
+        SPEED_VARIABLE: IDLE_SPEED,
         **os.environ,
         **wire.environment(options.listen_addresses, options.listen_port),
         # One restart unit: ExaBGP exits when the bridge does.
@@ -69,9 +73,11 @@ async def spawn_exabgp(options: ExaBGPOptions, config_path: Path) -> asyncio.sub
         "exabgp_api_terminate": "true",
         **options.extra_env,
     }
-    speed = os.environ.get(SPEED_VARIABLE)
-    if speed is not None:  # an operator's (or a benchmark's) choice wins
-        env[SPEED_VARIABLE] = speed
+
+
+async def spawn_exabgp(options: ExaBGPOptions, config_path: Path) -> asyncio.subprocess.Process:
+    """ExaBGP on `config_path`, its log (stdout and stderr) on a pipe."""
+    env = exabgp_environment(options)
     return await asyncio.create_subprocess_exec(
         *_die_with_parent(),
         *options.exabgp_command,

@@ -38,7 +38,6 @@ from bird_agent.events import (
     RoutesAnnounced,
     RoutesWithdrawn,
 )
-from bird_agent.exabgp_main import IDLE_SPEED
 from bird_agent.peers import PeerSpec
 
 log = logging.getLogger(__name__)
@@ -125,9 +124,8 @@ def environment(listen: Iterable[IPv4Address], port: int) -> dict[str, str]:
 
     Why each: ExaBGP drops to `nobody` by default and then cannot use our
     run directory; it does not listen unless `tcp.bind` is set; the CLI pipe
-    only produces warnings; per-route process/statistics logs swamp the log;
-    the idle loop wakes every `reactor.speed` / 100 s (see
-    `bird_agent.exabgp_main`, which must be the entry point with this speed).
+    only produces warnings; per-route process/statistics logs swamp the log.
+    (The reactor speed is `exabgp_process`'s: it goes with the entry point.)
     """
     env = {
         "exabgp_daemon_user": "root",
@@ -141,7 +139,6 @@ def environment(listen: Iterable[IPv4Address], port: int) -> dict[str, str]:
         "exabgp_log_processes": "false",
         "exabgp_log_routes": "false",
         "exabgp_log_packets": "false",
-        "exabgp_reactor_speed": IDLE_SPEED,
         "exabgp_tcp_port": str(port),
         "exabgp_tcp_bind": " ".join(str(a) for a in listen),
     }

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bird_agent import exabgp_main, exabgp_wire
+from bird_agent import exabgp_main
+from bird_agent.exabgp_process import ExaBGPOptions, exabgp_environment
 
 
 class _Queue:
@@ -50,9 +52,14 @@ def test_queued_api_work_is_never_left_waiting_and_idle_waits_stay() -> None:
     assert waits == [0, 100]
 
 
-def test_the_environment_sets_the_idle_speed_the_entry_point_expects() -> None:
-    env = exabgp_wire.environment([], 179)
-    assert env["exabgp_reactor_speed"] == exabgp_main.IDLE_SPEED
+def test_the_environment_sets_the_idle_speed_the_entry_point_expects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    options = ExaBGPOptions(run_dir=tmp_path)
+    monkeypatch.delenv("exabgp_reactor_speed", raising=False)
+    assert exabgp_environment(options)["exabgp_reactor_speed"] == exabgp_main.IDLE_SPEED
+    monkeypatch.setenv("exabgp_reactor_speed", "0.1")  # an operator's choice wins
+    assert exabgp_environment(options)["exabgp_reactor_speed"] == "0.1"
 
 
 def test_remove_self_copies_only_what_it_rewrites(monkeypatch: pytest.MonkeyPatch) -> None:
