@@ -59,7 +59,8 @@ parsing (9 %), and an eagerly formatted log line (`Change.extensive`, 5.5 %).
 
 Run: `.venv/bin/python bench/rr.py [--stages core real] [--runs 5]
 [--clients 20] [--per-client 250] [--speeds default 0.1]` (root for `real`;
-a few minutes on a quiet machine).
+a few minutes on a quiet machine). `BENCH_TIMELINE=1` prints the clients'
+sessions and routes at every poll.
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ from tests.support.bird_rr import BirdReflector, session_and_imported
 from tests.support.netns import Netns, Topology
 from tests.support.node_fabric import NodeRun, resource
 
+TIMELINE = bool(os.environ.get("BENCH_TIMELINE"))  # print the clients' progress per poll
 CLUSTER = IPv4Address("224.0.0.1")
 RR_ID = IPv4Address("192.0.2.250")
 
@@ -353,6 +355,9 @@ class RealFabric:
                         up.setdefault(i, now)
                     if count >= want:
                         full[i] = now
+                if TIMELINE:
+                    print(f"    t={now - t0:5.2f}s up {len(up):2} full {len(full):2}"
+                          f" held {sum(imported.values()):6}", flush=True)  # fmt: skip
                 time.sleep(0.1)  # poll cadence (a bench, not a test)
         after = cpu_by_role(rr_pid)
         idle_before = after

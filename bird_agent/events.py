@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import overload
 
+from gingham.prefix import prefix_of
+
 PrefixKey = int
 
 
@@ -55,7 +57,7 @@ def key_address(key: PrefixKey) -> int:
 
 
 def key_network(key: PrefixKey) -> IPv4Network:
-    return IPv4Network((key_address(key), key >> 32))
+    return prefix_of(key_address(key), key >> 32)  # (an IPv4Network, made without its parser)
 
 
 def key_text(key: PrefixKey) -> str:

@@ -24,9 +24,10 @@ class _Prefix(IPv4Network):
     like, the `IPv4Network` of the same prefix, so the two mix in one dict.
     """
 
-    __slots__ = ("_hash", "_key")
+    __slots__ = ("_hash", "_key", "_text")
     _hash: int
     _key: int  # address << 6 | length: one int compare decides equality
+    _text: str  # str(self), made on first use (the reflector prints each prefix per peer)
     _prefixlen: int  # IPv4Network's own (set by its constructor; typeshed omits it)
 
     def __hash__(self) -> int:
@@ -37,6 +38,13 @@ class _Prefix(IPv4Network):
         if other.__class__ is _Prefix:
             return self._key == other._key
         return IPv4Network.__eq__(self, other)
+
+    def __str__(self) -> str:
+        try:
+            return self._text
+        except AttributeError:
+            text = self._text = IPv4Network.__str__(self)
+            return text
 
     def __repr__(self) -> str:
         return f"IPv4Network({str(self)!r})"

@@ -39,10 +39,9 @@ from pathlib import Path
 import grpc
 
 from gingham.v1 import reflector_pb2_grpc as pb_grpc
-from route_reflector.convert import decode_output, encode_input
+from route_reflector.convert import GroupedOutput, OutputDecoder, encode_input
 from route_reflector.feed import (
     FeedInput,
-    FeedOutput,
     OutputType,
     PeerDown,
     SnapshotBegin,
@@ -143,12 +142,13 @@ class ReflectorLink:
                     await call.write(encode_input(await queue.get()))
 
             writer = asyncio.create_task(write())
+            decoder = OutputDecoder()
             try:
                 while True:
                     message = await call.read()
                     if message is grpc.aio.EOF:
                         raise ConnectionError("the reflector closed the stream")
-                    output = decode_output(message)
+                    output = decoder.decode(message)
                     self._fold(output)
                     self.answered = max(self.answered, output.received)
                     self.on_answer()
@@ -158,7 +158,7 @@ class ReflectorLink:
                     await writer
                 call.cancel()
 
-    def _fold(self, output: FeedOutput) -> None:
+    def _fold(self, output: GroupedOutput) -> None:
         if output.error:
             log.warning("the reflector refused input %d: %s", output.received, output.error)
         if output.type is OutputType.SNAPSHOT_BEGIN:
@@ -176,14 +176,14 @@ class ReflectorLink:
             return
         target = self._pending if self._pending is not None else self.reflected
         changed = set()
-        for change in output.changes:
-            table = target.setdefault(change.peer, {})
-            if change.attributes is None:
-                table.pop(change.prefix, None)
-                if not table:
-                    del target[change.peer]
-            else:
-                table[change.prefix] = change.attributes
-            changed.add(change.peer)
+        for peer, announce, withdraw in output.diffs:
+            table = target.setdefault(peer, {})
+            for attributes, prefixes in announce:
+                table.update(dict.fromkeys(prefixes, attributes))
+            for prefix in withdraw:
+                table.pop(prefix, None)
+            if not table:
+                del target[peer]
+            changed.add(peer)
         if changed and target is self.reflected:
             self.on_change(changed)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv4Network
+from typing import NamedTuple
 
 from gingham.prefix import parse_prefix
 from gingham.v1 import reflector_pb2 as pb
@@ -225,22 +226,89 @@ def encode_output(output: FeedOutput) -> pb.ReflectorOutput:
     )
 
 
+class PeerChanges(NamedTuple):
+    """One peer's part of an output, as the reflector grouped it."""
+
+    peer: IPv4Address
+    announce: tuple[tuple[PathAttributes, tuple[IPv4Network, ...]], ...]
+    withdraw: tuple[IPv4Network, ...]
+
+
+class GroupedOutput(NamedTuple):
+    type: OutputType
+    received: int
+    error: str
+    diffs: tuple[PeerChanges, ...]
+
+
+_TYPES_BACK = {v: k for k, v in _OUTPUT_TYPES.items()}
+
+
+class OutputDecoder:
+    """`ReflectorOutput`s decoded in the reflector's grouping, for a speaker.
+
+    A reflector names each prefix once per peer that hears it (19 times
+    with 20 clients) and each attribute set once per peer and message. The
+    decoder parses a prefix text once and keeps the object (a peer's tables
+    then share one prefix object per prefix), and decodes equal attribute
+    messages to one `PathAttributes` (so the speaker's diffs compare them by
+    identity). Both memos are dropped when they outgrow `limit` entries.
+    """
+
+    def __init__(self, limit: int = 1 << 18) -> None:
+        self.limit = limit
+        self._prefixes: dict[str, IPv4Network] = {}
+        self._attributes: dict[bytes, PathAttributes] = {}
+
+    def decode(self, message: pb.ReflectorOutput) -> GroupedOutput:
+        if len(self._prefixes) > self.limit:
+            self._prefixes.clear()
+        if len(self._attributes) > self.limit:
+            self._attributes.clear()
+        diffs = []
+        for i, diff in enumerate(message.diffs):
+            where = f"ReflectorOutput.diffs[{i}]"
+            announce = []
+            for j, group in enumerate(diff.announce):
+                named = f"{where}.announce[{j}]"
+                key = group.attributes.SerializeToString()
+                attributes = self._attributes.get(key)
+                if attributes is None:
+                    attributes = decode_attributes(group.attributes, f"{named}.attributes")
+                    self._attributes[key] = attributes
+                announce.append((attributes, self._parsed(group.prefixes, f"{named}.prefixes")))
+            diffs.append(
+                PeerChanges(
+                    _address(diff.peer, f"{where}.peer"),
+                    tuple(announce),
+                    self._parsed(diff.withdraw, f"{where}.withdraw"),
+                )
+            )
+        return GroupedOutput(
+            _TYPES_BACK.get(message.type, OutputType.DELTA),
+            message.received,
+            message.error,
+            tuple(diffs),
+        )
+
+    def _parsed(self, texts: Iterable[str], where: str) -> tuple[IPv4Network, ...]:
+        found = list(map(self._prefixes.get, texts))
+        if not all(found):  # (`None in found` would call IPv4Network.__eq__ per prefix)
+            for i, text in enumerate(texts):
+                if found[i] is None:
+                    found[i] = self._prefixes[text] = _prefix(text, f"{where}[{i}]")
+        # No None is left.
+        return tuple(found)  # type: ignore[arg-type]
+
+
 def decode_output(message: pb.ReflectorOutput) -> FeedOutput:
-    """The inverse of `encode_output` (for the speaker's side and tests)."""
-    types = {v: k for k, v in _OUTPUT_TYPES.items()}
+    """The inverse of `encode_output`, one `OutboundChange` per prefix and peer."""
+    grouped = OutputDecoder().decode(message)
     changes: list[OutboundChange] = []
-    for i, diff in enumerate(message.diffs):
-        where = f"ReflectorOutput.diffs[{i}]"
-        peer = _address(diff.peer, f"{where}.peer")
-        for j, group in enumerate(diff.announce):
-            attributes = decode_attributes(group.attributes, f"{where}.announce[{j}].attributes")
-            for prefix in _prefixes(group.prefixes, f"{where}.announce[{j}].prefixes"):
-                changes.append(OutboundChange(peer, prefix, attributes))
-        for prefix in _prefixes(diff.withdraw, f"{where}.withdraw"):
-            changes.append(OutboundChange(peer, prefix, None))
+    for peer, announce, withdraw in grouped.diffs:
+        for attributes, prefixes in announce:
+            changes.extend(OutboundChange(peer, prefix, attributes) for prefix in prefixes)
+        changes.extend(OutboundChange(peer, prefix, None) for prefix in withdraw)
     return FeedOutput(
-        type=types.get(message.type, OutputType.DELTA),
-        received=message.received,
-        changes=tuple(changes),
-        error=message.error,
+        type=grouped.type, received=grouped.received, changes=tuple(changes), error=grouped.error
     )

@@ -119,3 +119,147 @@ def test_families_come_from_a_table_with_exabgps_own_values() -> None:
     assert Family(AFI.ipv4, SAFI.unicast).family() is Family(AFI.ipv4, SAFI.unicast).family()
     assert AFI.create(int(AFI.ipv4)) is AFI.ipv4 and SAFI.create(int(SAFI.unicast)) is SAFI.unicast
     assert (AFI.create(9999), SAFI.create(250)) == unknown_before  # not cached: built, as before
+
+
+# -- the attribute commands and the NLRI order ----------------------------------
+
+
+def _change(prefix: str, next_hop: str, local_pref: int, withdraw: bool = False) -> Any:
+    from ipaddress import IPv4Network
+
+    from exabgp.bgp.message import Action  # type: ignore[import-untyped]
+    from exabgp.bgp.message.update.attribute import (  # type: ignore[import-untyped]
+        Attributes,
+        LocalPreference,
+        NextHop,
+        Origin,
+    )
+    from exabgp.bgp.message.update.nlri.cidr import CIDR  # type: ignore[import-untyped]
+    from exabgp.bgp.message.update.nlri.inet import INET  # type: ignore[import-untyped]
+    from exabgp.protocol.family import AFI, SAFI
+    from exabgp.rib.change import Change  # type: ignore[import-untyped]
+
+    nlri = INET(AFI.ipv4, SAFI.unicast, Action.WITHDRAW if withdraw else Action.ANNOUNCE)
+    network = IPv4Network(prefix)
+    nlri.cidr = CIDR(network.network_address.packed, network.prefixlen)
+    nlri.nexthop = NextHop(next_hop)
+    attributes = Attributes()
+    attributes.add(Origin(Origin.IGP))
+    attributes.add(LocalPreference(local_pref))
+    return Change(nlri, attributes)
+
+
+@pytest.fixture
+def quiet_exabgp(monkeypatch: pytest.MonkeyPatch) -> None:
+    from exabgp.logger import log  # type: ignore[import-untyped]
+
+    for level in ("debug", "info", "error"):
+        monkeypatch.setattr(log, level, lambda *args, **kwargs: None)
+
+
+def _state(rib: Any) -> Any:
+    return (
+        {k: dict(v) for k, v in rib._seen.items()},
+        dict(rib._new_nlri),
+        {a: {f: dict(c) for f, c in fam.items()} for a, fam in rib._new_attr_af_nlri.items()},
+        dict(rib._new_attribute),
+    )
+
+
+@pytest.mark.parametrize("cache", [True, False])
+@pytest.mark.usefixtures("quiet_exabgp")
+def test_insert_change_leaves_the_rib_as_add_to_rib_does(cache: bool) -> None:
+    from exabgp.protocol.family import AFI, SAFI
+    from exabgp.rib.outgoing import OutgoingRIB  # type: ignore[import-untyped]
+
+    # The ExaBGP code insert_change reproduces (an upgrade that changes it fails here).
+    for method, expected in (
+        (OutgoingRIB.add_to_rib, "if not force and self.in_cache(change)"),
+        (OutgoingRIB._update_rib, "new_attr[change_attr_index] = change.attributes"),
+        (OutgoingRIB.in_cache, "cached.nlri.nexthop.index() != change.nlri.nexthop.index()"),
+        (OutgoingRIB.update_cache, "self._seen[family].pop(index, None)"),
+    ):
+        assert expected in inspect.getsource(method)
+    a, b = _change("10.65.0.0/26", "192.0.2.1", 100), _change("10.65.1.0/26", "192.0.2.1", 100)
+    steps = [
+        a, b, a,  # a again, unchanged: nothing new
+        _change("10.65.0.0/26", "192.0.2.1", 200),  # new attributes
+        _change("10.65.0.0/26", "192.0.2.2", 200),  # new next hop
+        _change("10.65.1.0/26", "192.0.2.1", 100, withdraw=True),
+        b,  # back after its withdrawal
+    ]  # fmt: skip
+    families = [(AFI.ipv4, SAFI.unicast)]
+    theirs, ours = OutgoingRIB(cache, families), OutgoingRIB(cache, families)
+    for step, change in enumerate(steps):
+        theirs.add_to_rib(change)
+        family = change.nlri.family().afi_safi()
+        exabgp_main.insert_change(ours, change, family, change.index(), change.attributes.index())
+        assert _state(ours) == _state(theirs), f"after step {step}"
+        if step == 3:  # a send in between: what is pending is taken, the cache stays
+            assert list(ours.updates(False)) and list(theirs.updates(False))
+
+
+@pytest.mark.usefixtures("quiet_exabgp")
+def test_inject_changes_reaches_the_named_neighbors_with_their_families() -> None:
+    from exabgp.protocol.family import AFI, SAFI
+    from exabgp.rib.outgoing import OutgoingRIB
+
+    assert "neighbor.rib.outgoing.add_to_rib(neighbor.remove_self(change))" in inspect.getsource(
+        __import__(
+            "exabgp.configuration.configuration", fromlist=["_Configuration"]
+        )._Configuration.inject_change
+    )
+
+    class Neighbor:
+        def __init__(self, families: list[Any]) -> None:
+            self._families = families
+            self.rib = type("Rib", (), {"outgoing": OutgoingRIB(True, families)})()
+
+        def families(self) -> list[Any]:
+            return list(self._families)
+
+        def remove_self(self, change: Any) -> Any:
+            return change
+
+    v4, v6 = [(AFI.ipv4, SAFI.unicast)], [(AFI.ipv6, SAFI.unicast)]
+    configuration = type("Configuration", (), {})()
+    configuration.neighbors = {"n1": Neighbor(v4), "n2": Neighbor(v4), "n3": Neighbor(v6)}
+    changes = [_change(f"10.65.{i}.0/26", "192.0.2.1", 100) for i in range(3)]
+    assert exabgp_main.inject_changes(configuration, ["n1", "n3"], changes) == 3
+    n1, n2, n3 = (configuration.neighbors[n].rib.outgoing for n in ("n1", "n2", "n3"))
+    assert sorted(n1._new_nlri) == sorted(c.index() for c in changes)
+    assert not n2._new_nlri and not n3._new_nlri  # not named; no IPv4 family
+    assert all(n1._new_nlri[c.index()] is c for c in changes)  # shared, not copied
+
+
+@pytest.mark.usefixtures("quiet_exabgp")
+def test_updates_carry_the_same_nlri_in_the_same_order_as_exabgps_sort() -> None:
+    from exabgp.bgp.message.update import Update  # type: ignore[import-untyped]
+
+    original = Update._split_nlris
+    if getattr(original, "gingham", False):
+        original = inspect.getclosurevars(original).nonlocals["split_nlris"]
+    assert "for nlri in sorted(self.nlris):" in inspect.getsource(original)
+    exabgp_main.patch_nlri_order()
+    exabgp_main.patch_nlri_order()  # idempotent
+    patched = Update._split_nlris
+    changes = [
+        _change(prefix, "192.0.2.1", 100, withdraw=i % 3 == 0)
+        for i, prefix in enumerate(
+            ["10.65.3.0/26", "10.64.0.0/10", "10.65.1.0/26", "10.65.0.0/24", "10.0.0.0/8",
+             "10.65.2.0/26", "10.65.0.128/25"]
+        )
+    ]  # fmt: skip
+    update = Update([c.nlri for c in changes], changes[0].attributes)
+
+    class Negotiated:  # what _split_nlris reads of ExaBGP's Negotiated
+        families = [(1, 1)]
+
+    negotiated: Any = Negotiated()
+    try:
+        Update._split_nlris = original
+        expected = update._split_nlris(negotiated)
+    finally:
+        Update._split_nlris = patched
+    assert update._split_nlris(negotiated) == expected
+    assert [n.index() for n in expected[0]] == sorted(n.index() for n in expected[0])

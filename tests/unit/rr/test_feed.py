@@ -10,6 +10,7 @@ import pytest
 from gingham.v1 import reflector_pb2 as pb
 from route_reflector import feed as f
 from route_reflector.convert import (
+    OutputDecoder,
     decode_attributes,
     decode_input,
     decode_output,
@@ -160,6 +161,38 @@ def test_outputs_round_trip_grouped_by_peer_and_attributes() -> None:
     assert len(message.diffs[1].announce) == 1  # one group for two prefixes
     back = decode_output(message)
     assert set(back.changes) == set(changes) and back.received == 7
+
+
+def test_the_speakers_decoder_shares_what_repeats_across_peers_and_messages() -> None:
+    a = attrs(C1)
+    prefixes = [net(f"10.65.{i}.0/26") for i in range(3)]
+    changes = [OutboundChange(ip(p), x, a) for p in (C2, N1) for x in prefixes]
+    decoder = OutputDecoder()
+    first = decoder.decode(encode_output(f.FeedOutput(f.OutputType.DELTA, 1, tuple(changes))))
+    later = decoder.decode(
+        encode_output(
+            f.FeedOutput(f.OutputType.DELTA, 2, (OutboundChange(ip(C2), prefixes[0], None),))
+        )
+    )
+    (to_c2, to_n1) = first.diffs
+    assert (to_c2.peer, to_n1.peer) == (ip(C2), ip(N1))
+    (attributes_c2, sent_c2), (attributes_n1, sent_n1) = to_c2.announce[0], to_n1.announce[0]
+    assert attributes_c2 == a and attributes_c2 is attributes_n1  # one object: diffs use `is`
+    assert sent_c2 == tuple(prefixes) and all(x is y for x, y in zip(sent_c2, sent_n1, strict=True))
+    assert later.diffs[0].withdraw[0] is sent_c2[0] and later.received == 2
+
+
+def test_the_speakers_decoder_names_a_bad_prefix_and_forgets_past_its_limit() -> None:
+    decoder = OutputDecoder(limit=2)
+    diff = pb.PeerDiff(peer=C1, withdraw=["10.65.0.0/26", "10.1.1.1/8"])
+    with pytest.raises(ValueError, match=r"diffs\[0\]\.withdraw\[1\]: '10\.1\.1\.1/8'"):
+        decoder.decode(pb.ReflectorOutput(type=pb.DELTA, diffs=[diff]))
+    texts = [f"10.65.{i}.0/26" for i in range(5)]
+    for text in texts:
+        decoder.decode(
+            pb.ReflectorOutput(type=pb.DELTA, diffs=[pb.PeerDiff(peer=C1, withdraw=[text])])
+        )
+    assert len(decoder._prefixes) <= 3
 
 
 @pytest.mark.parametrize(
