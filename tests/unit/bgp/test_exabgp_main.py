@@ -234,7 +234,9 @@ def test_inject_changes_reaches_the_named_neighbors_with_their_families() -> Non
 
 @pytest.mark.usefixtures("quiet_exabgp")
 def test_updates_carry_the_same_nlri_in_the_same_order_as_exabgps_sort() -> None:
-    from exabgp.bgp.message.update import Update  # type: ignore[import-untyped]
+    from exabgp.bgp.message import Action
+    from exabgp.bgp.message.update import Update
+    from exabgp.protocol.family import AFI, SAFI  # type: ignore[import-untyped]
 
     original = Update._split_nlris
     if getattr(original, "gingham", False):
@@ -250,10 +252,16 @@ def test_updates_carry_the_same_nlri_in_the_same_order_as_exabgps_sort() -> None
              "10.65.2.0/26", "10.65.0.128/25"]
         )
     ]  # fmt: skip
-    update = Update([c.nlri for c in changes], changes[0].attributes)
+    v6 = _api().api_attributes(
+        "announce attributes next-hop 2001:db8::1 origin igp nlri 2001:db8:1::/64 2001:db8::/64",
+        ["n1"],
+    )
+    for change in v6:
+        change.nlri.action = Action.ANNOUNCE
+    update = Update([c.nlri for c in [*changes, *v6]], changes[0].attributes)
 
     class Negotiated:  # what _split_nlris reads of ExaBGP's Negotiated
-        families = [(1, 1)]
+        families = [(AFI.ipv4, SAFI.unicast), (AFI.ipv6, SAFI.unicast)]
 
     negotiated: Any = Negotiated()
     try:
@@ -263,3 +271,89 @@ def test_updates_carry_the_same_nlri_in_the_same_order_as_exabgps_sort() -> None
         Update._split_nlris = patched
     assert update._split_nlris(negotiated) == expected
     assert [n.index() for n in expected[0]] == sorted(n.index() for n in expected[0])
+    assert len(expected[0]) == len(changes) and expected[1]  # both kinds were there
+
+
+def test_a_prefix_is_packed_once_and_again_when_its_mask_changes() -> None:
+    from exabgp.bgp.message.update.nlri.cidr import CIDR  # type: ignore[import-untyped]
+
+    original = CIDR.pack_nlri
+    if getattr(original, "gingham", False):
+        original = inspect.getclosurevars(original).nonlocals["pack_nlri"]
+    assert "return bytes([self.mask]) + self._packed[: CIDR.size(self.mask)]" in (
+        inspect.getsource(original)
+    )
+    exabgp_main.patch_cidr()
+    exabgp_main.patch_cidr()  # idempotent
+    cidr = CIDR(bytes([10, 65, 1, 0]), 24)
+    first = cidr.pack_nlri()
+    assert first == original(cidr) == bytes([24, 10, 65, 1]) and cidr.pack_nlri() is first
+    cidr.mask = 16  # what ExaBGP's route split does
+    assert cidr.pack_nlri() == original(cidr) == bytes([16, 10, 65])
+
+
+@pytest.mark.usefixtures("quiet_exabgp")
+def test_accepting_a_peer_goes_ahead_of_queued_route_work() -> None:
+    from exabgp.reactor import loop  # type: ignore[import-untyped]
+    from exabgp.reactor.asynchronous import ASYNC  # type: ignore[import-untyped]
+
+    assert f"'{exabgp_main.ACCEPT}'" in inspect.getsource(loop.Reactor.run)
+    exabgp_main.patch_accept()
+    exabgp_main.patch_accept()  # idempotent
+    queue = ASYNC()
+    queue.schedule("api", "announce attributes …", iter(()))
+    queue.schedule("api", "announce attributes …", iter(()))
+    queue.schedule("listener", exabgp_main.ACCEPT, iter(()))
+    assert [uid for uid, _ in queue._async] == ["listener", "api", "api"]
+
+
+def _api() -> Any:
+    from exabgp.configuration.configuration import Configuration
+    from exabgp.reactor.api import API  # type: ignore[import-untyped]
+
+    return API(Configuration([]))
+
+
+def _route(change: Any) -> Any:
+    nlri = change.nlri
+    return (
+        change.index(), change.attributes.index(), type(nlri), nlri.action, str(nlri.nexthop),
+        nlri.cidr._packed, nlri.cidr.mask, nlri.path_info,
+    )  # fmt: skip
+
+
+ATTRIBUTES = (
+    "announce attributes next-hop 192.0.2.3 origin igp local-preference 100"
+    " originator-id 192.0.2.3 cluster-list [ 224.0.0.1 ] community [ 65000:1 ]"
+)
+
+
+@pytest.mark.usefixtures("quiet_exabgp")
+@pytest.mark.parametrize(
+    "nlri",
+    [
+        "10.65.0.0/26 10.65.0.64/26 10.64.0.0/10 10.0.0.0/8 192.0.2.7/32",
+        "10.65.0.0/26",  # one prefix: ExaBGP's parse
+        "10.65.0.0/26 10.65.0.65/26",  # host bits: ExaBGP's parse
+        "10.65.0.0/26 2001:db8::/64",  # not IPv4: ExaBGP's parse
+    ],
+)
+def test_routes_of_an_attribute_command_are_made_as_exabgps_parser_makes_them(nlri: str) -> None:
+    from exabgp.configuration.static import attributes  # type: ignore[import-untyped]
+
+    # The loop parse_routes stands in for.
+    assert "new = Change(nlri.__class__(nlri.afi, nlri.safi, Action.UNSET), attr)" in (
+        inspect.getsource(attributes)
+    )
+    command = f"{ATTRIBUTES} nlri {nlri}"
+    theirs = _api().api_attributes(command, ["n1"])
+    ours = exabgp_main.parse_routes(_api(), command, ["n1"])
+    assert [_route(c) for c in ours] == [_route(c) for c in theirs]
+    assert all(c.attributes is ours[0].attributes for c in ours)  # shared, as ExaBGP shares it
+
+
+@pytest.mark.usefixtures("quiet_exabgp")
+def test_a_command_exabgp_refuses_is_refused() -> None:
+    command = "announce attributes next-hop nowhere nlri 10.65.0.0/26 10.65.0.64/26"
+    assert _api().api_attributes(command, ["n1"]) == []  # the handler answers `error`
+    assert exabgp_main.parse_routes(_api(), command, ["n1"]) == []
