@@ -231,7 +231,12 @@ def patch_attribute_commands() -> None:
                         return
                     for change in changes:
                         change.nlri.action = action
-                    injected = inject_changes(reactor.configuration, peers, changes)
+                    injected = 0
+                    # One neighbor per step: between them the reactor runs its peers
+                    # (a command is up to 500 routes x every neighbor named).
+                    for count in inject_changes(reactor.configuration, peers, changes):
+                        injected = count
+                        yield False
                     log.info(
                         lambda: f"{injected} of {len(changes)} routes {verb} {', '.join(peers)}",
                         "processes",
@@ -317,8 +322,9 @@ def _ipv4_prefix(text: str) -> tuple[bytes, int] | None:
     return packed, bits
 
 
-def inject_changes(configuration: Any, peers: list[str], changes: list[Any]) -> int:
-    """`Configuration.inject_change` for every change of one command: routes injected.
+def inject_changes(configuration: Any, peers: list[str], changes: list[Any]) -> Iterator[int]:
+    """`Configuration.inject_change` for every change of one command, a neighbor at a
+    time: after each, the routes injected so far.
 
     Per neighbor and route the same outcome: a family the neighbor was not
     configured with is refused with ExaBGP's error; a `next-hop self` route
@@ -354,7 +360,7 @@ def inject_changes(configuration: Any, peers: list[str], changes: list[Any]) -> 
             else:
                 insert_change(rib, change, family, index, attributes_index)
             injected += 1
-    return injected
+        yield injected
 
 
 def insert_change(rib: Any, change: Any, family: Any, index: bytes, attributes_index: str) -> None:

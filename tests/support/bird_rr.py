@@ -34,11 +34,17 @@ class BirdReflector(bgpd.Bird):
     """One BIRD reflecting between `clients` (all iBGP, same AS, cluster `cluster_id`)."""
 
     def __init__(
-        self, peering: bgpd.DaemonPeering, clients: list[IPv4Address], cluster_id: IPv4Address
+        self,
+        peering: bgpd.DaemonPeering,
+        clients: list[IPv4Address],
+        cluster_id: IPv4Address,
+        passive: bool = False,
     ) -> None:
         super().__init__(peering)
         self.clients = list(clients)
         self.cluster_id = cluster_id
+        # Only accept the clients' connections (no collisions when all start at once).
+        self.passive = passive
 
     def protocol(self, client: IPv4Address) -> str:
         return f"c{self.clients.index(client)}"
@@ -60,7 +66,8 @@ class BirdReflector(bgpd.Bird):
             "  direct;\n"
             f"  hold time {p.hold_time};\n"
             "  connect delay time 1;\n  connect retry time 1;\n  error wait time 1, 2;\n"
-            "  ipv4 { import all; export all; };\n"
+            + ("  passive on;\n" if self.passive else "")
+            + "  ipv4 { import all; export all; };\n"
             "}\n"
             f"{clients}"
         )

@@ -225,7 +225,8 @@ def test_inject_changes_reaches_the_named_neighbors_with_their_families() -> Non
     configuration = type("Configuration", (), {})()
     configuration.neighbors = {"n1": Neighbor(v4), "n2": Neighbor(v4), "n3": Neighbor(v6)}
     changes = [_change(f"10.65.{i}.0/26", "192.0.2.1", 100) for i in range(3)]
-    assert exabgp_main.inject_changes(configuration, ["n1", "n3"], changes) == 3
+    progress = list(exabgp_main.inject_changes(configuration, ["n1", "n3"], changes))
+    assert progress == [3, 3]  # after n1, then after n3 (its family refused)
     n1, n2, n3 = (configuration.neighbors[n].rib.outgoing for n in ("n1", "n2", "n3"))
     assert sorted(n1._new_nlri) == sorted(c.index() for c in changes)
     assert not n2._new_nlri and not n3._new_nlri  # not named; no IPv4 family
