@@ -273,7 +273,7 @@ def median_of(runs: int, fn: Callable[[], tuple[float, float]]) -> tuple[float, 
 
 
 def main() -> int:
-    from felix.main import tune_gc
+    from gingham.collector import tune_gc
 
     tune_gc()  # the collector settings of gingham-felix, whose code the stages run
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)

@@ -72,10 +72,18 @@ API work, behind it: with route commands queued, a peer that connected
 waited for all of them (bench/rr.py: the 20 sessions came up over 0.7 s
 instead of at once). `patch_accept` puts the accept first.
 
+Eighth, the API scheduler (`ASYNC.run`) runs its queue through
+`asyncio.run()` on every reactor pass with work queued: a new event loop
+(selector, self-pipe) each time, for generators that await nothing — every
+API callback of ExaBGP 5.0.15 is a generator. `patch_api_steps` drives the
+same coroutine to its end without a loop when only generators are queued.
+And the cyclic collector runs at the thresholds of the other daemons
+(`gingham.collector`): the outgoing RIBs hold a change per route and neighbor.
+
 All are wrapped methods of the pinned ExaBGP (`Reactor._wait_for_io`,
 `Neighbor.remove_self`, `Family.family`, `Family.index`, `AFI.create`,
 `SAFI.create`, the `announce attributes` and `withdraw attributes` commands,
-`Update._split_nlris`, `CIDR.pack_nlri`, `ASYNC.schedule`);
+`Update._split_nlris`, `CIDR.pack_nlri`, `ASYNC.schedule`, `ASYNC.run`);
 `tests/unit/bgp/test_exabgp_main.py` fails if one changes shape.
 """
 
@@ -86,6 +94,7 @@ from collections.abc import Iterator
 from operator import methodcaller
 from typing import Any
 
+from gingham.collector import tune_gc
 from gingham.prefix import MASKS
 
 IDLE_SPEED = "10"  # exabgp_reactor_speed: the idle wait is speed / 100 seconds
@@ -125,6 +134,30 @@ def patch_accept() -> None:
 
     _schedule.gingham = True  # type: ignore[attr-defined]
     ASYNC.schedule = _schedule
+
+
+def patch_api_steps() -> None:
+    from exabgp.reactor.asynchronous import ASYNC
+
+    if getattr(ASYNC.run, "gingham", False):
+        return
+    run = ASYNC.run
+
+    def _run(self: Any) -> Any:
+        if not self._async:
+            return False
+        if any(self._is_coroutine(callback) for _, callback in self._async):
+            return run(self)
+        steps = self._run_async()  # only generators: it never awaits
+        try:
+            steps.send(None)
+        except StopIteration as done:
+            return done.value
+        steps.close()
+        raise RuntimeError("ExaBGP's API scheduler awaited with only generators queued")
+
+    _run.gingham = True  # type: ignore[attr-defined]
+    ASYNC.run = _run
 
 
 def patch_remove_self() -> None:
@@ -332,11 +365,18 @@ def inject_changes(configuration: Any, peers: list[str], changes: list[Any]) -> 
     inserted as `add_to_rib` inserts it (`insert_change`), with the route's
     family and indexes computed once for all neighbors.
     """
+    from exabgp.bgp.message import Action
     from exabgp.logger import log
 
     injected = 0
     prepared = [
-        (change, change.nlri.family().afi_safi(), change.index(), change.attributes.index())
+        (
+            change,
+            change.nlri.family().afi_safi(),
+            change.index(),
+            change.attributes.index(),
+            change.nlri.action == Action.ANNOUNCE,
+        )
         for change in changes
     ]
     wanted = set(peers)
@@ -345,7 +385,7 @@ def inject_changes(configuration: Any, peers: list[str], changes: list[Any]) -> 
             continue
         allowed = set(neighbor.families())
         rib = neighbor.rib.outgoing
-        for change, family, index, attributes_index in prepared:
+        for change, family, index, attributes_index, announce in prepared:
             if family not in allowed:
                 log.error(
                     lambda change=change, name=name: (
@@ -358,17 +398,17 @@ def inject_changes(configuration: Any, peers: list[str], changes: list[Any]) -> 
             if change.nlri.nexthop.SELF:
                 rib.add_to_rib(neighbor.remove_self(change))
             else:
-                insert_change(rib, change, family, index, attributes_index)
+                insert_change(rib, change, family, index, attributes_index, announce=announce)
             injected += 1
         yield injected
 
 
-def insert_change(rib: Any, change: Any, family: Any, index: bytes, attributes_index: str) -> None:
+def insert_change(
+    rib: Any, change: Any, family: Any, index: bytes, attributes_index: str, *, announce: bool
+) -> None:
     """`OutgoingRIB.add_to_rib(change)` (`in_cache`, `_update_rib`, `update_cache`)
-    given the change's family, `index()` and `attributes.index()`."""
-    from exabgp.bgp.message import Action
-
-    announce = change.nlri.action == Action.ANNOUNCE
+    given the change's family, `index()`, `attributes.index()` and whether it
+    is an announcement."""
     if rib.cache and announce:
         cached = rib._seen.get(family, {}).get(index)
         if (
@@ -462,8 +502,10 @@ def patch_cidr() -> None:
 
 
 def main() -> None:
+    tune_gc()
     patch_reactor()
     patch_accept()
+    patch_api_steps()
     patch_remove_self()
     patch_family()
     patch_attribute_commands()

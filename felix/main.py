@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import importlib
 import logging
 import os
@@ -36,6 +35,7 @@ from felix.server import DataplaneServicer, RouteFeedServicer
 from felix.sync import follow, followed_kinds
 from felix.tunnels import ensure_tunnel_addresses
 from felix.workloads import Workloads
+from gingham.collector import tune_gc
 from gingham.datastore.base import Datastore, DatastoreError
 from gingham.v1 import dataplane_pb2_grpc as pb_grpc
 
@@ -154,18 +154,6 @@ async def serve(args: argparse.Namespace) -> int:
     with contextlib.suppress(FileNotFoundError):
         sock.unlink()
     return code
-
-
-def tune_gc() -> None:
-    """Collect the young generation every 50,000 allocations instead of 700.
-
-    A full table is ~100,000 long-lived routes (several objects each) built
-    in one burst; with the default threshold the cyclic collector ran every
-    few hundred of them and walked the growing older generations again and
-    again — 10-20 % of a 100,000-route snapshot (bench/routes.py). felix's
-    state has no reference cycles to speak of; memory is not at stake.
-    """
-    gc.set_threshold(50_000, 20, 100)
 
 
 def main(argv: list[str] | None = None) -> int:

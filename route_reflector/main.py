@@ -28,6 +28,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from gingham.collector import tune_gc
 from gingham.v1 import reflector_pb2_grpc as pb_grpc
 from route_reflector.http import serve_http
 from route_reflector.server import Metrics, ReflectorServicer
@@ -105,6 +106,7 @@ async def serve(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    tune_gc()
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

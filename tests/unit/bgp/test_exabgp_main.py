@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +170,7 @@ def _state(rib: Any) -> Any:
 @pytest.mark.parametrize("cache", [True, False])
 @pytest.mark.usefixtures("quiet_exabgp")
 def test_insert_change_leaves_the_rib_as_add_to_rib_does(cache: bool) -> None:
+    from exabgp.bgp.message import Action
     from exabgp.protocol.family import AFI, SAFI
     from exabgp.rib.outgoing import OutgoingRIB  # type: ignore[import-untyped]
 
@@ -193,7 +195,10 @@ def test_insert_change_leaves_the_rib_as_add_to_rib_does(cache: bool) -> None:
     for step, change in enumerate(steps):
         theirs.add_to_rib(change)
         family = change.nlri.family().afi_safi()
-        exabgp_main.insert_change(ours, change, family, change.index(), change.attributes.index())
+        announce = change.nlri.action == Action.ANNOUNCE
+        exabgp_main.insert_change(
+            ours, change, family, change.index(), change.attributes.index(), announce=announce
+        )
         assert _state(ours) == _state(theirs), f"after step {step}"
         if step == 3:  # a send in between: what is pending is taken, the cache stays
             assert list(ours.updates(False)) and list(theirs.updates(False))
@@ -358,3 +363,43 @@ def test_a_command_exabgp_refuses_is_refused() -> None:
     command = "announce attributes next-hop nowhere nlri 10.65.0.0/26 10.65.0.64/26"
     assert _api().api_attributes(command, ["n1"]) == []  # the handler answers `error`
     assert exabgp_main.parse_routes(_api(), command, ["n1"]) == []
+
+
+@pytest.mark.usefixtures("quiet_exabgp")
+def test_api_steps_run_without_an_event_loop_and_as_before(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+    from pathlib import Path as _Path
+
+    import exabgp.reactor.api as api_package  # type: ignore[import-untyped]
+    from exabgp.reactor.asynchronous import ASYNC
+
+    # What the patch relies on: every API callback of this ExaBGP is a generator.
+    sources = _Path(api_package.__file__).parent.rglob("*.py")
+    assert not any("async def" in source.read_text() for source in sources)
+    original = ASYNC.run
+    if getattr(original, "gingham", False):
+        original = inspect.getclosurevars(original).nonlocals["run"]
+    assert "return asyncio.run(self._run_async())" in inspect.getsource(original)
+
+    def play(run: Any) -> list[Any]:
+        seen: list[Any] = []
+
+        def work(name: str, steps: int) -> Iterator[bool]:
+            for step in range(steps):
+                seen.append((name, step))
+                yield False
+
+        queue = ASYNC()
+        queue.LIMIT = 4
+        queue.schedule("a", "first", work("a", 3))
+        queue.schedule("b", "second", work("b", 5))
+        results = [run(queue) for _ in range(4)]
+        return [seen, results, queue.ready()]
+
+    expected = play(original)
+    exabgp_main.patch_api_steps()
+    exabgp_main.patch_api_steps()  # idempotent
+    monkeypatch.setattr(asyncio, "run", lambda *a, **k: pytest.fail("an event loop was started"))
+    assert play(ASYNC.run) == expected
