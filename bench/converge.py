@@ -37,6 +37,9 @@ lab had spent ~1.5 of the 2 cores idling (load 25-35 with nothing to do).
   the other racks; kill -9 → withdrawn after ~120 s, the ToRs' graceful-
   restart window (a BIRD helper keeps a killed speaker's routes).
 The ≤ 1 s target for a new node's block is met in all three at this load.
+- rr (session 5, 15:57, `--pods 20`, after the reflection path was cut down
+  for bench/rr.py): new block max 840 → 382 ms (median 356; BIRD 10 ms),
+  ADD p50 199 ms, withdrawn max 392 ms, lab up → full reachability 49 s.
 """
 
 from __future__ import annotations

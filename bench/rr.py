@@ -14,7 +14,8 @@ every client holds the 4,750 prefixes of the others. Prints medians.
 
 Stage `real` — 20 BIRD 2 clients (one namespace each, on one bridge, each
 originating its 250 /26s), and as the RR in the same run:
-- BIRD 2 (`rr client; rr cluster id`), the reference;
+- BIRD 2 (`rr client; rr cluster id`, `passive`: it only accepts the
+  clients' connections), the reference;
 - our RR node: `gingham node run` on a Node with routeReflectorClusterID
   (felix + gingham-bgp/ExaBGP + gingham-rr), the clients as BGPPeers of the
   node, mesh off — once per `--speeds` value of ExaBGP's
@@ -24,8 +25,12 @@ originating its 250 /26s), and as the RR in the same run:
   also never waits while API work is queued).
 The clients start with their session disabled; once the RR is fully up (for
 ours: ExaBGP's API attached, felix fed, gingham-rr serving), every client is
-enabled at once (t0). Timed: every session Established, and every client
+enabled at once (t0). Timed: every session Established, the clients holding
+99 % of the 95,000 routes they should hold between them, and every client
 holding all 4,750 prefixes of the others (polled with birdc every ~0.1 s).
+The 99 % column is there because BIRD, in most runs of 2026-11-29 afternoon,
+left 2 routes missing on one client for ~2 s after all others were complete
+(all hold all 3.1 s, 99 % at 1.1 s; earlier runs 1.0-1.3 s for both).
 Also the RR side's CPU seconds by process while converging, CPU % over 5 s of
 idle afterwards, RSS. Prints the ratio to BIRD (issue 7: within 3x).
 
@@ -56,6 +61,27 @@ connect timers), so the ratio reads 2.3x-5.3x; against BIRD's best, not
 within 3x. Left in ExaBGP per change: outgoing-RIB insert (25 %), UPDATE
 building (28 %: NLRI sorting through `__lt__` 8.5 %, packing 9 %), command
 parsing (9 %), and an eagerly formatted log line (`Change.extensive`, 5.5 %).
+
+Measured 2026-11-29 16:02 (session 5, load ~0.7, median of 3), after
+cutting the reflection path in all three processes: gingham-rr answers a new
+peer from the best paths it has (it re-ran the decision per prefix and
+peer); the speaker decodes the reflector's output as grouped (a prefix text
+parsed once) and folds it with dict.update; ExaBGP (bird_agent/exabgp_main)
+accepts peers ahead of queued API work (sessions took 0.7 s to all come up),
+handles an attribute command's routes per neighbor in one pass with no
+per-route log line, yield and event loop, makes the routes of a command as
+its parser would after parsing the attributes once, sorts and packs NLRI
+without recomputing each index and packed prefix per comparison and
+neighbor; and gingham-bgp, gingham-rr and ExaBGP collect garbage at felix's
+thresholds (gingham.collector). 99 % held: BIRD 1.11 s, ours 2.65 s (2.2x;
+the three runs 1.9x, 2.2x, 2.7x); all hold all: BIRD 3.10 s, ours 2.65 s.
+RR CPU 2.26 s: ExaBGP 0.93 (was 2.87), gingham-bgp 0.56 (1.80), gingham-rr
+0.54 (1.19), felix 0.21. What limits it now: our sessions come up 0.3-0.5 s
+after BIRD's (1.4-1.6 s vs 1.1 s: ExaBGP also connects out to every client
+and RFC 4271 collision handling keeps the connection of the higher router
+ID, ours, so a client's own connection can be refused and its session waits
+for ExaBGP's next attempt), then three Python processes on two cores
+handing 95,000 route x neighbor changes along (ExaBGP ~10 µs each, was 46).
 
 Run: `.venv/bin/python bench/rr.py [--stages core real] [--runs 5]
 [--clients 20] [--per-client 250] [--speeds default 0.1]` (root for `real`;

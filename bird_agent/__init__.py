@@ -12,9 +12,12 @@ Pure core (no I/O):
 The one ExaBGP adapter (nothing else knows ExaBGP):
 - `exabgp_wire`    — config text, environment, commands, JSON → events (pure).
 - `exabgp_process` — start/stop the ExaBGP process.
-- `exabgp_main`    — ExaBGP's entry point: a 100 ms idle loop, and the wrapped
-                     ExaBGP methods that cost Gingham most (per-neighbor deep
-                     copies, per-call Family objects); pinned by unit tests.
+- `exabgp_main`    — ExaBGP's entry point: a 100 ms idle loop, peers accepted
+                     ahead of queued API work, and the wrapped ExaBGP methods
+                     that cost Gingham most (per-neighbor deep copies, per-call
+                     Family objects, per-route command handling, NLRI sorting
+                     and packing); each pinned by a unit test against ExaBGP's
+                     own result.
 - `exabgp_bridge`  — the API process ExaBGP runs (pipes ↔ our unix socket).
 - `exabgp`         — `ExaBGPAdapter`: desired peers/exports in, events out.
 - `exabgp_reflect` — full path attributes from ExaBGP's JSON, and the
