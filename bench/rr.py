@@ -76,12 +76,13 @@ neighbor; and gingham-bgp, gingham-rr and ExaBGP collect garbage at felix's
 thresholds (gingham.collector). 99 % held: BIRD 1.11 s, ours 2.65 s (2.2x;
 the three runs 1.9x, 2.2x, 2.7x); all hold all: BIRD 3.10 s, ours 2.65 s.
 RR CPU 2.26 s: ExaBGP 0.93 (was 2.87), gingham-bgp 0.56 (1.80), gingham-rr
-0.54 (1.19), felix 0.21. What limits it now: our sessions come up 0.3-0.5 s
-after BIRD's (1.4-1.6 s vs 1.1 s: ExaBGP also connects out to every client
-and RFC 4271 collision handling keeps the connection of the higher router
-ID, ours, so a client's own connection can be refused and its session waits
-for ExaBGP's next attempt), then three Python processes on two cores
-handing 95,000 route x neighbor changes along (ExaBGP ~10 µs each, was 46).
+0.54 (1.19), felix 0.21. What limits it now: our sessions come up up to
+0.5 s after BIRD's (1.1-1.6 s vs 1.1 s; likely, not verified: ExaBGP also
+connects out to every client and RFC 4271 collision handling keeps the
+connection of the higher router ID, ours, so a client's own connection can
+be refused and its session waits for ExaBGP's next attempt), then three
+Python processes on two cores handing 95,000 route x neighbor changes along
+(ExaBGP ~10 µs each, was 46).
 
 Run: `.venv/bin/python bench/rr.py [--stages core real] [--runs 5]
 [--clients 20] [--per-client 250] [--speeds default 0.1]` (root for `real`;
