@@ -89,31 +89,45 @@ All are wrapped methods of the pinned ExaBGP (`Reactor._wait_for_io`,
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from operator import methodcaller
 from typing import Any
 
 from gingham.collector import tune_gc
-from gingham.prefix import MASKS
+from gingham.prefix import parse_prefix, prefix_ints
 
 IDLE_SPEED = "10"  # exabgp_reactor_speed: the idle wait is speed / 100 seconds
+
+
+def _wraps(owner: Any, name: str) -> Callable[[Callable[[Any], Any]], None]:
+    """Decorates `make(original)`: `owner.name` becomes what it returns, once.
+
+    The replacement is marked, so patching twice wraps once; the original
+    stays reachable in its closure (the tests read it from there).
+    """
+
+    def apply(make: Callable[[Any], Any]) -> None:
+        original = getattr(owner, name)
+        if getattr(original, "gingham", False):
+            return
+        wrapper = make(original)
+        wrapper.gingham = True
+        setattr(owner, name, wrapper)
+
+    return apply
 
 
 def patch_reactor() -> None:
     from exabgp.reactor.loop import Reactor  # type: ignore[import-untyped]
 
-    if getattr(Reactor._wait_for_io, "gingham", False):
-        return
-    wait_for_io = Reactor._wait_for_io
+    @_wraps(Reactor, "_wait_for_io")
+    def _(wait_for_io: Any) -> Any:
+        def _wait_for_io(self: Any, sleeptime: int) -> Iterator[int]:
+            if not self.asynchronous.ready():  # API work queued: no idle wait
+                sleeptime = 0
+            return wait_for_io(self, sleeptime)  # type: ignore[no-any-return]
 
-    def _wait_for_io(self: Any, sleeptime: int) -> Iterator[int]:
-        if not self.asynchronous.ready():  # API work queued: no idle wait
-            sleeptime = 0
-        return wait_for_io(self, sleeptime)  # type: ignore[no-any-return]
-
-    _wait_for_io.gingham = True  # type: ignore[attr-defined]
-    Reactor._wait_for_io = _wait_for_io
+        return _wait_for_io
 
 
 ACCEPT = "checking for new connection(s)"  # what the reactor schedules to accept peers
@@ -122,58 +136,49 @@ ACCEPT = "checking for new connection(s)"  # what the reactor schedules to accep
 def patch_accept() -> None:
     from exabgp.reactor.asynchronous import ASYNC  # type: ignore[import-untyped]
 
-    if getattr(ASYNC.schedule, "gingham", False):
-        return
-    schedule = ASYNC.schedule
+    @_wraps(ASYNC, "schedule")
+    def _(schedule: Any) -> Any:
+        def _schedule(self: Any, uid: str, command: str, callback: Any) -> None:
+            if command == ACCEPT:  # ahead of queued route work, not behind it
+                self._async.appendleft((uid, callback))
+                return
+            schedule(self, uid, command, callback)
 
-    def _schedule(self: Any, uid: str, command: str, callback: Any) -> None:
-        if command == ACCEPT:  # ahead of queued route work, not behind it
-            self._async.appendleft((uid, callback))
-            return
-        schedule(self, uid, command, callback)
-
-    _schedule.gingham = True  # type: ignore[attr-defined]
-    ASYNC.schedule = _schedule
+        return _schedule
 
 
 def patch_api_steps() -> None:
     from exabgp.reactor.asynchronous import ASYNC
 
-    if getattr(ASYNC.run, "gingham", False):
-        return
-    run = ASYNC.run
+    @_wraps(ASYNC, "run")
+    def _(run: Any) -> Any:
+        def _run(self: Any) -> Any:
+            if not self._async:
+                return False
+            if any(self._is_coroutine(callback) for _, callback in self._async):
+                return run(self)
+            steps = self._run_async()  # only generators: it never awaits
+            try:
+                steps.send(None)
+            except StopIteration as done:
+                return done.value
+            steps.close()
+            raise RuntimeError("ExaBGP's API scheduler awaited with only generators queued")
 
-    def _run(self: Any) -> Any:
-        if not self._async:
-            return False
-        if any(self._is_coroutine(callback) for _, callback in self._async):
-            return run(self)
-        steps = self._run_async()  # only generators: it never awaits
-        try:
-            steps.send(None)
-        except StopIteration as done:
-            return done.value
-        steps.close()
-        raise RuntimeError("ExaBGP's API scheduler awaited with only generators queued")
-
-    _run.gingham = True  # type: ignore[attr-defined]
-    ASYNC.run = _run
+        return _run
 
 
 def patch_remove_self() -> None:
     from exabgp.bgp.neighbor import Neighbor  # type: ignore[import-untyped]
 
-    if getattr(Neighbor.remove_self, "gingham", False):
-        return
-    remove_self = Neighbor.remove_self
+    @_wraps(Neighbor, "remove_self")
+    def _(remove_self: Any) -> Any:
+        def _remove_self(self: Any, change: Any) -> Any:
+            if not change.nlri.nexthop.SELF:
+                return change  # nothing to rewrite: share it, do not deep-copy it
+            return remove_self(self, change)
 
-    def _remove_self(self: Any, change: Any) -> Any:
-        if not change.nlri.nexthop.SELF:
-            return change  # nothing to rewrite: share it, do not deep-copy it
-        return remove_self(self, change)
-
-    _remove_self.gingham = True  # type: ignore[attr-defined]
-    Neighbor.remove_self = _remove_self
+        return _remove_self
 
 
 def patch_family() -> None:
@@ -342,17 +347,14 @@ def parse_routes(api: Any, command: str, peers: list[str]) -> list[Any]:
 
 def _ipv4_prefix(text: str) -> tuple[bytes, int] | None:
     """("10.65.1.0/26" →) the packed address and length; None unless canonical IPv4."""
-    address, slash, length = text.partition("/")
-    if not slash or not length.isdigit() or len(length) > 2 or int(length) > 32:
+    if "/" not in text:
         return None
     try:
-        packed = socket.inet_pton(socket.AF_INET, address)
-    except OSError:
-        return None
-    bits = int(length)
-    if int.from_bytes(packed, "big") & ~MASKS[bits] & 0xFFFFFFFF:
-        return None  # host bits: ExaBGP's parse decides
-    return packed, bits
+        prefix = parse_prefix(text)  # strict: host bits refused
+    except ValueError:
+        return None  # IPv6, host bits, not a prefix: ExaBGP's parse decides
+    address, length = prefix_ints(prefix)
+    return address.to_bytes(4, "big"), length
 
 
 def inject_changes(configuration: Any, peers: list[str], changes: list[Any]) -> Iterator[int]:
@@ -434,71 +436,66 @@ def patch_nlri_order() -> None:
     from exabgp.bgp.message.update.nlri.nlri import NLRI  # type: ignore[import-untyped]
     from exabgp.protocol.family import AFI, SAFI
 
-    if getattr(Update._split_nlris, "gingham", False):
-        return
-    split_nlris = Update._split_nlris
     by_index = NLRI.__lt__
     native_family = (AFI.ipv4, SAFI.unicast)
     ANNOUNCE, WITHDRAW = Action.ANNOUNCE, Action.WITHDRAW
 
-    def _split_nlris(self: Any, negotiated: Any) -> Any:
-        """ExaBGP's `_split_nlris`, its NLRI sorted by `index()` computed once each.
+    @_wraps(Update, "_split_nlris")
+    def _(split_nlris: Any) -> Any:
+        def _split_nlris(self: Any, negotiated: Any) -> Any:
+            """ExaBGP's `_split_nlris`, its NLRI sorted by `index()` computed once each.
 
-        Only where ExaBGP's order *is* the order of `index()` (`NLRI.__lt__`);
-        otherwise, and for anything but IPv4 unicast, ExaBGP's own.
-        """
-        everything = self.nlris
-        kinds: set[Any] = set(map(type, everything))
-        if any(kind.__lt__ is not by_index for kind in kinds):
-            return split_nlris(self, negotiated)
-        families = negotiated.families
-        nlris: list[Any] = []
-        rest: list[Any] = []
-        for nlri in sorted(everything, key=_index):
-            family = (nlri.afi, nlri.safi)  # nlri.family().afi_safi()
-            if family not in families:
-                continue
-            action = nlri.action
-            if family == native_family and (
-                action == WITHDRAW or (action == ANNOUNCE and nlri.nexthop.afi == AFI.ipv4)
-            ):
-                nlris.append(nlri)
-            else:
-                rest.append(nlri)
-        if not rest:
-            return nlris, {}
-        # The others as ExaBGP splits them (already in order: its sort keeps it).
-        self.nlris = rest
-        try:
-            mp_nlris = split_nlris(self, negotiated)[1]
-        finally:
-            self.nlris = everything
-        return nlris, mp_nlris
+            Only where ExaBGP's order *is* the order of `index()` (`NLRI.__lt__`);
+            otherwise, and for anything but IPv4 unicast, ExaBGP's own.
+            """
+            everything = self.nlris
+            kinds: set[Any] = set(map(type, everything))
+            if any(kind.__lt__ is not by_index for kind in kinds):
+                return split_nlris(self, negotiated)
+            families = negotiated.families
+            nlris: list[Any] = []
+            rest: list[Any] = []
+            for nlri in sorted(everything, key=_index):
+                family = (nlri.afi, nlri.safi)  # nlri.family().afi_safi()
+                if family not in families:
+                    continue
+                action = nlri.action
+                if family == native_family and (
+                    action == WITHDRAW or (action == ANNOUNCE and nlri.nexthop.afi == AFI.ipv4)
+                ):
+                    nlris.append(nlri)
+                else:
+                    rest.append(nlri)
+            if not rest:
+                return nlris, {}
+            # The others as ExaBGP splits them (already in order: its sort keeps it).
+            self.nlris = rest
+            try:
+                mp_nlris = split_nlris(self, negotiated)[1]
+            finally:
+                self.nlris = everything
+            return nlris, mp_nlris
 
-    _split_nlris.gingham = True  # type: ignore[attr-defined]
-    Update._split_nlris = _split_nlris
+        return _split_nlris
 
 
 def patch_cidr() -> None:
     from exabgp.bgp.message.update.nlri.cidr import CIDR
 
-    if getattr(CIDR.pack_nlri, "gingham", False):
-        return
-    pack_nlri = CIDR.pack_nlri
+    @_wraps(CIDR, "pack_nlri")
+    def _(pack_nlri: Any) -> Any:
+        def _pack_nlri(self: Any) -> bytes:
+            try:
+                mask, packed = self._gingham_nlri
+                if mask == self.mask:
+                    return packed  # type: ignore[no-any-return]
+            except AttributeError:
+                pass
+            packed = pack_nlri(self)
+            self._gingham_nlri = (self.mask, packed)
+            return packed  # type: ignore[no-any-return]
 
-    def _pack_nlri(self: Any) -> bytes:
-        try:
-            mask, packed = self._gingham_nlri
-            if mask == self.mask:
-                return packed  # type: ignore[no-any-return]
-        except AttributeError:
-            pass
-        packed = pack_nlri(self)
-        self._gingham_nlri = (self.mask, packed)
-        return packed  # type: ignore[no-any-return]
-
-    _pack_nlri.gingham = True  # type: ignore[attr-defined]
-    CIDR.pack_nlri = _pack_nlri
+        return _pack_nlri
 
 
 def main() -> None:
