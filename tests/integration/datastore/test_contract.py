@@ -272,8 +272,17 @@ async def test_list_then_watch_from_its_revision_misses_and_repeats_nothing(
     for i in range(5):
         await store.create(widget(f"w{i}", 0))
 
+    # The listing must land inside the churn, with writes after it, on any
+    # machine: on a fast idle one the churn used to finish before the listing
+    # was taken (nothing left to watch). So the churn runs freely up to step
+    # 20 (a slow machine lists while it goes on) and only then waits for the
+    # listing, which leaves at least 11 writes for the watch to carry.
+    listed = asyncio.Event()
+
     async def churn() -> None:
         for step in range(1, 31):
+            if step == 20:
+                await listed.wait()
             name = f"w{step % 7}"
             try:
                 current = await writer.get(WIDGET, name)
@@ -287,9 +296,14 @@ async def test_list_then_watch_from_its_revision_misses_and_repeats_nothing(
             await asyncio.sleep(0)
 
     writing = asyncio.create_task(churn())
-    await async_wait_for(lambda: _value_at_least(store, 3), timeout=10, what="churn under way")
-    listing = await store.list(WIDGET)  # taken while writes go on
+    try:
+        await async_wait_for(lambda: _value_at_least(store, 3), timeout=10, what="churn under way")
+        listing = await store.list(WIDGET)  # taken while writes may go on
+    except BaseException:
+        writing.cancel()
+        raise
     watcher = Collector(store.watch(WIDGET, listing.revision))
+    listed.set()
     try:
         await writing
         final = await store.list(WIDGET)
