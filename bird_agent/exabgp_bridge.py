@@ -5,9 +5,21 @@ JSON lines and acknowledgements *from* ExaBGP and stdout taking commands *to*
 it. The adapter (`bird_agent.exabgp`) listens on a unix socket; this program
 connects to it and copies bytes both ways, unchanged.
 
-Invariants (so that restarts are clean):
+Invariants:
+- The two directions flow independently. Every descriptor is non-blocking
+  and each direction has its own buffer: a full pipe or socket on one side
+  stops only the reading of that direction's source, never the other
+  direction. (ExaBGP writes its JSON with a *blocking* write while it is not
+  reading commands; a relay that blocked writing commands would stop
+  draining that JSON, and both would wait for each other forever.)
+- ExaBGP's output is never held back for long: its buffer here is large
+  (`FROM_EXABGP_LIMIT`), because ExaBGP blocked in a write runs no timers
+  and its sessions would expire. Commands are held to `TO_EXABGP_LIMIT`,
+  so a busy ExaBGP pushes back on the adapter's socket, where the adapter
+  waits in `drain()` while still reading ExaBGP's output.
 - It exits as soon as either side closes: ExaBGP gone (stdin EOF) or the
-  adapter gone (socket EOF). It never buffers beyond one read, never parses.
+  adapter gone (socket EOF), after passing on what it already read. It
+  never parses.
 - Standard library only and run with ``python -I``: it starts in ~10 ms and
   cannot import anything from a broken environment.
 """
@@ -21,6 +33,10 @@ import sys
 import time
 
 CONNECT_TIMEOUT = 10.0
+CHUNK = 1 << 16
+# Bytes held per direction before its source stops being read.
+FROM_EXABGP_LIMIT = 256 << 20
+TO_EXABGP_LIMIT = 1 << 20
 
 
 def _connect(path: str) -> socket.socket:
@@ -37,28 +53,82 @@ def _connect(path: str) -> socket.socket:
             time.sleep(0.05)
 
 
-def relay(path: str) -> int:
+class _Direction:
+    """Bytes read from `source` and not yet written to `sink`."""
+
+    def __init__(self, source: int, sink: int, limit: int) -> None:
+        self.source = source
+        self.sink = sink
+        self.limit = limit
+        self.pending = bytearray()
+        self.closed = False  # the source reached EOF
+
+    def wants_read(self) -> bool:
+        return not self.closed and len(self.pending) < self.limit
+
+    def wants_write(self) -> bool:
+        return bool(self.pending)
+
+    def read(self) -> None:
+        try:
+            data = os.read(self.source, CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return
+        if data:
+            self.pending += data
+        else:
+            self.closed = True
+
+    def write(self) -> None:
+        try:
+            written = os.write(self.sink, self.pending)
+        except (BlockingIOError, InterruptedError):
+            return
+        del self.pending[:written]
+
+
+def relay(path: str, stdin: int | None = None, stdout: int | None = None) -> int:
+    """Copies between ExaBGP's pipes and the adapter's socket until one side closes."""
     sock = _connect(path)
+    stdin = sys.stdin.fileno() if stdin is None else stdin
+    stdout = sys.stdout.fileno() if stdout is None else stdout
+    adapter = sock.fileno()
+    for fd in {stdin, stdout, adapter}:
+        os.set_blocking(fd, False)
+    directions = (
+        _Direction(stdin, adapter, FROM_EXABGP_LIMIT),
+        _Direction(adapter, stdout, TO_EXABGP_LIMIT),
+    )
     selector = selectors.DefaultSelector()
-    stdin = sys.stdin.fileno()
-    stdout = sys.stdout.fileno()
-    selector.register(stdin, selectors.EVENT_READ, "exabgp")
-    selector.register(sock, selectors.EVENT_READ, "adapter")
-    while True:
-        for key, _ in selector.select():
-            if key.data == "exabgp":
-                data = os.read(stdin, 1 << 16)
-                if not data:
-                    return 0
-                sock.sendall(data)
-            else:
-                data = sock.recv(1 << 16)
-                if not data:
-                    return 0
-                view = memoryview(data)
-                while view:
-                    written = os.write(stdout, view)
-                    view = view[written:]
+    registered: dict[int, int] = {}
+    try:
+        while True:
+            if any(d.closed and not d.pending for d in directions):
+                return 0
+            wanted: dict[int, int] = {}
+            for d in directions:
+                if d.wants_read():
+                    wanted[d.source] = wanted.get(d.source, 0) | selectors.EVENT_READ
+                if d.wants_write():
+                    wanted[d.sink] = wanted.get(d.sink, 0) | selectors.EVENT_WRITE
+            for fd in set(registered) - set(wanted):
+                selector.unregister(fd)
+                del registered[fd]
+            for fd, events in wanted.items():
+                if fd not in registered:
+                    selector.register(fd, events)
+                elif registered[fd] != events:
+                    selector.modify(fd, events)
+                registered[fd] = events
+            ready = {key.fd: mask for key, mask in selector.select()}
+            for d in directions:
+                if ready.get(d.sink, 0) & selectors.EVENT_WRITE:
+                    d.write()
+                if ready.get(d.source, 0) & selectors.EVENT_READ:
+                    d.read()
+    finally:
+        selector.close()
+        sock.close()
 
 
 def main() -> int:

@@ -1,0 +1,115 @@
+"""The API bridge keeps both directions flowing when both are full at once.
+
+ExaBGP writes its JSON to the bridge with a blocking write while it does not
+read commands, and the adapter writes commands while it reads JSON on
+another task. Here a stand-in for each side writes far more than a pipe or
+socket holds *before* it reads anything: the bridge must carry both
+streams through whole, or neither side ever gets to read.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from bird_agent.exabgp_bridge import __file__ as BRIDGE
+
+# Far more than a pipe (64 KiB) or a unix socket buffer holds.
+VOLUME = 8 << 20
+DEADLINE = 60.0
+
+
+def _pattern(tag: bytes) -> bytes:
+    line = tag * 63 + b"\n"
+    return line * (VOLUME // len(line))
+
+
+def _write_all(write: object, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[write(view) :]  # type: ignore[operator]
+
+
+def _read_exactly(read: object, size: int) -> bytes:
+    chunks = bytearray()
+    while len(chunks) < size:
+        data = read(1 << 16)  # type: ignore[operator]
+        if not data:
+            break
+        chunks += data
+    return bytes(chunks)
+
+
+def test_both_directions_flow_while_each_side_writes_before_it_reads(tmp_path: Path) -> None:
+    path = str(tmp_path / "api.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(1)
+    to_adapter = _pattern(b"j")  # ExaBGP's JSON
+    to_exabgp = _pattern(b"c")  # the adapter's commands
+    bridge = subprocess.Popen(
+        [sys.executable, "-I", BRIDGE, path],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    results: dict[str, bytes] = {}
+    try:
+        server.settimeout(DEADLINE)
+        conn, _ = server.accept()
+        conn.settimeout(DEADLINE)
+        assert bridge.stdin is not None and bridge.stdout is not None
+        stdin, stdout = bridge.stdin.fileno(), bridge.stdout.fileno()
+
+        def exabgp() -> None:
+            _write_all(lambda b: os.write(stdin, b), to_adapter)
+            results["exabgp"] = _read_exactly(lambda n: os.read(stdout, n), len(to_exabgp))
+
+        def adapter() -> None:
+            _write_all(conn.send, to_exabgp)
+            results["adapter"] = _read_exactly(conn.recv, len(to_adapter))
+
+        threads = [threading.Thread(target=f, daemon=True) for f in (exabgp, adapter)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(DEADLINE)
+        stuck = [t for t in threads if t.is_alive()]
+        assert not stuck, "the bridge stopped relaying: both sides wait on a full buffer"
+        assert results["exabgp"] == to_exabgp
+        assert results["adapter"] == to_adapter
+        conn.close()
+        assert bridge.wait(DEADLINE) == 0
+    finally:
+        if bridge.poll() is None:
+            bridge.kill()
+            bridge.wait()
+        server.close()
+
+
+def test_output_read_before_the_adapter_closes_is_still_delivered(tmp_path: Path) -> None:
+    """Commands the adapter wrote just before it closed reach ExaBGP."""
+    path = str(tmp_path / "api.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(1)
+    bridge = subprocess.Popen(
+        [sys.executable, "-I", BRIDGE, path], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        server.settimeout(DEADLINE)
+        conn, _ = server.accept()
+        conn.sendall(b"announce route 10.0.0.0/24 next-hop self\n")
+        conn.close()
+        assert bridge.stdout is not None
+        out = bridge.stdout.read()
+        assert out == b"announce route 10.0.0.0/24 next-hop self\n"
+        assert bridge.wait(DEADLINE) == 0
+    finally:
+        if bridge.poll() is None:
+            bridge.kill()
+            bridge.wait()
+        server.close()
