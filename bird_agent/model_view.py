@@ -92,8 +92,15 @@ def policy_view(
     nodes: Iterable[NodeView],
     own_prefixes: Iterable[IPv4Network] = (),
     external_accept: tuple[IPv4Network, ...] | None = None,
+    *,
+    peer_addresses: frozenset[IPv4Address] = frozenset(),
+    connected: tuple[IPv4Network, ...] = (),
+    own_blocks: tuple[IPv4Network, ...] = (),
+    held_elsewhere: frozenset[IPv4Address] = frozenset(),
 ) -> PolicyView:
-    """Enabled IPv4 pools, every node's underlay and tunnel address, our prefixes."""
+    """Enabled IPv4 pools, every node's underlay and tunnel address, our prefixes,
+    and what no learned route may take: our peers' addresses, our connected
+    subnets and our blocks (but for addresses lent to other nodes)."""
     node_list = list(nodes)
     enabled = tuple(
         pool.spec.cidr
@@ -110,4 +117,8 @@ def policy_view(
         tunnel_addresses=tunnels,
         own_prefixes=frozenset(own_prefixes),
         external_accept=external_accept,
+        peer_addresses=peer_addresses,
+        connected=connected,
+        own_blocks=own_blocks,
+        held_elsewhere=held_elsewhere,
     )

@@ -7,11 +7,21 @@ Import (every prefix a peer sends, checked in this order, first match decides):
 1. a default route (``0.0.0.0/0``) is rejected — from anyone;
 2. one of our own prefixes coming back (exactly a block or /32 we announce)
    is rejected: peers reflect our routes back, FRR and GoBGP do over eBGP;
-3. a prefix that covers (contains) a node's BGP address is rejected — from
-   anyone: installing it could pull the underlay into the overlay;
-4. a cluster peer (mesh / route reflector: a Node of ours) may announce only
+3. a prefix that covers (contains) a node's BGP address, or the address of
+   one of this node's BGP peers, is rejected — from anyone: installing it
+   could pull the underlay into the overlay, or route the sessions
+   themselves away (`COVERS_PEER_ADDRESS`);
+4. a prefix equal to or inside a subnet this node is directly connected to
+   (its BGP address's subnet) is rejected: it would capture the segment's
+   neighbours, every BGP session on it among them;
+5. a prefix equal to or inside a block this node owns is rejected — the
+   blackhole for our blocks exists so that traffic to their unassigned
+   addresses never leaves the node — unless it is the /32 of an address
+   IPAM says another node holds (borrowed from our block), sent by a
+   cluster peer. A covering aggregate (a ToR's pool route) is not inside;
+6. a cluster peer (mesh / route reflector: a Node of ours) may announce only
    prefixes inside an enabled IPPool, or a node's /32 tunnel address;
-5. an external peer is checked against `PolicyView.external_accept`, which
+7. an external peer is checked against `PolicyView.external_accept`, which
    defaults (None) to exactly the cluster rule.
 
 Export: only this node's affine blocks and its borrowed /32s.
@@ -19,8 +29,9 @@ Export: only this node's affine blocks and its borrowed /32s.
 Invariants:
 - Decisions are pure functions of a `PolicyView`; `ImportFilter` only adds
   counters (per reason and per peer), which never decrease.
-- A prefix inside one of our own blocks that is *not* one of our prefixes
-  (another node's borrowed /32) is accepted: longest match beats our blackhole.
+- A /32 inside one of our own blocks that IPAM gives to another node (it
+  borrowed the address) is accepted from a cluster peer: longest match beats
+  our blackhole, and that pod is reached on its node.
 - `ImportFilter.judge` decides a whole UPDATE on prefix keys (events.Prefixes)
   and gives the same answers as `import_verdict` prefix by prefix (tested
   against an ipaddress reference).
@@ -48,6 +59,9 @@ class RejectReason(enum.Enum):
     OUTSIDE_POOLS = "outside-pools"
     NOT_IN_ACCEPT_LIST = "not-in-accept-list"
     AS_PATH_LOOP = "as-path-loop"
+    COVERS_PEER_ADDRESS = "covers-peer-address"
+    INSIDE_CONNECTED_SUBNET = "inside-connected-subnet"
+    INSIDE_OWN_BLOCK = "inside-own-block"
 
 
 @dataclass(frozen=True)
@@ -64,6 +78,14 @@ class PolicyView:
     own_prefixes: frozenset[IPv4Network] = frozenset()
     # Accept list for external peers; None means "the cluster rule".
     external_accept: tuple[IPv4Network, ...] | None = None
+    # This node's BGP peers' addresses: no learned route may cover one.
+    peer_addresses: frozenset[IPv4Address] = frozenset()
+    # Subnets this node is directly connected to: no learned route inside one.
+    connected: tuple[IPv4Network, ...] = ()
+    # Blocks this node has affinity for, and the addresses in them that IPAM
+    # says another node holds (the only routes accepted inside them).
+    own_blocks: tuple[IPv4Network, ...] = ()
+    held_elsewhere: frozenset[IPv4Address] = frozenset()
 
     # Key forms (events.prefix_key), computed once per view: one UPDATE of
     # hundreds of prefixes is then judged with set lookups and a bisect per
@@ -71,13 +93,33 @@ class PolicyView:
     @cached_property
     def _special_keys(self) -> frozenset[PrefixKey]:
         """Every key rules 1-3 reject: the default route, our own prefixes and
-        every prefix (any length) that covers a node address."""
-        covering = {
-            length << 32 | int(a) >> (32 - length)
-            for a in self.node_addresses
-            for length in range(33)
-        }
-        return frozenset({0} | self._own_keys | covering)
+        every prefix (any length) that covers a node or peer address."""
+        return frozenset({0} | self._own_keys | self._node_covering | self._peer_covering)
+
+    @cached_property
+    def _node_covering(self) -> frozenset[PrefixKey]:
+        return _covering(self.node_addresses)
+
+    @cached_property
+    def _peer_covering(self) -> frozenset[PrefixKey]:
+        return _covering(self.peer_addresses)
+
+    @cached_property
+    def _guarded_index(self) -> _Intervals:
+        """Connected subnets and own blocks: a prefix inside one takes the slow path."""
+        return _Intervals.of((*self.connected, *self.own_blocks))
+
+    @cached_property
+    def _connected_index(self) -> _Intervals:
+        return _Intervals.of(self.connected)
+
+    @cached_property
+    def _own_block_index(self) -> _Intervals:
+        return _Intervals.of(self.own_blocks)
+
+    @cached_property
+    def _held_elsewhere_keys(self) -> frozenset[PrefixKey]:
+        return frozenset(32 << 32 | int(a) for a in self.held_elsewhere)
 
     @cached_property
     def _own_keys(self) -> frozenset[PrefixKey]:
@@ -122,6 +164,13 @@ class _Intervals:
         return i >= 0 and net | _HOST_MASK[key >> 32] <= self.ends[i]
 
 
+def _covering(addresses: Iterable[IPv4Address]) -> frozenset[PrefixKey]:
+    """The keys of every prefix, of any length, that contains one of `addresses`."""
+    return frozenset(
+        length << 32 | int(a) >> (32 - length) for a in addresses for length in range(33)
+    )
+
+
 _HOST_MASK = tuple((1 << (32 - length)) - 1 for length in range(33))
 
 
@@ -132,7 +181,15 @@ def key_verdict(view: PolicyView, key: PrefixKey, cluster_peer: bool) -> RejectR
             return RejectReason.DEFAULT_ROUTE
         if key in view._own_keys:
             return RejectReason.OWN_PREFIX
-        return RejectReason.COVERS_NODE_ADDRESS
+        if key in view._node_covering:
+            return RejectReason.COVERS_NODE_ADDRESS
+        return RejectReason.COVERS_PEER_ADDRESS
+    if view._connected_index.contains(key):
+        return RejectReason.INSIDE_CONNECTED_SUBNET
+    if view._own_block_index.contains(key) and not (
+        cluster_peer and key in view._held_elsewhere_keys
+    ):
+        return RejectReason.INSIDE_OWN_BLOCK
     if cluster_peer or view.external_accept is None:
         if key in view._tunnel_keys or view._pool_index.contains(key):
             return None
@@ -210,16 +267,22 @@ class ImportFilter:
         index = view._pool_index if cluster_rule else view._accept_index
         tunnels = view._tunnel_keys if cluster_rule else frozenset()
         starts, ends, host = index.starts, index.ends, _HOST_MASK
+        guarded = view._guarded_index
+        g_starts, g_ends = guarded.starts, guarded.ends
         refused: list[tuple[int, RejectReason]] = []
         # The hot loop of receiving: inlined containment, locals only.
         for i, key in enumerate(keys):
-            if key in special:
-                reason = key_verdict(view, key, cluster_peer)
-                assert reason is not None
-                refused.append((i, reason))
-                continue
             length = key >> 32
             net = (key & 0xFFFFFFFF) << (32 - length)
+            if key in special or (
+                g_starts
+                and (j := bisect_right(g_starts, net) - 1) >= 0
+                and net | host[length] <= g_ends[j]
+            ):
+                why = key_verdict(view, key, cluster_peer)
+                if why is not None:
+                    refused.append((i, why))
+                continue
             j = bisect_right(starts, net) - 1
             if (j >= 0 and net | host[length] <= ends[j]) or key in tunnels:
                 continue

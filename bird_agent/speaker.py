@@ -111,6 +111,17 @@ def ipam_prefixes(
     return own, borrowed
 
 
+def lent_addresses(me: str, blocks: Iterable[IPAMBlock]) -> frozenset[IPv4Address]:
+    """Pure: addresses in node `me`'s blocks that IPAM gives to another node."""
+    return frozenset(
+        held.address
+        for block in blocks
+        if block.spec.host == me and isinstance(block.spec.cidr, IPv4Network)
+        for held in ipam_blocks.allocations(block.spec)
+        if held.node not in (None, me) and isinstance(held.address, IPv4Address)
+    )
+
+
 def plan_for(
     me: str,
     cluster: ClusterView,
@@ -121,9 +132,10 @@ def plan_for(
 
     `blocks`/`borrowed` override what the cluster's IPAMBlocks say (tests).
     """
+    ipam = [b for b in cluster.of(IPAMBlock) if isinstance(b, IPAMBlock)]
     if blocks is None:
-        ipam = [b for b in cluster.of(IPAMBlock) if isinstance(b, IPAMBlock)]
         blocks, borrowed = ipam_prefixes(me, ipam)
+    blocks = list(blocks)
     nodes = [node_view(n) for n in cluster.of(Node) if isinstance(n, Node)]
     configs = [c for c in cluster.of(BGPConfiguration) if isinstance(c, BGPConfiguration)]
     peers, problems = peer_views(p for p in cluster.of(BGPPeer) if isinstance(p, BGPPeer))
@@ -134,7 +146,33 @@ def plan_for(
     next_hop = mine.ipv4_address if mine is not None else None
     exports = dict.fromkeys(own, next_hop) if next_hop is not None else {}
     pools = [p for p in cluster.of(IPPool) if isinstance(p, IPPool)]
-    return SpeakerPlan(plan, policy_view(pools, nodes, own), exports)
+    me_node = cluster.objects["Node"].get(me)
+    bgp = me_node.spec.bgp if isinstance(me_node, Node) else None
+    subnet = bgp.ipv4_address.network if bgp is not None and bgp.ipv4_address else None
+    # A node subnet that holds a whole pool (node 10.0.0.1/8, pool 10.244.0.0/16)
+    # carries pod routes by design; the peer and node address rules still guard
+    # its sessions. One inside a pool (or apart from all) is the underlay only.
+    connected = (
+        (subnet,)
+        if subnet is not None
+        and not any(
+            isinstance(p.spec.cidr, IPv4Network)
+            and not p.spec.disabled
+            and p.spec.cidr.subnet_of(subnet)
+            for p in pools
+        )
+        else ()
+    )
+    policy = policy_view(
+        pools,
+        nodes,
+        own,
+        peer_addresses=frozenset(p.address for p in plan.peers),
+        connected=connected,
+        own_blocks=tuple(blocks),
+        held_elsewhere=lent_addresses(me, ipam),
+    )
+    return SpeakerPlan(plan, policy, exports)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from ipaddress import IPv4Address, IPv4Network
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bird_agent.events import Prefixes
 from bird_agent.policy import (
     ImportFilter,
     PolicyView,
@@ -117,6 +118,13 @@ def _reference_verdict(view: PolicyView, prefix: N, cluster_peer: bool) -> Rejec
         return RejectReason.OWN_PREFIX
     if any(address in prefix for address in view.node_addresses):
         return RejectReason.COVERS_NODE_ADDRESS
+    if any(address in prefix for address in view.peer_addresses):
+        return RejectReason.COVERS_PEER_ADDRESS
+    if any(prefix.subnet_of(subnet) for subnet in view.connected):
+        return RejectReason.INSIDE_CONNECTED_SUBNET
+    lent = cluster_peer and prefix.prefixlen == 32 and prefix.network_address in view.held_elsewhere
+    if any(prefix.subnet_of(block) for block in view.own_blocks) and not lent:
+        return RejectReason.INSIDE_OWN_BLOCK
     if cluster_peer or view.external_accept is None:
         tunnel = prefix.prefixlen == 32 and prefix.network_address in view.tunnel_addresses
         if tunnel or any(prefix.subnet_of(pool) for pool in view.pools):
@@ -141,6 +149,10 @@ prefixes_st = st.builds(
     accept=st.none() | st.lists(prefixes_st, max_size=2),
     nodes=st.lists(st.integers(0, 2**32 - 1).map(A), max_size=3),
     own=st.lists(prefixes_st, max_size=2),
+    peers=st.lists(st.integers(0, 2**32 - 1).map(A), max_size=3),
+    connected=st.lists(prefixes_st, max_size=2),
+    blocks=st.lists(prefixes_st, max_size=2),
+    lend=st.booleans(),
     cluster_peer=st.booleans(),
 )
 def test_fast_verdict_matches_the_obvious_one(
@@ -150,6 +162,10 @@ def test_fast_verdict_matches_the_obvious_one(
     accept: list[N] | None,
     nodes: list[A],
     own: list[N],
+    peers: list[A],
+    connected: list[N],
+    blocks: list[N],
+    lend: bool,
     cluster_peer: bool,
 ) -> None:
     view = PolicyView(
@@ -158,7 +174,57 @@ def test_fast_verdict_matches_the_obvious_one(
         tunnel_addresses=frozenset({prefix.network_address}) if pools else frozenset(),
         own_prefixes=frozenset(own),
         external_accept=None if accept is None else tuple(accept),
+        peer_addresses=frozenset(peers),
+        connected=tuple(connected),
+        own_blocks=tuple(blocks),
+        held_elsewhere=frozenset({prefix.network_address}) if lend else frozenset(),
     )
-    assert import_verdict(view, prefix, cluster_peer) == _reference_verdict(
-        view, prefix, cluster_peer
+    expected = _reference_verdict(view, prefix, cluster_peer)
+    assert import_verdict(view, prefix, cluster_peer) == expected
+    # The batch path (the receive hot loop) decides the same.
+    judged = ImportFilter(view).judge(A("192.0.2.1"), cluster_peer, Prefixes.of([prefix]))
+    assert [r.reason for r in judged.rejected] == ([expected] if expected else [])
+
+
+ME = PolicyView(
+    pools=(N("10.64.0.0/12"),),
+    node_addresses=frozenset({A("10.72.0.254")}),
+    own_prefixes=frozenset({N("10.64.3.0/26")}),
+    peer_addresses=frozenset({A("10.72.0.1"), A("10.72.0.2"), A("192.168.7.7")}),
+    connected=(N("10.72.0.0/24"),),
+    own_blocks=(N("10.64.3.0/26"),),
+    held_elsewhere=frozenset({A("10.64.3.9")}),
+)
+
+
+def test_a_route_that_would_capture_the_peering_segment_is_refused() -> None:
+    """A pool that overlaps the node's own segment (bench/rr.py's old address
+    plan) or a hostile peer must not route the segment's sessions away."""
+    assert import_verdict(ME, N("10.72.0.0/26"), True) is RejectReason.COVERS_PEER_ADDRESS
+    assert import_verdict(ME, N("10.72.0.64/26"), True) is RejectReason.INSIDE_CONNECTED_SUBNET
+    assert import_verdict(ME, N("10.72.0.128/26"), False) is RejectReason.INSIDE_CONNECTED_SUBNET
+    # A multihop peer off the segment: nothing may cover its address.
+    assert import_verdict(ME, N("192.168.7.0/24"), False) is RejectReason.COVERS_PEER_ADDRESS
+    assert import_verdict(ME, N("10.64.0.0/26"), True) is None
+
+
+def test_a_route_inside_our_own_block_is_refused_but_a_lent_address() -> None:
+    assert import_verdict(ME, N("10.64.3.0/27"), True) is RejectReason.INSIDE_OWN_BLOCK
+    assert import_verdict(ME, N("10.64.3.5/32"), True) is RejectReason.INSIDE_OWN_BLOCK
+    # IPAM says node B holds 10.64.3.9: its /32 from a cluster peer is routed to B.
+    assert import_verdict(ME, N("10.64.3.9/32"), True) is None
+    # Not from an external peer, and a covering aggregate is not inside.
+    assert import_verdict(ME, N("10.64.3.9/32"), False) is RejectReason.INSIDE_OWN_BLOCK
+    assert import_verdict(ME, N("10.64.0.0/16"), False) is None
+
+
+def test_the_filter_counts_captures_by_reason() -> None:
+    counted = ImportFilter(ME)
+    kept, _ = counted.filter(
+        A("10.72.0.1"), True, [N("10.72.0.64/26"), N("10.64.3.0/28"), N("10.64.4.0/26")]
     )
+    assert kept == [N("10.64.4.0/26")]
+    assert counted.rejected_by_reason == {
+        RejectReason.INSIDE_CONNECTED_SUBNET: 1,
+        RejectReason.INSIDE_OWN_BLOCK: 1,
+    }
