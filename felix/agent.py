@@ -25,6 +25,15 @@ Invariants:
   so a restarted felix never removes the /32 of a running pod.
 - A capability problem (no ipip) is reported once in the log and kept in
   `problems` for Status; everything else keeps being served.
+- A pod veth that vanished without a DeleteWorkload (its netns was removed:
+  the kernel deleted the pair and its /32) is a fact, not a failure: a
+  resync whose dump lacks a registered workload's link, or a route op the
+  kernel refuses with ENODEV for it, drops the workload from `workloads`
+  (so from the desired state) and forgets the link. Its address stays with
+  felix.workloads until DEL or GC. Only the workload object that pass saw is
+  dropped: a new veth of the same name registered meanwhile stays.
+- One failed op never holds back the others (felix.reconcile): the loop also
+  wakes when the earliest held-back op is due.
 """
 
 from __future__ import annotations
@@ -116,6 +125,8 @@ class Agent:
         self._full_plan = True
         self._removal_planned = False
         self._vtep: tuple[IPv4Address, str] | None = None  # this node's VTEP, last ensured
+        # Workloads whose veth a pass found gone (worker thread), for the loop to drop.
+        self._vanished: list[LocalWorkload] = []
 
     # ---- facts in
 
@@ -189,8 +200,9 @@ class Agent:
         while True:
             now = self.clock()
             wait = max(0.0, self._next_resync - now)
-            if not self.reconciler.due(now):
-                wait = min(wait, max(0.0, self.reconciler.backoff.not_before - now))
+            retry = self.reconciler.next_retry()
+            if retry is not None:
+                wait = min(wait, max(0.0, retry - now))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._dirty.wait(), timeout=wait)
             if self.debounce and self._dirty.is_set() and not self._waiters:
@@ -223,12 +235,27 @@ class Agent:
         self.stats.errors += sum(1 for r in results if not r.ok)
         if resync:
             self._next_resync = self.clock() + self.resync_interval
+        self._drop_vanished()
         if self.on_reconciled is not None:
             self.on_reconciled(self, results)
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
         return results
+
+    def _drop_vanished(self) -> None:
+        vanished, self._vanished = self._vanished, []
+        for workload in vanished:
+            name = workload.host_interface
+            if self.workloads.get(name) is not workload:
+                continue  # deleted, or plumbed anew, since that pass began
+            log.warning(
+                "workload veth %s (%s) is gone without a DeleteWorkload (its netns was "
+                "removed?): its routes are no longer wanted; its address stays until DEL or GC",
+                name, ", ".join(map(str, workload.ips)),
+            )  # fmt: skip
+            del self.workloads[name]
+            self.link_removed(name)
 
     async def reconciled(self) -> None:
         """Return after a reconcile pass that began after this call ends.
@@ -250,23 +277,31 @@ class Agent:
         resync: bool,
     ) -> list[OpResult]:
         self._ensure_tunnels(inputs)
+        actual = None
+        if resync:
+            actual = self.host.dump()
+            gone = [w for w in inputs.workloads if w.host_interface not in actual.links]
+            if gone:
+                self._vanished += gone
+                inputs.workloads = [w for w in inputs.workloads if w not in gone]
         changed = self.tracker.update(inputs, changes)
         if self._pending_routes:  # (a retry that was not due yet left some behind)
             changed |= self._pending_routes
         self._pending_routes = changed | forgotten if forgotten else changed
-        results: list[OpResult] = []
         now = self.clock()
-        if resync or self.reconciler.due(now):
-            removal = self.reconciler.removal_allowed
-            # Deletes were held back until removal was allowed: then look at everything once.
-            full = self._full_plan or (removal and not self._removal_planned)
-            only = None if full else self._pending_routes
-            results = reconcile_once(
-                self.reconciler, self.host, self.tracker.state, now, resync, only=only
-            )
-            self._pending_routes = set()
-            self._full_plan = False
-            self._removal_planned = removal
+        removal = self.reconciler.removal_allowed
+        # Deletes were held back until removal was allowed: then look at everything once.
+        full = self._full_plan or (removal and not self._removal_planned)
+        only = None if full else self._pending_routes
+        results = reconcile_once(
+            self.reconciler, self.host, self.tracker.state, now, resync, only=only, actual=actual
+        )
+        self._pending_routes = set()
+        self._full_plan = False
+        self._removal_planned = removal
+        missing = self.reconciler.take_missing_devices()
+        if missing:
+            self._vanished += [w for w in inputs.workloads if w.host_interface in missing]
         self._reconcile_nat(nat, resync)
         return results
 

@@ -17,8 +17,17 @@ Invariants:
   route snapshot have been processed (`removal_allowed`). A restarted felix
   therefore only adds and updates until it knows the whole picture, and no
   owned route disappears during a restart.
-- After a failed apply, `due(now)` is False until the backoff expires
-  (exponential, capped); a fully successful apply resets it.
+- A failed op holds back only itself: its object (a route destination, a
+  neighbour, an FDB entry, a link) waits its own backoff (exponential,
+  capped) before the same op is planned again, while every other object is
+  planned as usual. A different desired value for that object is not held
+  (a pod's new /32 on an address whose old route failed goes at once). A
+  failure is forgotten when its object needs no op any more (it left the
+  desired state, or the kernel already has it).
+- A route op refused with ENODEV names a device that is gone: its devices
+  are collected in `missing_devices` for the agent, which decides whether the
+  device was a pod's (a netns removed without DEL) and stops wanting its
+  routes.
 - A plan may be limited to some route destinations (`only`): the agent
   passes the destinations whose desired route changed since the last plan,
   plus `failed_routes` (those whose last op failed), so steady-state work is
@@ -35,7 +44,7 @@ from __future__ import annotations
 
 import copy
 import errno
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 from typing import Protocol, TypeVar
@@ -88,6 +97,54 @@ class Backoff:
         return now >= self.not_before
 
 
+@dataclass
+class _Retry:
+    backoff: Backoff
+    # The op that failed: only the same op again is held back.
+    op: Op
+    subject: str
+
+
+@dataclass
+class Retries:
+    """Per-object retry schedule: a failed object waits out its own backoff."""
+
+    initial: float = 0.05
+    maximum: float = 30.0
+    factor: float = 2.0
+    _held: dict[Hashable, _Retry] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self._held)
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def failed(self, op: Op, subject: str, now: float) -> None:
+        key = _key(op)
+        entry = self._held.get(key)
+        if entry is None or entry.op != op:
+            entry = _Retry(Backoff(self.initial, self.maximum, self.factor), op, subject)
+            self._held[key] = entry
+        entry.backoff.failed(now)
+
+    def settle(self, key: Hashable) -> str | None:
+        """Forget `key`'s failure; the subject it had, if any."""
+        entry = self._held.pop(key, None)
+        return entry.subject if entry is not None else None
+
+    def held(self, op: Op, now: float) -> bool:
+        entry = self._held.get(_key(op))
+        return entry is not None and entry.op == op and not entry.backoff.due(now)
+
+    def held_keys(self) -> list[Hashable]:
+        return list(self._held)
+
+    def next_due(self) -> float | None:
+        """When the earliest held op may go again (None: nothing is held)."""
+        return min((e.backoff.not_before for e in self._held.values()), default=None)
+
+
 def _diff(
     desired: Mapping[K, V], programmed: Mapping[K, V], removal_allowed: bool
 ) -> tuple[list[V], list[V], list[V]]:
@@ -122,11 +179,14 @@ class Reconciler:
     programmed: KernelState = field(default_factory=KernelState)
     datastore_synced: bool = False
     routes_synced: bool = False
-    backoff: Backoff = field(default_factory=Backoff)
+    retries: Retries = field(default_factory=Retries)
     # The last failure per object (str of the op's subject), cleared on success.
     failures: dict[str, str] = field(default_factory=dict)
-    # Route destinations whose last op failed: a limited plan always retries them.
+    # Route destinations whose last op failed: a limited plan always looks at them.
     failed_routes: set[IPv4Network] = field(default_factory=set)
+    # Devices route ops named that the kernel says do not exist (ENODEV), since
+    # the agent last took them.
+    missing_devices: set[str] = field(default_factory=set)
     # Route destinations compared by plans so far: the work, for tests and metrics.
     compared: int = 0
 
@@ -135,7 +195,13 @@ class Reconciler:
         return self.datastore_synced and self.routes_synced
 
     def due(self, now: float) -> bool:
-        return self.backoff.due(now)
+        """True when no failed op is still waiting for its retry time."""
+        next_due = self.retries.next_due()
+        return next_due is None or now >= next_due
+
+    def next_retry(self) -> float | None:
+        """When the earliest held-back op may be planned again (None: none is)."""
+        return self.retries.next_due()
 
     def load_actual(self, actual: KernelState) -> None:
         """Adopt a fresh dump of the kernel as the programmed view (resync)."""
@@ -165,10 +231,16 @@ class Reconciler:
         for key in [k for k in self.programmed.neighbours if k[0] == dev]:
             del self.programmed.neighbours[key]
 
-    def plan(self, desired: KernelState, only: Collection[IPv4Network] | None = None) -> list[Op]:
+    def plan(
+        self,
+        desired: KernelState,
+        only: Collection[IPv4Network] | None = None,
+        now: float | None = None,
+    ) -> list[Op]:
         """The ops that turn `programmed` into `desired`, in a safe order.
 
         `only`: diff just these route destinations (plus `failed_routes`); None: all.
+        `now`: leave out ops still waiting for their retry (None: hold nothing back).
         """
         allow = self.removal_allowed
         have = self.programmed
@@ -192,33 +264,66 @@ class Reconciler:
         ops += [NeighbourOp(Action.DELETE, n) for n in n_del]
         ops += [FdbOp(Action.DELETE, e) for e in f_del]
         ops += [LinkOp(Action.DELETE, name) for name in l_del]
+        if self.retries:
+            self._settle(ops)
+            if now is not None:
+                ops = [op for op in ops if not self.retries.held(op, now)]
         return ops
 
+    def _settle(self, ops: Sequence[Op]) -> None:
+        """Forget the failures of objects this plan has no op for: done or not wanted."""
+        pending = {_key(op) for op in ops}
+        for key in self.retries.held_keys():
+            if key in pending:
+                continue
+            subject = self.retries.settle(key)
+            if subject is not None:
+                self.failures.pop(subject, None)
+            if isinstance(key, IPv4Network):
+                self.failed_routes.discard(key)
+
     def commit(self, results: Sequence[OpResult], now: float) -> None:
-        """Fold the kernel's answers into `programmed`; schedule a retry on failure."""
-        failed = False
+        """Fold the kernel's answers into `programmed`; schedule a retry per failed op."""
         for result in results:
             op = result.op
             # (errno first: the bulk of a full table is accepted route ops)
             if result.errno and not (op.action is Action.DELETE and result.errno in _GONE):
                 subject = _subject(op)
-                failed = True
                 reason = result.message or errno.errorcode.get(result.errno, str(result.errno))
                 if op.action is Action.ADD and result.errno == errno.EEXIST:
                     reason = "destination already has a route felix does not own"
                 self.failures[subject] = f"{op.action.value} {subject}: {reason}"
+                self.retries.failed(op, subject, now)
                 if isinstance(op, RouteOp):
                     self.failed_routes.add(op.route.dst)
+                    if result.errno == errno.ENODEV:
+                        self.missing_devices.update(
+                            hop.dev for hop in op.route.nexthops if hop.dev is not None
+                        )
                 continue
             if self.failures:  # str() of 50k subjects would dominate a bulk commit
                 self.failures.pop(_subject(op), None)
+            if self.retries:
+                self.retries.settle(_key(op))
             if self.failed_routes and isinstance(op, RouteOp):
                 self.failed_routes.discard(op.route.dst)
             _record(self.programmed, op)
-        if failed:
-            self.backoff.failed(now)
-        else:
-            self.backoff.succeeded()
+
+    def take_missing_devices(self) -> set[str]:
+        """The devices ENODEV named since the last call (the caller decides what they were)."""
+        devices, self.missing_devices = self.missing_devices, set()
+        return devices
+
+
+def _key(op: Op) -> Hashable:
+    """The object an op acts on: one retry schedule per object."""
+    if isinstance(op, RouteOp):
+        return op.route.dst
+    if isinstance(op, NeighbourOp):
+        return ("neighbour", op.neighbour.dev, op.neighbour.ip)
+    if isinstance(op, FdbOp):
+        return ("fdb", op.entry.dev, op.entry.mac)
+    return ("link", op.name)
 
 
 def _subject(op: Op) -> str:
@@ -262,19 +367,19 @@ def reconcile_once(
     resync: bool,
     *,
     only: Collection[IPv4Network] | None = None,
+    actual: KernelState | None = None,
 ) -> list[OpResult]:
     """One pass: optionally re-dump the kernel, plan, apply, commit.
 
     `only` limits the route diff (see `Reconciler.plan`; ignored on a resync,
-    which must compare everything). Returns the results (empty when nothing
-    to do or a retry is not yet due: `due(now)` tells which).
+    which must compare everything). `actual`: a dump the caller already took
+    for this resync. Returns the results (empty when nothing is to do, or
+    every op left is waiting for its retry).
     """
     if resync:
-        reconciler.load_actual(kernel.dump())
+        reconciler.load_actual(kernel.dump() if actual is None else actual)
         only = None
-    if not reconciler.due(now) and not resync:
-        return []
-    ops = reconciler.plan(desired, only)
+    ops = reconciler.plan(desired, only, now)
     results = kernel.apply(ops) if ops else []
     reconciler.commit(results, now)
     return results
