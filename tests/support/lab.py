@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.support.names import record_prefix
 from tests.support.poll import wait_for
 
 GINGHAM = str(Path(sys.executable).parent / "gingham")
@@ -63,6 +64,9 @@ def alive(pid: int) -> bool:
 class LabRun:
     root: Path
     name: str = field(default_factory=lambda: f"e{secrets.token_hex(3)}")
+
+    def __post_init__(self) -> None:
+        record_prefix(f"{self.name}-")  # the lab's namespaces: checked at the end of the run
 
     @property
     def env(self) -> dict[str, str]:

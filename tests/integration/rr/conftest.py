@@ -22,9 +22,16 @@ ROOT = Path(__file__).resolve().parents[3]
 
 @dataclass
 class RunningReflector:
+    """The fixture's reflector; `restart` replaces `process`, and teardown stops
+    whichever process is current (stopping the first one only leaked a restart)."""
+
     process: subprocess.Popen[bytes]
     socket: Path
     http_port: int
+
+    def restart(self, log_path: Path) -> None:
+        stop_reflector(self.process)
+        self.process = start_reflector(self.socket.parent, self.http_port, log_path)
 
 
 def free_port() -> int:
@@ -69,11 +76,15 @@ def stop_reflector(process: subprocess.Popen[bytes]) -> None:
 @pytest.fixture
 def reflector_process(tmp_path: Path) -> Iterator[RunningReflector]:
     port = free_port()
-    process = start_reflector(tmp_path / "run", port, tmp_path / "rr.log")
+    running = RunningReflector(
+        start_reflector(tmp_path / "run", port, tmp_path / "rr.log"),
+        tmp_path / "run" / "rr.sock",
+        port,
+    )
     try:
-        yield RunningReflector(process, tmp_path / "run" / "rr.sock", port)
+        yield running
     finally:
-        stop_reflector(process)
+        stop_reflector(running.process)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from bird_agent.events import PeerOpen, PeerUp, RoutesAnnounced
 from bird_agent.peers import PeerSpec, PeerType
 from bird_agent.reflection import Reflection
 from route_reflector.rib import PathAttributes
-from tests.integration.rr.conftest import RunningReflector, start_reflector
+from tests.integration.rr.conftest import RunningReflector
 from tests.support.poll import async_wait_for
 
 pytestmark = pytest.mark.slow
@@ -99,9 +99,7 @@ async def test_reflection_end_of_rib_gate_and_reflector_restart(
 
         await async_wait_for(disconnected, 20, 0.05, "the link noticing")
         before = {p: dict(t) for p, t in adapter.routes.items()}
-        reflector_process.process = start_reflector(
-            reflector_process.socket.parent, reflector_process.http_port, tmp_path / "rr2.log"
-        )
+        reflector_process.restart(tmp_path / "rr2.log")
         await asyncio.wait_for(link.in_sync.wait(), 30)
         assert adapter.routes == before
 
