@@ -196,6 +196,13 @@ def decode_config(stdin: bytes) -> dict[str, object]:
         raise CniError(
             errors.DECODING_FAILURE, "network configuration on stdin is not valid JSON", str(exc)
         ) from None
+    except RecursionError:
+        # The decoder recurses once per nesting level (`[` x 100,000 hits the
+        # interpreter's limit): not a bug of ours, a document we cannot decode.
+        raise CniError(
+            errors.DECODING_FAILURE,
+            "network configuration on stdin is not valid JSON: nested too deeply",
+        ) from None
     if not isinstance(value, dict):
         raise CniError(
             errors.DECODING_FAILURE,

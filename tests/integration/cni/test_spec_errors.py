@@ -41,6 +41,11 @@ def test_malformed_json_is_decode_failure(installed: Installed) -> None:
     assert_error(installed.run("DEL", b"[1, 2]"), 6, "JSON object")
 
 
+def test_deeply_nested_json_is_decode_failure(installed: Installed) -> None:
+    assert_error(installed.run("ADD", b"[" * 100_000), 6, "nested too deeply")
+    assert_error(installed.run("VERSION", b'{"a":' * 100_000), 6, "nested too deeply")
+
+
 def test_missing_command_is_invalid_env(installed: Installed) -> None:
     assert_error(installed.run(None, installed.config()), 4, "CNI_COMMAND")
 

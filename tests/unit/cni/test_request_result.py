@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cni.errors import CniError
-from cni.request import config_version, parse_cni_args, parse_netconf
+from cni.request import config_version, decode_config, parse_cni_args, parse_netconf
 from cni.result import (
     Attachment,
     ExpectedAttachment,
@@ -35,6 +35,13 @@ def test_cni_args_parse_known_keys_and_ignore_unknown() -> None:
     with pytest.raises(CniError) as exc:
         parse_cni_args("K8S_POD_NAME=a;X=1")
     assert exc.value.code == 4 and "X" in exc.value.msg
+
+
+@pytest.mark.parametrize("opener", [b"[", b'{"a":'])
+def test_nesting_past_the_decoders_depth_is_a_decode_failure(opener: bytes) -> None:
+    with pytest.raises(CniError) as exc:
+        decode_config(opener * 100_000)
+    assert exc.value.code == 6 and "nested too deeply" in exc.value.msg
 
 
 def test_port_mappings_accept_either_key_case() -> None:
