@@ -18,6 +18,9 @@ The one ExaBGP adapter (nothing else knows ExaBGP):
                      Family objects, per-route command handling, NLRI sorting
                      and packing); each pinned by a unit test against ExaBGP's
                      own result.
+- `exabgp_cease`   — what `exabgp_process` runs: `exabgp_main` plus a
+                     `teardown` that sends its Cease even under graceful
+                     restart (a node stopping for good, not restarting).
 - `exabgp_bridge`  — the API process ExaBGP runs (pipes ↔ our unix socket).
 - `exabgp`         — `ExaBGPAdapter`: desired peers/exports in, events out.
 - `exabgp_reflect` — full path attributes from ExaBGP's JSON, and the

@@ -134,6 +134,9 @@ class ExaBGPAdapter:
         # TCP MD5 refusals counted when each peer's password was last set.
         self._md5_baseline: dict[IPv4Address, int] = {}
         self._events: asyncio.Queue[BgpEvent] = asyncio.Queue()
+        self._state_changed = asyncio.Event()
+        # Set by `cease`: ExaBGP is told nothing more (the node is leaving).
+        self._held = False
         self._dirty = asyncio.Event()
         self._synced = asyncio.Event()
         self._stopping = False
@@ -181,6 +184,34 @@ class ExaBGPAdapter:
             await self._server.wait_closed()
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
+
+    async def cease(self, timeout: float = 3.0) -> list[IPv4Address]:
+        """End every Established session for good: a Cease NOTIFICATION, Administrative Shutdown.
+
+        For a node that stops rather than restarts: graceful-restart peers drop
+        our routes at once instead of keeping them for their restart time
+        (`bird_agent.exabgp_cease`). From here on ExaBGP is told nothing more
+        (no reload, no announcement: the adapter is about to stop). Waits up to
+        `timeout` for ExaBGP to report each session down; returns the peers told.
+        """
+        self._held = True
+        peers = sorted(p for p, s in self._state.items() if s is SessionState.ESTABLISHED)
+        if not peers:
+            return []
+        self._removing.update(peers)  # their end is deliberate: no restart window here either
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            sent = self._send([wire.teardown_command(peer) for peer in peers])
+            if not all(await asyncio.wait_for(sent, timeout)):
+                log.error("ExaBGP refused a teardown: some peers keep our routes as stale")
+            while any(self._state.get(p) is SessionState.ESTABLISHED for p in peers):
+                self._state_changed.clear()
+                await asyncio.wait_for(self._state_changed.wait(), deadline - loop.time())
+        except (ConnectionError, TimeoutError) as exc:
+            up = [str(p) for p in peers if self._state.get(p) is SessionState.ESTABLISHED]
+            log.warning("Cease not confirmed for %s: %r", ", ".join(up) or "no peer", exc)
+        return peers
 
     def set_peers(self, peers: Iterable[PeerSpec]) -> None:
         """The sessions to run; raises `ConfigError` (and changes nothing) if unrenderable."""
@@ -252,6 +283,7 @@ class ExaBGPAdapter:
     def _change_state(self, peer: IPv4Address, state: SessionState, info: str) -> None:
         if self._state.get(peer) is not state:
             self._since[peer] = (time.time(), info)
+            self._state_changed.set()
         self._state[peer] = state
 
     @property
@@ -467,6 +499,8 @@ class ExaBGPAdapter:
         while True:
             await self._dirty.wait()
             self._dirty.clear()
+            if self._held:
+                continue
             try:
                 ok = await self._reconcile()
             except ConnectionError:

@@ -29,8 +29,9 @@ from pathlib import Path
 from bird_agent import exabgp_wire as wire
 from bird_agent.exabgp_main import IDLE_SPEED
 
-# ExaBGP with a quieter idle loop (see bird_agent.exabgp_main): `python -m …`.
-EXABGP_MODULE = ("-m", "bird_agent.exabgp_main")
+# ExaBGP with a quieter idle loop (bird_agent.exabgp_main) whose `teardown`
+# sends a Cease even under graceful restart (bird_agent.exabgp_cease): `python -m …`.
+EXABGP_MODULE = ("-m", "bird_agent.exabgp_cease")
 SPEED_VARIABLE = "exabgp_reactor_speed"
 
 

@@ -215,6 +215,15 @@ def end_of_rib_command(neighbor: IPv4Address) -> str:
     return f"neighbor {neighbor} announce eor ipv4 unicast"
 
 
+# BGP Cease subcode (RFC 4486) for a session ended because this node stops for good.
+ADMINISTRATIVE_SHUTDOWN: Final = 2
+
+
+def teardown_command(neighbor: IPv4Address, subcode: int = ADMINISTRATIVE_SHUTDOWN) -> str:
+    """End an Established session with a Cease of `subcode` (bird_agent.exabgp_cease)."""
+    return f"neighbor {neighbor} teardown {subcode}"
+
+
 def _chunks(items: list[IPv4Network]) -> Iterator[list[IPv4Network]]:
     for start in range(0, len(items), MAX_NLRI_PER_COMMAND):
         yield items[start : start + MAX_NLRI_PER_COMMAND]
