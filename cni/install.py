@@ -21,10 +21,14 @@ The conflist follows Calico's default: the plugin first, then `portmap`
 reference plugins those entries and containerd need (`portmap`, `bandwidth`,
 `loopback`) are copied from `/usr/lib/cni` into the bin dir when missing there.
 
-`cniVersion` defaults to 1.1.0, but libcni 1.1 (containerd 1.6, podman 4.3) and
-the Debian reference plugins (1.1.1) stop at 1.0.0 and refuse a 1.1.0 list:
-install asks the chained plugins (VERSION) and warns when they cannot run it;
-`--cni-version 1.0.0` writes a list those runtimes accept.
+`cniVersion`: a runtime runs a list only if every plugin in it speaks the list's
+version, so by default install asks each chained plugin it installed (VERSION)
+and writes the highest version that the plugin and all of them support (the
+Debian reference plugins 1.1.1 stop at 1.0.0, as do libcni 1.1's runtimes,
+containerd 1.6 and podman 4.3: there it is 1.0.0), and the report says which
+and why in one line. A chained plugin that cannot be asked (missing, not
+runnable) is left out of the choice with a warning. An explicit `cni_version`
+is written as given, with a warning for each plugin that cannot run it.
 """
 
 from __future__ import annotations
@@ -39,10 +43,19 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cni.request import SUPPORTED_VERSIONS
+
 PLUGIN_TYPE = "gingham"
 DEFAULT_RUN_DIR = "/var/run/gingham"
 REFERENCE_PLUGINS_DIR = "/usr/lib/cni"
 CHAINED_REFERENCE_PLUGINS = ("portmap", "bandwidth", "loopback")
+
+
+CHAINED_PLUGINS = ("portmap", "bandwidth")  # after ours in the conflist, in this order
+
+
+class NoCommonVersion(Exception):
+    """The chained plugins and this plugin share no CNI version: no list would run."""
 
 
 @dataclass
@@ -51,6 +64,8 @@ class InstallReport:
     unchanged: list[str] = field(default_factory=list)
     copied: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # One line: the conflist's cniVersion and why it was chosen.
+    version_choice: str = ""
 
 
 def import_roots() -> list[str]:
@@ -117,6 +132,46 @@ def plugin_versions(executable: Path) -> list[str] | None:
     return [str(v) for v in versions]
 
 
+def _version_key(version: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in version.split("."))
+    except ValueError:
+        return (-1,)  # not a version number: sorts below every real one
+
+
+def choose_cni_version(bin_dir: Path, ours: tuple[str, ...]) -> tuple[str, str, list[str]]:
+    """(version, the one-line reason, warnings): the highest of `ours` that every
+    chained plugin in `bin_dir` says it supports; raises NoCommonVersion if none."""
+    common = set(ours)
+    asked: list[str] = []
+    warnings: list[str] = []
+    for plugin in CHAINED_PLUGINS:
+        supported = plugin_versions(bin_dir / plugin)
+        if supported is None:
+            warnings.append(
+                f"{bin_dir / plugin} cannot be asked for its CNI versions (missing or not "
+                "runnable): runtimes will fail the chain until it is installed"
+            )
+            continue
+        asked.append(plugin)
+        if not common & set(supported):
+            raise NoCommonVersion(
+                f"{bin_dir / plugin} supports CNI versions {supported}, none of which "
+                f"gingham supports ({list(ours)}): install a newer {plugin}"
+            )
+        common &= set(supported)
+    version = max(common, key=_version_key)
+    if not asked:
+        reason = f"cniVersion {version}: gingham's newest (no chained plugin could be asked)"
+    else:
+        names = ["gingham", *asked]
+        reason = (
+            f"cniVersion {version}: the newest that {', '.join(names[:-1])} and {names[-1]} "
+            f"(in {bin_dir}) all support"
+        )
+    return version, reason, warnings
+
+
 def write_atomically(path: Path, content: bytes, mode: int, report: InstallReport) -> None:
     try:
         if path.read_bytes() == content and (path.stat().st_mode & 0o777) == mode:
@@ -146,8 +201,10 @@ def install(  # noqa: PLR0917 - mirrors the CLI flags one to one
     mtu: int = 0,
     log_level: str = "info",
     reference_dir: Path = Path(REFERENCE_PLUGINS_DIR),
-    cni_version: str = "1.1.0",
+    cni_version: str | None = None,
 ) -> InstallReport:
+    """Write the plugin and the conflist; `cni_version` None: the newest version
+    every chained plugin runs (raises NoCommonVersion when there is none)."""
     report = InstallReport()
     bin_dir.mkdir(parents=True, exist_ok=True)
     conf_dir.mkdir(parents=True, exist_ok=True)
@@ -159,13 +216,21 @@ def install(  # noqa: PLR0917 - mirrors the CLI flags one to one
         if not target.exists() and source.is_file():
             write_atomically(target, source.read_bytes(), 0o755, report)
             report.copied.append(plugin)
-    for plugin in ("portmap", "bandwidth"):
-        supported = plugin_versions(bin_dir / plugin)
-        if supported is not None and cni_version not in supported:
-            report.warnings.append(
-                f"{bin_dir / plugin} supports CNI versions {supported}, not {cni_version}: "
-                f"runtimes will fail this chain; pass --cni-version {supported[-1]}"
-            )
+    if cni_version is None:
+        cni_version, report.version_choice, warnings = choose_cni_version(
+            bin_dir, SUPPORTED_VERSIONS
+        )
+        report.warnings += warnings
+    else:
+        report.version_choice = f"cniVersion {cni_version}: as asked"
+        for plugin in CHAINED_PLUGINS:
+            supported = plugin_versions(bin_dir / plugin)
+            if supported is not None and cni_version not in supported:
+                report.warnings.append(
+                    f"{bin_dir / plugin} supports CNI versions {supported}, not {cni_version}: "
+                    f"runtimes will fail this chain; leave --cni-version out to get the "
+                    "newest version every chained plugin supports"
+                )
     document = json.dumps(conflist(name, run_dir, mtu, log_level, cni_version), indent=2)
     document += "\n"
     write_atomically(conf_dir / f"10-{name}.conflist", document.encode(), 0o644, report)

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cni.install import DEFAULT_RUN_DIR, install
+from cni.install import DEFAULT_RUN_DIR, NoCommonVersion, install
 from cni.request import SUPPORTED_VERSIONS
 
 
@@ -46,10 +46,14 @@ def run_install(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"gingham cni install: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
         return 1
+    except NoCommonVersion as exc:
+        print(f"gingham cni install: no conflist written: {exc}", file=sys.stderr)
+        return 1
     for path in report.written:
         print(f"wrote {path}")
     for path in report.unchanged:
         print(f"unchanged {path}")
+    print(report.version_choice)
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return 0
@@ -70,8 +74,8 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--cni-version",
         choices=SUPPORTED_VERSIONS,
-        default="1.1.0",
-        help="conflist cniVersion (runtimes built on libcni 1.1, e.g. containerd 1.6 and "
-        "podman 4.3, need 1.0.0)",
+        default=None,
+        help="conflist cniVersion (default: the newest that the chained portmap and "
+        "bandwidth plugins support, found by asking them)",
     )
     p.set_defaults(func=run_install)

@@ -91,7 +91,7 @@ def gingham_felix(short_tmp: Path, node: str) -> Iterator[FelixNode]:
 
 
 def install_gingham(short_tmp: Path, felix: FelixNode) -> tuple[Path, Path]:
-    """Our plugin + conflist for runtimes built on libcni 1.1 (cniVersion 1.0.0)."""
+    """Our plugin + conflist as `gingham cni install` writes them by default."""
     bin_dir, conf_dir = short_tmp / "bin", short_tmp / "net.d"
-    install(bin_dir, conf_dir, run_dir=str(felix.run_dir), cni_version="1.0.0")
+    install(bin_dir, conf_dir, run_dir=str(felix.run_dir))
     return bin_dir, conf_dir

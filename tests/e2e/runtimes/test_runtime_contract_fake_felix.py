@@ -34,7 +34,7 @@ def test_containerd_drives_the_plugin(short_tmp: Path, node: str, image_cache: P
     run_dir = short_tmp / "run"
     run_dir.mkdir()
     bin_dir, conf_dir = short_tmp / "bin", short_tmp / "net.d"
-    install(bin_dir, conf_dir, run_dir=str(run_dir), cni_version="1.0.0")
+    install(bin_dir, conf_dir, run_dir=str(run_dir))
     with serve_fake_felix(str(run_dir / "felix.sock")) as fake:
         cd = Containerd(short_tmp / "cd", bin_dir, conf_dir, node, image_cache)
         try:
@@ -66,7 +66,7 @@ def test_libcni_check_and_chain_with_the_plugin(
     run_dir = short_tmp / "run"
     run_dir.mkdir()
     bin_dir, conf_dir = short_tmp / "bin", short_tmp / "net.d"
-    install(bin_dir, conf_dir, run_dir=str(run_dir), cni_version="1.0.0")
+    install(bin_dir, conf_dir, run_dir=str(run_dir))
     conflist = conf_dir / "10-gingham.conflist"
     doc = json.loads(conflist.read_text())
     doc["plugins"] = doc["plugins"][:1]  # the fake wires nothing, so nothing to chain onto
@@ -89,7 +89,7 @@ def test_podman_drives_the_plugin(short_tmp: Path, node: str) -> None:
     run_dir = short_tmp / "run"
     run_dir.mkdir()
     bin_dir, conf_dir = short_tmp / "bin", short_tmp / "net.d"
-    install(bin_dir, conf_dir, run_dir=str(run_dir), cni_version="1.0.0")
+    install(bin_dir, conf_dir, run_dir=str(run_dir))
     pm = Podman(short_tmp / "pm", bin_dir, conf_dir, netns=node)
     with serve_fake_felix(str(run_dir / "felix.sock")) as fake:
         try:
