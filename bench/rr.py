@@ -133,8 +133,14 @@ def client_address(i: int) -> IPv4Address:
     return IPv4Address(0xC0000201 + i)  # 192.0.2.1 upwards
 
 
+POOL = IPv4Network("10.128.0.0/9")  # 131,072 /26s: every client's prefixes, at every size
+
+
 def client_prefixes(i: int, per_client: int) -> list[IPv4Network]:
-    base = 0x0A400000 + i * per_client * 64
+    """Client `i`'s /26s, carved upward from the pool's start, never outside it."""
+    base = int(POOL.network_address) + i * per_client * 64
+    if base + per_client * 64 > int(POOL.broadcast_address) + 1:
+        raise ValueError(f"{i + 1} clients x {per_client} /26s do not fit in {POOL}")
     return [IPv4Network((base + (j << 6), 26)) for j in range(per_client)]
 
 
@@ -243,10 +249,13 @@ def over_grpc(clients: int, per_client: int) -> tuple[float, int]:
 
 # -- the real thing: 20 BIRD clients, BIRD or gingham as the RR ---------------------------
 
-SEG = "10.72.0"
-RR_ADDRESS = IPv4Address(f"{SEG}.254")
+# The peering segment, apart from the pool: sessions never share addresses
+# with the routes they carry (up to 65,000 clients).
+SEGMENT = IPv4Network("172.16.0.0/16")
+RR_ADDRESS = IPv4Address("172.16.255.254")
 REAL_CLUSTER = IPv4Address("1.1.1.1")
-REAL_POOL = "10.64.0.0/12"  # holds every client_prefixes() /26 (our import policy checks it)
+REAL_POOL = str(POOL)  # our import policy accepts only prefixes inside an enabled pool
+assert not POOL.overlaps(SEGMENT)
 AS = 64512
 # Calico's and BIRD's usual 90 s, not the tests' 9 s: on a loaded machine our
 # ExaBGP went silent for >9 s in the middle of the burst (hold timers expired
@@ -255,7 +264,7 @@ HOLD_TIME = 90
 
 
 def real_client(i: int) -> IPv4Address:
-    return IPv4Address(f"{SEG}.{i + 1}")
+    return SEGMENT.network_address + 1 + i
 
 
 @dataclass
@@ -318,11 +327,12 @@ def cpu_by_role(root: int) -> dict[str, int]:
 
 
 def rss_by_role(root: int) -> dict[str, float]:
+    """Peak resident memory (VmHWM, MB) of the RR's processes, by role."""
     rss: dict[str, float] = {}
     for pid in process_tree(root):
         try:
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+                if line.startswith("VmHWM:"):
                     rss[role(pid)] = rss.get(role(pid), 0.0) + int(line.split()[1]) / 1024
         except OSError:
             continue
@@ -335,7 +345,7 @@ def ticks_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, floa
 
 
 class RealFabric:
-    """A bridge, the RR namespace at 10.72.0.254 and one namespace per BIRD client."""
+    """A bridge, the RR namespace at `RR_ADDRESS` and one namespace per BIRD client."""
 
     def __init__(self, clients: int, per_client: int) -> None:
         self.topo = Topology()
@@ -347,7 +357,7 @@ class RealFabric:
         def member(address: IPv4Address) -> Netns:
             ns = self.topo.netns("rb")
             self.topo.attach(seg, bridge, ns, "up0")
-            ns.ip(f"addr add {address}/24 dev up0")
+            ns.ip(f"addr add {address}/{SEGMENT.prefixlen} dev up0")
             return ns
 
         self.rr = member(RR_ADDRESS)
@@ -447,7 +457,7 @@ async def _seed_ours(url: str, clients: int) -> None:
             resource("BGPConfiguration", "default",
                      {"asNumber": AS, "nodeToNodeMeshEnabled": False}),
             resource("Node", "rr",
-                     {"bgp": {"ipv4Address": f"{RR_ADDRESS}/24",
+                     {"bgp": {"ipv4Address": f"{RR_ADDRESS}/{SEGMENT.prefixlen}",
                               "routeReflectorClusterID": str(REAL_CLUSTER)}},
                      {"route-reflector": "true"}),
             *[resource("BGPPeer", f"client{i}",
@@ -535,13 +545,10 @@ def print_real(results: list[RealResult], limit: float) -> None:
         if r.reset_reasons:
             print(f"  {r.name}: PeerDown events after t0, by reason: {r.reset_reasons}")
         print(f"  {r.name}\n    CPU while converging: {busy}\n    CPU idle after: {idle}"
-              f"\n    RSS MB: {rss}")  # fmt: skip
+              f"\n    peak RSS MB: {rss} (total {sum(r.rss_mb.values()):.0f})")  # fmt: skip
 
 
-def real_stage(clients: int, per_client: int, speeds: list[str], limit: float) -> None:
-    if os.geteuid() != 0:
-        print("real stage skipped: needs root (network namespaces)")
-        return
+def real_stage(clients: int, per_client: int, speeds: list[str], limit: float) -> list[RealResult]:
     total = clients * per_client
     print(f"\nreal stage: 1 RR, {clients} BIRD clients x {per_client} /26s ({total} prefixes);"
           " clients start disabled, t0 = all enabled at once (BIRD connect delay 1 s in both);"
@@ -553,18 +560,51 @@ def real_stage(clients: int, per_client: int, speeds: list[str], limit: float) -
         results.append(gingham_round(clients, per_client, actual, limit))
         print(f"  done: {results[-1].name} {secs(results[-1].converged)}", flush=True)
     print_real(results, limit)
+    return results
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    clients, _, per_client = text.partition("x")
+    try:
+        return int(clients), int(per_client)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: want CLIENTSxPREFIXES, e.g. 20x1000") from None
+
+
+def print_sweep(rows: list[tuple[tuple[int, int], list[RealResult]]]) -> None:
+    """One line per size: BIRD and ours, every client holding every route."""
+    print("\nsweep (t0 → every client holds every route; peak RSS of the RR's processes)")
+    print(f"{'size':>10} {'BIRD':>8} {'ours':>8} {'x BIRD':>7} {'99% x':>6}"
+          f" {'CPU BIRD':>9} {'CPU ours':>9} {'RSS BIRD':>9} {'RSS ours':>9}")  # fmt: skip
+    for (clients, per_client), results in rows:
+        bird, ours = results[0], results[1]
+        both = ours.converged and bird.converged
+        ratio = f"{ours.converged / bird.converged:.1f}" if both else "-"  # type: ignore[operator]
+        most = f"{ours.most / bird.most:.1f}" if ours.most and bird.most else "-"
+        cpu = f"{sum(bird.cpu.values()):8.2f}s {sum(ours.cpu.values()):8.2f}s"
+        rss = f"{sum(bird.rss_mb.values()):7.0f}MB {sum(ours.rss_mb.values()):7.0f}MB"
+        size = f"{clients}x{per_client}"
+        print(f"{size:>10} {secs(bird.converged):>8} {secs(ours.converged):>8}"
+              f" {ratio:>7} {most:>6} {cpu} {rss}")  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--clients", type=int, default=20)
-    parser.add_argument("--per-client", type=int, default=250)
+    parser.add_argument("--clients", type=int, default=20, help="for the core stage")
+    parser.add_argument("--per-client", type=int, default=250, help="for the core stage")
+    parser.add_argument(
+        "--sizes",
+        nargs="+",
+        type=parse_size,
+        default=[(20, 250), (20, 1000), (20, 5000), (200, 100)],
+        help="real stage: CLIENTSxPREFIXES per client, each run with BIRD and ours",
+    )
     parser.add_argument("--stages", nargs="+", choices=("core", "real"), default=["core", "real"])
     parser.add_argument(
         "--speeds",
         nargs="+",
-        default=["default", "0.1"],
+        default=["default"],
         help="exabgp_reactor_speed per gingham round ('default' = Gingham's 10: 100 ms idle"
         " poll, no wait while API work is queued; ExaBGP's own default is 1.0)",
     )
@@ -575,7 +615,10 @@ def main() -> None:
     if "core" in args.stages:
         core_stage(args.clients, args.per_client, args.runs)
     if "real" in args.stages:
-        real_stage(args.clients, args.per_client, args.speeds, args.limit)
+        if os.geteuid() != 0:
+            sys.exit("the real stage needs root (network namespaces); try --stages core")
+        rows = [(size, real_stage(*size, args.speeds, args.limit)) for size in args.sizes]
+        print_sweep(rows)
 
 
 def core_stage(clients: int, per_client: int, runs: int) -> None:

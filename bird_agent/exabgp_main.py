@@ -89,7 +89,11 @@ All are wrapped methods of the pinned ExaBGP (`Reactor._wait_for_io`,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import functools
+import importlib.metadata
+import os
+import sys
+from collections.abc import Callable, Iterator, MutableMapping
 from operator import methodcaller
 from typing import Any
 
@@ -97,22 +101,84 @@ from gingham.collector import tune_gc
 from gingham.prefix import parse_prefix, prefix_ints
 
 IDLE_SPEED = "10"  # exabgp_reactor_speed: the idle wait is speed / 100 seconds
+# ExaBGP's own default: what a stock (unpatched) ExaBGP is run at, since its
+# reactor then sleeps between slices of queued API work.
+STOCK_SPEED = "1.0"
+# The one ExaBGP release the patches below were written for and are tested on.
+PINNED_VERSION = "5.0.15"
+# Set (to anything but "", "0" or "false") to run stock ExaBGP even when the
+# pinned release is installed: the suite does, to keep the stock path working.
+STOCK_VARIABLE = "GINGHAM_EXABGP_STOCK"
+
+# How to undo every replacement made so far, oldest first (`restore`).
+_UNDO: list[Callable[[], None]] = []
+
+
+@functools.cache
+def exabgp_version() -> str | None:
+    """The installed ExaBGP distribution's version (None when not installed)."""
+    try:
+        return importlib.metadata.version("exabgp")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def patches_apply() -> bool:
+    """Whether ExaBGP here is the pinned release and stock was not asked for."""
+    stock = os.environ.get(STOCK_VARIABLE, "").lower() not in ("", "0", "false")
+    return not stock and exabgp_version() == PINNED_VERSION
+
+
+def default_speed() -> str:
+    """The reactor speed ExaBGP runs at unless an operator sets one."""
+    return IDLE_SPEED if patches_apply() else STOCK_SPEED
+
+
+def _set_attribute(owner: Any, name: str, value: Any) -> None:
+    """`setattr`, remembered so that `restore` puts back what was there."""
+    had = name in vars(owner)
+    old = vars(owner).get(name)
+    setattr(owner, name, value)
+    _UNDO.append(lambda: setattr(owner, name, old) if had else delattr(owner, name))
+
+
+def _set_item(mapping: MutableMapping[str, Any], key: str, value: Any) -> None:
+    had = key in mapping
+    old = mapping.get(key)
+
+    def undo() -> None:
+        if had:
+            mapping[key] = old
+        else:
+            del mapping[key]
+
+    mapping[key] = value
+    _UNDO.append(undo)
+
+
+def restore() -> None:
+    """Puts back every ExaBGP method and command the patches replaced."""
+    while _UNDO:
+        _UNDO.pop()()
 
 
 def _wraps(owner: Any, name: str) -> Callable[[Callable[[Any], Any]], None]:
     """Decorates `make(original)`: `owner.name` becomes what it returns, once.
 
     The replacement is marked, so patching twice wraps once; the original
-    stays reachable in its closure (the tests read it from there).
+    stays reachable in its closure (the tests read it from there). Nothing
+    is replaced unless `patches_apply()`; `restore` undoes it.
     """
 
     def apply(make: Callable[[Any], Any]) -> None:
+        if not patches_apply():
+            return
         original = getattr(owner, name)
         if getattr(original, "gingham", False):
             return
         wrapper = make(original)
         wrapper.gingham = True
-        setattr(owner, name, wrapper)
+        _set_attribute(owner, name, wrapper)
 
     return apply
 
@@ -184,10 +250,10 @@ def patch_remove_self() -> None:
 def patch_family() -> None:
     from exabgp.protocol.family import AFI, SAFI, Family  # type: ignore[import-untyped]
 
-    if getattr(Family.family, "gingham", False):
+    if not patches_apply() or getattr(Family.family, "gingham", False):
         return
-    Family.family = _per_family(Family.family)
-    Family.index = _per_family(Family.index)
+    _set_attribute(Family, "family", _per_family(Family.family))
+    _set_attribute(Family, "index", _per_family(Family.index))
     for resource in (AFI, SAFI):
         create = resource.create.__func__
 
@@ -195,7 +261,7 @@ def patch_family() -> None:
             found = cls.cache.get(value)
             return found if found is not None else create(cls, value)
 
-        resource.create = classmethod(_create)
+        _set_attribute(resource, "create", classmethod(_create))
 
 
 def _per_family(method: Any) -> Any:
@@ -224,6 +290,8 @@ def patch_attribute_commands() -> None:
     from exabgp.reactor.api.command import announce  # type: ignore[import-untyped]
     from exabgp.reactor.api.command.command import Command  # type: ignore[import-untyped]
 
+    if not patches_apply():
+        return
     if getattr(Command.callback["text"].get("announce attributes"), "gingham", False):
         return
     parsed: dict[str, list[Any]] = {}
@@ -300,7 +368,9 @@ def patch_attribute_commands() -> None:
         ("withdraw attribute", withdrawn),
         ("withdraw attributes", withdrawn),
     ):
-        Command.register(name)(function)
+        # Registered by ExaBGP already (same name, options and neighbor flag):
+        # only the text handler changes.
+        _set_item(Command.callback["text"], name, function)
 
 
 def parse_routes(api: Any, command: str, peers: list[str]) -> list[Any]:
@@ -498,16 +568,42 @@ def patch_cidr() -> None:
         return _pack_nlri
 
 
+PATCHES: tuple[Callable[[], None], ...] = (
+    patch_reactor,
+    patch_accept,
+    patch_api_steps,
+    patch_remove_self,
+    patch_family,
+    patch_attribute_commands,
+    patch_nlri_order,
+    patch_cidr,
+)
+
+
+def apply_patches() -> bool:
+    """Every patch, if ExaBGP is the pinned release; else none, said on stderr."""
+    if not patches_apply():
+        why = (
+            f"{STOCK_VARIABLE} is set"
+            if exabgp_version() == PINNED_VERSION
+            else f"ExaBGP {exabgp_version()} is installed; Gingham's changes are for"
+            f" {PINNED_VERSION} only"
+        )
+        print(
+            f"gingham: WARNING: running stock ExaBGP ({why}): idle loop and route"
+            " reflection at ExaBGP's own speed",
+            file=sys.stderr,
+            flush=True,
+        )
+        return False
+    for patch in PATCHES:
+        patch()
+    return True
+
+
 def main() -> None:
     tune_gc()
-    patch_reactor()
-    patch_accept()
-    patch_api_steps()
-    patch_remove_self()
-    patch_family()
-    patch_attribute_commands()
-    patch_nlri_order()
-    patch_cidr()
+    apply_patches()
     from exabgp.application.main import main as exabgp_main  # type: ignore[import-untyped]
 
     exabgp_main()

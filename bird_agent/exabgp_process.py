@@ -27,7 +27,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 from bird_agent import exabgp_wire as wire
-from bird_agent.exabgp_main import IDLE_SPEED
+from bird_agent.exabgp_main import default_speed
 
 # ExaBGP with a quieter idle loop (bird_agent.exabgp_main) whose `teardown`
 # sends a Cease even under graceful restart (bird_agent.exabgp_cease): `python -m …`.
@@ -63,10 +63,11 @@ def _die_with_parent() -> tuple[str, ...]:
 
 def exabgp_environment(options: ExaBGPOptions) -> dict[str, str]:
     """ExaBGP's environment. The reactor speed is only a default (the one
-    `bird_agent.exabgp_main` is tuned for): an operator's or a benchmark's
-    `exabgp_reactor_speed` wins; the rest is ours."""
+    `bird_agent.exabgp_main` is tuned for, or ExaBGP's own when it runs
+    stock): an operator's or a benchmark's `exabgp_reactor_speed` wins; the
+    rest is ours."""
     return {
-        SPEED_VARIABLE: IDLE_SPEED,
+        SPEED_VARIABLE: default_speed(),
         **os.environ,
         **wire.environment(options.listen_addresses, options.listen_port),
         # One restart unit: ExaBGP exits when the bridge does.

@@ -21,16 +21,75 @@ class _Queue:
         return not self.pending
 
 
-def test_the_wrapped_method_still_has_the_shape_the_wrapper_relies_on() -> None:
+def test_the_wrapped_method_still_has_the_signature_the_wrapper_relies_on() -> None:
     from exabgp.reactor.asynchronous import ASYNC  # type: ignore[import-untyped]
     from exabgp.reactor.loop import Reactor  # type: ignore[import-untyped]
 
     exabgp_main.patch_reactor()
     original = inspect.getclosurevars(Reactor._wait_for_io).nonlocals["wait_for_io"]
     assert list(inspect.signature(original).parameters) == ["self", "sleeptime"]
-    assert "self._poller.poll(sleeptime)" in inspect.getsource(original)
     assert list(inspect.signature(ASYNC.ready).parameters) == ["self"]
-    assert "_wait_for_io(sleep)" in inspect.getsource(Reactor.run)
+
+
+def _replaced() -> dict[str, Any]:
+    """Every attribute and command the patches replace, as it is now."""
+    from exabgp.bgp.message.update import Update  # type: ignore[import-untyped]
+    from exabgp.bgp.message.update.nlri.cidr import CIDR  # type: ignore[import-untyped]
+    from exabgp.bgp.neighbor import Neighbor  # type: ignore[import-untyped]
+    from exabgp.protocol.family import AFI, SAFI, Family  # type: ignore[import-untyped]
+    from exabgp.reactor.api.command.command import Command  # type: ignore[import-untyped]
+    from exabgp.reactor.asynchronous import ASYNC
+    from exabgp.reactor.loop import Reactor
+
+    owners = {
+        "Reactor": (Reactor, ["_wait_for_io"]),
+        "ASYNC": (ASYNC, ["schedule", "run"]),
+        "Neighbor": (Neighbor, ["remove_self"]),
+        "Family": (Family, ["family", "index"]),
+        "AFI": (AFI, ["create"]),
+        "SAFI": (SAFI, ["create"]),
+        "Update": (Update, ["_split_nlris"]),
+        "CIDR": (CIDR, ["pack_nlri"]),
+    }
+    now = {f"{o}.{n}": vars(cls).get(n) for o, (cls, names) in owners.items() for n in names}
+    text = Command.callback["text"]
+    for name in ("announce attribute", "announce attributes", "withdraw attributes"):
+        now[name] = text.get(name)
+    return now
+
+
+def test_every_patch_is_undone_by_restore() -> None:
+    stock = _replaced()
+    assert exabgp_main.apply_patches()
+    patched = _replaced()
+    assert [k for k in stock if patched[k] is stock[k]] == []  # each one replaced
+    exabgp_main.restore()
+    assert _replaced() == stock
+
+
+def test_another_exabgp_release_runs_stock_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stock = _replaced()
+    monkeypatch.setattr(exabgp_main, "exabgp_version", lambda: "5.0.16")
+    assert not exabgp_main.patches_apply()
+    assert exabgp_main.default_speed() == exabgp_main.STOCK_SPEED
+    assert not exabgp_main.apply_patches()
+    for patch in exabgp_main.PATCHES:
+        patch()  # each one checks too
+    assert _replaced() == stock
+    warning = capsys.readouterr().err
+    assert "ExaBGP 5.0.16 is installed" in warning and exabgp_main.PINNED_VERSION in warning
+
+
+def test_stock_can_be_asked_for_on_the_pinned_release(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert exabgp_main.exabgp_version() == exabgp_main.PINNED_VERSION  # what the suite runs
+    assert exabgp_main.default_speed() == exabgp_main.IDLE_SPEED
+    monkeypatch.setenv(exabgp_main.STOCK_VARIABLE, "1")
+    stock = _replaced()
+    assert not exabgp_main.apply_patches()
+    assert _replaced() == stock
+    assert exabgp_main.default_speed() == exabgp_main.STOCK_SPEED
 
 
 def test_queued_api_work_is_never_left_waiting_and_idle_waits_stay() -> None:
@@ -66,14 +125,8 @@ def test_the_environment_sets_the_idle_speed_the_entry_point_expects(
 def test_remove_self_copies_only_what_it_rewrites(monkeypatch: pytest.MonkeyPatch) -> None:
     from exabgp.bgp.neighbor import Neighbor  # type: ignore[import-untyped]
 
-    original_source = inspect.getsource(Neighbor.remove_self)
     exabgp_main.patch_remove_self()
     exabgp_main.patch_remove_self()  # idempotent
-    original = inspect.getclosurevars(Neighbor.remove_self).nonlocals["remove_self"]
-    # The shape the wrapper relies on: a deep copy, then `next-hop self` rewritten.
-    source = inspect.getsource(original)
-    assert "deepcopy(changes)" in source and "if not change.nlri.nexthop.SELF" in source
-    assert original_source == source
 
     class Hop:
         def __init__(self, is_self: bool) -> None:
@@ -108,8 +161,6 @@ def test_families_come_from_a_table_with_exabgps_own_values() -> None:
         for a, s in known
     ]
     unknown_before = (AFI.create(9999), SAFI.create(250))
-    assert "cls.cache.get(value, _AFI(value))" in inspect.getsource(AFI.create)
-    assert "return Family(self.afi, self.safi)" in inspect.getsource(Family.family)
     exabgp_main.patch_family()
     exabgp_main.patch_family()  # idempotent
     after = [
@@ -174,14 +225,6 @@ def test_insert_change_leaves_the_rib_as_add_to_rib_does(cache: bool) -> None:
     from exabgp.protocol.family import AFI, SAFI
     from exabgp.rib.outgoing import OutgoingRIB  # type: ignore[import-untyped]
 
-    # The ExaBGP code insert_change reproduces (an upgrade that changes it fails here).
-    for method, expected in (
-        (OutgoingRIB.add_to_rib, "if not force and self.in_cache(change)"),
-        (OutgoingRIB._update_rib, "new_attr[change_attr_index] = change.attributes"),
-        (OutgoingRIB.in_cache, "cached.nlri.nexthop.index() != change.nlri.nexthop.index()"),
-        (OutgoingRIB.update_cache, "self._seen[family].pop(index, None)"),
-    ):
-        assert expected in inspect.getsource(method)
     a, b = _change("10.65.0.0/26", "192.0.2.1", 100), _change("10.65.1.0/26", "192.0.2.1", 100)
     steps = [
         a, b, a,  # a again, unchanged: nothing new
@@ -208,12 +251,6 @@ def test_insert_change_leaves_the_rib_as_add_to_rib_does(cache: bool) -> None:
 def test_inject_changes_reaches_the_named_neighbors_with_their_families() -> None:
     from exabgp.protocol.family import AFI, SAFI
     from exabgp.rib.outgoing import OutgoingRIB
-
-    assert "neighbor.rib.outgoing.add_to_rib(neighbor.remove_self(change))" in inspect.getsource(
-        __import__(
-            "exabgp.configuration.configuration", fromlist=["_Configuration"]
-        )._Configuration.inject_change
-    )
 
     class Neighbor:
         def __init__(self, families: list[Any]) -> None:
@@ -247,7 +284,6 @@ def test_updates_carry_the_same_nlri_in_the_same_order_as_exabgps_sort() -> None
     original = Update._split_nlris
     if getattr(original, "gingham", False):
         original = inspect.getclosurevars(original).nonlocals["split_nlris"]
-    assert "for nlri in sorted(self.nlris):" in inspect.getsource(original)
     exabgp_main.patch_nlri_order()
     exabgp_main.patch_nlri_order()  # idempotent
     patched = Update._split_nlris
@@ -286,9 +322,6 @@ def test_a_prefix_is_packed_once_and_again_when_its_mask_changes() -> None:
     original = CIDR.pack_nlri
     if getattr(original, "gingham", False):
         original = inspect.getclosurevars(original).nonlocals["pack_nlri"]
-    assert "return bytes([self.mask]) + self._packed[: CIDR.size(self.mask)]" in (
-        inspect.getsource(original)
-    )
     exabgp_main.patch_cidr()
     exabgp_main.patch_cidr()  # idempotent
     cidr = CIDR(bytes([10, 65, 1, 0]), 24)
@@ -300,10 +333,8 @@ def test_a_prefix_is_packed_once_and_again_when_its_mask_changes() -> None:
 
 @pytest.mark.usefixtures("quiet_exabgp")
 def test_accepting_a_peer_goes_ahead_of_queued_route_work() -> None:
-    from exabgp.reactor import loop  # type: ignore[import-untyped]
     from exabgp.reactor.asynchronous import ASYNC  # type: ignore[import-untyped]
 
-    assert f"'{exabgp_main.ACCEPT}'" in inspect.getsource(loop.Reactor.run)
     exabgp_main.patch_accept()
     exabgp_main.patch_accept()  # idempotent
     queue = ASYNC()
@@ -345,12 +376,7 @@ ATTRIBUTES = (
     ],
 )
 def test_routes_of_an_attribute_command_are_made_as_exabgps_parser_makes_them(nlri: str) -> None:
-    from exabgp.configuration.static import attributes  # type: ignore[import-untyped]
 
-    # The loop parse_routes stands in for.
-    assert "new = Change(nlri.__class__(nlri.afi, nlri.safi, Action.UNSET), attr)" in (
-        inspect.getsource(attributes)
-    )
     command = f"{ATTRIBUTES} nlri {nlri}"
     theirs = _api().api_attributes(command, ["n1"])
     ours = exabgp_main.parse_routes(_api(), command, ["n1"])
@@ -381,7 +407,6 @@ def test_api_steps_run_without_an_event_loop_and_as_before(
     original = ASYNC.run
     if getattr(original, "gingham", False):
         original = inspect.getclosurevars(original).nonlocals["run"]
-    assert "return asyncio.run(self._run_async())" in inspect.getsource(original)
 
     def play(run: Any) -> list[Any]:
         seen: list[Any] = []
