@@ -2,23 +2,27 @@
 
 felix.workloads decides when attachments come and go; this module owns how
 they are written to and found in the datastore, Calico's way: one
-`WorkloadEndpoint` per attachment, named from the node, the orchestrator and
-the pod (k8s) or the container ID (plain CNI), see
-`gingham.model.workload.workload_endpoint_name`.
+`WorkloadEndpoint` per attachment, named uniquely per (node, container ID,
+interface), see `gingham.model.workload.workload_endpoint_name`.
 
 Invariants:
-- A write returns the record's revision; the attachment keeps it, so removal
-  is one compare-and-swap delete of exactly that record (no listing), and a
-  newer sandbox's record that took the same name (Conflict) is never removed.
+- Two attachments never share a record: two live pods whose container IDs
+  differ only in case or punctuation, or two sandboxes of one pod, have two.
+- A write returns the record's revision; the attachment keeps it and the
+  record's name, so removal is one compare-and-swap delete of exactly that
+  record (no listing), whatever naming it was written under.
 - Without a remembered revision (a repeated DEL, a record felix never saw
   written) removal lists this node's records and removes the ones of the
   (container ID, interface), each CAS on the revision it read.
 - `EndpointRecords(None, node)` records nothing (felix without a datastore).
+- A sandbox is its network namespace's identity (device, inode), not the
+  path a runtime names it by (`same_sandbox`, `sandbox_alive`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
@@ -43,6 +47,41 @@ class Attachment:
     pod_uid: str = ""
     # The revision of its WorkloadEndpoint as felix wrote or loaded it ("": none).
     endpoint_revision: str = ""
+    # The name of that record as written or loaded ("": felix's current naming).
+    endpoint_name: str = ""
+    # (st_dev, st_ino) of `netns` when added: which namespace it was, whatever
+    # path names it later (None: unknown, e.g. reloaded after a restart).
+    netns_id: tuple[int, int] | None = None
+
+
+def netns_identity(path: str) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of the namespace at `path`: the same for every path of it."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def same_sandbox(known: Attachment, netns: str) -> bool | None:
+    """Is `netns` the namespace `known` was attached in? None: felix cannot tell."""
+    if not known.netns:
+        return None
+    if netns == known.netns and known.netns_id is None:
+        return True
+    found = netns_identity(netns)
+    return found is not None and found == known.netns_id
+
+
+def other_live_sandbox(known: Attachment, netns: str) -> bool:
+    """`netns` is not `known`'s namespace, and `known`'s still exists."""
+    return same_sandbox(known, netns) is False and sandbox_alive(known)
+
+
+def sandbox_alive(known: Attachment) -> bool:
+    """Does `known`'s namespace still exist (its path names the same namespace)?"""
+    found = netns_identity(known.netns)
+    return found is not None and (known.netns_id is None or found == known.netns_id)
 
 
 class EndpointRecords:
@@ -50,11 +89,15 @@ class EndpointRecords:
         self.datastore, self.node = datastore, node
 
     def name_for(self, a: Attachment) -> str:
+        """The record's name: the one it was loaded under, else the current naming."""
+        if a.endpoint_name:
+            return a.endpoint_name
         if a.pod_name:
             return workload_endpoint_name(
-                self.node, "k8s", a.pod_namespace, a.pod_name, a.interface
-            )
-        return workload_endpoint_name(self.node, "cni", "", a.container_id, a.interface)
+                self.node, a.container_id, a.interface, orchestrator="k8s",
+                namespace=a.pod_namespace, pod=a.pod_name,
+            )  # fmt: skip
+        return workload_endpoint_name(self.node, a.container_id, a.interface)
 
     async def record(self, a: Attachment) -> str:
         """Write the attachment's WorkloadEndpoint; its revision ("" without a datastore)."""
@@ -81,7 +124,7 @@ class EndpointRecords:
         try:
             stored = await self.datastore.create(obj)
         except AlreadyExists:
-            # A pod's new sandbox reuses the name: the newest attachment wins.
+            # This attachment's own record, left by an earlier add: rewrite it.
             current = await self.datastore.get(KIND, obj.name)
             stored = await self.datastore.update(obj.with_revision(current.resource_version))
         return stored.resource_version or ""

@@ -245,7 +245,7 @@ class DataplaneServicer(pb_grpc.DataplaneServicer):
         iface = request.interface_name or "eth0"
         if self.workloads is not None:
             try:
-                existed = await self.workloads.delete(request.container_id, iface)
+                existed = await self.workloads.delete(request.container_id, iface, request.netns)
             except Exception as exc:  # IPAM down: the runtime must retry DEL
                 await abort(context, grpc.StatusCode.UNAVAILABLE, pb.TRY_AGAIN_LATER, str(exc))
             return pb.DeleteWorkloadReply(existed=existed)
@@ -313,7 +313,9 @@ class DataplaneServicer(pb_grpc.DataplaneServicer):
         }
         removed = []
         known = self.workloads.attachments if self.workloads is not None else {}
-        for name in sorted(set(self.agent.workloads) - valid):
+        # Attachments too: a pod whose veth vanished is no workload of the agent any
+        # more, but still holds its address until a DEL or this.
+        for name in sorted((set(self.agent.workloads) | set(known)) - valid):
             a = known.get(name)
             if a is not None and self.workloads is not None:
                 await self.workloads.delete(a.container_id, a.interface)

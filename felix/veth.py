@@ -14,9 +14,12 @@ link`, `default via 169.254.1.1` and a permanent neighbour for the gateway.
 The /32 route to the pod is desired state, programmed by the reconciler.
 
 Invariants:
-- `plumb` is idempotent: on an existing pair it converges every item above; a
-  host veth whose pod side is missing (a crash mid-add) is deleted and made
-  again. Every request is ACKed, so an error names the step that failed.
+- `plumb` is idempotent: on an existing pair it converges every item above.
+  Every request is ACKed, so an error names the step that failed.
+- `plumb` never takes over a pair that is not its pod's: a host veth whose
+  peer is not `pod_interface` in `spec.netns` (the pair is created in one
+  step, so a live host side always has a peer: another sandbox's) raises
+  `AttachedElsewhere` and changes nothing.
 - `unplumb` deletes the host side by name (the kernel removes the peer, the
   routes and neighbours through it) and is a no-op when it is gone.
 - `disconnect` takes a pod off the network without deleting its veth: set
@@ -47,9 +50,8 @@ NLM_F_REQUEST, NLM_F_ACK, NLM_F_DUMP = 0x1, 0x4, 0x300
 NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE = 0x100, 0x200, 0x400
 NLM_F_ACK_TLVS, NLMSGERR_ATTR_MSG = 0x200, 1
 SOL_NETLINK, NETLINK_CAP_ACK, NETLINK_EXT_ACK = 270, 10, 11
-IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINKINFO, IFLA_IFALIAS, IFLA_NET_NS_FD = (
-    1, 3, 4, 18, 20, 28,
-)  # fmt: skip
+IFLA_ADDRESS, IFLA_IFNAME, IFLA_LINK, IFLA_MTU, IFLA_LINKINFO, IFLA_IFALIAS = 1, 3, 5, 4, 18, 20
+IFLA_NET_NS_FD = 28
 IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
 IFA_ADDRESS, IFA_LOCAL = 1, 2
 RTA_DST, RTA_OIF, RTA_GATEWAY = 1, 4, 5
@@ -73,6 +75,10 @@ class PlumbingError(RuntimeError):
     """Plumbing could not be done; the message names the step, the interface and why."""
 
 
+class AttachedElsewhere(PlumbingError):
+    """The host veth exists and its peer is not the pod interface in the netns asked for."""
+
+
 @dataclass(frozen=True)
 class VethSpec:
     host_interface: str
@@ -90,6 +96,16 @@ class VethSpec:
 class Plumbed:
     host_mac: str
     pod_mac: str
+    # True when the pair was made by this call (no routes through it yet).
+    created: bool = False
+
+
+@dataclass(frozen=True)
+class Link:
+    index: int
+    mac: str
+    # IFLA_LINK: a veth's peer index (in the peer's namespace); 0 when absent.
+    peer: int = 0
 
 
 def _attr(kind: int, payload: bytes) -> bytes:
@@ -161,8 +177,8 @@ class Rtnl:
                     answers[seq] = _error(flags, body)
         return [answers[seq] for seq in seqs]
 
-    def get_link(self, name: str) -> tuple[int, str] | None:
-        """(ifindex, MAC) of the link `name`, or None when there is none."""
+    def get_link(self, name: str) -> Link | None:
+        """The link `name` (index, MAC, peer index), or None when there is none."""
         seq, message = self._message(RTM_GETLINK, 0, _ifinfo() + _attr(IFLA_IFNAME, _name(name)))
         self.sock.send(message)
         while True:
@@ -175,7 +191,7 @@ class Rtnl:
                         return None
                     raise PlumbingError(f"looking up {name}: {os.strerror(code)} {text}".rstrip())
                 index = IFINFOMSG.unpack_from(body)[2]
-                mac = b""
+                mac, peer = b"", 0
                 offset = IFINFOMSG.size
                 while offset + RTATTR.size <= len(body):
                     length, attr = RTATTR.unpack_from(body, offset)
@@ -183,8 +199,10 @@ class Rtnl:
                         break
                     if attr == IFLA_ADDRESS:
                         mac = body[offset + RTATTR.size : offset + length]
+                    elif attr == IFLA_LINK and length >= RTATTR.size + 4:
+                        peer = struct.unpack_from("=i", body, offset + RTATTR.size)[0]
                     offset += (length + 3) & ~3
-                return index, _mac_text(mac)
+                return Link(index, _mac_text(mac), peer)
 
     def _receive(self) -> list[tuple[int, int, int, bytes]]:
         try:
@@ -272,7 +290,7 @@ def _configure_pod(pod: Rtnl, spec: VethSpec, host_mac: str) -> str:
     found = pod.get_link(spec.pod_interface)
     if found is None:
         raise PlumbingError(f"pod interface {spec.pod_interface} missing in {spec.netns}")
-    index, pod_mac = found
+    index, pod_mac = found.index, found.mac
     if spec.mac and pod_mac != spec.mac:
         # A MAC change needs the link down (veth has no live address change).
         body = _ifinfo(index, up=False) + _attr(IFLA_ADDRESS, _mac_bytes(spec.mac))
@@ -303,11 +321,15 @@ def plumb(host_netns: str | None, spec: VethSpec) -> Plumbed:
         except OSError as exc:
             raise PlumbingError(f"netns {spec.netns}: {exc.strerror or exc}") from exc
         with pod_rtnl as pod:
-            if existing is not None and pod.get_link(spec.pod_interface) is None:
-                # A half-made pair from a crash: start over.
-                unplumb_with(host, spec.host_interface)
-                existing = None
-            if existing is None:
+            if existing is not None:
+                peer = pod.get_link(spec.pod_interface)
+                # Indexes are per namespace: both ends naming each other is the pair.
+                if peer is None or (peer.peer, existing.peer) != (existing.index, peer.index):
+                    raise AttachedElsewhere(
+                        f"{spec.host_interface} ({spec.container_id}/{spec.pod_interface}) "
+                        f"is plumbed into another network namespace, not {spec.netns}"
+                    )
+            else:
                 _create_pair(host, spec)
             body = _ifinfo(up=True) + _attr(IFLA_IFNAME, _name(spec.host_interface))
             body += _attr(IFLA_MTU, _u32(spec.mtu))
@@ -317,13 +339,13 @@ def plumb(host_netns: str | None, spec: VethSpec) -> Plumbed:
             found = host.get_link(spec.host_interface)
             if found is None:
                 raise PlumbingError(f"{spec.host_interface} vanished while being set up")
-            index, host_mac = found
+            index, host_mac = found.index, found.mac
             write_sysctls(host_netns, host_sysctls(spec.host_interface))
             pod_mac = _configure_pod(pod, spec, host_mac)
         neighbours = [_neighbour(index, ip, pod_mac) for ip in spec.ips]
         if neighbours:
             _check(f"neighbour entries on {spec.host_interface}", host.batch(neighbours))
-    return Plumbed(host_mac=host_mac, pod_mac=pod_mac)
+    return Plumbed(host_mac=host_mac, pod_mac=pod_mac, created=existing is None)
 
 
 def disconnect(host_netns: str | None, name: str) -> bool:

@@ -28,6 +28,18 @@ Invariants:
 - A deleted veth is reported to the agent (`link_removed`): the kernel took
   its /32 with it, and a new veth of the same name (same container ID again)
   must get the route anew.
+- One sandbox per attachment. An ADD of a (container ID, interface) that is
+  attached in another, still existing network namespace is refused (`invalid`
+  on field `netns`) before anything is assigned or plumbed; the first sandbox
+  keeps its veth, address and record. Namespaces are compared by identity
+  (device and inode), so two paths of one namespace are one sandbox. If the
+  first sandbox's namespace is gone, the ADD first deletes what is left of it
+  (as a DEL would) and then adds anew. After a restart felix does not know the
+  namespace; veth.plumb then refuses a pair whose peer lives elsewhere.
+- A DEL that names another existing namespace than the live attachment's is
+  the DEL of an ADD felix refused: it deletes nothing (existed=False).
+- A pod whose veth vanished (the agent dropped its routes) keeps its address
+  and record until its DEL or a GC that does not list it.
 """
 
 from __future__ import annotations
@@ -44,7 +56,14 @@ from typing import Protocol
 
 from felix import veth
 from felix.agent import Agent
-from felix.attachments import Attachment, EndpointRecords
+from felix.attachments import (
+    Attachment,
+    EndpointRecords,
+    netns_identity,
+    other_live_sandbox,
+    same_sandbox,
+    sandbox_alive,
+)
 from felix.dataplane import host_interface_name
 from felix.desired import EncapMode, LocalWorkload
 from gingham.datastore.base import Datastore, DatastoreError
@@ -204,6 +223,16 @@ class Workloads:
         log.debug("add %s/%s: %s", req.container_id, interface, phases)
         return attachment
 
+    def _known(self, name: str, req: AddRequest, interface: str) -> Attachment | None:
+        """felix's attachment of this name: in memory, or a veth adopted at start
+        that has no record (its addresses are in the kernel, its netns unknown)."""
+        known = self.attachments.get(name)
+        adopted = self.agent.workloads.get(name)
+        if known is None and adopted is not None:
+            mtu = req.mtu or self.pod_mtu()
+            known = Attachment(req.container_id, interface, "", name, adopted.ips, "", "", mtu)
+        return known
+
     async def _add_locked(
         self,
         req: AddRequest,
@@ -212,21 +241,25 @@ class Workloads:
         requested: IPv4Address | None,
         phases: Phases,
     ) -> Attachment:
-        existing = self.attachments.get(name)
-        if existing is not None and existing.netns in (req.netns, ""):
-            # Same attachment again (or one reloaded after a restart, whose netns
-            # felix does not store): converge the plumbing, assign nothing new.
-            spec = veth.VethSpec(
-                name, interface, req.netns, existing.ips, existing.mtu, req.container_id,
-                req.mac.lower(),
+        existing = self._known(name, req, interface)
+        if existing is not None:
+            same = same_sandbox(existing, req.netns)
+            if same is not False:  # the same sandbox again, or one felix cannot tell
+                return await self._converge(existing, req, interface, name)
+            if sandbox_alive(existing):
+                raise WorkloadError(
+                    "invalid",
+                    f"container {req.container_id!r} interface {interface!r} is already "
+                    f"attached in netns {existing.netns!r}; DEL it before ADDing it into "
+                    f"{req.netns!r}",
+                    "netns",
+                )
+            # The first sandbox's namespace is gone: what is left of it goes first.
+            log.info(
+                "add %s/%s into %s: its earlier netns %s is gone; deleting that attachment",
+                req.container_id, interface, req.netns, existing.netns,
             )  # fmt: skip
-            plumbed = await asyncio.to_thread(veth.plumb, self.host_netns, spec)
-            existing = Attachment(
-                **{**existing.__dict__, "netns": req.netns, "pod_mac": plumbed.pod_mac,
-                   "host_mac": plumbed.host_mac}
-            )  # fmt: skip
-            self.attachments[name] = existing
-            return existing
+            await self._delete_locked(req.container_id, interface, name)
         handle = handle_for(req.container_id, interface)
         assigned = await self._assign(handle, req, requested)
         phases.mark("ipam")
@@ -240,6 +273,11 @@ class Workloads:
         )
         try:
             plumbed = await asyncio.to_thread(veth.plumb, self.host_netns, spec)
+        except veth.AttachedElsewhere as exc:  # a pair felix did not know: not ours to undo
+            await self.ipam.release(handle)
+            raise WorkloadError(
+                "invalid", f"container {req.container_id!r}: {exc}; DEL it first", "netns"
+            ) from None
         except Exception as exc:
             await asyncio.to_thread(veth.unplumb, self.host_netns, name)
             await self.ipam.release(handle)
@@ -248,6 +286,7 @@ class Workloads:
         attachment = Attachment(
             req.container_id, interface, req.netns, name, ips, plumbed.host_mac,
             plumbed.pod_mac, mtu, req.pod_namespace, req.pod_name, req.pod_uid,
+            netns_id=netns_identity(req.netns),
         )  # fmt: skip
         self.attachments[name] = attachment
         self.agent.workloads[name] = LocalWorkload(name, ips)
@@ -270,9 +309,49 @@ class Workloads:
                     "transient", f"recording WorkloadEndpoint: {failure}"
                 ) from failure
             raise failure or AssertionError("unreachable: recorded is a revision")
-        attachment = dataclasses.replace(attachment, endpoint_revision=recorded)
+        attachment = dataclasses.replace(
+            attachment,
+            endpoint_revision=recorded,
+            endpoint_name=self.records.name_for(attachment),
+        )
         self.attachments[name] = attachment
         return attachment
+
+    async def _converge(
+        self, existing: Attachment, req: AddRequest, interface: str, name: str
+    ) -> Attachment:
+        """The same attachment again (or one reloaded after a restart, whose netns
+        felix does not store): converge the plumbing, assign nothing new."""
+        spec = veth.VethSpec(
+            name, interface, req.netns, existing.ips, existing.mtu, req.container_id,
+            req.mac.lower(),
+        )  # fmt: skip
+        try:
+            plumbed = await asyncio.to_thread(veth.plumb, self.host_netns, spec)
+        except veth.AttachedElsewhere as exc:
+            raise WorkloadError(
+                "invalid",
+                f"container {req.container_id!r} interface {interface!r} is already attached "
+                f"in another netns ({exc}); DEL it before ADDing it into {req.netns!r}",
+                "netns",
+            ) from None
+        except veth.PlumbingError as exc:
+            raise WorkloadError("internal", f"plumbing {name}: {exc}") from exc
+        netns_id = existing.netns_id or netns_identity(req.netns)
+        existing = dataclasses.replace(
+            existing, netns=req.netns, netns_id=netns_id, pod_mac=plumbed.pod_mac,
+            host_mac=plumbed.host_mac,
+        )  # fmt: skip
+        self.attachments[name] = existing
+        workload = LocalWorkload(name, existing.ips)
+        if plumbed.created or self.agent.workloads.get(name) != workload:
+            # A new pair (or one the agent dropped as vanished): it has no route yet.
+            if plumbed.created:
+                self.agent.link_removed(name)
+            self.agent.workloads[name] = workload
+            self.agent.mark_dirty()
+            await self._wait_routes({IPv4Network(ip) for ip in existing.ips})
+        return existing
 
     async def _assign(
         self, handle: str, req: AddRequest, requested: IPv4Address | None
@@ -347,12 +426,22 @@ class Workloads:
                     "transient", f"routes {sorted(map(str, wanted))} not programmed: {failures}"
                 ) from None
 
-    async def delete(self, container_id: str, interface: str) -> bool:
+    async def delete(self, container_id: str, interface: str, netns: str = "") -> bool:
+        """DEL: undo the attachment. `netns` ("" when the runtime gave none or it is
+        gone) only serves to tell a refused second sandbox's DEL from the first's."""
         interface = interface or "eth0"
         name = host_interface_name(container_id, interface)
         phases = Phases()
         async with self._lock(name):
             phases.mark("lock")
+            known = self.attachments.get(name)
+            if netns and known is not None and other_live_sandbox(known, netns):
+                log.warning(
+                    "DEL %s/%s names netns %s, but it is attached in %s, which still "
+                    "exists: deleting nothing (the DEL of a refused second ADD?)",
+                    container_id, interface, netns, known.netns,
+                )  # fmt: skip
+                return False
             existed = await self._delete_locked(container_id, interface, name, phases)
         log.debug("delete %s/%s: %s", container_id, interface, phases)
         return existed
@@ -397,4 +486,5 @@ class Workloads:
             self.attachments[name] = Attachment(
                 spec.container_id, spec.endpoint, "", name, ips, "", spec.mac or "",
                 self.host_mtu, spec.namespace, spec.pod, "", wep.resource_version or "",
+                wep.name,
             )  # fmt: skip

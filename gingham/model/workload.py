@@ -4,13 +4,26 @@ One object per (node, container ID, pod interface). IPAM's leak check treats
 an allocation as live when some WorkloadEndpoint carries its handle
 (`ipam_handle`, which defaults to felix's ``<container id>.<interface>``).
 
-The name is Calico-like: ``<node>-<orchestrator>-<namespace>-<pod>-<interface>``
-when those are known (see `workload_endpoint_name`), any DNS-1123 name
-otherwise.
+The name (`workload_endpoint_name`) is a readable Calico-like part,
+``<node>-<orchestrator>-<namespace>-<pod>-<interface>`` (plain CNI: the
+container ID for the pod), then ``-`` and a digest of the exact (node,
+container ID, interface). The readable part is lossy (lower-cased, every run
+of other characters one ``-``, cut to fit); the digest is what tells
+attachments apart, so two container IDs that differ only in case or in
+``_`` / ``.`` / ``-`` (``CaseTest`` and ``casetest``, ``pod_x1`` and
+``pod-x1``), and two sandboxes of one pod, each get their own record. It is
+a DNS-1123 subdomain of at most 253 characters, valid in every datastore
+(Kubernetes object names included).
+
+Records written before that naming (the readable part alone) are still
+found: felix keeps the name a record was loaded under, and removal by
+(container ID, interface) lists the node's records and compares their spec.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from typing import ClassVar
 
@@ -19,13 +32,31 @@ from pydantic import Field
 from gingham.model.base import Model, Resource, register_kind
 from gingham.model.fields import CIDR, MACAddress
 
+MAX_NAME = 253
+# 128 bits of SHA-256 in base32 (a-z, 2-7): no two attachments share a name,
+# even chosen on purpose.
+_DIGEST_CHARS = 26
+
 
 def workload_endpoint_name(
-    node: str, orchestrator: str, namespace: str, pod: str, interface: str
+    node: str,
+    container_id: str,
+    interface: str,
+    *,
+    orchestrator: str = "cni",
+    namespace: str = "",
+    pod: str = "",
 ) -> str:
-    parts = [node, orchestrator, namespace, pod, interface]
-    text = "-".join(re.sub(r"[^a-z0-9.]+", "-", p.lower()).strip("-.") for p in parts if p)
-    return text[:253].strip("-.") or "workload"
+    """The record name of one attachment, unique per (node, container ID, interface)."""
+    identity = "\0".join((node, container_id, interface)).encode()
+    raw = hashlib.sha256(identity).digest()[:16]
+    digest = base64.b32encode(raw).decode().rstrip("=").lower()
+    parts = [node, orchestrator, namespace, pod or container_id, interface]
+    readable = "-".join(
+        text for text in (re.sub(r"[^a-z0-9]+", "-", p.lower()).strip("-") for p in parts) if text
+    )
+    readable = readable[: MAX_NAME - _DIGEST_CHARS - 1].rstrip("-")
+    return f"{readable}-{digest}" if readable else digest
 
 
 class WorkloadEndpointSpec(Model):

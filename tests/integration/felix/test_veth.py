@@ -52,7 +52,9 @@ def test_plumb_wires_a_pod_that_links_accepts_and_that_reaches_its_node(
     plumbed = veth.plumb(node.path, spec)
     assert plumbed.pod_mac == "0a:58:0a:41:00:05"
     assert plumbed.host_mac in node.ip(f"link show dev {spec.host_interface}")
-    assert veth.plumb(node.path, spec) == plumbed  # idempotent
+    again = veth.plumb(node.path, spec)  # idempotent
+    assert plumbed.created and not again.created
+    assert (again.host_mac, again.pod_mac) == (plumbed.host_mac, plumbed.pod_mac)
     program_route(node, spec)
 
     gh = spec.host_interface
@@ -90,6 +92,25 @@ def test_a_half_made_pair_is_made_again(topo: Topology, node: Netns) -> None:
     plumbed = veth.plumb(node.path, spec)
     assert "10.65.0.6/32" in pod.ip("-4 addr show dev eth0")
     assert plumbed.pod_mac in pod.ip("link show dev eth0")
+    assert check_workload(node.path, links_view(spec)) == []
+
+
+def test_a_pair_in_another_sandbox_is_never_taken_over(topo: Topology, node: Netns) -> None:
+    """Same container ID and interface, another netns: refused, the first pod untouched."""
+    first, second = topo.netns("pd"), topo.netns("pd")
+    spec = veth.VethSpec(
+        host_interface_name("twice", "eth0"), "eth0", first.path, (IPv4Address("10.65.0.8"),)
+    )
+    plumbed = veth.plumb(node.path, spec)
+    other = veth.VethSpec(spec.host_interface, "eth0", second.path, (IPv4Address("10.65.0.9"),))
+    with pytest.raises(veth.AttachedElsewhere, match="another network namespace"):
+        veth.plumb(node.path, other)
+    second.ip("link add eth0 type veth peer name eth0b")  # an unrelated eth0 there
+    with pytest.raises(veth.AttachedElsewhere):
+        veth.plumb(node.path, other)
+    assert "10.65.0.9" not in second.ip("-4 addr show")
+    assert "10.65.0.8/32" in first.ip("-4 addr show dev eth0")
+    assert plumbed.host_mac in node.ip(f"link show dev {spec.host_interface}")
     assert check_workload(node.path, links_view(spec)) == []
 
 

@@ -8,6 +8,7 @@ the agent loop, veths and routes in namespaces, ping between pods.
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import AsyncIterator
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
@@ -96,7 +97,7 @@ async def test_add_check_list_delete_gc(felix, topo: Topology, node: Netns) -> N
     assert sorted(w.id.container_id for w in listed.workloads) == ["c1", "c2"]
     weps = {w.spec.container_id: w for w in (await datastore.list("WorkloadEndpoint")).items}
     assert sorted(weps) == ["c1", "c2"]
-    assert weps["c1"].name == "node1-k8s-default-pod-c1-eth0"
+    assert weps["c1"].name.startswith("node1-k8s-default-pod-c1-eth0-")
     assert [str(n) for n in weps["c1"].spec.ip_networks] == ["10.65.0.5/32"]
     assert weps["c1"].spec.interface_name == r1.host_interface
 
@@ -275,3 +276,73 @@ def _true_when(probe):  # type: ignore[no-untyped-def]
         return bool(probe())
 
     return check
+
+
+async def test_a_second_sandbox_of_one_container_id_is_refused_and_the_first_keeps_working(
+    felix, topo: Topology, node: Netns
+) -> None:  # type: ignore[no-untyped-def]
+    """Issue 16 item 3: the same container ID and interface ADDed into another netns."""
+    stub, ipam, agent, datastore, _workloads = felix
+    first_ns, second_ns = topo.netns("pa"), topo.netns("pb")
+    first = await stub.AddWorkload(add_request("c7", first_ns))
+    detail = await expect_error(
+        stub.AddWorkload(add_request("c7", second_ns)), grpc.StatusCode.INVALID_ARGUMENT
+    )
+    assert detail.field == "netns" and first_ns.path in detail.message, detail
+    assert "DEL it" in detail.message
+    assert ipam.free == [IPv4Address("10.65.0.6")], "the refused ADD took an address"
+    assert "eth0" not in second_ns.ip("link show")
+    # The runtime cleans up its failed sandbox with a DEL naming that netns: not ours.
+    other = pb.DeleteWorkloadRequest(container_id="c7", netns=second_ns.path)
+    gone = await stub.DeleteWorkload(other)
+    assert not gone.existed
+    assert first_ns.ping("192.0.2.1"), "the first sandbox went dark"
+    routes = node.ip("-4 route show proto 77")
+    assert f"10.65.0.5 dev {first.host_interface}" in routes, routes
+    assert [w.spec.container_id for w in (await datastore.list("WorkloadEndpoint")).items] == ["c7"]
+    # The first sandbox's own DEL (containerd's second DEL has no netns) still works.
+    assert (await stub.DeleteWorkload(pb.DeleteWorkloadRequest(container_id="c7"))).existed
+    assert sorted(ipam.free) == [IPv4Address("10.65.0.5"), IPv4Address("10.65.0.6")]
+    await agent.reconciled()
+    assert "10.65.0.5" not in node.ip("-4 route show proto 77")
+
+
+async def test_a_second_path_to_the_same_netns_is_the_same_sandbox(
+    felix, topo: Topology, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    stub, ipam, _agent, _datastore, _workloads = felix
+    pod = topo.netns("pa")
+    alias = tmp_path / "netns-alias"
+    alias.touch()
+    subprocess.run(["mount", "--bind", pod.path, str(alias)], check=True)
+    try:
+        first = await stub.AddWorkload(add_request("c8", pod))
+        again = await stub.AddWorkload(
+            pb.AddWorkloadRequest(container_id="c8", netns=str(alias), interface_name="eth0",
+                                  pod_namespace="default", pod_name="pod-c8")
+        )  # fmt: skip
+        assert [ip.address for ip in again.ips] == [ip.address for ip in first.ips]
+        assert ipam.free == [IPv4Address("10.65.0.6")]
+        assert (
+            await stub.DeleteWorkload(pb.DeleteWorkloadRequest(container_id="c8", netns=str(alias)))
+        ).existed
+    finally:
+        subprocess.run(["umount", str(alias)], check=False)
+
+
+async def test_a_container_id_whose_netns_is_gone_can_be_added_into_a_new_one(
+    felix, topo: Topology, node: Netns
+) -> None:  # type: ignore[no-untyped-def]
+    """The first sandbox died without a DEL: the new ADD cleans it up, one address in all."""
+    stub, ipam, _agent, datastore, _workloads = felix
+    old, new = topo.netns("pa"), topo.netns("pb")
+    await stub.AddWorkload(add_request("c10", old))
+    old.destroy()
+    reply = await stub.AddWorkload(add_request("c10", new))
+    assert len(ipam.free) == 1, "the dead sandbox's address leaked or a second was taken"
+    assert new.ping("192.0.2.1")
+    assert reply.interfaces[1].sandbox == new.path
+    weps = (await datastore.list("WorkloadEndpoint")).items
+    assert [(w.spec.container_id, [str(n) for n in w.spec.ip_networks]) for w in weps] == [
+        ("c10", [ips.address for ips in reply.ips])
+    ]
