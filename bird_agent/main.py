@@ -4,7 +4,15 @@
                 [--felix-socket PATH] [--http 127.0.0.1:9098]
 
 Reads this node's Node resource for its BGP address (ExaBGP listens there),
-then runs `Speaker` until SIGTERM/SIGINT, which stop ExaBGP and exit 0.
+then runs `Speaker` until a signal, and exits 0:
+
+- SIGTERM/SIGINT: a restart. ExaBGP stops and its sessions close without a
+  NOTIFICATION; graceful-restart peers keep this node's routes (stale) until
+  it is back or their restart time runs out. Rolling updates, `systemctl
+  restart`, a crash-looping child restarted by `gingham node run`.
+- SIGUSR2: a planned stop (`gingham node stop --drain`). Every Established
+  session first gets a Cease NOTIFICATION, Administrative Shutdown, so peers
+  drop this node's routes at once (`ExaBGPAdapter.cease`); then as above.
 
 Convention: felix and the speaker share one run dir, so felix's socket is
 `<run-dir>/felix.sock` (felix/main.py) and ours `<run-dir>/speaker.sock`,
@@ -44,6 +52,9 @@ from gingham.model.base import Resource
 from gingham.model.bgp import BGPConfiguration, Node
 
 log = logging.getLogger("gingham-bgp")
+
+# Stop for good (routes withdrawn at peers) rather than restart; see the docstring.
+DRAIN_SIGNAL = signal.SIGUSR2
 
 
 class UserError(Exception):
@@ -130,9 +141,16 @@ async def run(args: argparse.Namespace) -> int:
         sink.node_of = speaker.node_of
         sink.first_snapshot_when = lambda: speaker_converged(speaker)
         stop = asyncio.Event()
+        drain = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
+
+        def stop_for_good() -> None:
+            drain.set()
+            stop.set()
+
+        loop.add_signal_handler(DRAIN_SIGNAL, stop_for_good)
         run_dir.mkdir(parents=True, exist_ok=True)
         server, health = await serve_grpc(run_dir / "speaker.sock", speaker, sink)
         web = None
@@ -156,6 +174,9 @@ async def run(args: argparse.Namespace) -> int:
         done, _ = await asyncio.wait([stopped, *speaker.tasks], return_when=asyncio.FIRST_COMPLETED)
         failed = [t for t in done if t is not stopped]
         serving.cancel()
+        if drain.is_set():
+            told = await adapter.cease()
+            log.info("drained: Cease sent to %d peers (%s)", len(told), ", ".join(map(str, told)))
         await speaker.stop()
         if web is not None:
             web.close()

@@ -1,7 +1,8 @@
 """`gingham node ...`: commands about this node.
 
 `node run` supervises the node's agents (`gingham.node.supervisor`). Thin:
-argument parsing, reading the Node resource, signal handling.
+argument parsing, reading the Node resource, signal handling. `node stop`
+stops them as a restart or for good (`gingham.node.stop`).
 
 `node status` (the Calico-style BGP peer table, plus gingham-rr's table on a
 route reflector node) lives in `gingham.cli.bgp_status` and is registered
@@ -99,6 +100,49 @@ async def run_node(args: argparse.Namespace) -> int:
     exec_supervisor(write_plan(run_dir, args.node, children, args.grace, args.node_log_level))
 
 
+async def _core_node_leaving(args: argparse.Namespace) -> bool:
+    """Kubernetes: whether this pod's Node is cordoned, being deleted or gone."""
+    from gingham.node.stop import should_drain
+
+    async with open_store(args) as store:
+        core_nodes = getattr(store, "core_nodes", None)
+        if core_nodes is None:
+            raise CLIError(
+                f"--drain-if-cordoned needs the kubernetes datastore, not {datastore_url(args)}"
+            )
+        cores = {core.name: core for core in await core_nodes()}
+    return should_drain(cores.get(args.node))
+
+
+async def stop_node(args: argparse.Namespace) -> int:
+    from gingham.node.stop import Outcome
+    from gingham.node.stop import stop_node as stop
+
+    drain = args.drain
+    if args.drain_if_cordoned:
+        if not args.node:
+            raise CLIError("--drain-if-cordoned needs --node NAME (the Kubernetes Node)")
+        from gingham.datastore import Unavailable
+
+        try:
+            drain = drain or await _core_node_leaving(args)
+        except Unavailable as exc:  # the API server unreachable: a restart keeps routes
+            log.warning("cannot read Node %s (%s): stopping as a restart", args.node, exc)
+    how = "for good (Cease to every BGP peer)" if drain else "as a restart (peers keep routes)"
+    result = stop(Path(args.run_dir).absolute(), drain=drain, timeout=args.timeout)
+    if result.outcome is Outcome.NOT_RUNNING:
+        print(f"gingham node stop: no gingham node run in {args.run_dir}")
+        return 1
+    if result.outcome is Outcome.STILL_RUNNING:
+        print(
+            f"gingham node stop: pid {result.pid} still running after {args.timeout:g}s"
+            f" (asked to stop {how}); see {Path(args.run_dir) / 'logs'}"
+        )
+        return 1
+    print(f"gingham node stop: pid {result.pid} stopped {how}")
+    return 0
+
+
 def register(subparsers: Any) -> None:
     node = subparsers.add_parser("node", help="run or inspect this node's agents")
     commands = node.add_subparsers(dest="node_command", required=True)
@@ -125,6 +169,30 @@ def register(subparsers: Any) -> None:
         help="for the supervisor and its children",
     )
     p.set_defaults(func=run_node)
+    p = commands.add_parser(
+        "stop",
+        help="stop this node's agents: as a restart (peers keep its routes) or for good (--drain)",
+        description="SIGTERM to `gingham node run` is a restart: BGP sessions close without a"
+        " NOTIFICATION, so graceful-restart peers keep this node's routes until it is back."
+        " --drain stops it for good: every peer first gets a Cease (Administrative Shutdown)"
+        " and drops this node's routes at once.",
+    )
+    p.add_argument("--run-dir", required=True, help="the --run-dir of `gingham node run`")
+    p.add_argument(
+        "--drain", action="store_true", help="stop for good: peers withdraw this node's routes"
+    )
+    p.add_argument(
+        "--drain-if-cordoned",
+        action="store_true",
+        help="(DaemonSet preStop) --drain when the Kubernetes Node --node is cordoned,"
+        " being deleted or gone; otherwise a restart",
+    )
+    p.add_argument("--node", help="this node's name (with --drain-if-cordoned)")
+    p.add_argument("--datastore", metavar="URL", default=argparse.SUPPRESS, help="datastore URL")
+    p.add_argument(
+        "--timeout", type=float, default=20.0, help="seconds to wait for every agent to exit"
+    )
+    p.set_defaults(func=stop_node)
     from gingham.cli.bgp_status import add_status_command
 
     add_status_command(commands)

@@ -100,6 +100,10 @@ class CoreNode:
     labels: dict[str, str]
     internal_ips: list[str]
     addresses: list[tuple[str, str]] = field(default_factory=list)  # (type, address)
+    # Cordoned (spec.unschedulable) and being deleted (metadata.deletionTimestamp):
+    # a node on its way out (gingham.node.stop.should_drain).
+    unschedulable: bool = False
+    deleting: bool = False
 
 
 class KubernetesDatastore:
@@ -232,6 +236,8 @@ class KubernetesDatastore:
                     labels=dict(item["metadata"].get("labels") or {}),
                     internal_ips=[a for t, a in addresses if t == "InternalIP"],
                     addresses=addresses,
+                    unschedulable=bool((item.get("spec") or {}).get("unschedulable")),
+                    deleting=bool(item["metadata"].get("deletionTimestamp")),
                 )
             )
         return sorted(nodes, key=lambda n: n.name)

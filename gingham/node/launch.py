@@ -10,6 +10,12 @@ which imports only the supervisor (asyncio, logging, subprocess). Measured
 on the lab: the supervisor's private memory drops from ~30 MB to ~12 MB per
 node (bench/scale.py).
 
+Signals: SIGTERM/SIGINT stop every child as a restart (BGP peers keep this
+node's routes through graceful restart); SIGUSR2 stops them for good
+(`Supervisor.stop(drain=True)`: peers drop the routes at once). Both exit 0.
+``<run-dir>/node-run.pid`` names the supervisor while it runs, for
+`gingham node stop` (gingham.node.stop).
+
 Invariants: exec keeps the PID, the kernel start time, the session, stdout
 /stderr and the parent, so whoever started `node run` (a DaemonSet, the lab,
 systemd) still supervises the same process, and SIGTERM still stops every
@@ -20,6 +26,7 @@ orphaned by it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -34,6 +41,8 @@ from gingham.node.supervisor import ChildSpec, Supervisor
 log = logging.getLogger("gingham.node")
 
 PLAN_FILE = "node-run.json"
+PID_FILE = "node-run.pid"
+DRAIN_SIGNAL = signal.SIGUSR2
 
 
 def write_plan(
@@ -46,7 +55,13 @@ def write_plan(
         "grace": grace,
         "log_level": level,
         "children": [
-            {"name": c.name, "argv": list(c.argv), "log_path": str(c.log_path)} for c in children
+            {
+                "name": c.name,
+                "argv": list(c.argv),
+                "log_path": str(c.log_path),
+                "drain_signal": c.drain_signal,
+            }
+            for c in children
         ],
     }
     tmp = path.with_suffix(".tmp")
@@ -67,6 +82,7 @@ async def _supervise(children: list[ChildSpec], grace: float) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, supervisor.stop)
+    loop.add_signal_handler(DRAIN_SIGNAL, lambda: supervisor.stop(drain=True))
     await supervisor.run()
 
 
@@ -77,9 +93,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     document = json.loads(Path(path).read_text())
     configure_logging(document["log_level"])
     children = [
-        ChildSpec(c["name"], tuple(c["argv"]), Path(c["log_path"])) for c in document["children"]
+        ChildSpec(c["name"], tuple(c["argv"]), Path(c["log_path"]), c.get("drain_signal"))
+        for c in document["children"]
     ]
-    asyncio.run(_supervise(children, float(document["grace"])))
+    pid_file = Path(path).with_name(PID_FILE)
+    pid_file.write_text(f"{os.getpid()}\n")
+    try:
+        asyncio.run(_supervise(children, float(document["grace"])))
+    finally:
+        with contextlib.suppress(OSError):
+            if pid_file.read_text().strip() == str(os.getpid()):
+                pid_file.unlink()
     log.info("node %s: every child stopped", document["node"])
     return 0
 

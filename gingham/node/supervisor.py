@@ -6,6 +6,12 @@ that exits (with `RestartPolicy`'s backoff, logging the exit status), and on
 `stop()` sends SIGTERM to every child, waits ``grace`` seconds, then SIGKILLs
 what is left, by PID.
 
+Two ways to stop: `stop()` is a restart (the BGP speaker closes its sessions
+without a NOTIFICATION, so graceful-restart peers keep this node's routes
+until it is back); `stop(drain=True)` is for good: a child with a
+``drain_signal`` (the speaker: SIGUSR2, a Cease to every peer, which then
+drops our routes at once) gets that instead of SIGTERM.
+
 Invariants:
 - Every child gets ``PR_SET_PDEATHSIG = SIGKILL``: if the supervisor itself is
   killed (kill -9), the kernel kills the children too, so no agent outlives it.
@@ -36,6 +42,9 @@ from gingham.node.restart import RestartPolicy
 log = logging.getLogger("gingham.node")
 
 PR_SET_PDEATHSIG = 1
+# gingham-bgp's "stop for good" signal (bird_agent.main.DRAIN_SIGNAL; a test
+# checks they agree without this module importing the speaker).
+SPEAKER_DRAIN_SIGNAL = signal.SIGUSR2
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,8 @@ class ChildSpec:
     name: str
     argv: tuple[str, ...]
     log_path: Path
+    # Sent instead of SIGTERM by `Supervisor.stop(drain=True)`.
+    drain_signal: int | None = None
 
 
 def console_script(name: str) -> str:
@@ -94,6 +105,7 @@ def plan_children(
                     str(run_dir / "felix.sock"),
                 ),
                 logs / "bgp.log",
+                drain_signal=SPEAKER_DRAIN_SIGNAL,
             )
         )
     if route_reflector:
@@ -126,6 +138,7 @@ class Supervisor:
         self._children = [_Child(spec) for spec in children]
         self._grace = grace
         self._stopping = asyncio.Event()
+        self._drain = False
         self._tasks: list[asyncio.Task[None]] = []
 
     def pids(self) -> dict[str, int]:
@@ -148,7 +161,9 @@ class Supervisor:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.gather(*(self._terminate(c) for c in self._children))
 
-    def stop(self) -> None:
+    def stop(self, drain: bool = False) -> None:
+        """Stop every child: a restart, or with `drain` for good (see the module docstring)."""
+        self._drain = self._drain or drain
         self._stopping.set()
 
     async def _start(self, child: _Child) -> asyncio.subprocess.Process:
@@ -196,8 +211,9 @@ class Supervisor:
         process = child.process
         if process is None or process.returncode is not None:
             return
+        drain = child.spec.drain_signal if self._drain else None
         with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGTERM)
+            process.send_signal(drain or signal.SIGTERM)
         try:
             await asyncio.wait_for(process.wait(), self._grace)
         except TimeoutError:
