@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +152,21 @@ def test_node_container_runs_gingham_node_on_the_kubernetes_datastore(pod: dict[
     }
     env = {e["name"]: e for e in node["env"]}
     assert env["NODE_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
+
+
+def test_pre_stop_drains_a_leaving_node_and_restarts_otherwise(pod: dict[str, Any]) -> None:
+    [node] = pod["containers"]
+    command = node["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[:2] == ["/bin/sh", "-c"]
+    words = shlex.split(command[2])
+    assert words[:4] == ["exec", "gingham", "node", "stop"]
+    args = build_parser().parse_args(words[2:])  # the real CLI accepts them
+    assert args.drain_if_cordoned and not args.drain
+    assert (args.node, args.datastore) == ("$NODE_NAME", "kubernetes")
+    # The hook stops the `node run` of the same run dir, and within the grace period.
+    run = dict(zip(node["command"][3::2], node["command"][4::2], strict=True))
+    assert args.run_dir == run["--run-dir"]
+    assert args.timeout < pod["terminationGracePeriodSeconds"]
 
 
 def test_probes_check_felixs_and_the_speakers_health_endpoints(pod: dict[str, Any]) -> None:
