@@ -20,7 +20,13 @@ caller falls back to grpcio, which is always correct):
   we do), so meeting one means an unknown server: fall back.
 - The reply is the gRPC length-prefixed message from DATA frames plus
   `grpc-status`, `grpc-message` and binary trailers from the trailing HEADERS
-  (or a trailers-only reply).
+  (or a trailers-only reply). A header block may continue in CONTINUATION
+  frames (RFC 9113 6.10): it ends at END_HEADERS, and whether the stream ends
+  with it is the END_STREAM flag of its HEADERS frame, not of the last frame.
+- Anything malformed (a truncated HPACK block, a grpc-status that is not a
+  number, bad padding, a frame inside a header block) is `H2Unsupported`, never
+  an IndexError or ValueError: the caller then asks grpcio, which either reads
+  the reply or reports the peer as broken.
 
 Errors: `GrpcStatus` is the server's answer (as final as grpcio's RpcError);
 `Unreachable` means nothing was sent; `DeadlineExceeded` and `Interrupted`
@@ -45,6 +51,7 @@ DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION =
     8,
     9,
 )
+PRIORITY_FRAME = 2
 END_STREAM, ACK, END_HEADERS, PADDED, PRIORITY = 0x1, 0x1, 0x4, 0x8, 0x20
 # SETTINGS: ENABLE_PUSH=0, the largest stream window, and grpc-core's "send -bin
 # metadata raw" extension. With the connection window raised too (WINDOW_UPDATE
@@ -177,10 +184,13 @@ def encode_headers(headers: list[tuple[str, str]]) -> bytes:
     return bytes(out)
 
 
+_HEADER_TABLE_SIZE = 4096  # SETTINGS_HEADER_TABLE_SIZE: the default, which we never change
+
+
 class HpackDecoder:
     def __init__(self) -> None:
         self.dynamic: list[tuple[str, bytes]] = []  # newest first
-        self.max_size = 4096
+        self.max_size = _HEADER_TABLE_SIZE
 
     def _size(self) -> int:
         return sum(len(n) + len(v) + 32 for n, v in self.dynamic)
@@ -201,6 +211,8 @@ class HpackDecoder:
 
     @staticmethod
     def _int(block: bytes, pos: int, prefix_bits: int) -> tuple[int, int]:
+        if pos >= len(block):
+            raise H2Unsupported("HPACK block ends inside an integer")
         limit = (1 << prefix_bits) - 1
         value = block[pos] & limit
         pos += 1
@@ -208,6 +220,10 @@ class HpackDecoder:
             return value, pos
         shift = 0
         while True:
+            if pos >= len(block):
+                raise H2Unsupported("HPACK block ends inside an integer")
+            if shift > 28:  # > 2**35: no header, index or table size is that large
+                raise H2Unsupported("HPACK integer too large")
             byte = block[pos]
             pos += 1
             value += (byte & 0x7F) << shift
@@ -216,10 +232,12 @@ class HpackDecoder:
                 return value, pos
 
     def _string(self, block: bytes, pos: int) -> tuple[bytes, int]:
-        huffman = block[pos] & 0x80
+        huffman = pos < len(block) and block[pos] & 0x80
         length, pos = self._int(block, pos, 7)
         if huffman:
             raise H2Unsupported("Huffman-coded HPACK string")
+        if pos + length > len(block):
+            raise H2Unsupported(f"HPACK string of {length} bytes runs past the block's end")
         return block[pos : pos + length], pos + length
 
     def decode(self, block: bytes) -> list[tuple[str, bytes]]:
@@ -233,6 +251,8 @@ class HpackDecoder:
                 continue
             if byte & 0xE0 == 0x20:  # dynamic table size update
                 self.max_size, pos = self._int(block, pos, 5)
+                if self.max_size > _HEADER_TABLE_SIZE:
+                    raise H2Unsupported(f"HPACK table size {self.max_size} above our setting")
                 while self.dynamic and self._size() > self.max_size:
                     self.dynamic.pop()
                 continue
@@ -260,6 +280,8 @@ def _strip(kind: int, flags: int, payload: bytes) -> bytes:
     """Remove padding (DATA, HEADERS) and priority fields (HEADERS)."""
     start, end = 0, len(payload)
     if flags & PADDED:
+        if not payload:
+            raise H2Unsupported("bad padding")
         end -= payload[0]
         start = 1
     if kind == HEADERS and flags & PRIORITY:
@@ -276,7 +298,10 @@ def _bin_value(name: str, value: bytes) -> bytes:
         return value[1:]
     import binascii  # only servers that base64 their binary trailers
 
-    return binascii.a2b_base64(value + b"=" * (-len(value) % 4))
+    try:
+        return binascii.a2b_base64(value + b"=" * (-len(value) % 4), strict_mode=True)
+    except binascii.Error:
+        raise H2Unsupported(f"binary header {name} is neither raw nor base64") from None
 
 
 def unary_call(socket_path: str, method: str, request: bytes, timeout: float) -> bytes:
@@ -312,6 +337,9 @@ def unary_call(socket_path: str, method: str, request: bytes, timeout: float) ->
             + _frame(DATA, END_STREAM, 1, body)
         )
         return _read_reply(sock, deadline)
+    except (ValueError, IndexError) as exc:
+        # The reader's own checks name what was wrong; this is the net under them.
+        raise H2Unsupported(f"unreadable reply: {exc!r}") from None
     except TimeoutError:
         raise DeadlineExceeded(f"no answer within {timeout:g}s") from None
     except OSError as exc:
@@ -326,6 +354,9 @@ def _read_reply(sock: _socket.socket, deadline: float) -> bytes:
     data = bytearray()
     fields: dict[str, bytes] = {}
     block = bytearray()
+    # While a header block is open (a HEADERS frame without END_HEADERS): whether
+    # that HEADERS frame ended the stream. None when no block is open.
+    block_ends_stream: bool | None = None
 
     def take(n: int) -> bytes:
         while len(buffer) < n:
@@ -347,6 +378,8 @@ def _read_reply(sock: _socket.socket, deadline: float) -> bytes:
         kind, flags = header[3], header[4]
         stream = int.from_bytes(header[5:9], "big") & 0x7FFFFFFF
         payload = take(length)
+        if block_ends_stream is not None and (kind != CONTINUATION or stream != 1):
+            raise H2Unsupported(f"frame type {kind} inside a header block (RFC 9113 6.10)")
         if kind == SETTINGS and not flags & ACK:
             sock.sendall(_frame(SETTINGS, ACK, 0, b""))
         elif kind == PING and not flags & ACK:
@@ -358,18 +391,28 @@ def _read_reply(sock: _socket.socket, deadline: float) -> bytes:
         elif kind == RST_STREAM and stream == 1:
             raise Interrupted(f"felix reset the stream (code {payload.hex()})")
         elif stream == 1 and kind in (HEADERS, CONTINUATION):
-            block += _strip(kind, flags, payload) if kind == HEADERS else payload
+            if kind == HEADERS:
+                block += _strip(kind, flags, payload)
+                block_ends_stream = bool(flags & END_STREAM)
+            elif block_ends_stream is None:
+                raise H2Unsupported("CONTINUATION without a HEADERS frame before it")
+            else:
+                block += payload  # (CONTINUATION has no END_STREAM flag of its own)
             if flags & END_HEADERS:
                 for name, value in decoder.decode(bytes(block)):
                     fields[name] = _bin_value(name, value)
                 block.clear()
-            if flags & END_STREAM and not block:
-                return _finish(fields, bytes(data))
+                ends, block_ends_stream = block_ends_stream, None
+                if ends:
+                    return _finish(fields, bytes(data))
         elif stream == 1 and kind == DATA:
             data += _strip(kind, flags, payload)
             if flags & END_STREAM:
                 return _finish(fields, bytes(data))
-        elif kind not in (SETTINGS, PING, WINDOW_UPDATE, GOAWAY) and stream in (0, 1):
+        elif kind not in (SETTINGS, PING, WINDOW_UPDATE, GOAWAY, PRIORITY_FRAME) and stream in (
+            0,
+            1,
+        ):
             raise H2Unsupported(f"unexpected frame type {kind} on stream {stream}")
 
 
@@ -378,13 +421,18 @@ def _finish(fields: dict[str, bytes], data: bytes) -> bytes:
         raise H2Unsupported(f"HTTP status {fields[':status'].decode('latin-1')}")
     if "grpc-status" not in fields:
         raise H2Unsupported("reply without grpc-status")
-    code = int(fields["grpc-status"])
+    status = fields["grpc-status"]
+    if not (status.isdigit() and len(status) <= 3):
+        raise H2Unsupported(f"malformed grpc-status {status[:20]!r}")
+    code = int(status)
     if code != 0:
         message = fields.get("grpc-message", b"").decode("utf-8", "replace")
         raise GrpcStatus(code, _percent_decode(message), fields)
     if len(data) < 5 or data[0] != 0:
         raise H2Unsupported("reply message missing or compressed")
     size = int.from_bytes(data[1:5], "big")
+    if len(data) < 5 + size:
+        raise H2Unsupported(f"reply message of {size} bytes cut short at {len(data) - 5}")
     return data[5 : 5 + size]
 
 
@@ -394,10 +442,15 @@ def _percent_decode(text: str) -> str:
     out, i = bytearray(), 0
     raw = text.encode()
     while i < len(raw):
-        if raw[i] == 0x25 and i + 2 < len(raw):
+        # gRPC's percent-encoding; a '%' not followed by two hex digits stays as it is.
+        if raw[i] == 0x25 and i + 2 < len(raw) and _is_hex(raw[i + 1 : i + 3]):
             out.append(int(raw[i + 1 : i + 3], 16))
             i += 3
         else:
             out.append(raw[i])
             i += 1
     return out.decode("utf-8", "replace")
+
+
+def _is_hex(pair: bytes) -> bool:
+    return all(c in b"0123456789abcdefABCDEF" for c in pair)
