@@ -19,8 +19,7 @@ import os
 import re
 import signal
 import subprocess
-from collections.abc import Iterator
-from pathlib import Path
+from functools import partial
 
 import pytest
 
@@ -34,15 +33,6 @@ POOL = "10.73.0.0/16"
 INTERVAL = 0.05
 # Replies in flight when ping is stopped count as lost: allow for them.
 LOST_AT_MOST = 2
-
-
-@pytest.fixture
-def fabric(tmp_path: Path) -> Iterator[Fabric]:
-    made = Fabric(tmp_path)
-    try:
-        yield made
-    finally:
-        made.close()
 
 
 def child(node: NodeRun, needle: str) -> int | None:
@@ -73,7 +63,7 @@ def whole(node: NodeRun) -> bool:
 
 
 def kill_and_wait_for_a_new_one(node: NodeRun, needle: str) -> None:
-    old = wait_for(lambda: child(node, needle), 30, 0.1, f"{node.name}'s {needle}")
+    old: int = wait_for(lambda: child(node, needle) or 0, 30, 0.1, f"{node.name}'s {needle}")
     os.kill(old, signal.SIGKILL)
     wait_for(
         lambda: (new := child(node, needle)) is not None and new != old,
@@ -98,7 +88,7 @@ async def test_kill_9_of_felix_speaker_and_exabgp_under_traffic_loses_no_pings(
     target = await fabric.add_pod("node2")
     wait_for(fabric.all_pods_ping, 120, 0.2, "pod to pod across the nodes")
     for node in (node1, node2):
-        wait_for(lambda n=node: whole(n), 120, 0.2, f"{node.name} whole")
+        wait_for(partial(whole, node), 120, 0.2, f"{node.name} whole")
 
     pod = fabric.pods["node1"]
     ping = subprocess.Popen(

@@ -17,9 +17,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
-from collections.abc import Iterator
 from ipaddress import IPv4Network
-from pathlib import Path
 
 import pytest
 
@@ -33,15 +31,6 @@ pytestmark = [pytest.mark.root, pytest.mark.slow]
 POOL = "10.72.0.0/16"
 WITHDRAWN_WITHIN = 2.0
 PEERS = {"bird": (bgpd.Bird, 101), "frr": (bgpd.Frr, 102)}
-
-
-@pytest.fixture
-def fabric(tmp_path: Path) -> Iterator[Fabric]:
-    made = Fabric(tmp_path)
-    try:
-        yield made
-    finally:
-        made.close()
 
 
 def node_stop(node: NodeRun, *flags: str) -> str:
