@@ -13,9 +13,13 @@ match:
   was told (`_sent`) and send only the difference, batched, as
   `neighbor A , neighbor B announce attributes next-hop X nlri …`. A neighbor
   new in the configuration starts from nothing, so it gets everything.
-- reflected routes (route reflector nodes): `set_peer_routes(peer, routes)`
-  says what one neighbor should hear on top of our exports, with full
-  attributes (`exabgp_reflect`); kept per neighbor like `_sent` and diffed.
+- reflected routes (route reflector nodes): `set_peer_routes(peer, routes,
+  touched)` says what one neighbor should hear on top of our exports, with
+  full attributes (`exabgp_reflect`). The table is kept by reference, not
+  copied (a reflector's tables hold every route of the cluster, per
+  neighbor); the caller names the prefixes that changed since it last
+  called (`touched`), and only those are diffed against what ExaBGP was
+  sent (`_sent_peer_routes`, the adapter's own tables).
 - the API: ExaBGP runs `exabgp_bridge.py`, which connects to our unix socket
   and relays bytes. Commands are pipelined; ExaBGP acknowledges each line in
   order (`done`/`error`), so a FIFO of futures pairs acks with commands.
@@ -119,8 +123,11 @@ class ExaBGPAdapter:
         self._config_peers: dict[IPv4Address, PeerSpec] = {}
         self._sent: dict[IPv4Address, dict[IPv4Network, wire.NextHop]] = {}
         # Reflected routes per neighbor: desired, and what this ExaBGP holds.
-        self._peer_routes: dict[IPv4Address, dict[IPv4Network, PathAttributes]] = {}
+        self._peer_routes: dict[IPv4Address, Mapping[IPv4Network, PathAttributes]] = {}
         self._sent_peer_routes: dict[IPv4Address, dict[IPv4Network, PathAttributes]] = {}
+        # Per neighbor, the reflected prefixes that may differ between the two
+        # (None: any of them, e.g. after ExaBGP started afresh).
+        self._touched: dict[IPv4Address, set[IPv4Network] | None] = {}
         # Whether a new session's reflected routes are settled, so End-of-RIB
         # may follow them (bird_agent.reflection sets it; call `kick` when it
         # may have turned true).
@@ -234,14 +241,32 @@ class ExaBGPAdapter:
         self._mark_dirty()
 
     def set_peer_routes(
-        self, peer: IPv4Address, routes: Mapping[IPv4Network, PathAttributes]
+        self,
+        peer: IPv4Address,
+        routes: Mapping[IPv4Network, PathAttributes],
+        touched: Iterable[IPv4Network] | None = None,
     ) -> None:
-        """What `peer` should hear besides our exports (reflected routes, as is)."""
+        """What `peer` should hear besides our exports (reflected routes, as is).
+
+        `routes` is kept by reference: the caller may change it in place, and
+        then calls again naming the prefixes that changed in `touched` (None:
+        any may have)."""
         if routes:
-            self._peer_routes[peer] = dict(routes)
+            self._peer_routes[peer] = routes
         else:
             self._peer_routes.pop(peer, None)
+        self._touch(peer, touched)
         self._mark_dirty()
+
+    def _touch(self, peer: IPv4Address, prefixes: Iterable[IPv4Network] | None) -> None:
+        if prefixes is None:
+            self._touched[peer] = None
+            return
+        pending = self._touched.get(peer, set())
+        if pending is None:
+            return
+        pending.update(prefixes)
+        self._touched[peer] = pending
 
     def kick(self) -> None:
         """Re-check what is owed (e.g. an End-of-RIB whose gate just opened)."""
@@ -323,6 +348,8 @@ class ExaBGPAdapter:
         self._config_peers.clear()
         self._sent.clear()
         self._sent_peer_routes.clear()
+        for peer in self._peer_routes:
+            self._touch(peer, None)
         for ack in self._acks:
             if not ack.done():
                 ack.set_exception(ConnectionError(reason))
@@ -530,7 +557,7 @@ class ExaBGPAdapter:
             for peer in self._owe_eor
             if self._state.get(peer) is SessionState.ESTABLISHED
             and self._sent.get(peer) == self._exports
-            and self._sent_peer_routes.get(peer, {}) == self._peer_routes.get(peer, {})
+            and peer not in self._touched
             and self.end_of_rib_ready(peer)
         )
         if not due:
@@ -567,6 +594,7 @@ class ExaBGPAdapter:
             if new is None:
                 self._sent.pop(address, None)
                 self._sent_peer_routes.pop(address, None)
+                self._touch(address, None)
                 self._set_down(address, "peer removed from configuration", graceful=False)
                 self._state.pop(address, None)
                 self._since.pop(address, None)
@@ -574,6 +602,7 @@ class ExaBGPAdapter:
                 # ExaBGP re-establishes a changed neighbor with a fresh RIB.
                 self._sent[address] = {}
                 self._sent_peer_routes.pop(address, None)
+                self._touch(address, None)
         for address in desired:
             self._sent.setdefault(address, {})
         self._config_peers = desired
@@ -597,18 +626,33 @@ class ExaBGPAdapter:
         return all_ok
 
     async def _reconcile_peer_routes(self) -> bool:
+        # Neighbors ExaBGP does not have yet stay touched until it does.
         configured = self._config_peers
-        desired = {a: r for a, r in self._peer_routes.items() if a in configured}
-        held = {a: r for a, r in self._sent_peer_routes.items() if a in configured}
-        lines = exabgp_reflect.reflected_commands(held, desired)
-        if not lines:
+        work = {peer: self._touched.pop(peer) for peer in list(self._touched) if peer in configured}
+        if not work:
             return True
-        results = await self._send(lines)
+        lines, updates = exabgp_reflect.reflected_diff(
+            self._sent_peer_routes, self._peer_routes, work
+        )
+        results = await self._send(lines) if lines else []
         if not all(results):
             log.error(
                 "ExaBGP refused %d of %d reflected-route commands", results.count(False), len(lines)
             )
+            for peer, prefixes in work.items():
+                self._touch(peer, prefixes)
             return False
-        # set_peer_routes never mutates a table it stored: sharing them is safe.
-        self._sent_peer_routes = dict(desired)
+        for peer, update in updates.items():
+            if peer in self._touched and self._touched[peer] is None:
+                # Started afresh (or removed) while the commands were under
+                # way: its table was reset and a full comparison is due.
+                continue
+            sent = self._sent_peer_routes.setdefault(peer, {})
+            for prefix, attributes in update.items():
+                if attributes is None:
+                    sent.pop(prefix, None)
+                else:
+                    sent[prefix] = attributes
+            if not sent:
+                del self._sent_peer_routes[peer]
         return True

@@ -15,6 +15,8 @@ Invariants:
 - `attributes_from_json` never raises on a well-formed UPDATE: an attribute
   it cannot read is left at its default (logged by the caller's counters,
   not fatal — one odd attribute must not stop reflection).
+- `reflected_diff` looks only at the prefixes it is told may have changed,
+  so reflecting one UPDATE costs its size, not the size of the tables.
 - `reflected_commands` puts withdrawals before announcements; neighbors
   that need the very same line share one command (ExaBGP's send
   loop is throttled per command, FACTS.md), and no command carries more than
@@ -23,7 +25,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
@@ -34,6 +36,8 @@ _ORIGINS = {"igp": Origin.IGP, "egp": Origin.EGP, "incomplete": Origin.INCOMPLET
 _ORIGIN_WORDS = {v: k for k, v in _ORIGINS.items()}
 
 PeerRoutes = Mapping[IPv4Address, Mapping[IPv4Network, PathAttributes]]
+# Per neighbor, the prefixes that may have changed (None: any of them).
+Touched = Mapping[IPv4Address, Collection[IPv4Network] | None]
 
 
 def attributes_from_json(
@@ -109,35 +113,58 @@ def reflected_commands(held: PeerRoutes, desired: PeerRoutes) -> list[str]:
     """The commands that take each neighbor in `held` or `desired` from what it
     holds to what it should hold (a neighbor absent from `desired` should hold
     nothing)."""
+    everyone: dict[IPv4Address, Collection[IPv4Network] | None] = dict.fromkeys(
+        set(held) | set(desired)
+    )
+    return reflected_diff(held, desired, everyone)[0]
+
+
+def reflected_diff(
+    held: PeerRoutes, desired: PeerRoutes, touched: Touched
+) -> tuple[list[str], dict[IPv4Address, dict[IPv4Network, PathAttributes | None]]]:
+    """The commands for the prefixes in `touched` (per neighbor; None: every
+    prefix it holds or should hold), and what each neighbor will hold for
+    them once the commands are done (None: nothing).
+
+    Only touched prefixes are looked at, so a change costs what it changes,
+    not the size of the tables."""
     # (action, attribute text, prefixes) -> the neighbors needing that line.
     lines: dict[tuple[str, str, tuple[IPv4Network, ...]], list[IPv4Address]] = {}
     # By id(): one UPDATE's prefixes share one attributes object, and hashing
     # a PathAttributes (addresses inside) per prefix dominated (profiled).
     # Every keyed object stays alive in `desired` during the call.
     texts: dict[int, str] = {}
-    for neighbor in sorted(set(held) | set(desired)):
+    updates: dict[IPv4Address, dict[IPv4Network, PathAttributes | None]] = {}
+    for neighbor in sorted(touched):
         have = held.get(neighbor, {})
         want = desired.get(neighbor, {})
-        # Tables are replaced, never mutated, by the adapter: same object, same routes.
-        if have is want or have == want:
-            continue
+        prefixes = touched[neighbor]
+        if prefixes is None:
+            if have is want or have == want:
+                continue
+            prefixes = have.keys() | want.keys()
         gone: dict[str, list[IPv4Network]] = {}
-        for prefix, attributes in have.items():
-            if prefix not in want:
-                gone.setdefault(f"next-hop {attributes.next_hop}", []).append(prefix)
         new: dict[str, list[IPv4Network]] = {}
-        for prefix, attributes in want.items():
-            if have:
-                old = have.get(prefix)
-                if old is attributes or old == attributes:
-                    continue
+        update: dict[IPv4Network, PathAttributes | None] = {}
+        for prefix in prefixes:
+            attributes = want.get(prefix)
+            old = have.get(prefix)
+            if old is attributes or (old is not None and old == attributes):
+                continue
+            update[prefix] = attributes
+            if attributes is None:
+                assert old is not None
+                gone.setdefault(f"next-hop {old.next_hop}", []).append(prefix)
+                continue
             text = texts.get(id(attributes))
             if text is None:
                 text = texts[id(attributes)] = attribute_text(attributes)
             new.setdefault(text, []).append(prefix)
+        if update:
+            updates[neighbor] = update
         for action, groups in (("withdraw", gone), ("announce", new)):
-            for text, prefixes in groups.items():
-                for chunk in _chunks(sorted(prefixes, key=_order)):
+            for text, group in groups.items():
+                for chunk in _chunks(sorted(group, key=_order)):
                     lines.setdefault((action, text, chunk), []).append(neighbor)
     out = []
     # Withdrawals first (a stable order; per neighbor a prefix is never both).
@@ -146,7 +173,7 @@ def reflected_commands(held: PeerRoutes, desired: PeerRoutes) -> list[str]:
     ):
         who = " , ".join(f"neighbor {n}" for n in neighbors)
         out.append(f"{who} {action} attributes {text} nlri {' '.join(map(str, chunk))}")
-    return out
+    return out, updates
 
 
 def _order(prefix: IPv4Network) -> tuple[int, int]:

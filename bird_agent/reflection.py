@@ -212,7 +212,10 @@ class PeerRoutesTarget(Protocol):
     end_of_rib_ready: Callable[[IPv4Address], bool]
 
     def set_peer_routes(
-        self, peer: IPv4Address, routes: Mapping[IPv4Network, PathAttributes]
+        self,
+        peer: IPv4Address,
+        routes: Mapping[IPv4Network, PathAttributes],
+        touched: Iterable[IPv4Network] | None = None,
     ) -> None: ...
 
     def kick(self) -> None: ...
@@ -357,23 +360,27 @@ class Reflection:
         if gone:
             self._set_routes(address, {})
 
-    def _on_change(self, peers: set[IPv4Address]) -> None:
+    def _on_change(self, changes: Mapping[IPv4Address, Iterable[IPv4Network]]) -> None:
         link = self.link
         if link is None:
             return
-        for address in peers:
-            self._set_routes(address, link.reflected.get(address, {}))
+        for address, touched in changes.items():
+            self._set_routes(address, link.reflected.get(address, {}), touched)
 
     def _set_routes(
-        self, address: IPv4Address, routes: Mapping[IPv4Network, PathAttributes]
+        self,
+        address: IPv4Address,
+        routes: Mapping[IPv4Network, PathAttributes],
+        touched: Iterable[IPv4Network] | None = None,
     ) -> None:
+        """`touched`: the prefixes that changed (None: any may have)."""
         if not routes and address not in self._targets:
             return
         if routes:
             self._targets.add(address)
         else:
             self._targets.discard(address)
-        self.adapter.set_peer_routes(address, routes)
+        self.adapter.set_peer_routes(address, routes, touched)
 
     def _stop_link(self) -> None:
         if self._task is not None:

@@ -6,8 +6,8 @@ bird_agent owns the BGP sessions; on a route-reflector node it keeps a
   an iBGP peer (`feed.PeerUp` / `PeerDown` / `Announce` / `Withdraw`);
 - reads `reflected` (peer → prefix → attributes to send), which the link
   keeps equal to the reflector's Adj-RIB-Out, and is told through
-  `on_change(peers)` which peers' tables changed, to turn them into ExaBGP
-  commands.
+  `on_change(changes)` which prefixes of which peers' tables changed, to
+  turn them into ExaBGP commands.
 
 The link (re)connects by itself. On every connection it sends a snapshot,
 `SnapshotBegin(cluster, router ID)`, everything `snapshot()` returns, then
@@ -19,8 +19,10 @@ Invariants:
 - `reflected` changes only at an output SNAPSHOT_END (replaced whole) or by
   deltas after it: while the reflector restarts, the speaker keeps sending
   what it sent before (no flap).
-- `on_change` is called after the table changed, with the peers whose
-  tables differ; never with an empty set.
+- `on_change` is called after the tables changed, with, per peer whose table
+  differs, every prefix added, replaced or removed; never with nothing.
+  Tables are changed in place; a peer's table object may be replaced (at a
+  snapshot), so read `reflected` again on every call.
 - `inputs_sent` / `answered` count, on the current stream, the inputs queued
   and the inputs the reflector has answered in full (its `received`), so a
   caller can wait for the complete effect of one input; `on_answer` is
@@ -52,6 +54,8 @@ from route_reflector.rib import PathAttributes
 log = logging.getLogger("route_reflector.client")
 
 Reflected = dict[IPv4Address, dict[IPv4Network, PathAttributes]]
+# Per peer, the prefixes whose route to send changed.
+Changes = dict[IPv4Address, set[IPv4Network]]
 
 
 class ReflectorLink:
@@ -60,7 +64,7 @@ class ReflectorLink:
         socket_path: Path,
         identity: Callable[[], SnapshotBegin],
         snapshot: Callable[[], Iterable[FeedInput]],
-        on_change: Callable[[set[IPv4Address]], None] = lambda peers: None,
+        on_change: Callable[[Changes], None] = lambda changes: None,
         *,
         backoff_initial: float = 0.2,
         backoff_max: float = 5.0,
@@ -167,23 +171,35 @@ class ReflectorLink:
         if output.type is OutputType.SNAPSHOT_END:
             new = self._pending or {}
             self._pending = None
-            peers = set(self.reflected) | set(new)
-            changed = {p for p in peers if self.reflected.get(p, {}) != new.get(p, {})}
+            changes = _differences(self.reflected, new)
             self.reflected = new
             self.in_sync.set()
-            if changed:
-                self.on_change(changed)
+            if changes:
+                self.on_change(changes)
             return
         target = self._pending if self._pending is not None else self.reflected
-        changed = set()
+        changed: Changes = {}
         for peer, announce, withdraw in output.diffs:
             table = target.setdefault(peer, {})
+            touched = changed.setdefault(peer, set())
             for attributes, prefixes in announce:
                 table.update(dict.fromkeys(prefixes, attributes))
+                touched.update(prefixes)
             for prefix in withdraw:
                 table.pop(prefix, None)
+            touched.update(withdraw)
             if not table:
                 del target[peer]
-            changed.add(peer)
         if changed and target is self.reflected:
             self.on_change(changed)
+
+
+def _differences(old: Reflected, new: Reflected) -> Changes:
+    """Per peer, the prefixes whose route differs between two whole tables."""
+    changes: Changes = {}
+    for peer in set(old) | set(new):
+        was, now = old.get(peer, {}), new.get(peer, {})
+        if was == now:
+            continue
+        changes[peer] = {p for p in was.keys() | now.keys() if was.get(p) != now.get(p)}
+    return changes

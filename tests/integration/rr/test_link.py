@@ -33,7 +33,7 @@ class FakeSpeaker:
         self.routes: dict[IPv4Address, dict[IPv4Network, PathAttributes]] = {
             C1: {P1: PathAttributes(next_hop=C1)}
         }
-        self.changed: list[set[IPv4Address]] = []
+        self.changed: list[dict[IPv4Address, set[IPv4Network]]] = []
 
     def snapshot(self) -> list[FeedInput]:
         events: list[FeedInput] = [PeerUp(Peer(a, a, c)) for a, c in self.peers.items()]
@@ -70,7 +70,7 @@ async def test_link_snapshot_deltas_and_reflector_restart(tmp_path: Path) -> Non
         assert prefixes(link) == {C2: {P1}, N1: {P1}}
         sent = link.reflected[C2][P1]
         assert (sent.next_hop, sent.originator_id, sent.cluster_list) == (C1, C1, (CLUSTER,))
-        assert speaker.changed == [{C2, N1}]
+        assert speaker.changed == [{C2: {P1}, N1: {P1}}]  # each peer, each prefix changed
 
         speaker.learn(link, N1, P2)  # non-client: to clients only
 
@@ -78,6 +78,7 @@ async def test_link_snapshot_deltas_and_reflector_restart(tmp_path: Path) -> Non
             return prefixes(link) == {C1: {P2}, C2: {P1, P2}, N1: {P1}}
 
         await async_wait_for(has_p2, what="the non-client's route reflected to clients")
+        assert speaker.changed[1:] == [{C1: {P2}, C2: {P2}}]
 
         # The reflector dies: what the speaker sends stays as it was.
         before = {p: dict(t) for p, t in link.reflected.items()}
@@ -96,6 +97,8 @@ async def test_link_snapshot_deltas_and_reflector_restart(tmp_path: Path) -> Non
         await asyncio.wait_for(link.in_sync.wait(), 20)
         assert link.connections >= 2
         assert prefixes(link) == {C1: {P2, P3}, C2: {P1, P2}, N1: {P1, P3}}
+        # The new snapshot's table differs from the old only by P3: that is all it names.
+        assert speaker.changed[-1] == {C1: {P3}, N1: {P3}}
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

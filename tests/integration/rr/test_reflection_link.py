@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
@@ -35,12 +35,21 @@ class Adapter:
         self.kicks = 0
 
     def set_peer_routes(
-        self, peer: IPv4Address, routes: Mapping[IPv4Network, PathAttributes]
+        self,
+        peer: IPv4Address,
+        routes: Mapping[IPv4Network, PathAttributes],
+        touched: Iterable[IPv4Network] | None = None,
     ) -> None:
-        if routes:
-            self.routes[peer] = dict(routes)
-        else:
-            self.routes.pop(peer, None)
+        # Like the real adapter: only the prefixes said to have changed are
+        # looked at, so a change the link fails to name shows as a difference.
+        held = self.routes.setdefault(peer, {})
+        for prefix in set(held) | set(routes) if touched is None else set(touched):
+            if prefix in routes:
+                held[prefix] = routes[prefix]
+            else:
+                held.pop(prefix, None)
+        if not held:
+            del self.routes[peer]
 
     def kick(self) -> None:
         self.kicks += 1

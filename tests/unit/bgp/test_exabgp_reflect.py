@@ -6,7 +6,12 @@ import json
 from ipaddress import IPv4Address, IPv4Network
 
 from bird_agent.events import RoutesAnnounced
-from bird_agent.exabgp_reflect import attribute_text, attributes_from_json, reflected_commands
+from bird_agent.exabgp_reflect import (
+    attribute_text,
+    attributes_from_json,
+    reflected_commands,
+    reflected_diff,
+)
 from bird_agent.exabgp_wire import MAX_NLRI_PER_COMMAND, parse_line
 from route_reflector.rib import Origin, PathAttributes
 
@@ -105,3 +110,22 @@ def test_no_command_carries_more_than_the_nlri_limit() -> None:
     assert len(lines) == 3
     assert all(line.count("/26") <= MAX_NLRI_PER_COMMAND for line in lines)
     assert sum(line.count("/26") for line in lines) == 1200
+
+
+def test_only_touched_prefixes_are_compared_and_the_result_says_what_is_held_after() -> None:
+    old = PathAttributes(next_hop=C)
+    new = PathAttributes(next_hop=C, local_pref=50)
+    held = {A: {P1: old, P2: old}, B: {P1: old}}
+    desired = {A: {P2: new, P3: old}, B: {P1: old, P3: old}}
+    # P1 of A changed too, but only P2 and P3 are named: P1 is not looked at.
+    lines, after = reflected_diff(held, desired, {A: {P2, P3}, B: {P3}})
+    assert not any("withdraw" in line for line in lines)
+    assert after == {A: {P2: new, P3: old}, B: {P3: old}}
+    # A and B need the very same P3 line: one command names both.
+    assert "neighbor 192.0.2.1 , neighbor 192.0.2.2 announce attributes" in " ".join(lines)
+    # None: every prefix of that neighbor, withdrawals included.
+    lines, after = reflected_diff(held, desired, {A: None})
+    assert after == {A: {P1: None, P2: new, P3: old}}
+    assert lines[0].endswith("withdraw attributes next-hop 192.0.2.3 nlri 10.65.1.0/26")
+    # Touched but unchanged: nothing to send, nothing to record.
+    assert reflected_diff(held, held, {A: {P1, P2}, B: None}) == ([], {})
