@@ -95,12 +95,50 @@ def version_info(stdin: bytes) -> dict[str, object]:
     return {"cniVersion": version, "supportedVersions": list(SUPPORTED_VERSIONS)}
 
 
+_NS_GET_NSTYPE = 0xB703  # ioctl: _IO(0xb7, 0x3)
+_CLONE_NEWNET = 0x40000000
+
+
 def _check_netns(inv: Invocation) -> None:
-    if not os.path.exists(inv.netns):
+    """CNI_NETNS names a network namespace (else felix fails deep in setns, code 100)."""
+    try:
+        found = os.stat(inv.netns)
+    except FileNotFoundError:
         raise CniError(
             errors.INVALID_ENVIRONMENT,
-            f"CNI_NETNS {inv.netns!r} does not exist (the pod's network namespace is gone?)",
-        )
+            f"CNI_NETNS {inv.netns[:200]!r} does not exist (the pod's network namespace is gone?)",
+        ) from None
+    except OSError as exc:
+        raise CniError(
+            errors.INVALID_ENVIRONMENT, f"CNI_NETNS {inv.netns[:200]!r}: {exc.strerror}"
+        ) from None
+    if _network_namespace(inv.netns, found):
+        return
+    raise CniError(
+        errors.INVALID_ENVIRONMENT,
+        f"CNI_NETNS {inv.netns[:200]!r} is not a network namespace "
+        "(expected a path like /var/run/netns/<name> or /proc/<pid>/ns/net)",
+    )
+
+
+def _network_namespace(path: str, found: os.stat_result) -> bool:
+    # Namespace files are empty regular files on nsfs. Checking the filesystem
+    # first means nothing else is ever opened (a FIFO would block, a device
+    # could act on open).
+    if found.st_mode & 0o170000 != 0o100000 or found.st_dev != os.stat("/proc/self/ns/net").st_dev:
+        return False
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        return fcntl.ioctl(fd, _NS_GET_NSTYPE) == _CLONE_NEWNET
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def run_command(inv: Invocation, conf: NetConf, log: PluginLog) -> dict[str, object] | None:

@@ -38,6 +38,10 @@ LATEST_VERSION = "1.1.0"
 COMMANDS = ("ADD", "DEL", "CHECK", "VERSION", "GC", "STATUS")
 DEFAULT_FELIX_SOCKET = "/var/run/gingham/felix.sock"
 DEFAULT_TIMEOUT_SECONDS = 30.0
+MAX_TIMEOUT_SECONDS = 86400.0  # a day; past ~1e10 s a deadline no longer fits a time_t
+# felix records "<container ID>/<ifname>" as the host veth's ifalias, which the
+# kernel caps at 255 bytes; ifname takes up to 15 of them and the '/' one more.
+MAX_CONTAINER_ID_LENGTH = 255 - 1 - 15
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 # CNI_ARGS keys this plugin understands (besides IgnoreUnknown).
@@ -232,12 +236,19 @@ def config_version(config: Mapping[str, object], command: str) -> str:
 
 
 def _valid_container_id(value: str) -> bool:
-    return bool(value) and value[0].isalnum() and all(c.isalnum() or c in "_.-" for c in value)
+    # libcni's rule, ASCII only: ^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$ ("é".isalnum() is True).
+    return (
+        bool(value)
+        and value.isascii()
+        and value[0].isalnum()
+        and all(c.isalnum() or c in "_.-" for c in value)
+    )
 
 
 def _valid_ifname(value: str) -> bool:
+    # IFNAMSIZ counts bytes, not characters (libcni checks len() of a Go string).
     return (
-        0 < len(value) <= 15
+        0 < len(value.encode("utf-8", "surrogateescape")) <= 15
         and value not in (".", "..")
         and not any(c in "/:" or c.isspace() for c in value)
     )
@@ -289,15 +300,21 @@ def read_invocation(env: Mapping[str, str], command: str) -> Invocation:
     if container_id and not _valid_container_id(container_id):
         raise CniError(
             errors.INVALID_ENVIRONMENT,
-            f"CNI_CONTAINERID {container_id!r} has invalid characters "
-            "(letters, digits, '_', '.', '-'; starting with a letter or digit)",
+            f"CNI_CONTAINERID {container_id[:80]!r} has invalid characters "
+            "(ASCII letters, digits, '_', '.', '-'; starting with a letter or digit)",
+        )
+    if len(container_id) > MAX_CONTAINER_ID_LENGTH:
+        raise CniError(
+            errors.INVALID_ENVIRONMENT,
+            f"CNI_CONTAINERID is {len(container_id)} characters long; "
+            f"at most {MAX_CONTAINER_ID_LENGTH} are supported",
         )
     ifname = env.get("CNI_IFNAME", "")
     if ifname and not _valid_ifname(ifname):
         raise CniError(
             errors.INVALID_ENVIRONMENT,
-            f"CNI_IFNAME {ifname!r} is not a valid interface name "
-            "(1-15 characters, no '/', ':' or whitespace)",
+            f"CNI_IFNAME {ifname[:80]!r} is not a valid interface name "
+            "(1-15 bytes, no '/', ':' or whitespace)",
         )
     return Invocation(
         command=command,
@@ -332,8 +349,16 @@ def parse_netconf(config: Mapping[str, object], version: str) -> NetConf:
     if not isinstance(log_file, str):
         raise invalid("log_file", "must be a path")
     timeout = config.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS)
-    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
-        raise invalid("timeout_seconds", f"must be a positive number, got {timeout!r}")
+    if (
+        not isinstance(timeout, int | float)
+        or isinstance(timeout, bool)
+        or not 0 < timeout <= MAX_TIMEOUT_SECONDS  # (NaN fails every comparison)
+    ):
+        raise invalid(
+            "timeout_seconds",
+            f"must be a number of seconds above 0 and at most {MAX_TIMEOUT_SECONDS:g}, "
+            f"got {timeout!r}",
+        )
     prev = config.get("prevResult")
     if prev is not None and not isinstance(prev, dict):
         raise invalid("prevResult", "must be an object")

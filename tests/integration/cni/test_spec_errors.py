@@ -11,6 +11,7 @@ import pytest
 from cni.request import SUPPORTED_VERSIONS
 from tests.integration.cni.conftest import Installed
 from tests.support.cni_exec import PluginRun
+from tests.support.fake_felix import FakeFelix
 
 
 def assert_error(run: PluginRun, code: int, *words: str) -> None:
@@ -123,6 +124,15 @@ def test_unknown_netns(installed: Installed) -> None:
         4,
         "CNI_NETNS",
     )
+
+
+@pytest.mark.parametrize("path", ["/", "/dev/null", "/etc/hostname", "/proc/self/ns/mnt"])
+def test_a_path_that_is_not_a_network_namespace_is_invalid_env(
+    installed: Installed, fake_felix: FakeFelix, path: str
+) -> None:
+    # Refused before felix is asked (felix would fail in setns: code 100).
+    assert_error(installed.run("ADD", installed.config(), netns=path), 4, "not a network namespace")
+    assert fake_felix.requests == []
 
 
 def test_felix_down_is_try_again_later(installed: Installed, netns: str) -> None:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from cni.errors import CniError
-from cni.request import config_version, decode_config, parse_cni_args, parse_netconf
+from cni.request import (
+    MAX_CONTAINER_ID_LENGTH,
+    config_version,
+    decode_config,
+    parse_cni_args,
+    parse_netconf,
+    read_invocation,
+)
 from cni.result import (
     Attachment,
     ExpectedAttachment,
@@ -42,6 +49,39 @@ def test_nesting_past_the_decoders_depth_is_a_decode_failure(opener: bytes) -> N
     with pytest.raises(CniError) as exc:
         decode_config(opener * 100_000)
     assert exc.value.code == 6 and "nested too deeply" in exc.value.msg
+
+
+def env(**overrides: str) -> dict[str, str]:
+    base = {"CNI_CONTAINERID": "c1", "CNI_NETNS": "/n", "CNI_IFNAME": "eth0", "CNI_PATH": "/b"}
+    return {**base, **overrides}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "words"),
+    [
+        ("CNI_CONTAINERID", "caf\u00e9", "invalid characters"),
+        ("CNI_CONTAINERID", "a" * (MAX_CONTAINER_ID_LENGTH + 1), "at most"),
+        ("CNI_IFNAME", "\u00e9" * 8, "1-15 bytes"),  # 8 characters, 16 bytes
+    ],
+)
+def test_environment_limits_are_invalid_env(variable: str, value: str, words: str) -> None:
+    with pytest.raises(CniError) as exc:
+        read_invocation(env(**{variable: value}), "ADD")
+    assert exc.value.code == 4 and variable in exc.value.msg and words in exc.value.msg
+
+
+def test_longest_container_id_and_ifname_are_accepted() -> None:
+    inv = read_invocation(
+        env(CNI_CONTAINERID="a" * MAX_CONTAINER_ID_LENGTH, CNI_IFNAME="e" * 15), "ADD"
+    )
+    assert len(inv.container_id) == MAX_CONTAINER_ID_LENGTH
+
+
+@pytest.mark.parametrize("timeout", [0, -1, float("nan"), float("inf"), 86401, 10**400])
+def test_timeout_must_be_a_sane_number_of_seconds(timeout: float) -> None:
+    with pytest.raises(CniError) as exc:
+        parse_netconf({"name": "n", "timeout_seconds": timeout}, "1.1.0")
+    assert exc.value.code == 7 and "timeout_seconds" in exc.value.msg
 
 
 def test_port_mappings_accept_either_key_case() -> None:
