@@ -452,7 +452,8 @@ class ExaBGPAdapter:
                     waiter.set_result(True)
                 elif wire.RELOAD_FAILED in line:
                     waiter.set_result(False)
-            if "error" in line.lower() or "syntax" in line.lower():
+            lowered = line.lower()
+            if "error" in lowered or "syntax" in lowered or lowered.startswith("gingham:"):
                 log.warning("exabgp: %s", line)
 
     async def _read_api(self, reader: asyncio.StreamReader) -> None:

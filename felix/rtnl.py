@@ -38,7 +38,7 @@ from felix.dataplane import (
     Scope,
 )
 from felix.netns import socket_in_netns
-from gingham.prefix import prefix_ints
+from gingham.prefix import prefix_ints, prefix_of
 
 NETLINK_ROUTE = 0
 NLMSG_ERROR, NLMSG_DONE = 2, 3
@@ -329,8 +329,7 @@ class RouteSocket:
         table_id = struct.unpack("=I", attrs[RTA_TABLE])[0] if RTA_TABLE in attrs else table
         if table_id != RT_TABLE_MAIN:
             return None
-        dst_bytes = attrs.get(RTA_DST, b"\0\0\0\0")
-        dst = IPv4Network((IPv4Address(dst_bytes), dst_len))
+        dst = prefix_of(int.from_bytes(attrs.get(RTA_DST, b"\0\0\0\0")), dst_len)
         if rtype == RTN_BLACKHOLE:
             return Route.blackhole(dst)
         if rtype != RTN_UNICAST:

@@ -19,6 +19,7 @@ from ipaddress import IPv4Network
 
 import pytest
 
+from bird_agent.exabgp_main import STOCK_VARIABLE
 from tests.integration.rr_interop.conftest import CLUSTER_ID, eventually
 from tests.support import bgpd
 from tests.support.bird_rr import ReflectedRoute, frr_route_attributes, route_attributes
@@ -38,7 +39,10 @@ def reflected_from(origin: int) -> ReflectedRoute:
     )
 
 
-async def test_bird_and_frr_as_clients_of_our_reflector(fabric: Fabric) -> None:
+@pytest.mark.parametrize("exabgp", ["pinned", "stock"])
+async def test_bird_and_frr_as_clients_of_our_reflector(fabric: Fabric, exabgp: str) -> None:
+    """`stock`: ExaBGP without any of bird_agent.exabgp_main's changes (what any
+    other ExaBGP release runs): the speaker and the reflector still work."""
     started = time.monotonic()
     daemons: dict[str, bgpd.BgpDaemon] = {}
     for kind, index, prefix in (("bird", BIRD, BIRD_PREFIX), ("frr", FRR, FRR_PREFIX)):
@@ -57,7 +61,8 @@ async def test_bird_and_frr_as_clients_of_our_reflector(fabric: Fabric) -> None:
         )
     bird, frr = daemons["bird"], daemons["frr"]
     assert isinstance(bird, bgpd.Bird) and isinstance(frr, bgpd.Frr)
-    rr = await fabric.add_node(RR, cluster_id=str(CLUSTER_ID))
+    env = {STOCK_VARIABLE: "1"} if exabgp == "stock" else {}
+    rr = await fabric.add_node(RR, cluster_id=str(CLUSTER_ID), env=env)
 
     try:
         await eventually(
@@ -91,3 +96,6 @@ async def test_bird_and_frr_as_clients_of_our_reflector(fabric: Fabric) -> None:
         lambda: kernel_route(rr.ns, str(FRR_PREFIX)) is None, 90, "gone from the RR's kernel"
     )
     print(f"withdrawn both ways: {time.monotonic() - started:.1f}s")
+    logs = [path.read_text(errors="replace") for path in rr.run_dir.glob("**/*.log")]
+    ran_stock = any("running stock ExaBGP" in text for text in logs)
+    assert ran_stock == (exabgp == "stock"), "ExaBGP ran patched or stock as asked"
