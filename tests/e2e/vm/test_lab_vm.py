@@ -29,6 +29,7 @@ import pytest
 from gingham.lab.state import lab_dir
 from gingham.lab.vm import Kernel
 from gingham.lab.vm.lab import vm_netns
+from tests.support.names import record_prefix
 from tests.support.poll import wait_for
 
 pytestmark = pytest.mark.root
@@ -94,6 +95,7 @@ def leftovers(name: str) -> list[str]:
 @pytest.mark.timeout(1500)
 def test_vm_lab_pings_over_ipip_then_down_leaves_nothing(guest_kernel: Kernel) -> None:
     name = f"v{secrets.token_hex(3)}"
+    record_prefix(vm_netns(name))  # the leak check at the end of the run knows it
     started = time.monotonic()
     try:
         up = gingham("lab", "up", "--vm", "--name", name, "--nodes", str(NODES),
