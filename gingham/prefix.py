@@ -87,6 +87,13 @@ def prefix_ints(prefix: IPv4Network) -> tuple[int, int]:
     return int(prefix.network_address), prefix.prefixlen
 
 
+def prefix_order(prefix: IPv4Network) -> int:
+    """A sort key: by network address, then prefix length (`IPv4Network`'s order)."""
+    if prefix.__class__ is _Prefix:
+        return prefix._key
+    return int(prefix.network_address) << 6 | prefix.prefixlen
+
+
 def parse_prefix(text: str) -> IPv4Network:
     """`IPv4Network(text)` (strict: no host bits), several times as fast.
 
