@@ -96,16 +96,14 @@ import argparse
 import asyncio
 import os
 import re
-import shutil
 import statistics
 import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -120,9 +118,9 @@ from route_reflector.reflect import Reflector, expected_adj_rib_out
 from route_reflector.rib import PathAttributes, Peer
 from route_reflector.server import Metrics, ReflectorServicer
 from tests.support import bgpd
-from tests.support.bird_rr import BirdReflector, session_and_imported
-from tests.support.netns import Netns, Topology
-from tests.support.node_fabric import NodeRun, resource
+from tests.support.bird_rr import BirdReflector
+from tests.support.rr_scale import AS, CLUSTER_ID, RR_ADDRESS, ScaleFabric, client_prefixes
+from tests.support.rr_scale import client_address as scale_client
 
 TIMELINE = bool(os.environ.get("BENCH_TIMELINE"))  # print the clients' progress per poll
 CLUSTER = IPv4Address("224.0.0.1")
@@ -131,17 +129,6 @@ RR_ID = IPv4Address("192.0.2.250")
 
 def client_address(i: int) -> IPv4Address:
     return IPv4Address(0xC0000201 + i)  # 192.0.2.1 upwards
-
-
-POOL = IPv4Network("10.128.0.0/9")  # 131,072 /26s: every client's prefixes, at every size
-
-
-def client_prefixes(i: int, per_client: int) -> list[IPv4Network]:
-    """Client `i`'s /26s, carved upward from the pool's start, never outside it."""
-    base = int(POOL.network_address) + i * per_client * 64
-    if base + per_client * 64 > int(POOL.broadcast_address) + 1:
-        raise ValueError(f"{i + 1} clients x {per_client} /26s do not fit in {POOL}")
-    return [IPv4Network((base + (j << 6), 26)) for j in range(per_client)]
 
 
 def attributes(i: int) -> PathAttributes:
@@ -247,24 +234,7 @@ def over_grpc(clients: int, per_client: int) -> tuple[float, int]:
     return asyncio.run(_grpc_run(clients, per_client))
 
 
-# -- the real thing: 20 BIRD clients, BIRD or gingham as the RR ---------------------------
-
-# The peering segment, apart from the pool: sessions never share addresses
-# with the routes they carry (up to 65,000 clients).
-SEGMENT = IPv4Network("172.16.0.0/16")
-RR_ADDRESS = IPv4Address("172.16.255.254")
-REAL_CLUSTER = IPv4Address("1.1.1.1")
-REAL_POOL = str(POOL)  # our import policy accepts only prefixes inside an enabled pool
-assert not POOL.overlaps(SEGMENT)
-AS = 64512
-# Calico's and BIRD's usual 90 s, not the tests' 9 s: on a loaded machine our
-# ExaBGP went silent for >9 s in the middle of the burst (hold timers expired
-# both ways, every session reset): see `resets`.
-HOLD_TIME = 90
-
-
-def real_client(i: int) -> IPv4Address:
-    return SEGMENT.network_address + 1 + i
+# -- the real thing: BIRD clients, BIRD or gingham as the RR (tests.support.rr_scale) --------
 
 
 @dataclass
@@ -344,164 +314,80 @@ def ticks_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, floa
     return {k: (after.get(k, 0) - before.get(k, 0)) / hz for k in after}
 
 
-class RealFabric:
-    """A bridge, the RR namespace at `RR_ADDRESS` and one namespace per BIRD client."""
-
-    def __init__(self, clients: int, per_client: int) -> None:
-        self.topo = Topology()
-        self.clients: list[bgpd.Bird] = []
-        self.tmp = Path(tempfile.mkdtemp(prefix="grrbench-"))
-        seg = self.topo.netns("sw")
-        bridge = self.topo.bridge(seg)
-
-        def member(address: IPv4Address) -> Netns:
-            ns = self.topo.netns("rb")
-            self.topo.attach(seg, bridge, ns, "up0")
-            ns.ip(f"addr add {address}/{SEGMENT.prefixlen} dev up0")
-            return ns
-
-        self.rr = member(RR_ADDRESS)
-        for i in range(clients):
-            peering = bgpd.DaemonPeering(
-                netns=member(real_client(i)).name, address=real_client(i), asn=AS,
-                neighbor=RR_ADDRESS, neighbor_asn=AS, hold_time=HOLD_TIME,
-                originate=client_prefixes(i, per_client), enabled=False,
-            )  # fmt: skip
-            self.clients.append(bgpd.Bird(peering))
-        with ThreadPoolExecutor(4) as pool:
-            list(pool.map(lambda bird: bird.start(), self.clients))
-
-    def run(self, rr_pid: int, name: str, per_client: int, limit: float) -> RealResult:
-        """Enable every client at once; time sessions and full tables; CPU of the RR tree."""
-        want = (len(self.clients) - 1) * per_client
-        before = cpu_by_role(rr_pid)
-        t0 = time.monotonic()
-        with ThreadPoolExecutor(8) as pool:
-            list(pool.map(lambda bird: bird.enable(), self.clients))
-        up: dict[int, float] = {}
-        full: dict[int, float] = {}
-        deadline = t0 + limit
-        imported: dict[int, int] = {}
-        most: float | None = None
-        with ThreadPoolExecutor(4) as pool:
-            while len(full) < len(self.clients) and time.monotonic() < deadline:
-                todo = [i for i in range(len(self.clients)) if i not in full]
-                states = pool.map(lambda i: session_and_imported(self.clients[i]), todo)
-                now = time.monotonic()
-                for i, (established, count) in zip(todo, states, strict=True):
-                    imported[i] = count
-                    if established:
-                        up.setdefault(i, now)
-                    if count >= want:
-                        full[i] = now
-                if most is None and sum(min(n, want) for n in imported.values()) >= 0.99 * (
-                    want * len(self.clients)
-                ):
-                    most = now - t0
-                if TIMELINE:
-                    late = {i: imported.get(i, 0) for i in range(len(self.clients))
-                            if i not in full}  # fmt: skip
-                    print(f"    t={now - t0:5.2f}s up {len(up):2} full {len(full):2}"
-                          f" held {sum(imported.values()):6}"
-                          f"{f'  not full: {late}' if len(late) <= 3 else ''}",
-                          flush=True)  # fmt: skip
-                time.sleep(0.1)  # poll cadence (a bench, not a test)
-        after = cpu_by_role(rr_pid)
-        idle_before = after
-        time.sleep(5)
-        idle = {k: 100 * v / 5 for k, v in ticks_delta(idle_before, cpu_by_role(rr_pid)).items()}
-        done = len(full) == len(self.clients)
-        return RealResult(
-            name,
-            max(up.values()) - t0 if len(up) == len(self.clients) else None,
-            max(full.values()) - t0 if done else None,
-            ticks_delta(before, after), idle, rss_by_role(rr_pid),
-            held=sum(min(n, want) for n in imported.values()) / (want * len(self.clients)),
-            most=most,
-        )  # fmt: skip
-
-    def close(self) -> None:
-        for bird in self.clients:
-            bgpd.stop_quietly(bird)
-        self.topo.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+def measure(fabric: ScaleFabric, rr_pid: int, name: str, limit: float) -> RealResult:
+    """Enable every client at once; time sessions and full tables; CPU of the RR tree."""
+    clients = len(fabric.clients)
+    want = fabric.expected_per_client
+    before = cpu_by_role(rr_pid)
+    t0 = time.monotonic()
+    fabric.enable_all()
+    up: dict[int, float] = {}
+    full: dict[int, float] = {}
+    deadline = t0 + limit
+    imported: dict[int, int] = {}
+    most: float | None = None
+    while len(full) < clients and time.monotonic() < deadline:
+        states = fabric.progress(frozenset(full))
+        now = time.monotonic()
+        for i, (established, count) in states.items():
+            imported[i] = count
+            if established:
+                up.setdefault(i, now)
+            if count >= want:
+                full[i] = now
+        if most is None and sum(min(n, want) for n in imported.values()) >= 0.99 * (want * clients):
+            most = now - t0
+        if TIMELINE:
+            late = {i: imported.get(i, 0) for i in range(clients) if i not in full}
+            print(f"    t={now - t0:5.2f}s up {len(up):2} full {len(full):2}"
+                  f" held {sum(imported.values()):6}"
+                  f"{f'  not full: {late}' if len(late) <= 3 else ''}", flush=True)  # fmt: skip
+        time.sleep(0.1)  # poll cadence (a bench, not a test)
+    after = cpu_by_role(rr_pid)
+    time.sleep(5)
+    idle = {k: 100 * v / 5 for k, v in ticks_delta(after, cpu_by_role(rr_pid)).items()}
+    done = len(full) == clients
+    return RealResult(
+        name,
+        max(up.values()) - t0 if len(up) == clients else None,
+        max(full.values()) - t0 if done else None,
+        ticks_delta(before, after), idle, rss_by_role(rr_pid),
+        held=sum(min(n, want) for n in imported.values()) / (want * clients),
+        most=most,
+    )  # fmt: skip
 
 
 def bird_round(clients: int, per_client: int, limit: float) -> RealResult:
-    fabric = RealFabric(clients, per_client)
+    fabric = ScaleFabric(clients, per_client)
     try:
         peering = bgpd.DaemonPeering(
             netns=fabric.rr.name, address=RR_ADDRESS, asn=AS,
-            neighbor=real_client(0), neighbor_asn=AS,
+            neighbor=scale_client(0), neighbor_asn=AS,
         )  # fmt: skip
         rr = BirdReflector(
-            peering, [real_client(i) for i in range(clients)], REAL_CLUSTER, passive=True
+            peering, [scale_client(i) for i in range(clients)], CLUSTER_ID, passive=True
         )
         rr.start()
         try:
             assert rr.proc is not None
-            return fabric.run(rr.proc.pid, "BIRD 2 as RR (reference)", per_client, limit)
+            return measure(fabric, rr.proc.pid, "BIRD 2 as RR (reference)", limit)
         finally:
             rr.stop()
     finally:
         fabric.close()
 
 
-async def _seed_ours(url: str, clients: int) -> None:
-    from gingham.datastore import open_datastore
-
-    store = open_datastore(url)
-    try:
-        for obj in [
-            resource("IPPool", "bench", {"cidr": REAL_POOL}),
-            resource("BGPConfiguration", "default",
-                     {"asNumber": AS, "nodeToNodeMeshEnabled": False}),
-            resource("Node", "rr",
-                     {"bgp": {"ipv4Address": f"{RR_ADDRESS}/{SEGMENT.prefixlen}",
-                              "routeReflectorClusterID": str(REAL_CLUSTER)}},
-                     {"route-reflector": "true"}),
-            *[resource("BGPPeer", f"client{i}",
-                       {"node": "rr", "peerIP": str(real_client(i)), "asNumber": AS})
-              for i in range(clients)],
-        ]:  # fmt: skip
-            await store.create(obj)
-    finally:
-        await store.close()
-
-
 def gingham_round(clients: int, per_client: int, speed: str | None, limit: float) -> RealResult:
-    fabric = RealFabric(clients, per_client)
-    node: NodeRun | None = None
+    fabric = ScaleFabric(clients, per_client)
     try:
-        url = f"sqlite:///{fabric.tmp}/store.db"
-        asyncio.run(_seed_ours(url, clients))
-        node = NodeRun("rr", fabric.rr, fabric.tmp / "run", fabric.tmp / "node.log")
-        node.start(url, {"exabgp_reactor_speed": speed} if speed else None)
-        ready_deadline = time.monotonic() + 180
-
-        def ready() -> bool:
-            # ExaBGP listens before its API process is attached; sessions that
-            # come up then are reset when it attaches. Ready = the speaker saw
-            # the API (SpeakerRestarted), felix took its first route snapshot
-            # and gingham-rr serves: nothing of our start-up is timed.
-            run = fabric.tmp / "run"
-            log = run / "logs" / "bgp.log"
-            text = log.read_text(errors="replace") if log.exists() else ""
-            return (
-                "SpeakerRestarted(generation=" in text
-                and "felix took the route snapshot" in text
-                and (run / "rr.sock").exists()
-            )
-
-        while not ready():
-            if time.monotonic() > ready_deadline or not node.alive():
-                raise RuntimeError(f"our RR node not ready:\n{node.logs()}")
-            time.sleep(0.2)
+        # Nothing of our start-up is timed: `start_gingham_rr` returns once
+        # ExaBGP's API is attached, felix is fed and gingham-rr serves.
+        node = fabric.start_gingham_rr({"exabgp_reactor_speed": speed} if speed else None)
         assert node.proc is not None
         label = f"gingham RR (reactor speed {speed or f'{IDLE_SPEED}, Gingham default'})"
-        log = fabric.tmp / "run" / "logs" / "bgp.log"
+        log = node.run_dir / "logs" / "bgp.log"
         offset = len(log.read_bytes())
-        result = fabric.run(node.proc.pid, label, per_client, limit)
+        result = measure(fabric, node.proc.pid, label, limit)
         with log.open("rb") as text:
             text.seek(offset)
             reasons = re.findall(r"PeerDown\(peer=[^,]+, reason='([^']*)'", text.read().decode())
@@ -511,8 +397,6 @@ def gingham_round(clients: int, per_client: int, speed: str | None, limit: float
         result.reset_reasons = dict(Counter(reasons))
         return result
     finally:
-        if node is not None:
-            node.stop()
         fabric.close()
 
 

@@ -1,90 +1,47 @@
-"""ExaBGP's entry point with its idle loop slowed down: `python -m bird_agent.exabgp_main CONFIG`.
+"""ExaBGP with Gingham's changes to one pinned release: `python -m bird_agent.exabgp_main CONFIG`.
 
-ExaBGP's reactor wakes every `reactor.speed` / 100 seconds (10 ms by default)
-even with nothing to do: it runs every peer's state machine, tries `accept()`
-on its listener and re-polls its sockets, 100 times a second. Measured idle
-(a 4-node mesh lab): ExaBGP 3.3 % of a core per node, more than gingham-bgp
-and felix together; a 20-node lab spent ~1.5 of the machine's 2 cores idling,
-and every pod ADD and route took seconds.
+The changes apply only when the installed ExaBGP is `PINNED_VERSION` (read
+from the distribution at start) and `GINGHAM_EXABGP_STOCK` is not set; any
+other release runs stock, at ExaBGP's own reactor speed, with a warning on
+stderr (the speaker logs it). The suite runs the speaker and the reflector
+both ways. Every replacement is recorded and `restore()` undoes them all, so
+a test that applies one leaves ExaBGP as it found it.
 
-The wake-up exists to drive timers (keepalives, connect retries) and to pace
-queued API work: anything arriving on a socket — a peer's message, an API
-command — already wakes the poll at once. So this entry point runs ExaBGP
-with a 100 ms idle wait (`IDLE_SPEED`: a `reactor.speed` of 10, what
-`exabgp_wire.environment` sets) and never waits while API work is still
-queued (ExaBGP would otherwise sleep its idle time between each slice of 50
-queued changes, which paces large announcements). Timers fire up to 100 ms
-late; keepalives and hold times are seconds.
+What each change is for (measurements: bench/rr.py's notes):
 
-Second, the route reflector's cost (bench/rr.py): ExaBGP deep-copies every
-route change once per neighbor it is sent to (`Neighbor.remove_self`, ready
-to rewrite a `next-hop self`) — 74 % of the reflector's ExaBGP CPU reflecting
-20 clients x 250 prefixes. The speaker names its own address as next hop and
-the reflector keeps the original one, and nothing in ExaBGP mutates a change
-once it is in a neighbor's outgoing RIB (withdrawal copies before it flips
-the action; the watchdog, which does mutate, is not used), so a change
-without `next-hop self` is shared by the neighbors instead of copied. A
-`next-hop self` change still takes ExaBGP's own path (copy, then rewrite).
+- `patch_reactor` — the reactor wakes every `reactor.speed` / 100 s even
+  when idle; we run it at `IDLE_SPEED` (100 ms) so an idle node costs little,
+  and this makes it never wait while API work is queued (stock paces large
+  announcements by that wait).
+- `patch_accept` — accepting a peer's connection is queued behind API work;
+  this puts it first, so sessions come up while routes are being queued.
+- `patch_api_steps` — the API scheduler starts a new asyncio event loop per
+  pass for callbacks that are all generators in this release; this drives
+  them without one.
+- `patch_remove_self` — ExaBGP deep-copies every route change per neighbor
+  to rewrite a `next-hop self` Gingham never asks for; a change without it is
+  shared (nothing mutates a change once it is in an outgoing RIB).
+- `patch_family` — `nlri.family()` builds new objects on every call, about
+  ten calls per change; this returns the one `Family` per (afi, safi).
+- `patch_attribute_commands` — `announce/withdraw attributes … nlri …` (the
+  reflector's commands) are parsed and inserted per route and neighbor with
+  a log line formatted per route; this keeps ExaBGP's parsing, RIB insert
+  and answers, but inserts a command's routes per neighbor in one pass and
+  reuses the routes of an identical command text.
+- `patch_nlri_order` — UPDATE building sorts NLRI through a `__lt__` that
+  recomputes both indexes per comparison; this computes each once.
+- `patch_cidr` — a prefix is packed again per neighbor and per index; this
+  keeps its packed form per mask.
 
-Third, per route change ExaBGP asks for its family about ten times as
-`nlri.family().afi_safi()`: each call builds a new `Family`, whose AFI and SAFI
-lookups (`AFI.create`, `SAFI.create`) construct a fresh default object even
-when the cache holds the value; `Family.index` formats the same four hex
-digits again. ~25 % of the reflector's ExaBGP CPU after the copy was gone.
-`patch_family` returns the one `Family` per (afi, safi) and its index bytes
-from a table, and looks the cache up before building a default. Same values,
-same types (a test compares them with ExaBGP's own for every known family).
+`bird_agent.exabgp_cease` (the entry point the speaker runs) adds one more,
+under the same gate: a `teardown` sends its Cease even under graceful
+restart, for a node that stops for good.
 
-Fourth, what ExaBGP does per route of an API command. `announce attributes
-… nlri P1 … P500` (the reflector's commands, `exabgp_reflect`) is parsed, then
-each route is injected into each named neighbor's outgoing RIB through
-`Configuration.inject_change` (which rebuilds the neighbor's family list per
-route), its log line formatted eagerly (`Change.extensive`, even with
-logging off), and the command's generator yields back to the reactor after
-every route — and the reactor's API scheduler starts a fresh asyncio event
-loop for every 50 yields. A reflector with 20 clients sends ~95,000 routes x
-neighbor. `patch_attribute_commands` registers the two attribute commands
-again with the same parsing, the same outgoing-RIB insert
-(`OutgoingRIB.add_to_rib`, through `remove_self`) and the same answers
-(`done` / `error`), but injects a command's routes into each neighbor in
-one pass, yields once per command, logs one line per command, and reuses
-the routes parsed from an identical command text (the reflector sends each
-client's routes to every other client, one neighbor at a time as sessions
-come up): a parsed route is shared the way `patch_remove_self` shares it.
-The neighbor selection (`neighbor A , neighbor B …`, a regular expression
-per name and selector) is also remembered per selector.
-
-Fifth, `Update._split_nlris` sorts a neighbor's NLRI with `NLRI.__lt__`,
-which computes both sides' `index()` per comparison (n log n times for a
-few hundred routes per UPDATE, per neighbor). `patch_nlri_order` sorts them
-by the same `index()` once per NLRI first, so ExaBGP's own sort finds them
-in order (n - 1 comparisons). Same order, same messages.
-
-Sixth, per NLRI and neighbor the UPDATE builder and every index packs the
-prefix again (`CIDR.pack_nlri`: a class-method call, a slice and a concatenation;
-~15 % of the reflector's ExaBGP CPU once the above was done). A prefix is
-shared by the neighbors it goes to, so `patch_cidr` keeps its packed form
-with the mask it was packed for (ExaBGP sets a mask after construction only
-while splitting a configured route; a changed mask packs anew).
-
-Seventh, the reactor schedules accepting new connections in the same queue as
-API work, behind it: with route commands queued, a peer that connected
-waited for all of them (bench/rr.py: the 20 sessions came up over 0.7 s
-instead of at once). `patch_accept` puts the accept first.
-
-Eighth, the API scheduler (`ASYNC.run`) runs its queue through
-`asyncio.run()` on every reactor pass with work queued: a new event loop
-(selector, self-pipe) each time, for generators that await nothing — every
-API callback of ExaBGP 5.0.15 is a generator. `patch_api_steps` drives the
-same coroutine to its end without a loop when only generators are queued.
-And the cyclic collector runs at the thresholds of the other daemons
+Each is pinned by a unit test that compares its result with ExaBGP's own on
+the same input (tests/unit/bgp/test_exabgp_main.py); the reflection and
+speaker integration tests exercise them end to end, and on stock ExaBGP.
+The garbage collector runs at the thresholds of the other daemons
 (`gingham.collector`): the outgoing RIBs hold a change per route and neighbor.
-
-All are wrapped methods of the pinned ExaBGP (`Reactor._wait_for_io`,
-`Neighbor.remove_self`, `Family.family`, `Family.index`, `AFI.create`,
-`SAFI.create`, the `announce attributes` and `withdraw attributes` commands,
-`Update._split_nlris`, `CIDR.pack_nlri`, `ASYNC.schedule`, `ASYNC.run`);
-`tests/unit/bgp/test_exabgp_main.py` fails if one changes shape.
 """
 
 from __future__ import annotations

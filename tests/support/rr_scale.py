@@ -53,6 +53,8 @@ def client_prefixes(i: int, per_client: int) -> list[IPv4Network]:
 class ScaleFabric:
     """A bridge, the RR namespace and one namespace per BIRD client."""
 
+    # Calico's and BIRD's usual 90 s hold time, not the tests' 9 s: a busy 2-core machine
+    # can leave ExaBGP silent for seconds in the middle of a large burst.
     def __init__(self, clients: int, per_client: int, hold_time: int = 90) -> None:
         self.per_client = per_client
         self.topo = Topology()
