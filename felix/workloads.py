@@ -45,11 +45,12 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address
 from typing import Protocol
@@ -162,6 +163,34 @@ def handle_for(container_id: str, interface: str) -> str:
     return f"{container_id}.{interface}"
 
 
+class KeyedLocks:
+    """One asyncio.Lock per key while anyone holds or waits for it: a node that
+    has seen a million pods keeps no lock of the ones that are gone."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+    def users(self, key: str) -> int:
+        """How many hold or wait for `key`'s lock."""
+        entry = self._locks.get(key)
+        return entry[1][0] if entry is not None else 0
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.setdefault(key, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._locks[key]
+
+
 @dataclass
 class Workloads:
     agent: Agent
@@ -174,13 +203,13 @@ class Workloads:
     route_timeout: float = 10.0
     # One add/delete at a time per attachment: a runtime retrying ADD while the
     # first is still running must not get a second address.
-    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _locks: KeyedLocks = field(default_factory=KeyedLocks)
 
     def __post_init__(self) -> None:
         self.records = EndpointRecords(self.datastore, self.agent.node)
 
-    def _lock(self, name: str) -> asyncio.Lock:
-        return self._locks.setdefault(name, asyncio.Lock())
+    def _lock(self, name: str) -> contextlib.AbstractAsyncContextManager[None]:
+        return self._locks.hold(name)
 
     def pod_mtu(self) -> int:
         pools = [p for p in self.agent.pools.values() if not p.disabled]

@@ -8,6 +8,7 @@ the agent loop, veths and routes in namespaces, ping between pods.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import subprocess
 from collections.abc import AsyncIterator
 from ipaddress import IPv4Address, IPv4Network
@@ -17,6 +18,7 @@ import grpc
 import pytest
 
 from felix.agent import Agent
+from felix.attachments import KIND
 from felix.dataplane import host_interface_name
 from felix.desired import PoolInfo
 from felix.feed import RouteUpdate, UpdateType
@@ -24,6 +26,7 @@ from felix.host import Host
 from felix.server import DataplaneServicer
 from felix.workloads import Workloads
 from gingham.datastore import Datastore, open_datastore
+from gingham.model.base import Metadata
 from gingham.v1 import dataplane_pb2 as pb
 from gingham.v1 import dataplane_pb2_grpc as pb_grpc
 from tests.integration.felix.ipam_double import ListIpam
@@ -258,9 +261,8 @@ async def test_delete_waits_for_an_add_in_progress_of_the_same_attachment(
     add = asyncio.ensure_future(stub.AddWorkload(add_request("d1", pod)))
     await async_wait_for(_true_when(lambda: ipam.waiting == 1), what="ADD inside IPAM")
     delete = asyncio.ensure_future(stub.DeleteWorkload(pb.DeleteWorkloadRequest(container_id="d1")))
-    lock = workloads._locks[host_interface_name("d1", "eth0")]
-    # asyncio.Lock keeps its queue private; it is the only way to see DEL queued.
-    await async_wait_for(_true_when(lambda: bool(lock._waiters)), what="DEL waiting")
+    name = host_interface_name("d1", "eth0")
+    await async_wait_for(_true_when(lambda: workloads._locks.users(name) == 2), what="DEL waiting")
     ipam.gate.set()
     added, deleted = await asyncio.gather(add, delete)
     assert deleted.existed, "DEL ran before the ADD it was meant to undo"
@@ -269,6 +271,7 @@ async def test_delete_waits_for_an_add_in_progress_of_the_same_attachment(
     assert (await datastore.list("WorkloadEndpoint")).items == []
     await agent.reconciled()
     assert "10.65.0.5" not in node.ip("-4 route show proto 77")
+    assert len(workloads._locks) == 0, "a lock outlived its attachment"
 
 
 def _true_when(probe):  # type: ignore[no-untyped-def]
@@ -346,3 +349,31 @@ async def test_a_container_id_whose_netns_is_gone_can_be_added_into_a_new_one(
     assert [(w.spec.container_id, [str(n) for n in w.spec.ip_networks]) for w in weps] == [
         ("c10", [ips.address for ips in reply.ips])
     ]
+
+
+async def test_records_written_under_the_old_naming_are_still_removed(
+    felix, topo: Topology
+) -> None:  # type: ignore[no-untyped-def]
+    """A pod ADDed by a felix from before per-attachment names gets its DEL handled:
+    after a restart (the record is loaded under its name) and without any memory
+    of it (found by container ID and interface)."""
+    stub, _ipam, _agent, datastore, workloads = felix
+    for how in ("reloaded", "unknown"):
+        cid = f"up-{how}"
+        reply = await stub.AddWorkload(add_request(cid, topo.netns("pa")))
+        [wep] = [w for w in (await datastore.list(KIND)).items if w.spec.container_id == cid]
+        old_name = f"node1-k8s-default-pod-{cid}-eth0"  # what that felix wrote
+        await datastore.delete(KIND, wep.name)
+        await datastore.create(wep.model_copy(update={"metadata": Metadata(name=old_name)}))
+        if how == "reloaded":  # a restart: felix reads its records back
+            workloads.attachments.clear()
+            await workloads.load()
+            assert workloads.attachments[reply.host_interface].endpoint_name == old_name
+        else:
+            known = workloads.attachments[reply.host_interface]
+            workloads.attachments[reply.host_interface] = dataclasses.replace(
+                known, endpoint_revision="", endpoint_name=""
+            )
+        assert (await stub.DeleteWorkload(pb.DeleteWorkloadRequest(container_id=cid))).existed
+        left = [w.name for w in (await datastore.list(KIND)).items]
+        assert old_name not in left, f"{how}: the old record outlived its pod's DEL"

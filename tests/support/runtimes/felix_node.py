@@ -62,9 +62,12 @@ class FelixNode:
         node_name: str = "node1",
         pool_cidr: str = POOL_CIDR,
         log_level: str = "INFO",
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         self.root, self.node_netns, self.node_name = root, node_netns, node_name
         self.pool_cidr, self.log_level = pool_cidr, log_level
+        # More gingham-felix options, e.g. ("--resync", "1") for a fast periodic resync.
+        self.extra_args = extra_args
         self.run_dir = root / "run"
         self.socket = self.run_dir / "felix.sock"
         self.datastore = f"sqlite://{root / 'datastore.db'}"
@@ -93,6 +96,7 @@ class FelixNode:
                 str(self.run_dir),
                 "--log-level",
                 self.log_level,
+                *self.extra_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
