@@ -62,6 +62,7 @@ class FelixNode:
         node_name: str = "node1",
         pool_cidr: str = POOL_CIDR,
         log_level: str = "INFO",
+        *,
         extra_args: tuple[str, ...] = (),
     ) -> None:
         self.root, self.node_netns, self.node_name = root, node_netns, node_name
