@@ -133,6 +133,11 @@ class Agent:
     def mark_dirty(self) -> None:
         self._dirty.set()
 
+    def request_resync(self) -> None:
+        """Make the next pass a full resync (re-dump the kernel), now rather than on schedule."""
+        self._next_resync = 0.0
+        self.mark_dirty()
+
     def link_removed(self, name: str) -> None:
         """A link felix owned was deleted outside a reconcile (DeleteWorkload).
 

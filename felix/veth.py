@@ -51,7 +51,9 @@ NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE = 0x100, 0x200, 0x400
 NLM_F_ACK_TLVS, NLMSGERR_ATTR_MSG = 0x200, 1
 SOL_NETLINK, NETLINK_CAP_ACK, NETLINK_EXT_ACK = 270, 10, 11
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_LINK, IFLA_MTU, IFLA_LINKINFO, IFLA_IFALIAS = 1, 3, 5, 4, 18, 20
-IFLA_NET_NS_FD = 28
+IFLA_NET_NS_FD, IFLA_LINK_NETNSID = 28, 37
+RTM_NEWNSID, RTM_GETNSID = 88, 90
+NETNSA_NSID, NETNSA_FD = 1, 3
 IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
 IFA_ADDRESS, IFA_LOCAL = 1, 2
 RTA_DST, RTA_OIF, RTA_GATEWAY = 1, 4, 5
@@ -106,6 +108,8 @@ class Link:
     mac: str
     # IFLA_LINK: a veth's peer index (in the peer's namespace); 0 when absent.
     peer: int = 0
+    # IFLA_LINK_NETNSID: the peer's namespace as this one numbers it; None: the same.
+    peer_netnsid: int | None = None
 
 
 def _attr(kind: int, payload: bytes) -> bytes:
@@ -191,7 +195,7 @@ class Rtnl:
                         return None
                     raise PlumbingError(f"looking up {name}: {os.strerror(code)} {text}".rstrip())
                 index = IFINFOMSG.unpack_from(body)[2]
-                mac, peer = b"", 0
+                mac, peer, netnsid = b"", 0, None
                 offset = IFINFOMSG.size
                 while offset + RTATTR.size <= len(body):
                     length, attr = RTATTR.unpack_from(body, offset)
@@ -201,8 +205,38 @@ class Rtnl:
                         mac = body[offset + RTATTR.size : offset + length]
                     elif attr == IFLA_LINK and length >= RTATTR.size + 4:
                         peer = struct.unpack_from("=i", body, offset + RTATTR.size)[0]
+                    elif attr == IFLA_LINK_NETNSID and length >= RTATTR.size + 4:
+                        netnsid = struct.unpack_from("=i", body, offset + RTATTR.size)[0]
                     offset += (length + 3) & ~3
-                return Link(index, _mac_text(mac), peer)
+                return Link(index, _mac_text(mac), peer, netnsid)
+
+    def netnsid(self, netns: str) -> int | None:
+        """How this socket's namespace numbers `netns` (None: it has no number for it,
+        so no link here has a peer there)."""
+        fd = os.open(netns_path(netns), os.O_RDONLY)
+        try:
+            body = struct.pack("=Bxxx", socket.AF_UNSPEC) + _attr(NETNSA_FD, _u32(fd))
+            seq, message = self._message(RTM_GETNSID, 0, body)
+            self.sock.send(message)
+            while True:
+                for kind, flags, got, payload in self._receive():
+                    if got != seq:
+                        continue
+                    if kind == NLMSG_ERROR:
+                        code, text = _error(flags, payload)
+                        raise PlumbingError(f"numbering netns {netns}: {os.strerror(code)} {text}")
+                    offset = 4
+                    while offset + RTATTR.size <= len(payload):
+                        length, attr = RTATTR.unpack_from(payload, offset)
+                        if length < RTATTR.size:
+                            break
+                        if attr == NETNSA_NSID:
+                            nsid = struct.unpack_from("=i", payload, offset + RTATTR.size)[0]
+                            return nsid if nsid >= 0 else None
+                        offset += (length + 3) & ~3
+                    return None
+        finally:
+            os.close(fd)
 
     def _receive(self) -> list[tuple[int, int, int, bytes]]:
         try:
@@ -312,6 +346,33 @@ def _configure_pod(pod: Rtnl, spec: VethSpec, host_mac: str) -> str:
     return pod_mac
 
 
+def _is_peer(host: Rtnl, link: Link, pod: Rtnl, pod_interface: str, netns: str) -> bool:
+    """Is `pod_interface` in `netns` the other end of the host veth `link`?
+
+    The host side names its peer by index within a namespace number: both must
+    match (an index alone repeats in every pod namespace)."""
+    found = pod.get_link(pod_interface)
+    if found is None or found.index != link.peer or link.peer_netnsid is None:
+        return False
+    return host.netnsid(netns) == link.peer_netnsid
+
+
+def attached_in(
+    host_netns: str | None, host_interface: str, pod_interface: str, netns: str
+) -> bool | None:
+    """Is the host veth's peer `pod_interface` in `netns`? None: no such host veth."""
+    with Rtnl(host_netns) as host:
+        link = host.get_link(host_interface)
+        if link is None:
+            return None
+        try:
+            pod_rtnl = Rtnl(netns)
+        except OSError:
+            return False
+        with pod_rtnl as pod:
+            return _is_peer(host, link, pod, pod_interface, netns)
+
+
 def plumb(host_netns: str | None, spec: VethSpec) -> Plumbed:
     """Create (or converge) the veth pair and everything on both ends."""
     with Rtnl(host_netns) as host:
@@ -322,9 +383,7 @@ def plumb(host_netns: str | None, spec: VethSpec) -> Plumbed:
             raise PlumbingError(f"netns {spec.netns}: {exc.strerror or exc}") from exc
         with pod_rtnl as pod:
             if existing is not None:
-                peer = pod.get_link(spec.pod_interface)
-                # Indexes are per namespace: both ends naming each other is the pair.
-                if peer is None or (peer.peer, existing.peer) != (existing.index, peer.index):
+                if not _is_peer(host, existing, pod, spec.pod_interface, spec.netns):
                     raise AttachedElsewhere(
                         f"{spec.host_interface} ({spec.container_id}/{spec.pod_interface}) "
                         f"is plumbed into another network namespace, not {spec.netns}"

@@ -463,17 +463,31 @@ class Workloads:
         phases = Phases()
         async with self._lock(name):
             phases.mark("lock")
-            known = self.attachments.get(name)
-            if netns and known is not None and other_live_sandbox(known, netns):
+            if netns and await self._attached_elsewhere(name, interface, netns):
                 log.warning(
-                    "DEL %s/%s names netns %s, but it is attached in %s, which still "
-                    "exists: deleting nothing (the DEL of a refused second ADD?)",
-                    container_id, interface, netns, known.netns,
+                    "DEL %s/%s names netns %s, but it is attached in another namespace, "
+                    "which still exists: deleting nothing (the DEL of a refused second ADD?)",
+                    container_id, interface, netns,
                 )  # fmt: skip
                 return False
             existed = await self._delete_locked(container_id, interface, name, phases)
         log.debug("delete %s/%s: %s", container_id, interface, phases)
         return existed
+
+    async def _attached_elsewhere(self, name: str, interface: str, netns: str) -> bool:
+        """Is the attachment `name` alive in another namespace than `netns`?"""
+        known = self.attachments.get(name)
+        if known is not None and known.netns:
+            return other_live_sandbox(known, netns)
+        if known is None and name not in self.agent.workloads:
+            return False  # nothing felix knows of: the DEL is harmless
+        if not os.path.exists(netns):
+            return False
+        # Reloaded after a restart (no netns in memory): the kernel knows the peer.
+        peer_here = await asyncio.to_thread(
+            veth.attached_in, self.host_netns, name, interface, netns
+        )
+        return peer_here is False
 
     async def _delete_locked(
         self, container_id: str, interface: str, name: str, phases: Phases | None = None

@@ -281,28 +281,37 @@ def _true_when(probe):  # type: ignore[no-untyped-def]
     return check
 
 
+@pytest.mark.parametrize("restarted", [False, True], ids=["netns-known", "reloaded"])
 async def test_a_second_sandbox_of_one_container_id_is_refused_and_the_first_keeps_working(
-    felix, topo: Topology, node: Netns
+    felix, topo: Topology, node: Netns, restarted: bool
 ) -> None:  # type: ignore[no-untyped-def]
-    """Issue 16 item 3: the same container ID and interface ADDed into another netns."""
-    stub, ipam, agent, datastore, _workloads = felix
+    """Issue 16 item 3: the same container ID and interface ADDed into another netns.
+
+    Reloaded from its record after a restart felix has no netns in memory: the
+    kernel's pair decides."""
+    stub, ipam, agent, datastore, workloads = felix
     first_ns, second_ns = topo.netns("pa"), topo.netns("pb")
     first = await stub.AddWorkload(add_request("c7", first_ns))
+    if restarted:
+        workloads.attachments.clear()
+        await workloads.load()
     detail = await expect_error(
         stub.AddWorkload(add_request("c7", second_ns)), grpc.StatusCode.INVALID_ARGUMENT
     )
-    assert detail.field == "netns" and first_ns.path in detail.message, detail
+    named = "another network namespace" if restarted else first_ns.path
+    assert detail.field == "netns" and named in detail.message, detail
     assert "DEL it" in detail.message
     assert ipam.free == [IPv4Address("10.65.0.6")], "the refused ADD took an address"
     assert "eth0" not in second_ns.ip("link show")
     # The runtime cleans up its failed sandbox with a DEL naming that netns: not ours.
     other = pb.DeleteWorkloadRequest(container_id="c7", netns=second_ns.path)
-    gone = await stub.DeleteWorkload(other)
-    assert not gone.existed
+    assert not (await stub.DeleteWorkload(other)).existed
     assert first_ns.ping("192.0.2.1"), "the first sandbox went dark"
     routes = node.ip("-4 route show proto 77")
     assert f"10.65.0.5 dev {first.host_interface}" in routes, routes
     assert [w.spec.container_id for w in (await datastore.list("WorkloadEndpoint")).items] == ["c7"]
+    again = await stub.AddWorkload(add_request("c7", first_ns))  # its own ADD: idempotent
+    assert [ip.address for ip in again.ips] == ["10.65.0.5/32"]
     # The first sandbox's own DEL (containerd's second DEL has no netns) still works.
     assert (await stub.DeleteWorkload(pb.DeleteWorkloadRequest(container_id="c7"))).existed
     assert sorted(ipam.free) == [IPv4Address("10.65.0.5"), IPv4Address("10.65.0.6")]
@@ -377,3 +386,29 @@ async def test_records_written_under_the_old_naming_are_still_removed(
         assert (await stub.DeleteWorkload(pb.DeleteWorkloadRequest(container_id=cid))).existed
         left = [w.name for w in (await datastore.list(KIND)).items]
         assert old_name not in left, f"{how}: the old record outlived its pod's DEL"
+
+
+async def test_a_vanished_pod_keeps_its_address_until_gc(
+    felix, topo: Topology, node: Netns
+) -> None:  # type: ignore[no-untyped-def]
+    stub, ipam, agent, datastore, _workloads = felix
+    pod, other = topo.netns("pa"), topo.netns("pb")
+    await stub.AddWorkload(add_request("c13", pod))
+    pod.destroy()  # no DEL
+    agent.request_resync()
+
+    async def adopted() -> bool:
+        listed = await stub.ListWorkloads(pb.ListWorkloadsRequest())
+        return "c13" not in {w.id.container_id for w in listed.workloads}
+
+    await async_wait_for(adopted, what="felix to adopt the vanished veth")
+    assert ipam.free == [IPv4Address("10.65.0.6")], "freed without a DEL or GC"
+    assert [w.spec.container_id for w in (await datastore.list(KIND)).items] == ["c13"]
+    reply = await stub.AddWorkload(add_request("c14", other))  # not held back
+    assert other.ping("192.0.2.1") and agent.problems == []
+    valid = [pb.WorkloadId(container_id="c14", interface_name="eth0")]
+    gc = await stub.GarbageCollect(pb.GarbageCollectRequest(valid=valid))
+    assert [w.container_id for w in gc.removed] == ["c13"]
+    assert ipam.free == [IPv4Address("10.65.0.5")]
+    assert [w.spec.container_id for w in (await datastore.list(KIND)).items] == ["c14"]
+    assert reply.host_interface in node.ip("link show")
