@@ -7,7 +7,8 @@ Map (pure core first, then adapters, then the daemon):
                `vxlan.gingham`), `host_interface_name`.
 - `feed`       the BGP speaker's route feed state (snapshot, then deltas).
 - `desired`    pools + blocks + workloads + nodes + feed → desired KernelState.
-- `reconcile`  desired vs programmed → ops; sync gating; retry with backoff.
+- `reconcile`  desired vs programmed → ops; sync gating; a failed op retried
+               with its own backoff (never holding the others back).
 - `nat`        natOutgoing → the `ip gingham_nat` nftables table (text).
 - `rtnl`       bulk IPv4 routes over raw rtnetlink (struct-packed, chunked).
 - `links`      veth plumbing, VXLAN device, tunl0, sysctls (pyroute2).
@@ -18,7 +19,7 @@ Map (pure core first, then adapters, then the daemon):
 - `sync`       datastore list+watch of IPPool, Node, BlockAffinity.
 - `workloads`  AddWorkload/DeleteWorkload: IPAM, plumbing, WorkloadEndpoint.
 - `veth`       the pod veth over raw rtnetlink (AddWorkload's fast path).
-- `attachments` `Attachment` and its WorkloadEndpoint record.
+- `attachments` `Attachment`, its sandbox identity and WorkloadEndpoint record.
 - `tunnels`    claims and publishes this node's VXLAN/IPIP tunnel addresses.
 - `server`     gRPC servicers (Dataplane, RouteFeed); `http` probes+metrics.
 - `main`       `gingham-felix --node N --datastore URL --run-dir DIR`.
