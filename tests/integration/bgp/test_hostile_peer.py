@@ -1,6 +1,9 @@
 """A hostile BIRD peer: a default route, a prefix covering our node address and a
 prefix outside every pool all arrive through ExaBGP and are all refused by the
 import policy, with counters to show for it; its legitimate pool block passes.
+Through the whole node, so are routes that would capture our own segment or
+take over parts of the block this node owns (a /27 of it, a /32 of an
+unassigned address in it).
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import pytest
 
 from bird_agent.events import EndOfRib, RoutesAnnounced
 from bird_agent.policy import ImportFilter, PolicyView, RejectReason
+from gingham.ipam.blocks import empty_block
 from tests.integration.bgp.conftest import (
+    OUR_BLOCK,
     POOL,
     THEIR_BLOCK,
     THEIR_EBGP_AS,
@@ -34,6 +39,11 @@ pytestmark = [pytest.mark.root, pytest.mark.slow]
 DEFAULT = IPv4Network("0.0.0.0/0")
 COVERS_US = IPv4Network("10.77.0.0/16")
 OUTSIDE = IPv4Network("198.51.100.0/24")
+# Inside our node's subnet (10.77.1.0/24), away from both session addresses.
+INSIDE_SEGMENT = IPv4Network("10.77.1.128/26")
+# Inside the block node n1 owns: a part of it, and an address nobody holds.
+PART_OF_OUR_BLOCK = IPv4Network("10.244.1.32/27")
+UNASSIGNED_IN_OUR_BLOCK = IPv4Network("10.244.1.7/32")
 
 
 @pytest.mark.parametrize("cluster_peer", [True, False], ids=["mesh-peer", "external-peer"])
@@ -67,13 +77,18 @@ async def test_hostile_routes_never_reach_felix_kernel(lab: Lab, tmp_path: Path)
     """The whole path: BIRD → ExaBGP → gingham-bgp → felix's route feed → kernel.
     Only the pool block is programmed; the rejections show in `node status`."""
     peer = their_address(1)
-    await lab.daemon("bird", 1, ibgp=False, originate=[DEFAULT, COVERS_US, OUTSIDE, THEIR_BLOCK])
+    hostile = [INSIDE_SEGMENT, PART_OF_OUR_BLOCK, UNASSIGNED_IN_OUR_BLOCK]
+    await lab.daemon(
+        "bird", 1, ibgp=False, originate=[DEFAULT, COVERS_US, OUTSIDE, THEIR_BLOCK, *hostile]
+    )
     url = f"sqlite:///{tmp_path}/store.db"
+    block = empty_block(OUR_BLOCK, "n1").model_dump(mode="json", by_alias=True)
     await seed(
         url,
         [
             resource("IPPool", "pool", {"cidr": str(POOL)}),
             resource("Node", "n1", {"bgp": {"ipv4Address": f"{our_address(1)}/24"}}),
+            resource("IPAMBlock", "10-244-1-0-26", block),
             resource("BGPConfiguration", "default", {"holdTime": "9s"}),
             resource("BGPPeer", "tor", {"peerIP": str(peer), "asNumber": THEIR_EBGP_AS}),
         ],
@@ -90,8 +105,9 @@ async def test_hostile_routes_never_reach_felix_kernel(lab: Lab, tmp_path: Path)
             wait_for, lambda: want in us.routes(), 30, 0.1, "the pool block programmed by felix"
         )
         routes = us.routes()
-        for refused in (DEFAULT, COVERS_US, OUTSIDE):
-            assert f"{'default' if refused == DEFAULT else refused} " not in routes, routes
+        for refused in (DEFAULT, COVERS_US, OUTSIDE, *hostile):
+            shown = "default" if refused == DEFAULT else str(refused).removesuffix("/32")
+            assert f"{shown} via" not in routes, routes
         status = subprocess.run(
             [sys.executable, "-m", "gingham.cli.main", "node", "status",
              "--run-dir", str(run), "-o", "json"],
@@ -102,8 +118,10 @@ async def test_hostile_routes_never_reach_felix_kernel(lab: Lab, tmp_path: Path)
             RejectReason.DEFAULT_ROUTE.value: 1,
             RejectReason.COVERS_NODE_ADDRESS.value: 1,
             RejectReason.OUTSIDE_POOLS.value: 1,
+            RejectReason.INSIDE_CONNECTED_SUBNET.value: 1,
+            RejectReason.INSIDE_OWN_BLOCK.value: 2,
         }
-        assert doc["rejected_by_peer"] == {str(peer): 3}
+        assert doc["rejected_by_peer"] == {str(peer): 6}
         assert doc["felix_in_sync"] is True
         assert [r["prefix"] for r in doc["learned"]] == [str(THEIR_BLOCK)]
     finally:
