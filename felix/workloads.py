@@ -272,6 +272,13 @@ class Workloads:
     ) -> Attachment:
         existing = self._known(name, req, interface)
         if existing is not None:
+            if (existing.container_id, existing.interface) != (req.container_id, interface):
+                # 44 bits of a hash name the veth: another attachment has this one.
+                raise WorkloadError(
+                    "internal",
+                    f"host interface name {name} of {req.container_id}/{interface} is taken "
+                    f"by {existing.container_id}/{existing.interface}",
+                )
             same = same_sandbox(existing, req.netns)
             if same is not False:  # the same sandbox again, or one felix cannot tell
                 return await self._converge(existing, req, interface, name)
