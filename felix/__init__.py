@@ -18,6 +18,7 @@ Map (pure core first, then adapters, then the daemon):
 - `agent`      asyncio reconcile loop over all of the above.
 - `sync`       datastore list+watch of IPPool, Node, BlockAffinity.
 - `workloads`  AddWorkload/DeleteWorkload: IPAM, plumbing, WorkloadEndpoint.
+- `pod_addresses` the IPAM felix needs, CNI pool choices, IPAM errors' kinds.
 - `veth`       the pod veth over raw rtnetlink (AddWorkload's fast path).
 - `attachments` `Attachment`, its sandbox identity and WorkloadEndpoint record.
 - `tunnels`    claims and publishes this node's VXLAN/IPIP tunnel addresses.

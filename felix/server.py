@@ -33,7 +33,8 @@ from felix.feed import (
     RouteUpdate,
     UpdateType,
 )
-from felix.workloads import AddRequest, WorkloadError, Workloads
+from felix.pod_addresses import WorkloadError
+from felix.workloads import AddRequest, Workloads
 from gingham.prefix import parse_prefix
 from gingham.v1 import dataplane_pb2 as pb
 from gingham.v1 import dataplane_pb2_grpc as pb_grpc

@@ -20,7 +20,7 @@ import logging
 from ipaddress import IPv4Address
 
 from felix.desired import EncapMode, PoolInfo
-from felix.workloads import Ipam
+from felix.pod_addresses import Ipam
 from gingham.datastore.base import Conflict, Datastore, NotFound
 
 log = logging.getLogger("felix.tunnels")

@@ -13,18 +13,15 @@ Invariants:
 - One attachment per (container ID, interface), named by
   `host_interface_name`; a repeated add with the same key returns the same
   result without assigning again.
-- The IPAM handle is `<container ID>.<interface>` (container IDs are hex), so
-  IPAM's leak repair can map handles back to attachments.
+- The IPAM handle is `<container ID>.<interface>`, so IPAM's leak repair can
+  map handles back to attachments; which pool an address comes from is
+  felix.pod_addresses' decision.
 - A failed add leaves nothing behind: addresses are released and the veth is
   removed before the error is raised (also when its route is not programmed
   in time).
 - Add and delete of one attachment never interleave (a lock per host
   interface name): a DEL sent while its ADD is still running — the plugin's
   deadline undo — takes effect after that ADD.
-- `pools` entries name an IPPool by name or by CIDR (Calico's `ipv4_pools`);
-  they are tried in order when one is exhausted. An unknown or disabled pool is
-  an `invalid` error on field `pools[i]` (`transient` before the datastore
-  snapshot, when felix cannot know yet).
 - A deleted veth is reported to the agent (`link_removed`): the kernel took
   its /32 with it, and a new veth of the same name (same container ID again)
   must get the route anew.
@@ -50,10 +47,9 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network, IPv6Address
-from typing import Protocol
+from ipaddress import IPv4Address, IPv4Network
 
 from felix import veth
 from felix.agent import Agent
@@ -67,37 +63,19 @@ from felix.attachments import (
 )
 from felix.dataplane import host_interface_name
 from felix.desired import EncapMode, LocalWorkload
+from felix.pod_addresses import (
+    Ipam,
+    WorkloadError,
+    assign_addresses,
+    handle_for,
+    resolve_pools,
+)
 from gingham.datastore.base import Datastore, DatastoreError
 
 log = logging.getLogger("felix.workloads")
 
 DEFAULT_HOST_MTU = 1500
 VXLAN_OVERHEAD, IPIP_OVERHEAD = 50, 20
-
-
-class Ipam(Protocol):
-    """What felix needs from gingham.ipam (see issue 3)."""
-
-    async def assign(
-        self,
-        handle: str,
-        node: str,
-        attributes: Mapping[str, str],
-        *,
-        pool: str | None = None,
-        count: int = 1,
-        ip: IPv4Address | None = None,
-    ) -> Sequence[IPv4Address | IPv6Address]: ...
-
-    async def release(self, handle: str) -> object: ...
-
-
-class WorkloadError(Exception):
-    """An add/delete failure with a kind the servicer maps to a gRPC/CNI code."""
-
-    def __init__(self, kind: str, message: str, field: str = "") -> None:
-        super().__init__(message)
-        self.kind, self.field = kind, field  # kind: invalid | exhausted | transient | internal
 
 
 @dataclass(frozen=True)
@@ -131,22 +109,6 @@ class Phases:
         return " ".join(f"{step}={ms:.1f}ms" for step, ms in self.steps)
 
 
-def classify_ipam_error(exc: Exception) -> str:
-    """Map an IPAM exception to a WorkloadError kind by its type's name.
-
-    gingham.ipam's error classes are not known here (it lands separately); its
-    issue promises a typed "try again later" error and clear exhaustion errors.
-    """
-    name = type(exc).__name__.lower()
-    if any(word in name for word in ("unavailable", "conflict", "tryagain", "timeout")):
-        return "transient"
-    if any(word in name for word in ("exhaust", "nofree", "full", "taken", "inuse")):
-        return "exhausted"
-    if isinstance(exc, ValueError) or "invalid" in name:
-        return "invalid"
-    return "internal"
-
-
 def valid_unicast_mac(mac: str) -> bool:
     """Six colon-separated hex octets, multicast bit clear (a NIC cannot own a group)."""
     octets = mac.split(":")
@@ -157,10 +119,6 @@ def valid_unicast_mac(mac: str) -> bool:
     except ValueError:
         return False
     return not values[0] & 1 and any(values)
-
-
-def handle_for(container_id: str, interface: str) -> str:
-    return f"{container_id}.{interface}"
 
 
 class KeyedLocks:
@@ -297,7 +255,11 @@ class Workloads:
             )  # fmt: skip
             await self._delete_locked(req.container_id, interface, name)
         handle = handle_for(req.container_id, interface)
-        assigned = await self._assign(handle, req, requested)
+        attributes = {"namespace": req.pod_namespace, "pod": req.pod_name, "node": self.agent.node}
+        assigned = await assign_addresses(
+            self.ipam, handle, self.agent.node, attributes=attributes,
+            pools=self.resolve_pools(req.pools), requested=requested,
+        )  # fmt: skip
         phases.mark("ipam")
         ips = tuple(ip for ip in assigned if isinstance(ip, IPv4Address))
         if not ips:
@@ -389,59 +351,9 @@ class Workloads:
             await self._wait_routes({IPv4Network(ip) for ip in existing.ips})
         return existing
 
-    async def _assign(
-        self, handle: str, req: AddRequest, requested: IPv4Address | None
-    ) -> Sequence[IPv4Address | IPv6Address]:
-        """Addresses from the first of `req.pools` that has one (any pool if none given)."""
-        attributes = {"namespace": req.pod_namespace, "pod": req.pod_name, "node": self.agent.node}
-        pools: list[str | None] = list(self.resolve_pools(req.pools)) or [None]
-        field = "requested_ips[0]" if requested is not None else "pools"
-        for i, pool in enumerate(pools):
-            try:
-                return await self.ipam.assign(
-                    handle, self.agent.node, attributes, pool=pool, count=1, ip=requested
-                )
-            except Exception as exc:
-                kind = classify_ipam_error(exc)
-                if kind == "exhausted" and requested is None and i + 1 < len(pools):
-                    continue  # the next pool in preference order, as Calico does
-                raise WorkloadError(kind, f"IPAM: {exc}", field) from exc
-        raise AssertionError("unreachable: the loop returns or raises")
-
     def resolve_pools(self, entries: Sequence[str]) -> list[str]:
         """Each CNI `ipv4_pools` entry — an IPPool name or its CIDR — as the pool's name."""
-        names = []
-        for i, entry in enumerate(entries):
-            name = self._pool_name(entry.strip())
-            where = f"pools[{i}]"
-            if name is None:
-                if not self.agent.reconciler.datastore_synced:
-                    raise WorkloadError(
-                        "transient",
-                        f"{where}: IPPool {entry!r} is not known yet "
-                        "(felix has not finished reading the datastore)",
-                        where,
-                    )
-                known = ", ".join(f"{n} ({p.cidr})" for n, p in sorted(self.agent.pools.items()))
-                raise WorkloadError(
-                    "invalid",
-                    f"{where}: no IPPool is named {entry!r} or has that CIDR "
-                    f"(known: {known or 'none'})",
-                    where,
-                )
-            if self.agent.pools[name].disabled:
-                raise WorkloadError("invalid", f"{where}: IPPool {name!r} is disabled", where)
-            names.append(name)
-        return names
-
-    def _pool_name(self, entry: str) -> str | None:
-        if entry in self.agent.pools:
-            return entry
-        try:
-            cidr = IPv4Network(entry)
-        except ValueError:
-            return None
-        return next((n for n, p in self.agent.pools.items() if p.cidr == cidr), None)
+        return resolve_pools(entries, self.agent.pools, self.agent.reconciler.datastore_synced)
 
     async def _wait_routes(self, wanted: set[IPv4Network]) -> None:
         loop = asyncio.get_running_loop()
