@@ -438,12 +438,13 @@ class Workloads:
         return existed
 
     async def load(self) -> None:
-        """Rebuild attachments from this node's WorkloadEndpoints (after a restart)."""
+        """Rebuild attachments from this node's WorkloadEndpoints (after a restart).
+
+        Records whose veth is gone (the pod's netns vanished) are loaded too: the
+        address stays theirs until a DEL, or a GC that does not list them."""
         for wep in await self.records.this_node():
             spec = wep.spec
             name = spec.interface_name or host_interface_name(spec.container_id, spec.endpoint)
-            if name not in self.agent.workloads:
-                continue  # no veth: a stale record, left for garbage collection
             ips = tuple(IPv4Address(n.network_address) for n in spec.ip_networks if n.version == 4)
             self.attachments[name] = Attachment(
                 spec.container_id, spec.endpoint, "", name, ips, "", spec.mac or "",

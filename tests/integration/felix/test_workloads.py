@@ -388,10 +388,12 @@ async def test_records_written_under_the_old_naming_are_still_removed(
         assert old_name not in left, f"{how}: the old record outlived its pod's DEL"
 
 
+@pytest.mark.parametrize("restarted", [False, True], ids=["running", "restarted"])
 async def test_a_vanished_pod_keeps_its_address_until_gc(
-    felix, topo: Topology, node: Netns
+    felix, topo: Topology, node: Netns, restarted: bool
 ) -> None:  # type: ignore[no-untyped-def]
-    stub, ipam, agent, datastore, _workloads = felix
+    """Also after a restart: felix reloads the record of a pod it has no veth for."""
+    stub, ipam, agent, datastore, workloads = felix
     pod, other = topo.netns("pa"), topo.netns("pb")
     await stub.AddWorkload(add_request("c13", pod))
     pod.destroy()  # no DEL
@@ -402,6 +404,9 @@ async def test_a_vanished_pod_keeps_its_address_until_gc(
         return "c13" not in {w.id.container_id for w in listed.workloads}
 
     await async_wait_for(adopted, what="felix to adopt the vanished veth")
+    if restarted:
+        workloads.attachments.clear()
+        await workloads.load()
     assert ipam.free == [IPv4Address("10.65.0.6")], "freed without a DEL or GC"
     assert [w.spec.container_id for w in (await datastore.list(KIND)).items] == ["c13"]
     reply = await stub.AddWorkload(add_request("c14", other))  # not held back
