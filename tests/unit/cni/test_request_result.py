@@ -119,8 +119,10 @@ def test_render_per_version() -> None:
     old = render_result(ATTACHMENT, "0.3.1")
     assert new["interfaces"][1]["mtu"] == 1450  # type: ignore[index]
     assert "sandbox" not in new["interfaces"][0]  # type: ignore[index]
-    assert [ip.get("version") for ip in old["ips"]] == ["4", "6"]  # type: ignore[union-attr]
-    assert all("version" not in ip for ip in new["ips"])  # type: ignore[union-attr]
+    old_ips, new_ips = old["ips"], new["ips"]
+    assert isinstance(old_ips, list) and isinstance(new_ips, list)
+    assert [ip.get("version") for ip in old_ips] == ["4", "6"]
+    assert all("version" not in ip for ip in new_ips)
     assert "gateway" not in new["ips"][1]  # type: ignore[index]
 
 
