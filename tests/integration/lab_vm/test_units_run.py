@@ -30,7 +30,12 @@ def write_unit(tmp: Path, env: str, pre_fails: bool = False) -> Path:
 def test_pre_commands_then_exec_in_the_same_process(tmp_path: Path) -> None:
     unit = write_unit(tmp_path, "WHO=world\n")
     proc = subprocess.Popen([sys.executable, "-m", "gingham.lab.vm.units", str(unit)])
-    assert proc.wait(timeout=60) == 0
+    try:
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:  # timed out: stopped by PID, not left to outlive the run
+            proc.kill()
+            proc.wait()
     assert (tmp_path / "out.pre").read_text() == "pre hello\n"
     # ExecStart replaced the runner (exec): the service's PID is the one its caller started.
     assert (tmp_path / "out").read_text() == f"{proc.pid} hello world\n"
