@@ -159,7 +159,12 @@ def test_node_run_with_a_bad_method_is_one_clear_line(
     host: Netns, api: FakeApiServer, tmp_path: Path
 ) -> None:
     proc = node_run(host, api, tmp_path / "run", "can-reach=nowhere")
-    output, _ = proc.communicate(timeout=60)
+    try:
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:  # it did not stop: killed by PID, not left running
+            proc.kill()
+            proc.communicate()
 
     assert proc.returncode == 1, output
     assert "GINGHAM_IP_AUTODETECTION_METHOD" in output and "nowhere" in output
