@@ -52,6 +52,8 @@ DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION =
     9,
 )
 PRIORITY_FRAME = 2
+# Read (and answered where HTTP/2 says so) above, or safe to ignore (PRIORITY is advisory).
+_CONNECTION_FRAMES = (SETTINGS, PING, WINDOW_UPDATE, GOAWAY, PRIORITY_FRAME)
 END_STREAM, ACK, END_HEADERS, PADDED, PRIORITY = 0x1, 0x1, 0x4, 0x8, 0x20
 # SETTINGS: ENABLE_PUSH=0, the largest stream window, and grpc-core's "send -bin
 # metadata raw" extension. With the connection window raised too (WINDOW_UPDATE
@@ -409,10 +411,7 @@ def _read_reply(sock: _socket.socket, deadline: float) -> bytes:
             data += _strip(kind, flags, payload)
             if flags & END_STREAM:
                 return _finish(fields, bytes(data))
-        elif kind not in (SETTINGS, PING, WINDOW_UPDATE, GOAWAY, PRIORITY_FRAME) and stream in (
-            0,
-            1,
-        ):
+        elif kind not in _CONNECTION_FRAMES and stream in (0, 1):
             raise H2Unsupported(f"unexpected frame type {kind} on stream {stream}")
 
 
