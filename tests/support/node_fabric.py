@@ -1,6 +1,9 @@
 """Whole gingham nodes (`gingham node run`) and foreign routers on one L2 segment.
 
-A `Fabric` is a bridge namespace plus an sqlite datastore. `add_node` makes a
+A `Fabric` is a bridge namespace plus a datastore: an sqlite file, or with
+`etcd=True` an etcd in the bridge namespace at `ETCD_ADDRESS` (the nodes
+reach it over the segment; the test's own reads and writes go through the
+`gingham` CLI run in that namespace). `add_node` makes a
 node namespace on the segment at `10.71.0.<i>/24`, writes its Node resource
 (optionally an RR: `routeReflectorClusterID`, label `route-reflector`) and
 starts `gingham node run` in it — felix, gingham-bgp and, on RR nodes,
@@ -19,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -40,6 +44,7 @@ from tests.support.poll import wait_for
 BIN = Path(sys.executable).parent
 SEGMENT = "10.71.0"
 AS = 64512
+ETCD_ADDRESS = f"{SEGMENT}.250"  # on the segment's bridge, with etcd=True
 
 
 def address(index: int) -> IPv4Address:
@@ -111,11 +116,63 @@ class Fabric:
     pod_ips: dict[str, str] = field(default_factory=dict)
     # Foreign daemons (tests.support.bgpd) to stop before the namespaces go.
     daemons: list[bgpd.BgpDaemon] = field(default_factory=list)
+    # An etcd in the segment namespace instead of an sqlite file.
+    etcd: bool = False
 
     def __post_init__(self) -> None:
         self.url = f"sqlite:///{self.tmp}/store.db"
         self.segment = self.topo.netns("sw")
         self.bridge = self.topo.bridge(self.segment)
+        self.etcd_proc: subprocess.Popen[bytes] | None = None
+        if self.etcd:
+            self.segment.ip(f"addr add {ETCD_ADDRESS}/24 dev {self.bridge}")
+            self.url = f"etcd://{ETCD_ADDRESS}:2379"
+            self.topo.stack.callback(self.stop_etcd)
+            self.start_etcd()
+
+    # -- etcd (etcd=True) ------------------------------------------------------------
+
+    def start_etcd(self) -> None:
+        """Start the segment's etcd (again: same data dir, same revisions) and wait for it."""
+        assert self.etcd_proc is None, "etcd already running"
+        client = f"http://{ETCD_ADDRESS}:2379"
+        peer = "http://127.0.0.1:2380"  # one member: never leaves the segment namespace
+        data = self.tmp / "etcd"
+        with (self.tmp / "etcd.log").open("ab") as log:
+            self.etcd_proc = subprocess.Popen(
+                ["ip", "netns", "exec", self.segment.name, "etcd", "--name", "fabric",
+                 "--data-dir", str(data), "--listen-client-urls", client,
+                 "--advertise-client-urls", client, "--listen-peer-urls", peer,
+                 "--initial-advertise-peer-urls", peer, "--initial-cluster", f"fabric={peer}"],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        wait_for(self._etcd_healthy, 60, 0.1, "the fabric's etcd")
+
+    def _etcd_healthy(self) -> bool:
+        assert self.etcd_proc is not None
+        if self.etcd_proc.poll() is not None:
+            raise AssertionError(f"etcd exited: {(self.tmp / 'etcd.log').read_text()[-2000:]}")
+        probe = self.segment.exec(
+            ["curl", "-sf", "--max-time", "1", f"http://{ETCD_ADDRESS}:2379/health"], False
+        )
+        return '"health":"true"' in probe.stdout.replace(" ", "")
+
+    def stop_etcd(self) -> None:
+        """SIGTERM by PID (SIGKILL if it lingers); the data dir stays."""
+        proc, self.etcd_proc = self.etcd_proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+    def gingham(self, *args: str) -> str:
+        """The `gingham` CLI on this fabric's datastore, from the segment namespace."""
+        done = self.segment.exec([str(BIN / "gingham"), "--datastore", self.url, *args])
+        return done.stdout
 
     # -- namespaces -------------------------------------------------------------------
 
@@ -132,6 +189,11 @@ class Fabric:
     # -- datastore --------------------------------------------------------------------
 
     async def apply(self, *objects: Any) -> None:
+        if self.etcd:
+            path = self.tmp / "apply.json"
+            path.write_text("\n---\n".join(json.dumps(o.to_document()) for o in objects))
+            await asyncio.to_thread(self.gingham, "apply", "-f", str(path))
+            return
         store = open_datastore(self.url)
         try:
             for obj in objects:
@@ -140,6 +202,9 @@ class Fabric:
             await store.close()
 
     async def delete(self, kind: str, name: str) -> None:
+        if self.etcd:
+            await asyncio.to_thread(self.gingham, "delete", kind, name)
+            return
         store = open_datastore(self.url)
         try:
             await store.delete(kind, name)
@@ -147,6 +212,9 @@ class Fabric:
             await store.close()
 
     async def items(self, kind: str) -> list[Any]:
+        if self.etcd:
+            listing = json.loads(await asyncio.to_thread(self.gingham, "get", kind, "-o", "json"))
+            return [KINDS[kind].model_validate(doc) for doc in listing["items"]]
         store = open_datastore(self.url)
         try:
             return list((await store.list(kind)).items)
@@ -238,6 +306,26 @@ class Fabric:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class Pings:
+    """A ping every `interval` seconds from namespace `pod` to `address` until `stop()`."""
+
+    def __init__(self, pod: Netns, address: str, interval: float = 0.05) -> None:
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", pod.name, "ping", "-n", "-i", str(interval), address],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        self.output = ""
+
+    def stop(self) -> tuple[int, int]:
+        """SIGINT (by PID), then (sent, received); replies in flight count as lost."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        self.output, _ = self.proc.communicate(timeout=10)
+        found = re.search(r"(\d+) packets transmitted, (\d+) received", self.output)
+        assert found, self.output
+        return int(found.group(1)), int(found.group(2))
 
 
 def kernel_route(ns: Netns, prefix: str) -> dict[str, Any] | None:

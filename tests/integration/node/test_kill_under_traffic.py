@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 from functools import partial
@@ -24,7 +23,7 @@ from functools import partial
 import pytest
 
 from tests.integration.node.test_node_run import children_of, felix_live
-from tests.support.node_fabric import BIN, Fabric, NodeRun, resource
+from tests.support.node_fabric import BIN, Fabric, NodeRun, Pings, resource
 from tests.support.poll import wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -72,12 +71,6 @@ def kill_and_wait_for_a_new_one(node: NodeRun, needle: str) -> None:
     wait_for(lambda: whole(node), 120, 0.2, f"{node.name} whole again after killing {needle}")
 
 
-def ping_counts(output: str) -> tuple[int, int]:
-    found = re.search(r"(\d+) packets transmitted, (\d+) received", output)
-    assert found, output
-    return int(found.group(1)), int(found.group(2))
-
-
 async def test_kill_9_of_felix_speaker_and_exabgp_under_traffic_loses_no_pings(
     fabric: Fabric,
 ) -> None:
@@ -90,19 +83,13 @@ async def test_kill_9_of_felix_speaker_and_exabgp_under_traffic_loses_no_pings(
     for node in (node1, node2):
         wait_for(partial(whole, node), 120, 0.2, f"{node.name} whole")
 
-    pod = fabric.pods["node1"]
-    ping = subprocess.Popen(
-        ["ip", "netns", "exec", pod.name, "ping", "-n", "-i", str(INTERVAL), target],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+    pings = Pings(fabric.pods["node1"], target, INTERVAL)
     try:
         for needle in ("gingham-felix", "gingham-bgp", "bird_agent.exabgp"):
             kill_and_wait_for_a_new_one(node1, needle)
         wait_for(lambda: whole(node2), 60, 0.2, "node2 whole")
     finally:
-        ping.send_signal(signal.SIGINT)
-        output, _ = ping.communicate(timeout=10)
-    sent, received = ping_counts(output)
+        sent, received = pings.stop()
     print(f"kill -9 felix, gingham-bgp, ExaBGP under traffic: {sent - received} of {sent} lost")
-    assert sent > 50, output
-    assert sent - received <= LOST_AT_MOST, (output[-500:], fabric.logs())
+    assert sent > 50, pings.output
+    assert sent - received <= LOST_AT_MOST, (pings.output[-500:], fabric.logs())

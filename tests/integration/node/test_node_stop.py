@@ -8,8 +8,8 @@ the same segment: BIRD 2 and FRR bgpd (global BGPPeers).
   see the session drop and still hold the node's block (stale), and still
   hold it once the node runs again and the sessions are back.
 - `gingham node stop --drain`: every process exits; within
-  `WITHDRAWN_WITHIN` seconds neither peer holds the block, and each recorded
-  the Cease NOTIFICATION, Administrative Shutdown.
+  `WITHDRAWN_WITHIN` seconds neither peer holds the block, each recorded a
+  Cease NOTIFICATION, and the speaker logged the Cease sent to both.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from ipaddress import IPv4Network
 
 import pytest
 
-from tests.integration.bgp.test_planned_stop import told_administrative_shutdown
+from tests.integration.bgp.test_planned_stop import told_to_cease
 from tests.support import bgpd
 from tests.support.node_fabric import AS, BIN, Fabric, NodeRun, address, resource
 from tests.support.poll import wait_for
@@ -99,12 +99,14 @@ async def test_restart_keeps_routes_at_bird_and_frr_and_drain_withdraws_them(
                 f"{kind} to drop {block} after the drain",
             )
             withdrawn[kind] = time.monotonic() - started
-            assert await asyncio.to_thread(told_administrative_shutdown, daemon)
+            assert await asyncio.to_thread(told_to_cease, daemon), f"{kind}: no Cease"
         print(
             ", ".join(
                 f"{k}: withdrawn {t:.2f}s after node stop --drain" for k, t in withdrawn.items()
             )
         )
+        told = (node.run_dir / "logs" / "bgp.log").read_text()
+        assert "drained: Cease sent to 2 peers" in told, told[-2000:]
     except BaseException:
         print(fabric.logs())
         raise
