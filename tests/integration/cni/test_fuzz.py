@@ -13,8 +13,8 @@ the code being the spec's for that fault (1 incompatible version, 4 invalid
 environment variables, 6 failed to decode, 7 invalid network config, 11 try
 again later) — never 104, the plugin's "internal error". Afterwards nothing has
 leaked: IPAM holds exactly the addresses of the pods alive throughout (three
-residents), the node has exactly their host veths and /32 routes, and the
-residents still work.
+residents), felix lists exactly their workloads, the node has exactly their
+host veths and /32 routes, and the residents still answer pings.
 
 Reproduce or widen a run: GINGHAM_FUZZ_SEED=<n> GINGHAM_FUZZ_RUNS=<n>
 .venv/bin/pytest tests/integration/cni/test_fuzz.py. A failure prints each bad
@@ -514,6 +514,21 @@ def held_handles(node: Node) -> list[str]:
     return asyncio.run(read())
 
 
+def felix_workloads(node: Node) -> list[str]:
+    """The container IDs felix has a workload for (its ListWorkloads)."""
+    from cni import h2grpc, wire
+
+    raw = h2grpc.unary_call(
+        str(node.felix.socket),
+        "/gingham.v1.Dataplane/ListWorkloads",
+        wire.encode("ListWorkloadsRequest", {}),
+        timeout=30,
+    )
+    reply = wire.decode("ListWorkloadsReply", raw)
+    ids = [wire.submessage(w, "id") for w in wire.messages(reply, "workloads")]
+    return sorted(wire.text(i, "container_id") for i in ids)
+
+
 def pool_routes(node: Node) -> list[str]:
     out = in_netns(node.netns, "ip", "-4", "-j", "route", "show", "root", POOL_CIDR)
     return sorted(r["dst"] for r in json.loads(out or "[]") if "/" not in r["dst"])
@@ -565,8 +580,9 @@ def test_hundreds_of_hostile_invocations_answer_by_the_spec_and_leak_nothing(
     print(f"fuzz: {RUNS} calls, seed {SEED}, {took:.1f}s; outcomes {sorted(outcomes.items())}")
     assert not problems, f"{len(problems)} of {RUNS} calls wrong:\n" + "\n".join(problems[:30])
 
-    # Nothing leaked: IPAM, host veths and routes are the residents' and nothing else.
+    # Nothing leaked: IPAM, felix's workloads, host veths and routes are the residents'.
     assert held_handles(node) == sorted(f"{cid}.eth0" for cid in node.residents)
+    assert felix_workloads(node) == sorted(node.residents)
     assert sorted(links(node.netns)) == links_before
     assert pool_routes(node) == routes_before == sorted(f"{a}" for a in addresses.values())
     for address in addresses.values():
