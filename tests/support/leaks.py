@@ -169,6 +169,12 @@ def surviving_processes(run: str, root: int, grace: float = EXIT_GRACE_SECONDS) 
         time.sleep(0.05)
 
 
+def run_marks() -> dict[str, str]:
+    """This run's marks, for a child started with an environment of its own (which
+    would otherwise be recognised only while pytest is still its ancestor)."""
+    return {k: os.environ[k] for k in (RUN_VARIABLE, TEST_VARIABLE) if k in os.environ}
+
+
 # --- namespaces and links ----------------------------------------------------------
 
 

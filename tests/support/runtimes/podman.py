@@ -24,6 +24,8 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+from tests.support.leaks import run_marks
+
 BUSYBOX = "/bin/busybox"
 IMAGE = "localhost/gingham-test-busybox:1"
 _APPLETS = ("sh", "sleep", "ip", "ping", "cat", "ls", "hostname", "ifconfig", "route", "true")
@@ -88,6 +90,7 @@ class Podman:
             "CONTAINERS_CONF": str(root / "containers.conf"),
             "CONTAINERS_STORAGE_CONF": str(root / "storage.conf"),
             "CONTAINERS_REGISTRIES_CONF": str(root / "registries.conf"),
+            **run_marks(),  # conmon daemonises: the suite's leak check must still know it
         }
         (root / "registries.conf").write_text("unqualified-search-registries = []\n")
 
