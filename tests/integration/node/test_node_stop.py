@@ -8,8 +8,10 @@ the same segment: BIRD 2 and FRR bgpd (global BGPPeers).
   see the session drop and still hold the node's block (stale), and still
   hold it once the node runs again and the sessions are back.
 - `gingham node stop --drain`: every process exits; within
-  `WITHDRAWN_WITHIN` seconds neither peer holds the block, each recorded a
-  Cease NOTIFICATION, and the speaker logged the Cease sent to both.
+  `WITHDRAWN_WITHIN` seconds neither peer holds the block, and the speaker
+  logged the Cease sent to both. (Which NOTIFICATION a peer recorded is
+  checked in tests/integration/bgp/test_planned_stop.py: here the peers'
+  1 s reconnects to the exiting node overwrite their "last error".)
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from ipaddress import IPv4Network
 
 import pytest
 
-from tests.integration.bgp.test_planned_stop import told_to_cease
 from tests.support import bgpd
 from tests.support.node_fabric import AS, BIN, Fabric, NodeRun, address, resource
 from tests.support.poll import wait_for
@@ -29,7 +30,9 @@ from tests.support.poll import wait_for
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 POOL = "10.72.0.0/16"
-WITHDRAWN_WITHIN = 2.0
+# From `gingham node stop --drain` starting (a Python CLI: ~0.3 s of it) to both
+# peers holding nothing of the node's; their restart time is 120 s.
+WITHDRAWN_WITHIN = 3.0
 PEERS = {"bird": (bgpd.Bird, 101), "frr": (bgpd.Frr, 102)}
 
 
@@ -86,11 +89,11 @@ async def test_restart_keeps_routes_at_bird_and_frr_and_drain_withdraws_them(
             )
         assert await asyncio.to_thread(held_everywhere), "the block left a peer on the restart"
 
-        # For good: both peers drop the block at once.
+        # For good: both peers drop the block at once, while the node is still exiting.
         started = time.monotonic()
-        assert "for good" in await asyncio.to_thread(node_stop, node, "--drain")
+        stopping = asyncio.create_task(asyncio.to_thread(node_stop, node, "--drain"))
         withdrawn: dict[str, float] = {}
-        for kind, daemon in daemons.items():
+        for kind in daemons:
             await asyncio.to_thread(
                 wait_for,
                 lambda k=kind: not held_by(k),
@@ -99,7 +102,7 @@ async def test_restart_keeps_routes_at_bird_and_frr_and_drain_withdraws_them(
                 f"{kind} to drop {block} after the drain",
             )
             withdrawn[kind] = time.monotonic() - started
-            assert await asyncio.to_thread(told_to_cease, daemon), f"{kind}: no Cease"
+        assert "for good" in await stopping
         print(
             ", ".join(
                 f"{k}: withdrawn {t:.2f}s after node stop --drain" for k, t in withdrawn.items()
