@@ -1,92 +1,67 @@
 """Route reflection: the pure core, then the real thing beside BIRD in the same run.
 
-1 reflector, 20 clients, 5,000 prefixes in all (250 /26s per client).
-
-Stage `core` — the reflector alone (no sockets):
-- core, batched: each client announces its 250 prefixes in one UPDATE
-  (what BIRD sends: one attribute set, many NLRI) straight into `Reflector`;
+Stage `core` — the reflector alone (no sockets), 1 RR, `--clients` x
+`--per-client` /26s:
+- core, batched: each client announces its prefixes in one UPDATE (what BIRD
+  sends: one attribute set, many NLRI) straight into `Reflector`;
 - core, one prefix per UPDATE: the worst case for per-call overhead;
 - gRPC: the same batched inputs over a real `Reflect` stream on a unix socket
   (in-process server), protobuf both ways, until the last answer arrives;
 - churn: every client withdraws then re-announces 10% of its prefixes.
 Each run checks the result against a from-scratch recomputation and that
-every client holds the 4,750 prefixes of the others. Prints medians.
+every client holds the others' prefixes. Prints medians.
 
-Stage `real` — 20 BIRD 2 clients (one namespace each, on one bridge, each
-originating its 250 /26s), and as the RR in the same run:
+Stage `real` — for each `--sizes` entry CLIENTSxPREFIXES (default 20x250,
+20x1000, 20x5000, 200x100): that many BIRD 2 clients, one network namespace
+and one BIRD process each, on one bridge (tests.support.rr_scale: sessions on
+172.16.0.0/16, prefixes from the pool 10.128.0.0/9, never overlapping), and
+as the RR in the same run:
 - BIRD 2 (`rr client; rr cluster id`, `passive`: it only accepts the
   clients' connections), the reference;
 - our RR node: `gingham node run` on a Node with routeReflectorClusterID
   (felix + gingham-bgp/ExaBGP + gingham-rr), the clients as BGPPeers of the
   node, mesh off — once per `--speeds` value of ExaBGP's
-  `exabgp_reactor_speed` (its main loop polls for `speed / 100` s when it has
-  nothing immediate to do; ExaBGP's default 1.0 is 10 ms, below 0.1 it
-  busy-spins; Gingham runs it at 10 through `bird_agent.exabgp_main`, which
-  also never waits while API work is queued).
+  `exabgp_reactor_speed` ('default': Gingham's; set GINGHAM_EXABGP_STOCK=1 to
+  run stock ExaBGP, without bird_agent.exabgp_main's changes).
 The clients start with their session disabled; once the RR is fully up (for
 ours: ExaBGP's API attached, felix fed, gingham-rr serving), every client is
 enabled at once (t0). Timed: every session Established, the clients holding
-99 % of the 95,000 routes they should hold between them, and every client
-holding all 4,750 prefixes of the others (polled with birdc every ~0.1 s).
-The 99 % column is there because BIRD, in most runs of 2026-11-29 afternoon,
-left 2 routes missing on one client for ~2 s after all others were complete
-(all hold all 3.1 s, 99 % at 1.1 s; earlier runs 1.0-1.3 s for both).
-Also the RR side's CPU seconds by process while converging, CPU % over 5 s of
-idle afterwards, RSS. Prints the ratio to BIRD (issue 7: within 3x).
+99 % of the routes they should hold between them, and every client holding
+every other client's prefixes (polled with birdc every ~0.1 s; with 200
+clients one poll takes a while, for both). Also the RR side's CPU seconds by
+process while converging, CPU % over 5 s of idle afterwards, and peak RSS
+(VmHWM) by process. A last table puts the sizes side by side.
 
-Measured 2026-11-29 08:47 (load ~7): BIRD 3.12 s, ours 65.1 s (20.9x, target 3x
-missed), RR-side CPU 0.22 s vs 46.4 s, of which ExaBGP 38.0 s (95,000
-prefix x peer sends: ~2,500/s, CPU-bound encoding per peer, not the 10 ms
-reactor sleep), gingham-bgp 3.9, felix 3.2, gingham-rr 1.3; ExaBGP RSS 381 MB.
-At 20 x 50 (same run for both speeds): default 16.6 s vs reactor speed 0.1
-13.7 s (BIRD 0.97 s), idle ExaBGP CPU 9% vs 29%: 0.1 is not clearly better.
-
-Measured 2026-11-29 13:13 (session 4, load ~0.8, median of 3), after py-spy
-showed 74 % of the reflector's ExaBGP CPU in one deep copy per change per
-neighbor (`Neighbor.remove_self`, for a `next-hop self` rewrite we never ask
-for; bird_agent/exabgp_main now shares the change) and 45 % of gingham-bgp's
-in ipaddress parsing the reflector's output (now gingham.prefix): BIRD 1.10 s,
-ours 7.40 s (6.7x; 54 s in the session's first run before the changes), RR
-CPU 7.76 s: ExaBGP 4.38 (RSS 381 → 40 MB), gingham-bgp 1.85, gingham-rr 1.21,
-felix 0.31. Still above 3x; what limits it now is ExaBGP's per-change work,
-~46 µs per prefix x peer: its outgoing-RIB insert (`inject_change`, 34 %)
-and UPDATE building (28 %, of which NLRI sorting through a Python `__lt__`
-14 %). One run at load ~5: BIRD 3.07 s, ours 9.27 s (3.0x): BIRD's own time
-swings with its 1 s connect delay.
-Then (13:50, load ~2, median of 3), with ExaBGP's families read from a table
-(bird_agent/exabgp_main: `nlri.family()` built a Family and two default
-objects per call, ~25 % of its CPU): BIRD 1.87 s, ours 5.79 s (3.1x), RR CPU
-6.14 s, ExaBGP 2.87. BIRD's reference swings 1.0-3.1 s between runs (its
-connect timers), so the ratio reads 2.3x-5.3x; against BIRD's best, not
-within 3x. Left in ExaBGP per change: outgoing-RIB insert (25 %), UPDATE
-building (28 %: NLRI sorting through `__lt__` 8.5 %, packing 9 %), command
-parsing (9 %), and an eagerly formatted log line (`Change.extensive`, 5.5 %).
-
-Measured 2026-11-29 16:02 (session 5, load ~0.7, median of 3), after
-cutting the reflection path in all three processes: gingham-rr answers a new
-peer from the best paths it has (it re-ran the decision per prefix and
-peer); the speaker decodes the reflector's output as grouped (a prefix text
-parsed once) and folds it with dict.update; ExaBGP (bird_agent/exabgp_main)
-accepts peers ahead of queued API work (sessions took 0.7 s to all come up),
-handles an attribute command's routes per neighbor in one pass with no
-per-route log line, yield and event loop, makes the routes of a command as
-its parser would after parsing the attributes once, sorts and packs NLRI
-without recomputing each index and packed prefix per comparison and
-neighbor; and gingham-bgp, gingham-rr and ExaBGP collect garbage at felix's
-thresholds (gingham.collector). 99 % held: BIRD 1.11 s, ours 2.65 s (2.2x;
-the three runs 1.9x, 2.2x, 2.7x); all hold all: BIRD 3.10 s, ours 2.65 s.
-RR CPU 2.26 s: ExaBGP 0.93 (was 2.87), gingham-bgp 0.56 (1.80), gingham-rr
-0.54 (1.19), felix 0.21. What limits it now: our sessions come up up to
-0.5 s after BIRD's (1.1-1.6 s vs 1.1 s; likely, not verified: ExaBGP also
-connects out to every client and RFC 4271 collision handling keeps the
-connection of the higher router ID, ours, so a client's own connection can
-be refused and its session waits for ExaBGP's next attempt), then three
-Python processes on two cores handing 95,000 route x neighbor changes along
-(ExaBGP ~10 µs each, was 46).
+Notes (the history; the README has the current figures):
+- 2026-11-29 (sessions 4-5): 20 x 250 went from 65 s to 2.65 s (BIRD 1.11 s)
+  by sharing route changes among neighbors in ExaBGP, reading families from a
+  table, parsing prefixes fast, answering a new peer from the best paths held,
+  and ExaBGP's attribute commands inserted per neighbor in one pass.
+- 2026-12-07 (idle machine): above ~800 prefixes per client nothing ever
+  converged — ExaBGP and the API bridge deadlocked once both pipes were full
+  (bird_agent/exabgp_bridge.py now relays both directions non-blocking), and
+  the old address plan's prefixes covered the peering segment.
+- 2026-12-08 (session 6, load 3-13 from other work on the machine): with the
+  bridge fixed, 20 x 5,000 converged in 166.8 s (BIRD 3.1 s): the speaker
+  copied and re-diffed every peer's whole table on every reflector output
+  (quadratic). With per-prefix change sets: 34.4 s / 25.9 s / 33.4 s (BIRD
+  3.2-4.0 s, 8.2-8.8x), RR CPU ~27-33 s (ExaBGP 10.5, gingham-bgp 9.5, felix
+  7.7, gingham-rr 5.0), peak RSS 1.23 GB (gingham-bgp 416, felix 302, ExaBGP
+  289, gingham-rr 190). 200 x 100 (load ~9-13): 123 s vs BIRD 17.3 s (7.1x),
+  ExaBGP 44 s CPU, 1.05 GB. 20 x 1,000 on stock ExaBGP (no patches): 90.9 s
+  vs BIRD 3.15 s, ExaBGP 55.8 s CPU and 1.4 GB (patched: ~5 s).
+  What limits it: every layer keeps and handles one table per client, so the
+  work and memory grow with routes x clients (1.9 M at 20 x 5,000, 4 M at
+  200 x 100): gingham-rr's Adj-RIB-Out, the speaker's link and sent tables,
+  ExaBGP's outgoing RIB and UPDATE building per neighbor (~5 us each). BIRD
+  keeps one table and exports it. The way to the 3x target is update groups:
+  clients treated alike share one Adj-RIB-Out (minus each one's own routes),
+  encoded once and sent to all of them.
 
 Run: `.venv/bin/python bench/rr.py [--stages core real] [--runs 5]
-[--clients 20] [--per-client 250] [--speeds default 0.1]` (root for `real`;
-a few minutes on a quiet machine). `BENCH_TIMELINE=1` prints the clients'
+[--clients 20] [--per-client 250] [--sizes 20x250 20x1000 ...] [--speeds
+default 0.1] [--limit S]` (root for `real`; 10-15 minutes for the default
+sizes). `BENCH_TIMELINE=1` prints the clients'
 sessions and routes at every poll.
 """
 

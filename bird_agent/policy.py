@@ -230,6 +230,8 @@ class ImportFilter:
     rejected_by_reason: Counter[RejectReason] = field(default_factory=Counter)
     rejected_by_peer: Counter[IPv4Address] = field(default_factory=Counter)
     accepted_by_peer: Counter[IPv4Address] = field(default_factory=Counter)
+    # The latest refusal for each reason, to name one in `node status`.
+    latest: dict[RejectReason, Rejection] = field(default_factory=dict)
 
     def filter(
         self, peer: IPv4Address, cluster_peer: bool, prefixes: Iterable[IPv4Network]
@@ -248,8 +250,9 @@ class ImportFilter:
         else:
             refused = self._refused(batch.keys, cluster_peer)
         rejected = [Rejection(peer, batch[i], reason) for i, reason in refused]
-        for _, reason in refused:
-            self.rejected_by_reason[reason] += 1
+        for rejection in rejected:
+            self.rejected_by_reason[rejection.reason] += 1
+            self.latest[rejection.reason] = rejection
         self.rejected_by_peer[peer] += len(rejected)
         self.accepted_by_peer[peer] += len(batch) - len(rejected)
         if not refused:

@@ -69,6 +69,8 @@ def status_reply(speaker: Speaker, sink: FelixSink | None, include_routes: bool)
     counters = speaker.learned.import_filter
     for reason, n in counters.rejected_by_reason.items():
         reply.rejected_by_reason[reason.value] = n
+    for reason, rejection in counters.latest.items():
+        reply.rejected_example[reason.value] = f"{rejection.prefix} from {rejection.peer}"
     # Routes that looped back to us (ORIGINATOR_ID / CLUSTER_LIST), never installed.
     for why, n in speaker.loops.items():
         reply.rejected_by_reason[why] = n

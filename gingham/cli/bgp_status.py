@@ -213,6 +213,7 @@ def as_json(reply: Any) -> dict[str, Any]:
         "learned": [route(r) for r in reply.learned],
         "rejected_by_reason": dict(reply.rejected_by_reason),
         "rejected_by_peer": dict(reply.rejected_by_peer),
+        "rejected_example": dict(reply.rejected_example),
     }
 
 
@@ -252,7 +253,10 @@ def render(reply: Any, now: float, routes: bool = False) -> str:
 def rejected_summary(reply: Any) -> str:
     if not reply.rejected_by_reason:
         return "."
-    parts = ", ".join(f"{k} {v}" for k, v in sorted(reply.rejected_by_reason.items()))
+    parts = ", ".join(
+        f"{k} {v}" + (f", e.g. {reply.rejected_example[k]}" if k in reply.rejected_example else "")
+        for k, v in sorted(reply.rejected_by_reason.items())
+    )
     return f"; rejected {sum(reply.rejected_by_reason.values())} ({parts})."
 
 

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18gingham/v1/speaker.proto\x12\ngingham.v1\".\n\x14SpeakerStatusRequest\x12\x16\n\x0einclude_routes\x18\x01 \x01(\x08\"\xb8\x01\n\rBgpPeerStatus\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x11\n\tpeer_type\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\r\n\x05since\x18\x04 \x01(\x01\x12\x0c\n\x04info\x18\x05 \x01(\t\x12\x10\n\x08received\x18\x06 \x01(\x04\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x07 \x01(\x04\x12\x12\n\nadvertised\x18\x08 \x01(\x04\x12\x0c\n\x04node\x18\t \x01(\t\x12\x11\n\tas_number\x18\n \x01(\r\"H\n\x08\x42gpRoute\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x10\n\x08next_hop\x18\x02 \x01(\t\x12\x0c\n\x04peer\x18\x03 \x01(\t\x12\x0c\n\x04node\x18\x04 \x01(\t\"\x93\x04\n\x12SpeakerStatusReply\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\r\n\x05ready\x18\x03 \x01(\x08\x12\x15\n\rfelix_in_sync\x18\x04 \x01(\x08\x12(\n\x05peers\x18\x05 \x03(\x0b\x32\x19.gingham.v1.BgpPeerStatus\x12\x17\n\x0f\x61nnounced_count\x18\x06 \x01(\x04\x12\x15\n\rlearned_count\x18\x07 \x01(\x04\x12\'\n\tannounced\x18\x08 \x03(\x0b\x32\x14.gingham.v1.BgpRoute\x12%\n\x07learned\x18\t \x03(\x0b\x32\x14.gingham.v1.BgpRoute\x12P\n\x12rejected_by_reason\x18\n \x03(\x0b\x32\x34.gingham.v1.SpeakerStatusReply.RejectedByReasonEntry\x12L\n\x10rejected_by_peer\x18\x0b \x03(\x0b\x32\x32.gingham.v1.SpeakerStatusReply.RejectedByPeerEntry\x1a\x37\n\x15RejectedByReasonEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x1a\x35\n\x13RejectedByPeerEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x32U\n\x07Speaker\x12J\n\x06Status\x12 .gingham.v1.SpeakerStatusRequest\x1a\x1e.gingham.v1.SpeakerStatusReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18gingham/v1/speaker.proto\x12\ngingham.v1\".\n\x14SpeakerStatusRequest\x12\x16\n\x0einclude_routes\x18\x01 \x01(\x08\"\xb8\x01\n\rBgpPeerStatus\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x11\n\tpeer_type\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\r\n\x05since\x18\x04 \x01(\x01\x12\x0c\n\x04info\x18\x05 \x01(\t\x12\x10\n\x08received\x18\x06 \x01(\x04\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x07 \x01(\x04\x12\x12\n\nadvertised\x18\x08 \x01(\x04\x12\x0c\n\x04node\x18\t \x01(\t\x12\x11\n\tas_number\x18\n \x01(\r\"H\n\x08\x42gpRoute\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x10\n\x08next_hop\x18\x02 \x01(\t\x12\x0c\n\x04peer\x18\x03 \x01(\t\x12\x0c\n\x04node\x18\x04 \x01(\t\"\x9a\x05\n\x12SpeakerStatusReply\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\r\n\x05ready\x18\x03 \x01(\x08\x12\x15\n\rfelix_in_sync\x18\x04 \x01(\x08\x12(\n\x05peers\x18\x05 \x03(\x0b\x32\x19.gingham.v1.BgpPeerStatus\x12\x17\n\x0f\x61nnounced_count\x18\x06 \x01(\x04\x12\x15\n\rlearned_count\x18\x07 \x01(\x04\x12\'\n\tannounced\x18\x08 \x03(\x0b\x32\x14.gingham.v1.BgpRoute\x12%\n\x07learned\x18\t \x03(\x0b\x32\x14.gingham.v1.BgpRoute\x12P\n\x12rejected_by_reason\x18\n \x03(\x0b\x32\x34.gingham.v1.SpeakerStatusReply.RejectedByReasonEntry\x12L\n\x10rejected_by_peer\x18\x0b \x03(\x0b\x32\x32.gingham.v1.SpeakerStatusReply.RejectedByPeerEntry\x12M\n\x10rejected_example\x18\x0c \x03(\x0b\x32\x33.gingham.v1.SpeakerStatusReply.RejectedExampleEntry\x1a\x37\n\x15RejectedByReasonEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x1a\x35\n\x13RejectedByPeerEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x1a\x36\n\x14RejectedExampleEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x32U\n\x07Speaker\x12J\n\x06Status\x12 .gingham.v1.SpeakerStatusRequest\x1a\x1e.gingham.v1.SpeakerStatusReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,6 +35,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SPEAKERSTATUSREPLY_REJECTEDBYREASONENTRY']._serialized_options = b'8\001'
   _globals['_SPEAKERSTATUSREPLY_REJECTEDBYPEERENTRY']._loaded_options = None
   _globals['_SPEAKERSTATUSREPLY_REJECTEDBYPEERENTRY']._serialized_options = b'8\001'
+  _globals['_SPEAKERSTATUSREPLY_REJECTEDEXAMPLEENTRY']._loaded_options = None
+  _globals['_SPEAKERSTATUSREPLY_REJECTEDEXAMPLEENTRY']._serialized_options = b'8\001'
   _globals['_SPEAKERSTATUSREQUEST']._serialized_start=40
   _globals['_SPEAKERSTATUSREQUEST']._serialized_end=86
   _globals['_BGPPEERSTATUS']._serialized_start=89
@@ -42,11 +44,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BGPROUTE']._serialized_start=275
   _globals['_BGPROUTE']._serialized_end=347
   _globals['_SPEAKERSTATUSREPLY']._serialized_start=350
-  _globals['_SPEAKERSTATUSREPLY']._serialized_end=881
-  _globals['_SPEAKERSTATUSREPLY_REJECTEDBYREASONENTRY']._serialized_start=771
-  _globals['_SPEAKERSTATUSREPLY_REJECTEDBYREASONENTRY']._serialized_end=826
-  _globals['_SPEAKERSTATUSREPLY_REJECTEDBYPEERENTRY']._serialized_start=828
-  _globals['_SPEAKERSTATUSREPLY_REJECTEDBYPEERENTRY']._serialized_end=881
-  _globals['_SPEAKER']._serialized_start=883
-  _globals['_SPEAKER']._serialized_end=968
+  _globals['_SPEAKERSTATUSREPLY']._serialized_end=1016
+  _globals['_SPEAKERSTATUSREPLY_REJECTEDBYREASONENTRY']._serialized_start=850
+  _globals['_SPEAKERSTATUSREPLY_REJECTEDBYREASONENTRY']._serialized_end=905
+  _globals['_SPEAKERSTATUSREPLY_REJECTEDBYPEERENTRY']._serialized_start=907
+  _globals['_SPEAKERSTATUSREPLY_REJECTEDBYPEERENTRY']._serialized_end=960
+  _globals['_SPEAKERSTATUSREPLY_REJECTEDEXAMPLEENTRY']._serialized_start=962
+  _globals['_SPEAKERSTATUSREPLY_REJECTEDEXAMPLEENTRY']._serialized_end=1016
+  _globals['_SPEAKER']._serialized_start=1018
+  _globals['_SPEAKER']._serialized_end=1103
 # @@protoc_insertion_point(module_scope)

@@ -49,7 +49,7 @@ class BgpRoute(_message.Message):
     def __init__(self, prefix: _Optional[str] = ..., next_hop: _Optional[str] = ..., peer: _Optional[str] = ..., node: _Optional[str] = ...) -> None: ...
 
 class SpeakerStatusReply(_message.Message):
-    __slots__ = ("node", "address", "ready", "felix_in_sync", "peers", "announced_count", "learned_count", "announced", "learned", "rejected_by_reason", "rejected_by_peer")
+    __slots__ = ("node", "address", "ready", "felix_in_sync", "peers", "announced_count", "learned_count", "announced", "learned", "rejected_by_reason", "rejected_by_peer", "rejected_example")
     class RejectedByReasonEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -64,6 +64,13 @@ class SpeakerStatusReply(_message.Message):
         key: str
         value: int
         def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class RejectedExampleEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     NODE_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     READY_FIELD_NUMBER: _ClassVar[int]
@@ -75,6 +82,7 @@ class SpeakerStatusReply(_message.Message):
     LEARNED_FIELD_NUMBER: _ClassVar[int]
     REJECTED_BY_REASON_FIELD_NUMBER: _ClassVar[int]
     REJECTED_BY_PEER_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_EXAMPLE_FIELD_NUMBER: _ClassVar[int]
     node: str
     address: str
     ready: bool
@@ -86,4 +94,5 @@ class SpeakerStatusReply(_message.Message):
     learned: _containers.RepeatedCompositeFieldContainer[BgpRoute]
     rejected_by_reason: _containers.ScalarMap[str, int]
     rejected_by_peer: _containers.ScalarMap[str, int]
-    def __init__(self, node: _Optional[str] = ..., address: _Optional[str] = ..., ready: _Optional[bool] = ..., felix_in_sync: _Optional[bool] = ..., peers: _Optional[_Iterable[_Union[BgpPeerStatus, _Mapping]]] = ..., announced_count: _Optional[int] = ..., learned_count: _Optional[int] = ..., announced: _Optional[_Iterable[_Union[BgpRoute, _Mapping]]] = ..., learned: _Optional[_Iterable[_Union[BgpRoute, _Mapping]]] = ..., rejected_by_reason: _Optional[_Mapping[str, int]] = ..., rejected_by_peer: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    rejected_example: _containers.ScalarMap[str, str]
+    def __init__(self, node: _Optional[str] = ..., address: _Optional[str] = ..., ready: _Optional[bool] = ..., felix_in_sync: _Optional[bool] = ..., peers: _Optional[_Iterable[_Union[BgpPeerStatus, _Mapping]]] = ..., announced_count: _Optional[int] = ..., learned_count: _Optional[int] = ..., announced: _Optional[_Iterable[_Union[BgpRoute, _Mapping]]] = ..., learned: _Optional[_Iterable[_Union[BgpRoute, _Mapping]]] = ..., rejected_by_reason: _Optional[_Mapping[str, int]] = ..., rejected_by_peer: _Optional[_Mapping[str, int]] = ..., rejected_example: _Optional[_Mapping[str, str]] = ...) -> None: ...

@@ -122,6 +122,15 @@ async def test_hostile_routes_never_reach_felix_kernel(lab: Lab, tmp_path: Path)
             RejectReason.INSIDE_OWN_BLOCK.value: 2,
         }
         assert doc["rejected_by_peer"] == {str(peer): 6}
+        # Each reason names the latest route it refused, and who sent it.
+        examples = doc["rejected_example"]
+        assert (
+            examples[RejectReason.INSIDE_CONNECTED_SUBNET.value] == f"{INSIDE_SEGMENT} from {peer}"
+        )
+        assert examples[RejectReason.INSIDE_OWN_BLOCK.value] in {
+            f"{PART_OF_OUR_BLOCK} from {peer}",
+            f"{UNASSIGNED_IN_OUR_BLOCK} from {peer}",
+        }
         assert doc["felix_in_sync"] is True
         assert [r["prefix"] for r in doc["learned"]] == [str(THEIR_BLOCK)]
     finally:

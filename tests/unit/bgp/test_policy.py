@@ -228,3 +228,6 @@ def test_the_filter_counts_captures_by_reason() -> None:
         RejectReason.INSIDE_CONNECTED_SUBNET: 1,
         RejectReason.INSIDE_OWN_BLOCK: 1,
     }
+    # The latest refusal per reason is kept, for node status to name.
+    latest = counted.latest[RejectReason.INSIDE_CONNECTED_SUBNET]
+    assert (latest.prefix, latest.peer) == (N("10.72.0.64/26"), A("10.72.0.1"))
