@@ -14,7 +14,11 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from bird_agent.exabgp_bridge import __file__ as BRIDGE
 
@@ -44,72 +48,68 @@ def _read_exactly(read: object, size: int) -> bytes:
     return bytes(chunks)
 
 
-def test_both_directions_flow_while_each_side_writes_before_it_reads(tmp_path: Path) -> None:
+@dataclass
+class Relay:
+    """The bridge program between a pair of pipes (its ExaBGP side) and a socket."""
+
+    bridge: subprocess.Popen[bytes]
+    adapter: socket.socket  # the adapter's end, accepted
+
+
+@pytest.fixture
+def relay(tmp_path: Path) -> Iterator[Relay]:
     path = str(tmp_path / "api.sock")
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(path)
     server.listen(1)
-    to_adapter = _pattern(b"j")  # ExaBGP's JSON
-    to_exabgp = _pattern(b"c")  # the adapter's commands
-    bridge = subprocess.Popen(
-        [sys.executable, "-I", BRIDGE, path],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-    )
-    results: dict[str, bytes] = {}
-    try:
-        server.settimeout(DEADLINE)
-        conn, _ = server.accept()
-        conn.settimeout(DEADLINE)
-        assert bridge.stdin is not None and bridge.stdout is not None
-        stdin, stdout = bridge.stdin.fileno(), bridge.stdout.fileno()
-
-        def exabgp() -> None:
-            _write_all(lambda b: os.write(stdin, b), to_adapter)
-            results["exabgp"] = _read_exactly(lambda n: os.read(stdout, n), len(to_exabgp))
-
-        def adapter() -> None:
-            _write_all(conn.send, to_exabgp)
-            results["adapter"] = _read_exactly(conn.recv, len(to_adapter))
-
-        threads = [threading.Thread(target=f, daemon=True) for f in (exabgp, adapter)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(DEADLINE)
-        stuck = [t for t in threads if t.is_alive()]
-        assert not stuck, "the bridge stopped relaying: both sides wait on a full buffer"
-        assert results["exabgp"] == to_exabgp
-        assert results["adapter"] == to_adapter
-        conn.close()
-        assert bridge.wait(DEADLINE) == 0
-    finally:
-        if bridge.poll() is None:
-            bridge.kill()
-            bridge.wait()
-        server.close()
-
-
-def test_output_read_before_the_adapter_closes_is_still_delivered(tmp_path: Path) -> None:
-    """Commands the adapter wrote just before it closed reach ExaBGP."""
-    path = str(tmp_path / "api.sock")
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(path)
-    server.listen(1)
+    server.settimeout(DEADLINE)
     bridge = subprocess.Popen(
         [sys.executable, "-I", BRIDGE, path], stdin=subprocess.PIPE, stdout=subprocess.PIPE
     )
     try:
-        server.settimeout(DEADLINE)
         conn, _ = server.accept()
-        conn.sendall(b"announce route 10.0.0.0/24 next-hop self\n")
-        conn.close()
-        assert bridge.stdout is not None
-        out = bridge.stdout.read()
-        assert out == b"announce route 10.0.0.0/24 next-hop self\n"
-        assert bridge.wait(DEADLINE) == 0
+        conn.settimeout(DEADLINE)
+        yield Relay(bridge, conn)
     finally:
         if bridge.poll() is None:
             bridge.kill()
             bridge.wait()
         server.close()
+
+
+def test_both_directions_flow_while_each_side_writes_before_it_reads(relay: Relay) -> None:
+    to_adapter = _pattern(b"j")  # ExaBGP's JSON
+    to_exabgp = _pattern(b"c")  # the adapter's commands
+    bridge, conn = relay.bridge, relay.adapter
+    assert bridge.stdin is not None and bridge.stdout is not None
+    stdin, stdout = bridge.stdin.fileno(), bridge.stdout.fileno()
+    results: dict[str, bytes] = {}
+
+    def exabgp() -> None:
+        _write_all(lambda b: os.write(stdin, b), to_adapter)
+        results["exabgp"] = _read_exactly(lambda n: os.read(stdout, n), len(to_exabgp))
+
+    def adapter() -> None:
+        _write_all(conn.send, to_exabgp)
+        results["adapter"] = _read_exactly(conn.recv, len(to_adapter))
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (exabgp, adapter)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(DEADLINE)
+    stuck = [t for t in threads if t.is_alive()]
+    assert not stuck, "the bridge stopped relaying: both sides wait on a full buffer"
+    assert results["exabgp"] == to_exabgp
+    assert results["adapter"] == to_adapter
+    conn.close()
+    assert bridge.wait(DEADLINE) == 0
+
+
+def test_output_read_before_the_adapter_closes_is_still_delivered(relay: Relay) -> None:
+    """Commands the adapter wrote just before it closed reach ExaBGP."""
+    relay.adapter.sendall(b"announce route 10.0.0.0/24 next-hop self\n")
+    relay.adapter.close()
+    assert relay.bridge.stdout is not None
+    assert relay.bridge.stdout.read() == b"announce route 10.0.0.0/24 next-hop self\n"
+    assert relay.bridge.wait(DEADLINE) == 0
