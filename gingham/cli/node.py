@@ -147,7 +147,12 @@ def register(subparsers: Any) -> None:
     node = subparsers.add_parser("node", help="run or inspect this node's agents")
     commands = node.add_subparsers(dest="node_command", required=True)
     p = commands.add_parser(
-        "run", help="supervise felix, the BGP speaker and (on RR nodes) the route reflector"
+        "run",
+        help="supervise felix, the BGP speaker and (on RR nodes) the route reflector",
+        description="Runs until a signal. SIGTERM/SIGINT: a restart (BGP sessions close without"
+        " a NOTIFICATION; graceful-restart peers keep this node's routes until it is back)."
+        " SIGUSR2 (`gingham node stop --drain`): for good (every peer first gets a Cease,"
+        " Administrative Shutdown, and drops this node's routes at once).",
     )
     p.add_argument("--node", required=True, help="this node's Node resource name")
     # SUPPRESS: without a value here the global `gingham --datastore` stays in force.
