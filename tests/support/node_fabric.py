@@ -9,11 +9,13 @@ node namespace on the segment at `10.71.0.<i>/24`, writes its Node resource
 starts `gingham node run` in it — felix, gingham-bgp and, on RR nodes,
 gingham-rr, exactly as production runs them. `add_pod` asks that node's felix
 for a pod (AddWorkload over its socket). `add_router` makes a bare namespace
-on the segment for BIRD/FRR/GoBGP/ExaBGP.
+on the segment for BIRD/FRR/GoBGP/ExaBGP. `Pings` keeps a ping going from a
+pod and counts what came back (traffic through a fault).
 
 Teardown (the `Fabric` context manager): every `node run` gets SIGTERM by
 PID (its supervisor stops its own children), then SIGKILL after a grace
-period; every namespace is deleted. Nothing touches the host namespace.
+period; the etcd (if any) is stopped by PID; every namespace is deleted.
+Nothing touches the host namespace.
 """
 
 from __future__ import annotations
