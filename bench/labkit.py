@@ -98,6 +98,7 @@ def role(pid: int) -> str:
         ("exabgp_bridge", "exabgp-bridge"),
         ("-m exabgp", "exabgp"),
         ("-m bird_agent.exabgp_main", "exabgp"),
+        ("-m bird_agent.exabgp_cease", "exabgp"),
         ("gingham.node.launch", "supervisor"),
         ("node run", "supervisor"),
     ):
