@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from ipaddress import IPv4Network
 
 import pytest
 
@@ -30,6 +31,17 @@ from tests.support import bgpd
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 WITHDRAWN_WITHIN = 2.0  # seconds from `cease()` until the peer holds nothing of ours
+
+
+def keeps_stale(daemon: bgpd.BgpDaemon, prefix: IPv4Network) -> bool:
+    """The daemon holds `prefix` from us as a graceful-restart helper (stale, timer running)."""
+    if isinstance(daemon, bgpd.Frr):
+        paths = json.loads(daemon.vtysh("show bgp ipv4 unicast json"))["routes"].get(str(prefix))
+        neighbor = str(daemon.peering.neighbor)
+        return any(p.get("stale") and p.get("peerId") == neighbor for p in paths or [])
+    assert isinstance(daemon, bgpd.Bird)
+    state = daemon.birdc("show", "protocols", "all", "peer")
+    return prefix in daemon.routes() and "Neighbor graceful restart active" in state
 
 
 def told_to_cease(daemon: bgpd.BgpDaemon) -> bool:
@@ -66,6 +78,7 @@ async def test_restart_keeps_routes_stale_and_a_stop_withdraws_them_at_once(
     await first.stop()
     await daemon_says(lambda: not daemon.established(), what=f"{kind} sees the session down")
     assert await asyncio.to_thread(holds_our_block), f"{kind} dropped our block on a restart"
+    assert await asyncio.to_thread(keeps_stale, daemon, OUR_BLOCK)
     assert not await asyncio.to_thread(told_to_cease, daemon)
 
     second, log = await lab.adapter([spec], listen=(ours,))

@@ -23,6 +23,7 @@ from ipaddress import IPv4Network
 
 import pytest
 
+from tests.integration.bgp.test_planned_stop import keeps_stale
 from tests.support import bgpd
 from tests.support.node_fabric import AS, BIN, Fabric, NodeRun, address, resource
 from tests.support.poll import wait_for
@@ -81,6 +82,8 @@ async def test_restart_keeps_routes_at_bird_and_frr_and_drain_withdraws_them(
                 wait_for, lambda d=daemon: not d.established(), 20, 0.1, f"{kind} session down"
             )
         assert await asyncio.to_thread(held_everywhere), "a restart lost the block at a peer"
+        for kind, daemon in daemons.items():
+            assert await asyncio.to_thread(keeps_stale, daemon, block), f"{kind}: not stale"
 
         node.start(fabric.url)
         for kind, daemon in daemons.items():
