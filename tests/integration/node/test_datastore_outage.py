@@ -4,13 +4,14 @@ Two nodes (`gingham node run` on a test etcd), a pod on each, pings every
 `INTERVAL` seconds from node1's pod to node2's throughout. The CNI plugin is
 exec'd as a runtime does, against node1's felix:
 
-- before: ADD of pod "a" works;
+- before: ADD of pods "a" and "c" works;
 - etcd stopped (by PID) for `OUTAGE` seconds at least: ADD of pod "b" fails
   with CNI code 11 ("try again later") and leaves nothing behind (no host
-  veth, no address); DEL of "a" either works or fails with code 11 too (a
-  runtime retries DEL until it works);
+  veth, no address); DEL of "c" either works or fails with code 11 too (a
+  runtime retries DEL until it works); "a" answers node2's pod throughout;
 - etcd back (same data dir): ADD of "b" works within `BACK_WITHIN` seconds
-  (each try before that fails with code 11), then DEL of "a" and "b" work;
+  (each try before that fails with code 11), then DEL of "a", "b" and "c"
+  work;
 - the pings lost at most `LOST_AT_MOST`, and IPAM holds exactly the two pods
   that still live (`gingham ipam check` finds no leaked address).
 (By hand, with a 90 s outage on an idle machine: no ping lost, ADDs code 11,
@@ -103,11 +104,13 @@ async def test_etcd_outage_during_add_and_del(etcd_fabric: Fabric, tmp_path: Pat
     target = await fabric.add_pod("node2")
     wait_for(fabric.all_pods_ping, 120, 0.2, "pod to pod across the nodes")
     plugin = Plugin(tmp_path / "cni", node1)
-    pod_a, pod_b = fabric.topo.netns("pa"), fabric.topo.netns("pb")
-
-    added = plugin.run("ADD", "pod-a", pod_a)
-    assert added.returncode == 0, added.stdout + added.stderr
-    veths_with_a = pod_veths(node1)
+    pod_a, pod_b, pod_c = (fabric.topo.netns(tag) for tag in ("pa", "pb", "pc"))
+    for cid, pod in (("pod-a", pod_a), ("pod-c", pod_c)):
+        added = plugin.run("ADD", cid, pod)
+        assert added.returncode == 0, added.stdout + added.stderr
+    address_a = eth0_address(pod_a)
+    assert address_a is not None
+    veths_before = pod_veths(node1)
 
     pings = Pings(fabric.pods["node1"], target, INTERVAL)
     try:
@@ -120,15 +123,17 @@ async def test_etcd_outage_during_add_and_del(etcd_fabric: Fabric, tmp_path: Pat
             refused.stdout + refused.stderr
         )
         assert eth0_address(pod_b) is None  # nothing left in the pod ...
-        assert pod_veths(node1) == veths_with_a  # ... nor on the host
-        deleted_during = plugin.run("DEL", "pod-a", pod_a)
+        assert pod_veths(node1) == veths_before  # ... nor on the host
+        deleted_during = plugin.run("DEL", "pod-c", pod_c)
         assert deleted_during.returncode == 0 or deleted_during.error_code == TRY_AGAIN_LATER, (
             deleted_during.stdout + deleted_during.stderr
         )
-        wait_for(
-            lambda: time.monotonic() - down_since >= OUTAGE,
-            OUTAGE + 5, 0.2, "the outage to last",
-        )  # fmt: skip
+
+        def pod_a_answers_until_the_outage_is_long_enough() -> bool:
+            assert fabric.pods["node2"].ping(address_a, timeout=1.0), "pod a lost during outage"
+            return time.monotonic() - down_since >= OUTAGE
+
+        wait_for(pod_a_answers_until_the_outage_is_long_enough, OUTAGE + 30, 0.2, "the outage")
         outage = time.monotonic() - down_since
 
         # Back: ADD works right after, each try before that a clean code 11.
@@ -144,7 +149,8 @@ async def test_etcd_outage_during_add_and_del(etcd_fabric: Fabric, tmp_path: Pat
         add_works_after = time.monotonic() - back_since
         for failed in tries[:-1]:
             assert failed.error_code == TRY_AGAIN_LATER, failed.stdout + failed.stderr
-        for cid, pod in (("pod-a", pod_a), ("pod-b", pod_b)):
+        assert fabric.pods["node2"].ping(address_a, timeout=1.0)
+        for cid, pod in (("pod-a", pod_a), ("pod-b", pod_b), ("pod-c", pod_c)):
             deleted = plugin.run("DEL", cid, pod)
             assert deleted.returncode == 0, deleted.stdout + deleted.stderr
     finally:
