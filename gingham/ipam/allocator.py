@@ -23,11 +23,14 @@ claim/confirm/release-block/handle writes themselves are gingham.ipam.records):
   deletes the stale claim. A crash after the block leaves a block with a
   pending affinity: the next assign on that node confirms it (and `ipam check`
   repairs it); other nodes see a taken block and move on.
-- allocate: the handle record is incremented first, then the block is written
-  with compare-and-swap; if the block write loses, the handle is decremented
-  again. So a crash can leave a handle that over-counts (found and fixed by
-  release / `ipam check`) but never an address held by no findable handle,
-  and never an address given twice (only a CAS block write hands one out).
+- allocate: the handle records are incremented first, then the block is
+  written with compare-and-swap; if the block write loses, the handles are
+  decremented again. Concurrent assigns for one node in this process are
+  served as a group (gingham.ipam.grouped): one block write gives each of
+  them its addresses, after every one of their handles was written. So a
+  crash can leave a handle that over-counts (found and fixed by release /
+  `ipam check`) but never an address held by no findable handle, and never
+  an address given twice (only a CAS block write hands one out).
 - every `Conflict` (and the AlreadyExists/NotFound that a lost race looks
   like) retries the whole step from fresh reads with jittered exponential
   backoff, up to `max_attempts`; `Unavailable` becomes `IPAMUnavailable`.
@@ -54,6 +57,7 @@ from gingham.ipam.errors import (
     IPAMUnavailable,
     PoolExhausted,
 )
+from gingham.ipam.grouped import AssignGroups, PendingAssign, fail_unserved
 from gingham.ipam.records import LostRace, Records
 from gingham.model.base import Resource
 from gingham.model.bgp import Node
@@ -104,7 +108,7 @@ class IPAM:
         # steady-state assign read one block instead of listing them all. Only
         # a hint: every use re-reads the block and checks its affinity.
         self._known_blocks: dict[str, dict[IPNetwork, int]] = {}
-        self._node_locks: dict[str, asyncio.Lock] = {}
+        self._groups = AssignGroups()
 
     # --- retry plumbing --------------------------------------------------------
 
@@ -215,29 +219,34 @@ class IPAM:
             return [ip]
         # Concurrent assigns for one node in this process would all pick the
         # same free address and lose CAS races to each other (each loss costs
-        # two writes): queue them instead, as Calico's per-host IPAM lock does.
-        # Other processes and nodes still race, and CAS keeps that safe.
-        async with self._node_lock(node):
-            got: list[IPAddress] = []
-            try:
-                while len(got) < count:
-                    step = functools.partial(
-                        self._assign_once, handle, node, secondary, pool, count - len(got)
-                    )
-                    got += await self._retrying(
-                        f'assign for handle "{handle}" on node "{node}"', step
-                    )
-            except BaseException:
-                if got:  # all or nothing: give back what this call took
-                    await asyncio.shield(self._release_quietly(got))
-                raise
-            return got
+        # two writes); queued one by one, each waits for all before it. So
+        # they are served in groups (gingham.ipam.grouped): one block write
+        # for every assign that was waiting.
+        pending = PendingAssign(handle, secondary, count)
+        return await self._groups.assign(
+            node,
+            pool,
+            pending,
+            functools.partial(self._serve_group, node, pool),
+            self._release_quietly,
+        )
 
-    def _node_lock(self, node: str) -> asyncio.Lock:
-        lock = self._node_locks.get(node)
-        if lock is None:
-            lock = self._node_locks[node] = asyncio.Lock()
-        return lock
+    async def _serve_group(self, node: str, pool: str | None, group: list[PendingAssign]) -> None:
+        """Addresses for every assign of `group`; each one that cannot be served
+        gets the error, and what it had got is given back (all or nothing)."""
+        first = group[0].handle
+        others = f" (and {len(group) - 1} more)" if len(group) > 1 else ""
+        what = f'assign for handle "{first}"{others} on node "{node}"'
+        try:
+            unserved = group
+            while unserved:
+                step = functools.partial(self._assign_once, node, pool, unserved)
+                await self._retrying(what, step)
+                unserved = [p for p in unserved if p.missing]
+        except Exception as exc:
+            partial = fail_unserved(group, exc)
+            if partial:
+                await self._release_quietly(partial)
 
     async def _release_quietly(self, ips: Sequence[IPAddress]) -> None:
         for address in ips:
@@ -247,13 +256,9 @@ class IPAM:
                 log.warning("could not give back %s after a failed assign", address, exc_info=True)
 
     async def _assign_once(
-        self,
-        handle: str,
-        node: str,
-        secondary: Mapping[str, str],
-        pool: str | None,
-        want: int,
-    ) -> list[IPAddress]:
+        self, node: str, pool: str | None, group: Sequence[PendingAssign]
+    ) -> None:
+        """Addresses from one block for as many of `group` as it holds (at least one)."""
         # Independent reads: one round trip's wait instead of three on etcd.
         config, pools = await asyncio.gather(self.configuration(), self.usable_pools(node, pool))
         if not pools:
@@ -273,7 +278,7 @@ class IPAM:
             known[cidr] = core.free_count(block.spec)
             if known[cidr]:
                 await self.records.ensure_confirmed(node, block)
-                return await self._allocate_in(block, handle, want, secondary)
+                return await self._allocate_in(block, group)
 
         every_block = await self._list_blocks()
         in_pools = [b for b in every_block if _pool_of(pools, b.spec.cidr) is not None]
@@ -284,7 +289,7 @@ class IPAM:
         for block in mine:
             if core.free_count(block.spec):
                 await self.records.ensure_confirmed(node, block)
-                return await self._allocate_in(block, handle, want, secondary)
+                return await self._allocate_in(block, group)
 
         owned = sum(1 for b in every_block if b.spec.host == node)
         limit = config.max_blocks_per_host
@@ -297,7 +302,7 @@ class IPAM:
                     claimed = await self.records.claim(node, cidr, config.strict_affinity)
                     if claimed is not None:
                         self._known_blocks[node][cidr] = core.free_count(claimed.spec)
-                        return await self._allocate_in(claimed, handle, want, secondary)
+                        return await self._allocate_in(claimed, group)
                     # Lost this one to another node: take the next.
 
         names = ", ".join(f'"{p.name}" ({p.spec.cidr})' for p in pools)
@@ -314,28 +319,53 @@ class IPAM:
         for block in in_pools:
             foreign = block.spec.host != node and not block.spec.strict_affinity
             if foreign and core.free_count(block.spec):
-                return await self._allocate_in(block, handle, want, secondary)
+                return await self._allocate_in(block, group)
         raise PoolExhausted(f'IPPool {names}: no free address left for node "{node}"')
 
-    async def _allocate_in(
-        self, block: IPAMBlock, handle: str, want: int, secondary: Mapping[str, str]
-    ) -> list[IPAddress]:
-        spec, ips = core.allocate(block.spec, want, handle, secondary)
-        await self._write_allocation(block, spec, handle, len(ips))
-        return ips
+    async def _allocate_in(self, block: IPAMBlock, group: Sequence[PendingAssign]) -> None:
+        spec = block.spec
+        taken: list[tuple[PendingAssign, list[IPAddress]]] = []
+        for pending in group:
+            spec, ips = core.allocate(spec, pending.missing, pending.handle, pending.secondary)
+            if not ips:
+                break  # the block is full: the rest go to the next one
+            taken.append((pending, ips))
+        await self._write_allocation(block, spec, [(p.handle, len(ips)) for p, ips in taken])
+        for pending, ips in taken:
+            pending.got += ips
 
     async def _write_allocation(
-        self, block: IPAMBlock, spec: IPAMBlockSpec, handle: str, count: int
+        self, block: IPAMBlock, spec: IPAMBlockSpec, counts: Sequence[tuple[str, int]]
     ) -> None:
-        # Handle first: a crash after it leaves an over-counting handle, never
+        # Handles first: a crash after them leaves over-counting handles, never
         # an address that no handle record points at.
         cidr = str(block.spec.cidr)
-        await self.records.add_to_handle(handle, cidr, count)
+        await self._add_to_handles(cidr, counts)
         try:
             await self.store.update(block.model_copy(update={"spec": spec}))
         except (Conflict, NotFound):
-            await self.records.add_to_handle(handle, cidr, -count)
+            await self._add_to_handles(cidr, [(handle, -n) for handle, n in counts])
             raise LostRace from None
+
+    async def _add_to_handles(self, cidr: str, counts: Sequence[tuple[str, int]]) -> None:
+        """Move several handles' counts at once (distinct handles: no race among
+        them); if one fails, the others are moved back and the failure raised."""
+        if len(counts) == 1:
+            await self.records.add_to_handle(counts[0][0], cidr, counts[0][1])
+            return
+        outcomes = await asyncio.gather(
+            *(self.records.add_to_handle(h, cidr, n) for h, n in counts), return_exceptions=True
+        )
+        failure = next((o for o in outcomes if isinstance(o, BaseException)), None)
+        if failure is None:
+            return
+        moved = [(h, -n) for (h, n), o in zip(counts, outcomes, strict=True) if o is None]
+        if moved:
+            await asyncio.gather(
+                *(self.records.add_to_handle(h, cidr, n) for h, n in moved),
+                return_exceptions=True,  # an over-counting handle is safe; release fixes it
+            )
+        raise failure
 
     async def _assign_ip_once(
         self, handle: str, node: str, secondary: Mapping[str, str], ip: IPAddress
@@ -364,7 +394,7 @@ class IPAM:
             spec = core.allocate_address(block.spec, ip, handle, secondary)
         except core.AddressInUse as exc:
             raise AddressInUse(str(exc)) from None
-        await self._write_allocation(block, spec, handle, 1)
+        await self._write_allocation(block, spec, [(handle, 1)])
 
     # --- release -----------------------------------------------------------------
 
