@@ -26,6 +26,11 @@ Invariants:
   the compaction mark and the changelog rows of the kind in (cursor, counter].
   A write through this store wakes its napping watches at once, so in-process
   delivery does not wait for the next poll; other processes' writes do.
+- The store remembers the kind and name of its own recent writes
+  (`_own_writes`). A watch whose cursor the counter passed only by those, none
+  of its kind and prefix, moves its cursor without reading the changelog: the
+  read would return no row. Only a watch that has read once (so a resume below
+  the compaction mark was checked), and never across a write that compacted.
 - sqlite3 calls block, so each store owns one worker thread and one connection;
   the event loop only awaits futures. Any event loop may use the store.
 
@@ -73,6 +78,9 @@ CREATE TABLE IF NOT EXISTS changelog (
 """
 
 _WATCH_BATCH = 1000
+# How many of its own writes a store remembers for its watches (a watch further
+# behind reads the changelog as usual).
+_OWN_WRITES_KEPT = 1024
 
 
 def _revision_number(revision: str) -> int:
@@ -111,6 +119,10 @@ class SqliteDatastore:
         self._ticks: dict[asyncio.AbstractEventLoop, asyncio.Event] = {}
         # The counter as last read on the loop: (loop time, value).
         self._head: tuple[float, int] | None = None
+        # Revision → (kind, name) of this store's own recent writes, None for one
+        # that compacted. Written only on the worker thread, right after the
+        # commit; read on event loops (a revision not yet noted is simply read).
+        self._own_writes: dict[int, tuple[str, str] | None] = {}
 
     # --- plumbing: everything touching sqlite3 runs on the store's thread ----
 
@@ -222,6 +234,7 @@ class SqliteDatastore:
                     "INSERT INTO objects (kind, name, value, revision) VALUES (?, ?, ?, ?)",
                     (kind, name, value, revision),
                 )
+            self._note_own_write(revision, kind, name)
             return revision
 
         revision = await self._run(op)
@@ -240,6 +253,7 @@ class SqliteDatastore:
                     "UPDATE objects SET value = ?, revision = ? WHERE kind = ? AND name = ?",
                     (value, revision, kind, name),
                 )
+            self._note_own_write(revision, kind, name)
             return revision
 
         revision = await self._run(op)
@@ -252,8 +266,9 @@ class SqliteDatastore:
         def op(conn: sqlite3.Connection) -> tuple[bytes, int]:
             with _transaction(conn):
                 current = _check(_current(conn, kind, name), kind, name, revision)
-                self._append(conn, kind, name, EventType.DELETED, current[0])
+                deleted = self._append(conn, kind, name, EventType.DELETED, current[0])
                 conn.execute("DELETE FROM objects WHERE kind = ? AND name = ?", (kind, name))
+            self._note_own_write(deleted, kind, name)
             return current
 
         value, old_revision = await self._run(op)
@@ -277,6 +292,25 @@ class SqliteDatastore:
             _compact(conn, revision, self._keep_rows, self._keep_seconds)
         return revision
 
+    def _note_own_write(self, revision: int, kind: str, name: str) -> None:
+        """Remember a committed write (worker thread) for the watches' skip."""
+        compacted = revision % self._compact_every == 0
+        self._own_writes[revision] = None if compacted else (kind, name)
+        if len(self._own_writes) > _OWN_WRITES_KEPT:
+            del self._own_writes[next(iter(self._own_writes))]
+
+    def _only_own_writes_elsewhere(self, cursor: int, head: int, kind: str, prefix: str) -> bool:
+        """Did the counter move from `cursor` to `head` only by this store's own
+        writes, none of them to `kind` under `prefix` (and none compacting)?"""
+        if head - cursor > _OWN_WRITES_KEPT:
+            return False
+        own = self._own_writes
+        for revision in range(cursor + 1, head + 1):
+            written = own.get(revision)
+            if written is None or (written[0] == kind and written[1].startswith(prefix)):
+                return False
+        return True
+
     async def compact(self, keep_rows: int | None = None, keep_seconds: float | None = None) -> int:
         """Drop changelog history now (defaults: the store's retention); returns
         the new compacted revision. Operators and tests use it; writes also
@@ -287,7 +321,10 @@ class SqliteDatastore:
         def op(conn: sqlite3.Connection) -> int:
             with _transaction(conn):
                 _compact(conn, _meta(conn, "revision"), rows, seconds)
-                return _meta(conn, "compacted")
+                compacted = _meta(conn, "compacted")
+            # Watches must see the new mark the usual way.
+            self._own_writes.clear()
+            return compacted
 
         return await self._run(op)
 
@@ -356,16 +393,25 @@ class SqliteDatastore:
         else:
             cursor = _revision_number(from_revision)
         failing_since: float | None = None
+        has_read = False
         while True:
             quick = self._quick_head()
             if quick is not None and quick <= cursor:
                 await self._nap()
+                continue
+            if (
+                quick is not None
+                and has_read
+                and self._only_own_writes_elsewhere(cursor, quick, kind, prefix)
+            ):
+                cursor = quick
                 continue
             try:
                 rows, head = await self._run(
                     functools.partial(_changes, kind=kind, prefix=prefix, cursor=cursor)
                 )
                 failing_since = None
+                has_read = True
             except Unavailable:
                 # A transient failure (lock storm, I/O hiccup): retry from the same
                 # cursor, so nothing is lost or repeated, until it lasts too long.

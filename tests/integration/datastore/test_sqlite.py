@@ -16,7 +16,7 @@ import pytest
 from gingham.datastore import RevisionCompacted, Unavailable, open_datastore
 from gingham.datastore.sqlite import SqliteDatastore
 from tests.integration.datastore import workers
-from tests.integration.datastore.kinds import WIDGET, widget
+from tests.integration.datastore.kinds import WIDGET, gadget, widget
 
 SPAWN = multiprocessing.get_context("spawn")
 
@@ -167,6 +167,58 @@ async def test_idle_watches_of_one_store_share_one_poll_per_tick(
         await writer.create(widget("second"))  # not this store's write: seen by polling
         await asyncio.wait_for(asyncio.gather(*tasks), 5)
         assert seen == ["second"] * 5
+    finally:
+        await store.close()
+        await writer.close()
+
+
+async def test_a_watch_passes_this_stores_writes_of_other_kinds_without_reading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A watch of widgets while the same store writes gadgets (felix's IPAM and
+    # endpoint writes beside its IPPool/Node/BlockAffinity watches): no
+    # changelog read per write, and every widget event still arrives, in
+    # order, across compactions and another process's writes.
+    from gingham.datastore import sqlite as module
+
+    store = SqliteDatastore(str(tmp_path / "g.db"), compact_every=7, changelog_keep_rows=3)
+    writer = SqliteDatastore(str(tmp_path / "g.db"))
+    reads = 0
+    changes = module._changes
+
+    def counting(conn: sqlite3.Connection, **kwargs: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        return changes(conn, **kwargs)
+
+    monkeypatch.setattr(module, "_changes", counting)
+    seen: list[str] = []
+
+    async def follow(revision: str) -> None:
+        async for event in store.watch(WIDGET, revision):
+            seen.append(event.obj.name)
+            if len(seen) == 3:
+                return
+
+    try:
+        await store.create(widget("w0"))
+        task = asyncio.create_task(follow((await store.list(WIDGET)).revision))
+        await store.create(widget("w1"))
+        deadline = time.monotonic() + 5
+        while not seen:  # the watch has read once: its first event
+            assert time.monotonic() < deadline, "the watch never saw w1"
+            await asyncio.sleep(0.01)
+        reads = 0
+        for i in range(60):
+            await store.create(gadget(f"g{i}"))
+            await asyncio.sleep(0)  # the watch looks at each write as it comes
+        gadget_reads = reads
+        await writer.create(widget("w2"))  # another process's write: read from the changelog
+        await store.create(widget("w3"))
+        await asyncio.wait_for(task, 5)
+        assert seen == ["w1", "w2", "w3"]
+        # Only the writes that compacted (every 7th revision) make it read.
+        assert gadget_reads <= 60 // 7 + 2, gadget_reads
     finally:
         await store.close()
         await writer.close()
