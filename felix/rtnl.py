@@ -63,6 +63,8 @@ RTNEXTHOP = struct.Struct("=HBBi")
 _DST_ATTR = struct.Struct("=HH4s")  # an RTA_DST attribute: length, type, address
 
 CHUNK = 512
+# Devices one `apply` asks for by name before it dumps every link instead.
+LOOKUPS_BEFORE_DUMP = 16
 
 
 class NetlinkError(OSError):
@@ -109,7 +111,9 @@ class RouteSocket:
             except PermissionError:
                 self.sock.setsockopt(socket.SOL_SOCKET, opt, 8 << 20)
         self._seq = 0
+        # Per `apply`: every link dumped (`_links_fresh`), else the ones asked for.
         self._links_fresh = False
+        self._looked_up: dict[str, int] = {}
         self._ifindex: dict[str, int] = {}
         self._ifname: dict[int, str] = {}
         # What every route op of one shape encodes alike (see `_encode`); one
@@ -145,14 +149,54 @@ class RouteSocket:
         return dict(self._ifindex)
 
     def _batch_ifindex(self, name: str) -> int:
-        """`ifindex`, with names → indexes dumped afresh once per `apply`: a pod
+        """`ifindex`, with names → indexes looked up afresh once per `apply`: a pod
         veth deleted and made again under the same name (CNI DEL then ADD of one
         container ID) has a new index, and a cached one would be refused
-        (ENODEV) or, once the kernel reuses it, silently name another device."""
-        if not self._links_fresh:
+        (ENODEV) or, once the kernel reuses it, silently name another device.
+
+        The few devices of a small apply (a new pod's /32) are asked for by name,
+        one request each; past `LOOKUPS_BEFORE_DUMP` of them in one apply, one
+        dump of every link is cheaper than asking on (a dump costs in proportion
+        to the node's links, a pod veth each)."""
+        if self._links_fresh:
+            return self.ifindex(name)
+        index = self._looked_up.get(name)
+        if index is not None:
+            return index
+        if len(self._looked_up) >= LOOKUPS_BEFORE_DUMP:
             self.refresh_links()
             self._links_fresh = True
-        return self.ifindex(name)
+            return self.ifindex(name)
+        index = self._lookup_link(name)
+        self._looked_up[name] = index
+        return index
+
+    def _lookup_link(self, name: str) -> int:
+        """One device's index by name (RTM_GETLINK); NetlinkError ENODEV if none."""
+        seq = self._next_seq()
+        body = IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + _attr(
+            IFLA_IFNAME, name.encode() + b"\0"
+        )
+        self.sock.send(
+            NLMSG.pack(NLMSG.size + len(body), RTM_GETLINK, NLM_F_REQUEST, seq, 0) + body
+        )
+        while True:
+            for kind, _flags, mseq, payload in _messages(self.sock.recv(1 << 20)):
+                if mseq != seq:
+                    continue
+                if kind == NLMSG_ERROR:
+                    code = -struct.unpack_from("=i", payload)[0]
+                    if code in (errno.ENODEV, errno.ENOENT):
+                        raise NetlinkError(errno.ENODEV, f"no such device: {name}")
+                    raise NetlinkError(code, f"looking up {name}: {errno.errorcode.get(code)}")
+                if kind == RTM_NEWLINK:
+                    index: int = IFINFOMSG.unpack_from(payload)[2]
+                    stale = self._ifindex.get(name)
+                    if stale is not None and stale != index:
+                        self._ifname.pop(stale, None)
+                    self._ifindex[name] = index
+                    self._ifname[index] = name
+                    return index
 
     def ifindex(self, name: str) -> int:
         if name not in self._ifindex:
@@ -228,6 +272,7 @@ class RouteSocket:
     def apply(self, ops: Sequence[RouteOp], chunk: int = CHUNK) -> list[OpResult]:
         """Apply route ops in chunks; one result per op, in order."""
         self._links_fresh = False
+        self._looked_up.clear()
         self._shapes.clear()
         results: list[OpResult] = []
         for start in range(0, len(ops), chunk):

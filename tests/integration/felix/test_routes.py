@@ -10,7 +10,7 @@ from felix.desired import DesiredInputs, compute_desired
 from felix.feed import LearnedHop, LearnedRoute
 from felix.kernel import NetlinkKernel
 from felix.reconcile import Reconciler, reconcile_once
-from felix.rtnl import RouteSocket
+from felix.rtnl import LOOKUPS_BEFORE_DUMP, RouteSocket
 from tests.support.netns import Netns, Topology
 
 IP, NET = IPv4Address, IPv4Network
@@ -68,6 +68,29 @@ def test_route_shapes_and_per_route_errors(topo: Topology) -> None:
     assert dumped[link.dst] == link
     assert dumped[plain.dst].nexthops == (NextHop(IP("192.0.2.4")),)
     assert "10.98.0.0/24 via 192.0.2.254" in ns.routes()
+
+
+def test_devices_are_looked_up_afresh_in_every_apply(topo: Topology) -> None:
+    # A pod veth deleted and made again under its name has a new index; a few
+    # devices are asked for by name, many in one apply by one dump of links.
+    ns, peer = node_with_link(topo), topo.netns("pp")
+    with RouteSocket(ns.path) as rs:
+        topo.veth(ns, "pod0", peer, "eth0")
+        first = Route.link(NET("10.66.0.1/32"), "pod0")
+        assert rs.apply([RouteOp(Action.ADD, first)])[0].ok
+        ns.ip("link del pod0")
+        topo.veth(ns, "pod0", peer, "eth0")  # same name, new index
+        assert rs.apply([RouteOp(Action.ADD, first)])[0].ok
+        assert "10.66.0.1 dev pod0" in ns.routes()
+        gone = rs.apply([RouteOp(Action.ADD, Route.link(NET("10.66.0.2/32"), "nosuchdev"))])
+        assert gone[0].errno == errno.ENODEV
+        many = [f"pod{i}" for i in range(1, 2 * LOOKUPS_BEFORE_DUMP + 2)]
+        for i, name in enumerate(many, start=1):
+            topo.veth(ns, name, peer, f"eth{i}")
+        routes = [Route.link(NET(f"10.66.1.{i}/32"), n) for i, n in enumerate(many, start=1)]
+        assert all(r.ok for r in rs.apply([RouteOp(Action.ADD, r) for r in routes]))
+        dumped = rs.dump_routes()
+    assert all(dumped[r.dst] == r for r in [first, *routes])
 
 
 def test_reconcile_never_touches_foreign_routes(topo: Topology) -> None:
