@@ -72,15 +72,24 @@ class GatedStore(CountingStore):
 
     def __init__(self, store: Datastore) -> None:
         super().__init__(store)
-        self.gate = asyncio.Event()
+        self.permits = asyncio.Semaphore(0)
         self.held = 0
+        self.opened = False
 
     async def update(self, obj: Any) -> Any:
-        if obj.kind == IPAMBlock.kind:
+        if obj.kind == IPAMBlock.kind and not self.opened:
             self.held += 1
-            await self.gate.wait()
+            await self.permits.acquire()
             self.held -= 1
         return await super().update(obj)
+
+    def let_one_through(self) -> None:
+        self.permits.release()
+
+    def open(self) -> None:
+        self.opened = True
+        for _ in range(self.held):
+            self.permits.release()
 
 
 async def _until(what: str, condition: Any) -> None:
@@ -102,20 +111,21 @@ async def test_callers_that_give_up_hold_nothing(store: Datastore) -> None:
     async def one_write_held() -> bool:
         return gated.held == 1
 
+    async def next_group_held() -> bool:
+        return tasks[handles[0]].done() and gated.held == 1
+
     # The first group (the first assign alone) is at its block write; the rest wait.
     await _until("the first group's block write", one_write_held)
     waiting_gone = [handles[1], handles[4]]
     for handle in waiting_gone:
         tasks[handle].cancel()
     # Let that write through; the next group (everyone still waiting) reaches its own.
-    gated.gate.set()
-    await _until("the first group's write to pass", lambda: _none_held(gated))
-    gated.gate.clear()
-    await _until("the second group's block write", one_write_held)
+    gated.let_one_through()
+    await _until("the second group's block write", next_group_held)
     taken_gone = [handles[7], handles[10], handles[13]]
     for handle in taken_gone:
         tasks[handle].cancel()
-    gated.gate.set()
+    gated.open()
 
     outcomes = await asyncio.gather(*tasks.values(), return_exceptions=True)
     kept = {h: o[0] for h, o in zip(tasks, outcomes, strict=True) if isinstance(o, list)}
@@ -131,10 +141,6 @@ async def test_callers_that_give_up_hold_nothing(store: Datastore) -> None:
     held = {a.allocation.handle_id: a.allocation.address for a in await allocations(store)}
     assert held == kept
     assert {h: n for h, n in (await _handles(store)).items() if n} == dict.fromkeys(kept, 1)
-
-
-async def _none_held(gated: GatedStore) -> bool:
-    return gated.held == 0
 
 
 async def test_members_that_cannot_be_served_fail_alone(store: Datastore, ipam: IPAM) -> None:
