@@ -47,7 +47,7 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
@@ -71,6 +71,7 @@ from felix.pod_addresses import (
     resolve_pools,
 )
 from gingham.datastore.base import Datastore, DatastoreError
+from gingham.keyed_locks import KeyedLocks
 
 log = logging.getLogger("felix.workloads")
 
@@ -119,34 +120,6 @@ def valid_unicast_mac(mac: str) -> bool:
     except ValueError:
         return False
     return not values[0] & 1 and any(values)
-
-
-class KeyedLocks:
-    """One asyncio.Lock per key while anyone holds or waits for it: a node that
-    has seen a million pods keeps no lock of the ones that are gone."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
-
-    def __len__(self) -> int:
-        return len(self._locks)
-
-    def users(self, key: str) -> int:
-        """How many hold or wait for `key`'s lock."""
-        entry = self._locks.get(key)
-        return entry[1][0] if entry is not None else 0
-
-    @contextlib.asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        lock, users = self._locks.setdefault(key, (asyncio.Lock(), [0]))
-        users[0] += 1
-        try:
-            async with lock:
-                yield
-        finally:
-            users[0] -= 1
-            if not users[0]:
-                del self._locks[key]
 
 
 @dataclass

@@ -59,6 +59,7 @@ from gingham.ipam.errors import (
 )
 from gingham.ipam.grouped import AssignGroups, PendingAssign, fail_unserved
 from gingham.ipam.records import LostRace, Records
+from gingham.keyed_locks import KeyedLocks
 from gingham.model.base import Resource
 from gingham.model.bgp import Node
 from gingham.model.fields import IPNetwork
@@ -109,6 +110,7 @@ class IPAM:
         # a hint: every use re-reads the block and checks its affinity.
         self._known_blocks: dict[str, dict[IPNetwork, int]] = {}
         self._groups = AssignGroups()
+        self._block_turns = KeyedLocks()
 
     # --- retry plumbing --------------------------------------------------------
 
@@ -424,15 +426,19 @@ class IPAM:
         released: list[IPAddress] = []
         for cidr_text in record.spec.block:
             cidr = ipaddress.ip_network(cidr_text)
-            try:
-                block = await self.store.get(IPAMBlock.kind, block_name(cidr))
-            except NotFound:
-                continue
-            assert isinstance(block, IPAMBlock)
-            spec, ips = core.release_handle(block.spec, handle)
-            if ips:
-                await self._write_release(block, spec)
-                released += ips
+            # Concurrent releases in this process (a burst of pod DELs) would
+            # all write the same block and lose its CAS to each other: one
+            # read-and-write of a block at a time here (others still race).
+            async with self._block_turns.hold(cidr):
+                try:
+                    block = await self.store.get(IPAMBlock.kind, block_name(cidr))
+                except NotFound:
+                    continue
+                assert isinstance(block, IPAMBlock)
+                spec, ips = core.release_handle(block.spec, handle)
+                if ips:
+                    await self._write_release(block, spec)
+                    released += ips
         # CAS: if an assign added to the handle meanwhile, redo with its blocks.
         # NotFound: a concurrent release of the same handle finished first.
         with contextlib.suppress(NotFound):
