@@ -10,7 +10,9 @@ dir from reloading for nothing.
 The executable is a three-line script with the absolute interpreter path (the
 runtime passes its own PATH) run with `-SE`: skipping `site` saves ~30-40 ms per
 call on this machine (the editable-install finder alone costs ~20 ms); the
-directories `site` would have added are written into the script instead. `-E`
+directories `site` would have added are written into the script instead, and
+it ends with `os._exit` after flushing its output (cni.plugin.exit_now): the
+interpreter's teardown is CPU a one-shot process does not need. `-E`
 makes the runtime's environment irrelevant to Python itself: a `PYTHONPATH`
 cannot shadow our modules and `PYTHONDONTWRITEBYTECODE` cannot make every call
 recompile them (~5-10 ms per module). Install also byte-compiles the plugin's
@@ -86,7 +88,7 @@ def plugin_script(python: str | None = None, roots: list[str] | None = None) -> 
         f"#!{python} -SE\n"
         "# The gingham CNI plugin, installed by `gingham cni install`.\n"
         f"import sys; sys.path[:0] = {roots!r}\n"
-        "from cni.plugin import main; sys.exit(main())\n"
+        "from cni.plugin import exit_now, main; exit_now(main())\n"
     )
 
 

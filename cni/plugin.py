@@ -41,7 +41,7 @@ from cni.request import (
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing and collections.abc cost start-up time; mypy only needs them
     from collections.abc import Mapping
-    from typing import BinaryIO
+    from typing import BinaryIO, NoReturn
 
     from cni.request import Invocation, NetConf
 
@@ -246,5 +246,20 @@ def main() -> int:
         return 1
 
 
+def exit_now(code: int) -> NoReturn:
+    """End the process with `code`, skipping the interpreter's teardown.
+
+    A one-shot process has nothing to clean up that the kernel does not: the
+    log file is closed after each line and the felix connection by the
+    command, so only stdout and stderr need flushing. Tearing down the
+    modules and objects would cost each CNI call 1-2 ms of CPU for nothing."""
+    for stream in (sys.stdout, sys.stderr):
+        try:  # noqa: SIM105 - contextlib costs start-up time
+            stream.flush()
+        except (OSError, ValueError):
+            pass  # the runtime closed the pipe: there is no one left to tell
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())
