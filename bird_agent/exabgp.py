@@ -18,8 +18,10 @@ match:
   full attributes (`exabgp_reflect`). The table is kept by reference, not
   copied (a reflector's tables hold every route of the cluster, per
   neighbor); the caller names the prefixes that changed since it last
-  called (`touched`), and only those are diffed against what ExaBGP was
-  sent (`_sent_peer_routes`, the adapter's own tables).
+  called (`touched`), and only those are sent: announced with their
+  attributes, or withdrawn. ExaBGP's outgoing RIB is the record of what a
+  neighbor was sent (it drops an announcement equal to what it holds, and
+  indexes a withdrawal by prefix alone), so no second copy is kept here.
 - the API: ExaBGP runs `exabgp_bridge.py`, which connects to our unix socket
   and relays bytes. Commands are pipelined; ExaBGP acknowledges each line in
   order (`done`/`error`), so a FIFO of futures pairs acks with commands.
@@ -122,12 +124,11 @@ class ExaBGPAdapter:
         # neighbor, what we announced to it.
         self._config_peers: dict[IPv4Address, PeerSpec] = {}
         self._sent: dict[IPv4Address, dict[IPv4Network, wire.NextHop]] = {}
-        # Reflected routes per neighbor: desired, and what this ExaBGP holds.
+        # Reflected routes per neighbor (the caller's tables, by reference),
+        # and per neighbor the prefixes changed since ExaBGP was last told:
+        # what ExaBGP holds for a neighbor is its table but for those.
         self._peer_routes: dict[IPv4Address, Mapping[IPv4Network, PathAttributes]] = {}
-        self._sent_peer_routes: dict[IPv4Address, dict[IPv4Network, PathAttributes]] = {}
-        # Per neighbor, the reflected prefixes that may differ between the two
-        # (None: any of them, e.g. after ExaBGP started afresh).
-        self._touched: dict[IPv4Address, set[IPv4Network] | None] = {}
+        self._touched: dict[IPv4Address, set[IPv4Network]] = {}
         # Whether a new session's reflected routes are settled, so End-of-RIB
         # may follow them (bird_agent.reflection sets it; call `kick` when it
         # may have turned true).
@@ -250,23 +251,24 @@ class ExaBGPAdapter:
 
         `routes` is kept by reference: the caller may change it in place, and
         then calls again naming the prefixes that changed in `touched` (None:
-        any may have)."""
+        any may have — every prefix of the old or the new table is sent)."""
+        old = self._peer_routes.get(peer)
         if routes:
             self._peer_routes[peer] = routes
         else:
             self._peer_routes.pop(peer, None)
-        self._touch(peer, touched)
+        if touched is None:
+            touched = set(old or ()) | set(routes)
+        self._touched.setdefault(peer, set()).update(touched)
         self._mark_dirty()
 
-    def _touch(self, peer: IPv4Address, prefixes: Iterable[IPv4Network] | None) -> None:
-        if prefixes is None:
-            self._touched[peer] = None
-            return
-        pending = self._touched.get(peer, set())
-        if pending is None:
-            return
-        pending.update(prefixes)
-        self._touched[peer] = pending
+    def _afresh(self, peer: IPv4Address) -> None:
+        """ExaBGP holds nothing for `peer` (a new process, a new neighbor): send it all."""
+        routes = self._peer_routes.get(peer)
+        if routes:
+            self._touched[peer] = set(routes)
+        else:
+            self._touched.pop(peer, None)
 
     def kick(self) -> None:
         """Re-check what is owed (e.g. an End-of-RIB whose gate just opened)."""
@@ -347,9 +349,8 @@ class ExaBGPAdapter:
             self._set_down(peer, reason)
         self._config_peers.clear()
         self._sent.clear()
-        self._sent_peer_routes.clear()
-        for peer in self._peer_routes:
-            self._touch(peer, None)
+        for peer in set(self._peer_routes) | set(self._touched):
+            self._afresh(peer)
         for ack in self._acks:
             if not ack.done():
                 ack.set_exception(ConnectionError(reason))
@@ -594,17 +595,17 @@ class ExaBGPAdapter:
             new = desired.get(address)
             if new is None:
                 self._sent.pop(address, None)
-                self._sent_peer_routes.pop(address, None)
-                self._touch(address, None)
+                self._afresh(address)
                 self._set_down(address, "peer removed from configuration", graceful=False)
                 self._state.pop(address, None)
                 self._since.pop(address, None)
             elif new != old:
                 # ExaBGP re-establishes a changed neighbor with a fresh RIB.
                 self._sent[address] = {}
-                self._sent_peer_routes.pop(address, None)
-                self._touch(address, None)
+                self._afresh(address)
         for address in desired:
+            if address not in self._config_peers:
+                self._afresh(address)
             self._sent.setdefault(address, {})
         self._config_peers = desired
         self._removing = set()
@@ -632,28 +633,13 @@ class ExaBGPAdapter:
         work = {peer: self._touched.pop(peer) for peer in list(self._touched) if peer in configured}
         if not work:
             return True
-        lines, updates = exabgp_reflect.reflected_diff(
-            self._sent_peer_routes, self._peer_routes, work
-        )
+        lines = exabgp_reflect.reflected_changes(self._peer_routes, work)
         results = await self._send(lines) if lines else []
         if not all(results):
             log.error(
                 "ExaBGP refused %d of %d reflected-route commands", results.count(False), len(lines)
             )
             for peer, prefixes in work.items():
-                self._touch(peer, prefixes)
+                self._touched.setdefault(peer, set()).update(prefixes)
             return False
-        for peer, update in updates.items():
-            if peer in self._touched and self._touched[peer] is None:
-                # Started afresh (or removed) while the commands were under
-                # way: its table was reset and a full comparison is due.
-                continue
-            sent = self._sent_peer_routes.setdefault(peer, {})
-            for prefix, attributes in update.items():
-                if attributes is None:
-                    sent.pop(prefix, None)
-                else:
-                    sent[prefix] = attributes
-            if not sent:
-                del self._sent_peer_routes[peer]
         return True

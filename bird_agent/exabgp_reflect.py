@@ -15,9 +15,9 @@ Invariants:
 - `attributes_from_json` never raises on a well-formed UPDATE: an attribute
   it cannot read is left at its default (logged by the caller's counters,
   not fatal — one odd attribute must not stop reflection).
-- `reflected_diff` looks only at the prefixes it is told may have changed,
-  so reflecting one UPDATE costs its size, not the size of the tables.
-- `reflected_commands` puts withdrawals before announcements; neighbors
+- `reflected_changes` looks only at the prefixes it is told have changed,
+  so reflecting one UPDATE costs its size, not the size of the tables; it
+  puts withdrawals before announcements; neighbors
   that need the very same line share one command (ExaBGP's send
   loop is throttled per command, FACTS.md), and no command carries more than
   `MAX_NLRI_PER_COMMAND` prefixes.
@@ -37,8 +37,8 @@ _ORIGINS = {"igp": Origin.IGP, "egp": Origin.EGP, "incomplete": Origin.INCOMPLET
 _ORIGIN_WORDS = {v: k for k, v in _ORIGINS.items()}
 
 PeerRoutes = Mapping[IPv4Address, Mapping[IPv4Network, PathAttributes]]
-# Per neighbor, the prefixes that may have changed (None: any of them).
-Touched = Mapping[IPv4Address, Collection[IPv4Network] | None]
+# Per neighbor, the prefixes that changed.
+Touched = Mapping[IPv4Address, Collection[IPv4Network]]
 
 
 def attributes_from_json(
@@ -110,60 +110,33 @@ def attribute_text(attributes: PathAttributes) -> str:
     return " ".join(words)
 
 
-def reflected_commands(held: PeerRoutes, desired: PeerRoutes) -> list[str]:
-    """The commands that take each neighbor in `held` or `desired` from what it
-    holds to what it should hold (a neighbor absent from `desired` should hold
-    nothing)."""
-    everyone: dict[IPv4Address, Collection[IPv4Network] | None] = dict.fromkeys(
-        set(held) | set(desired)
-    )
-    return reflected_diff(held, desired, everyone)[0]
-
-
-def reflected_diff(
-    held: PeerRoutes, desired: PeerRoutes, touched: Touched
-) -> tuple[list[str], dict[IPv4Address, dict[IPv4Network, PathAttributes | None]]]:
-    """The commands for the prefixes in `touched` (per neighbor; None: every
-    prefix it holds or should hold), and what each neighbor will hold for
-    them once the commands are done (None: nothing).
+def reflected_changes(desired: PeerRoutes, touched: Touched) -> list[str]:
+    """The commands that bring the `touched` prefixes of each neighbor to what
+    `desired` says: announced with their attributes, or withdrawn.
 
     Only touched prefixes are looked at, so a change costs what it changes,
-    not the size of the tables."""
+    not the size of the tables. A withdrawal names no attributes: ExaBGP
+    finds a route by its prefix alone."""
     # (action, attribute text, prefixes) -> the neighbors needing that line.
     lines: dict[tuple[str, str, tuple[IPv4Network, ...]], list[IPv4Address]] = {}
     # By id(): one UPDATE's prefixes share one attributes object, and hashing
     # a PathAttributes (addresses inside) per prefix dominated (profiled).
     # Every keyed object stays alive in `desired` during the call.
     texts: dict[int, str] = {}
-    updates: dict[IPv4Address, dict[IPv4Network, PathAttributes | None]] = {}
     for neighbor in sorted(touched):
-        have = held.get(neighbor, {})
         want = desired.get(neighbor, {})
-        prefixes = touched[neighbor]
-        if prefixes is None:
-            if have is want or have == want:
-                continue
-            prefixes = have.keys() | want.keys()
-        gone: dict[str, list[IPv4Network]] = {}
+        gone: list[IPv4Network] = []
         new: dict[str, list[IPv4Network]] = {}
-        update: dict[IPv4Network, PathAttributes | None] = {}
-        for prefix in prefixes:
+        for prefix in touched[neighbor]:
             attributes = want.get(prefix)
-            old = have.get(prefix)
-            if old is attributes or (old is not None and old == attributes):
-                continue
-            update[prefix] = attributes
             if attributes is None:
-                assert old is not None
-                gone.setdefault(f"next-hop {old.next_hop}", []).append(prefix)
+                gone.append(prefix)
                 continue
             text = texts.get(id(attributes))
             if text is None:
                 text = texts[id(attributes)] = attribute_text(attributes)
             new.setdefault(text, []).append(prefix)
-        if update:
-            updates[neighbor] = update
-        for action, groups in (("withdraw", gone), ("announce", new)):
+        for action, groups in (("withdraw", {"": gone} if gone else {}), ("announce", new)):
             for text, group in groups.items():
                 for chunk in _chunks(sorted(group, key=prefix_order)):
                     lines.setdefault((action, text, chunk), []).append(neighbor)
@@ -173,8 +146,9 @@ def reflected_diff(
         lines.items(), key=lambda kv: kv[0][0] != "withdraw"
     ):
         who = " , ".join(f"neighbor {n}" for n in neighbors)
-        out.append(f"{who} {action} attributes {text} nlri {' '.join(map(str, chunk))}")
-    return out, updates
+        words = f"{text} nlri" if text else "nlri"
+        out.append(f"{who} {action} attributes {words} {' '.join(map(str, chunk))}")
+    return out
 
 
 def _chunks(items: list[IPv4Network]) -> Iterator[tuple[IPv4Network, ...]]:

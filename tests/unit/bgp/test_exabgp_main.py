@@ -428,3 +428,26 @@ def test_api_steps_run_without_an_event_loop_and_as_before(
     exabgp_main.patch_api_steps()  # idempotent
     monkeypatch.setattr(asyncio, "run", lambda *a, **k: pytest.fail("an event loop was started"))
     assert play(ASYNC.run) == expected
+
+
+@pytest.mark.usefixtures("quiet_exabgp")
+def test_a_withdrawal_naming_no_attributes_takes_back_a_route_sent_with_them() -> None:
+    """The adapter withdraws reflected routes by prefix alone: ExaBGP's outgoing
+    RIB indexes a route without its next hop or attributes."""
+    from exabgp.bgp.message import Action
+    from exabgp.protocol.family import AFI, SAFI
+    from exabgp.rib.outgoing import OutgoingRIB
+
+    api = _api()
+    (announced,) = api.api_attributes(f"{ATTRIBUTES} nlri 10.65.0.0/26", ["n1"])
+    (withdrawn,) = api.api_attributes("withdraw attributes nlri 10.65.0.0/26", ["n1"])
+    announced.nlri.action, withdrawn.nlri.action = Action.ANNOUNCE, Action.WITHDRAW
+    assert withdrawn.index() == announced.index()
+    rib = OutgoingRIB(True, [(AFI.ipv4, SAFI.unicast)])
+    rib.add_to_rib(announced)
+    sent = [(str(n.cidr.prefix()), n.action) for u in rib.updates(False) for n in u.nlris]
+    assert sent == [("10.65.0.0/26", Action.ANNOUNCE)]
+    rib.add_to_rib(withdrawn)
+    sent = [(str(n.cidr.prefix()), n.action) for u in rib.updates(False) for n in u.nlris]
+    assert sent == [("10.65.0.0/26", Action.WITHDRAW)]
+    assert list(rib.cached_changes()) == []

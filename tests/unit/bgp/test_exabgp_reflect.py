@@ -9,15 +9,14 @@ from bird_agent.events import RoutesAnnounced
 from bird_agent.exabgp_reflect import (
     attribute_text,
     attributes_from_json,
-    reflected_commands,
-    reflected_diff,
+    reflected_changes,
 )
 from bird_agent.exabgp_wire import MAX_NLRI_PER_COMMAND, parse_line
 from route_reflector.rib import Origin, PathAttributes
 
 A, B, C = (IPv4Address(f"192.0.2.{i}") for i in (1, 2, 3))
 CLUSTER = IPv4Address("224.0.0.1")
-P1, P2, P3 = (IPv4Network(f"10.65.{i}.0/26") for i in (1, 2, 3))
+P1, P2, P3, P4 = (IPv4Network(f"10.65.{i}.0/26") for i in (1, 2, 3, 4))
 
 # What ExaBGP 5 writes for an UPDATE a BIRD route reflector sent us.
 UPDATE = {
@@ -83,49 +82,40 @@ def test_attribute_text_keeps_next_hop_and_names_reflection_attributes() -> None
 def test_neighbors_needing_the_same_line_share_one_command() -> None:
     reflected = PathAttributes(next_hop=C).with_reflection(CLUSTER, C)
     desired = {A: {P1: reflected, P2: reflected}, B: {P1: reflected, P2: reflected}}
-    (line,) = reflected_commands({}, desired)
+    (line,) = reflected_changes(desired, {A: {P1, P2}, B: {P2, P1}})
     assert line.startswith("neighbor 192.0.2.1 , neighbor 192.0.2.2 announce attributes")
     assert "originator-id 192.0.2.3 cluster-list [ 224.0.0.1 ]" in line
     assert line.endswith("nlri 10.65.1.0/26 10.65.2.0/26")
-    assert reflected_commands(desired, desired) == []
+    assert reflected_changes(desired, {}) == []
 
 
-def test_withdrawals_come_first_and_only_differences_are_sent() -> None:
+def test_only_touched_prefixes_are_sent_withdrawals_first() -> None:
     old = PathAttributes(next_hop=C)
     new = PathAttributes(next_hop=C, local_pref=50)
-    held = {A: {P1: old, P2: old}}
-    lines = reflected_commands(held, {A: {P2: new, P3: old}})
-    assert lines[0] == "neighbor 192.0.2.1 withdraw attributes next-hop 192.0.2.3 nlri 10.65.1.0/26"
-    announced = " ".join(lines[1:])
-    assert "10.65.2.0/26" in announced and "local-preference 50" in announced
-    assert "10.65.3.0/26" in announced
-    # A neighbor that should hold nothing any more is told to withdraw everything.
-    (gone,) = reflected_commands(held, {})
-    assert gone.endswith("nlri 10.65.1.0/26 10.65.2.0/26") and "withdraw" in gone
+    desired = {A: {P1: old, P2: new, P3: old}, B: {P3: old}}
+    # P1 of A is in its table but not touched: not looked at, not sent.
+    lines = reflected_changes(desired, {A: {P2, P3, P4}, B: {P1, P3}})
+    # Withdrawals name no attributes (ExaBGP finds a route by prefix alone).
+    assert lines[0] == "neighbor 192.0.2.1 withdraw attributes nlri 10.65.4.0/26"
+    assert lines[1] == "neighbor 192.0.2.2 withdraw attributes nlri 10.65.1.0/26"
+    announced = lines[2:]
+    assert len(announced) == 2
+    assert any(
+        line.startswith("neighbor 192.0.2.1 , neighbor 192.0.2.2 announce")
+        and line.endswith("nlri 10.65.3.0/26")
+        for line in announced
+    )
+    assert any(
+        "local-preference 50" in line and line.endswith("nlri 10.65.2.0/26") for line in announced
+    )
+    # A neighbor that should hold nothing any more: every touched prefix goes.
+    (gone,) = reflected_changes({}, {A: {P2, P1}})
+    assert gone == "neighbor 192.0.2.1 withdraw attributes nlri 10.65.1.0/26 10.65.2.0/26"
 
 
 def test_no_command_carries_more_than_the_nlri_limit() -> None:
     many = {IPv4Network((0x0A000000 + i * 64, 26)): PathAttributes(next_hop=C) for i in range(1200)}
-    lines = reflected_commands({}, {A: many})
+    lines = reflected_changes({A: many}, {A: set(many)})
     assert len(lines) == 3
     assert all(line.count("/26") <= MAX_NLRI_PER_COMMAND for line in lines)
     assert sum(line.count("/26") for line in lines) == 1200
-
-
-def test_only_touched_prefixes_are_compared_and_the_result_says_what_is_held_after() -> None:
-    old = PathAttributes(next_hop=C)
-    new = PathAttributes(next_hop=C, local_pref=50)
-    held = {A: {P1: old, P2: old}, B: {P1: old}}
-    desired = {A: {P2: new, P3: old}, B: {P1: old, P3: old}}
-    # P1 of A changed too, but only P2 and P3 are named: P1 is not looked at.
-    lines, after = reflected_diff(held, desired, {A: {P2, P3}, B: {P3}})
-    assert not any("withdraw" in line for line in lines)
-    assert after == {A: {P2: new, P3: old}, B: {P3: old}}
-    # A and B need the very same P3 line: one command names both.
-    assert "neighbor 192.0.2.1 , neighbor 192.0.2.2 announce attributes" in " ".join(lines)
-    # None: every prefix of that neighbor, withdrawals included.
-    lines, after = reflected_diff(held, desired, {A: None})
-    assert after == {A: {P1: None, P2: new, P3: old}}
-    assert lines[0].endswith("withdraw attributes next-hop 192.0.2.3 nlri 10.65.1.0/26")
-    # Touched but unchanged: nothing to send, nothing to record.
-    assert reflected_diff(held, held, {A: {P1, P2}, B: None}) == ([], {})
