@@ -78,6 +78,8 @@ _SUN_PATH_MAX = 107
 BRIDGE = Path(__file__).with_name("exabgp_bridge.py")
 # A BGP UPDATE of 64 KiB (extended messages) renders to a few hundred KiB of JSON.
 _LINE_LIMIT = 16 * 1024 * 1024
+# Batches of reflected routes sent to ExaBGP and not yet answered, at most.
+IN_FLIGHT = 2
 # How often a slow ExaBGP start is reported while it is waited for.
 _START_PATIENCE = 30.0
 
@@ -129,6 +131,11 @@ class ExaBGPAdapter:
         # what ExaBGP holds for a neighbor is its table but for those.
         self._peer_routes: dict[IPv4Address, Mapping[IPv4Network, PathAttributes]] = {}
         self._touched: dict[IPv4Address, set[IPv4Network]] = {}
+        # Batches of reflected-route commands ExaBGP has not answered yet,
+        # with the prefixes they carry (touched again if one is refused).
+        self._in_flight: deque[
+            tuple[asyncio.Future[list[bool]], dict[IPv4Address, set[IPv4Network]]]
+        ] = deque()
         # Whether a new session's reflected routes are settled, so End-of-RIB
         # may follow them (bird_agent.reflection sets it; call `kick` when it
         # may have turned true).
@@ -355,6 +362,8 @@ class ExaBGPAdapter:
             if not ack.done():
                 ack.set_exception(ConnectionError(reason))
         self._acks.clear()
+        # Their answers failed above with the rest (and are retrieved: `_submit`).
+        self._in_flight.clear()
         self._writer = None
         self._proc = None
         self._synced.clear()
@@ -510,6 +519,10 @@ class ExaBGPAdapter:
 
     async def _send(self, lines: Sequence[str]) -> list[bool]:
         """Pipeline `lines`; each result says whether ExaBGP answered `done`."""
+        return list(await (await self._submit(lines)))
+
+    async def _submit(self, lines: Sequence[str]) -> asyncio.Future[list[bool]]:
+        """Write `lines` (waiting only for the pipe); their answers, when they come."""
         writer = self._writer
         if writer is None:
             raise ConnectionError("no ExaBGP API connection")
@@ -521,7 +534,10 @@ class ExaBGPAdapter:
             futures.append(future)
             writer.write(line.encode() + b"\n")
         await writer.drain()
-        return list(await asyncio.gather(*futures))
+        answers = asyncio.gather(*futures)
+        # A batch dropped unawaited (ExaBGP gone) must not log "never retrieved".
+        answers.add_done_callback(lambda done: done.cancelled() or done.exception())
+        return answers
 
     async def _reconcile_loop(self) -> None:
         retry = 0.2
@@ -534,6 +550,12 @@ class ExaBGPAdapter:
                 ok = await self._reconcile()
             except ConnectionError:
                 return
+            if ok and not self._dirty.is_set():
+                # Nothing else to do: wait for what is still being answered.
+                try:
+                    ok = await self._settle(0)
+                except ConnectionError:
+                    return
             if ok:
                 retry = 0.2
                 if not self._dirty.is_set():
@@ -628,11 +650,36 @@ class ExaBGPAdapter:
         return all_ok
 
     async def _reconcile_peer_routes(self) -> bool:
+        """Send what changed, while ExaBGP may still be working on the batch
+        before: the next batch is made meanwhile (at most `IN_FLIGHT` are
+        unanswered; commands are answered in order, so order is kept)."""
+        ok = await self._settle(IN_FLIGHT - 1)
         # Neighbors ExaBGP does not have yet stay touched until it does.
         configured = self._config_peers
         work = {peer: self._touched.pop(peer) for peer in list(self._touched) if peer in configured}
-        if not work:
-            return True
+        lines = exabgp_reflect.reflected_changes(self._peer_routes, work) if work else []
+        if lines:
+            self._in_flight.append((await self._submit(lines), work))
+        return ok
+
+    async def _settle(self, keep: int) -> bool:
+        """Wait for answers until at most `keep` batches are unanswered; False
+        if ExaBGP refused any (their prefixes are touched again)."""
+        ok = True
+        while len(self._in_flight) > keep:
+            answers, work = self._in_flight[0]
+            results = await answers
+            self._in_flight.popleft()
+            if not all(results):
+                log.error(
+                    "ExaBGP refused %d of %d reflected-route commands",
+                    results.count(False),
+                    len(results),
+                )
+                for peer, prefixes in work.items():
+                    self._touched.setdefault(peer, set()).update(prefixes)
+                ok = False
+        return ok
         lines = exabgp_reflect.reflected_changes(self._peer_routes, work)
         results = await self._send(lines) if lines else []
         if not all(results):
