@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bird_agent import exabgp_main
 from bird_agent.exabgp_process import ExaBGPOptions, exabgp_environment
@@ -451,3 +453,42 @@ def test_a_withdrawal_naming_no_attributes_takes_back_a_route_sent_with_them() -
     sent = [(str(n.cidr.prefix()), n.action) for u in rib.updates(False) for n in u.nlris]
     assert sent == [("10.65.0.0/26", Action.WITHDRAW)]
     assert list(rib.cached_changes()) == []
+
+
+def _name(address: str, local: str = "172.16.255.254") -> str:
+    return (
+        f"neighbor {address} local-ip {local} local-as 64512 peer-as 64512"
+        f" router-id {local} family-allowed in-open"
+    )
+
+
+NAMES = tuple(
+    [_name(f"10.0.0.{i}") for i in (1, 10, 11, 100, 2)]
+    + [_name("10.0.0.3", local="10.0.0.1"), "neighbor 10.0.0.4, odd", "x neighbor 10.0.0.5"]
+)
+
+
+ADDRESSES = ["10.0.0.1", "10.0.0.10", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"]
+ADDRESSES += ["10.0.0.99", "10.0.0.1,", "*"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    chosen=st.lists(st.sampled_from(ADDRESSES), min_size=1, max_size=6),
+    extra=st.sampled_from(["", " local-as 64512", " peer-as 1"]),
+)
+def test_selecting_neighbors_by_address_matches_exabgps_selection(
+    chosen: list[str], extra: str
+) -> None:
+    from exabgp.reactor.api.command.limit import (  # type: ignore[import-untyped]
+        extract_neighbors,
+        match_neighbors,
+    )
+
+    line = " , ".join(f"neighbor {a}{extra}" for a in chosen) + " announce attributes nlri x"
+    descriptions, _ = extract_neighbors(line)
+    ours = exabgp_main.select_by_address(NAMES, descriptions, {})
+    if ours is None:  # not one address per description: ExaBGP's own selection runs
+        assert extra or "*" in chosen
+        return
+    assert ours == match_neighbors(list(NAMES), descriptions)
