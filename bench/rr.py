@@ -50,6 +50,14 @@ Notes (the history; the README has the current figures):
   289, gingham-rr 190). 200 x 100 (load ~9-13): 123 s vs BIRD 17.3 s (7.1x),
   ExaBGP 44 s CPU, 1.05 GB. 20 x 1,000 on stock ExaBGP (no patches): 90.9 s
   vs BIRD 3.15 s, ExaBGP 55.8 s CPU and 1.4 GB (patched: ~5 s).
+  Then the adapter keeps no copy of what it sent (ExaBGP's RIB is the
+  record), builds the next batch while ExaBGP works on the last, and ExaBGP
+  finds a command's neighbors by address (a regular expression per neighbor
+  and selector was 58 % of its CPU with 200 clients). Sweep at load 1-3
+  (02:02 UTC): 20 x 250 1.87 s vs BIRD 1.66 s (1.1x), 20 x 1,000 3.57 vs
+  3.20 s (1.1x), 20 x 5,000 16.8 vs 3.1 s (5.4x; 13.9-20.1 s in other runs),
+  RR CPU 23 s, peak RSS 1.06-1.08 GB; 200 x 100 after the neighbor lookup
+  (load 1.5): 61.3 s vs BIRD 15.5 s (3.9x; was 85.5 s, 6.4x), ExaBGP 23 s CPU.
   What limits it: every layer keeps and handles one table per client, so the
   work and memory grow with routes x clients (1.9 M at 20 x 5,000, 4 M at
   200 x 100): gingham-rr's Adj-RIB-Out, the speaker's link and sent tables,
