@@ -9,6 +9,7 @@ ORIGINATOR_ID and CLUSTER_LIST set:
 
     neighbor A , neighbor B announce attributes next-hop N origin igp
         local-preference 100 originator-id O cluster-list [ C ] nlri P1 P2 …
+    neighbor A withdraw attributes nlri P3 …
 
 Invariants:
 - Pure functions; no process, no socket.
@@ -16,11 +17,11 @@ Invariants:
   it cannot read is left at its default (logged by the caller's counters,
   not fatal — one odd attribute must not stop reflection).
 - `reflected_changes` looks only at the prefixes it is told have changed,
-  so reflecting one UPDATE costs its size, not the size of the tables; it
-  puts withdrawals before announcements; neighbors
-  that need the very same line share one command (ExaBGP's send
-  loop is throttled per command, FACTS.md), and no command carries more than
-  `MAX_NLRI_PER_COMMAND` prefixes.
+  so reflecting one UPDATE costs its size, not the size of the tables. It
+  puts withdrawals (by prefix alone) before announcements; neighbors that
+  need the very same line share one command (ExaBGP handles a command's
+  routes for all its neighbors in one pass), and no command carries more
+  than `MAX_NLRI_PER_COMMAND` prefixes.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """A private podman 4.3 (CNI backend) for tests, and the busybox images built with it.
 
 Everything podman keeps lives under one temp directory: `CONTAINERS_CONF` and
-`CONTAINERS_STORAGE_CONF` point at files written here (settings from
-/work/shared/FACTS.md: runc, cgroupfs, file events, raised ulimits, CNI backend
-with our plugin and conf dirs). The host's /etc/containers is never read for
+`CONTAINERS_STORAGE_CONF` point at files written here (the settings podman
+4.3 needs on these machines: runc — crun fails on their hybrid cgroup layout —
+cgroupfs, file events, raised ulimits, CNI backend with our plugin and conf
+dirs). The host's /etc/containers is never read for
 storage or networks, and `close()` removes every container and the storage.
 
 podman runs inside a test-made network namespace via `nsenter --net` (the mount
