@@ -269,6 +269,8 @@ class DesiredTracker:
         self.evaluated = 0  # learned prefixes derived so far: the work, for tests and metrics
         self._context: LearnedContext | None = None
         self._base: dict[IPv4Network, Route] = {}
+        # Base routes made so far, by block or (pod address, host interface).
+        self._base_memo: dict[object, tuple[IPv4Network, Route]] = {}
         self._vteps: Counter[Vtep] = Counter()
         self._troubled: set[IPv4Network] = set()
 
@@ -298,13 +300,12 @@ class DesiredTracker:
             todo = {p: learned.get(p) for p in set(learned) | set(self.results)}
         touched = self._derive(todo, context, inputs.nodes)
 
-        base: dict[IPv4Network, Route] = {b: Route.blackhole(b) for b in inputs.blocks}
-        for workload in inputs.workloads:
-            for ip in workload.ips:
-                base[IPv4Network(ip)] = Route.link(IPv4Network(ip), workload.host_interface)
+        base = self._base_routes(inputs)
         results = self.results
-        for dst in base.keys() | self._base.keys():
-            if base.get(dst) != self._base.get(dst):
+        old_base = self._base
+        for dst in base.keys() | old_base.keys():
+            now, before = base.get(dst), old_base.get(dst)
+            if now is not before and now != before:
                 result = results.get(dst)
                 touched[dst] = result.route if result is not None else None
         self._base = base
@@ -318,11 +319,11 @@ class DesiredTracker:
                 if table.pop(dst, None) is not None:
                     changed.add(dst)
                 continue
-            have = table.setdefault(dst, want)
-            if have is not want:
-                if have == want:
-                    continue
-                table[dst] = want
+            have = table.get(dst)
+            # (base routes are made once: the one in the table may be `want` itself)
+            if have is not None and (have is want or have == want):
+                continue
+            table[dst] = want
             changed.add(dst)
         self._small_state(inputs)
         return changed
@@ -367,6 +368,31 @@ class DesiredTracker:
             elif self._troubled:
                 self._troubled.discard(prefix)
         return touched
+
+    def _base_routes(self, inputs: DesiredInputs) -> dict[IPv4Network, Route]:
+        """Blackholes for our blocks and a /32 per pod address. Each route is made
+        once and kept while its block or pod is there: every pod ADD recomputes
+        this, and a node holds hundreds of pods."""
+        memo = self._base_memo
+        kept: dict[object, tuple[IPv4Network, Route]] = {}
+        base: dict[IPv4Network, Route] = {}
+        for block in inputs.blocks:
+            made = memo.get(block)
+            if made is None:
+                made = (block, Route.blackhole(block))
+            kept[block] = made
+            base[block] = made[1]
+        for workload in inputs.workloads:
+            for ip in workload.ips:
+                key = (ip, workload.host_interface)
+                made = memo.get(key)
+                if made is None:
+                    dst = IPv4Network(ip)
+                    made = (dst, Route.link(dst, workload.host_interface))
+                kept[key] = made
+                base[made[0]] = made[1]
+        self._base_memo = kept
+        return base
 
     def _small_state(self, inputs: DesiredInputs) -> None:
         """Neighbours, FDB and links: one per node or workload, rebuilt every time."""
