@@ -10,7 +10,7 @@ exactly the route destinations whose desired value changed. `compute_desired`
 is a fresh tracker fed everything, so both give the same state by
 construction.
 
-Rules (Calico's, see ARCHITECTURE.md "Encapsulation"):
+Rules (Calico's, per IPPool `ipipMode` / `vxlanMode`):
 - Each block this node has affinity for → a blackhole route (traffic to an
   unassigned address in our block dies here instead of looping to the ToR).
 - Each local workload IP → a /32 `scope link` route via its host veth.

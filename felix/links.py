@@ -1,6 +1,6 @@
 """Links, addresses, neighbours and sysctls via pyroute2: pod veths and tunnels.
 
-Pod plumbing is Calico's routed veth (ARCHITECTURE.md "Pod plumbing"):
+Pod plumbing is Calico's routed veth:
 - host side `gh<11 hex>` (no address), up, `proxy_arp=1`,
   `neigh/<if>/proxy_delay=0`, `forwarding=1`, and a permanent neighbour
   entry pod IP → pod MAC (the host never ARPs for its pods);

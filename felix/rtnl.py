@@ -1,7 +1,7 @@
 """Bulk IPv4 route programming over raw rtnetlink, packed with `struct`.
 
 Why not pyroute2 here: one pyroute2 call per route costs ~230 µs in Python
-encoding (FACTS.md: 50k routes ≈ 11 s, 37 times `ip -batch`). This module packs
+encoding (50k routes ≈ 11 s, 37 times `ip -batch`, bench/routes.py). This module packs
 the few message shapes felix needs by hand and sends a chunk of messages per
 `send()`. Only the last message of a chunk asks for an ACK: rtnetlink
 processes a datagram's messages synchronously, in order, and always answers

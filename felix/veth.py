@@ -6,8 +6,8 @@ latency-bound (issue 5: CNI ADD p50 <= 80 ms including the plugin's exec).
 Here each namespace gets one netlink socket and one batch of hand-packed
 messages (the same technique as felix.rtnl for routes): ~2 ms per pod.
 
-What a pod gets is exactly felix.links' routed veth (ARCHITECTURE.md "Pod
-plumbing"): host side `gh<11 hex>` up, MTU, ifalias `<container ID>/<pod if>`,
+What a pod gets is exactly felix.links' routed veth (Calico's): host side
+`gh<11 hex>` up, MTU, ifalias `<container ID>/<pod if>`,
 `proxy_arp`, `proxy_delay=0`, `forwarding`, a permanent neighbour pod IP →
 pod MAC; pod side up, MTU, optional MAC, the IPs as /32, `169.254.1.1 scope
 link`, `default via 169.254.1.1` and a permanent neighbour for the gateway.

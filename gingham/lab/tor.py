@@ -24,7 +24,7 @@ the point of CrossSubnet. The spine sessions then carry next hops that are not
 on the spine, resolved recursively over the rack subnets the ToRs originate.
 
 Short BGP connect timers: BIRD otherwise waits 5 s after a refused connect
-(FACTS.md), FRR 10 s by default, and the nodes' speakers start at about the
+(its `connect delay time`), FRR 10 s by default, and the nodes' speakers start at about the
 same time as the ToR.
 """
 

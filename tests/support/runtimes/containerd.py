@@ -1,6 +1,7 @@
 """A private containerd 1.6 with its CRI plugin, driven like a kubelet over CRI gRPC.
 
-`Containerd.start()` writes a config (FACTS.md: `restrict_oom_score_adj`,
+`Containerd.start()` writes a config (what Debian's 1.6 needs on these
+machines: `restrict_oom_score_adj`,
 runc `BinaryName`, `SystemdCgroup = false`, one CNI bin dir holding the plugin
 under test and `loopback`, a local sandbox image), starts containerd inside a
 test-made network namespace with `nsenter --net` (so the CNI host side lands in
