@@ -252,13 +252,16 @@ class ExaBGPAdapter:
         self,
         peer: IPv4Address,
         routes: Mapping[IPv4Network, PathAttributes],
-        touched: Iterable[IPv4Network] | None = None,
+        touched: set[IPv4Network] | None = None,
     ) -> None:
         """What `peer` should hear besides our exports (reflected routes, as is).
 
         `routes` is kept by reference: the caller may change it in place, and
         then calls again naming the prefixes that changed in `touched` (None:
-        any may have — every prefix of the old or the new table is sent)."""
+        any may have — every prefix of the old or the new table is sent).
+        `touched` is handed over: the adapter may keep and change it (a
+        reflector's change sets run to routes x clients; copying each was
+        as much work as making it)."""
         old = self._peer_routes.get(peer)
         if routes:
             self._peer_routes[peer] = routes
@@ -266,7 +269,11 @@ class ExaBGPAdapter:
             self._peer_routes.pop(peer, None)
         if touched is None:
             touched = set(old or ()) | set(routes)
-        self._touched.setdefault(peer, set()).update(touched)
+        pending = self._touched.get(peer)
+        if pending is None:
+            self._touched[peer] = touched
+        else:
+            pending.update(touched)
         self._mark_dirty()
 
     def _afresh(self, peer: IPv4Address) -> None:

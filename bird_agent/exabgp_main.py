@@ -271,13 +271,15 @@ def patch_attribute_commands() -> None:
 
     def neighbors(reactor: Any, service: str, line: str) -> tuple[list[str], str]:
         descriptions, command = announce.extract_neighbors(line)
-        names = reactor.peers(service)
-        key = (tuple(names), repr(descriptions))
+        names = tuple(reactor.peers(service))
+        peers = select_by_address(names, descriptions, indexes)
+        if peers is not None:
+            return peers, command
+        # Other selectors: ExaBGP's matching, remembered per selector text.
+        key = (names, repr(descriptions))
         peers = selected.get(key)
         if peers is None:
-            peers = select_by_address(key[0], descriptions, indexes)
-        if peers is None:
-            peers = announce.match_neighbors(names, descriptions)
+            peers = announce.match_neighbors(list(names), descriptions)
             if len(selected) >= SELECTIONS:
                 del selected[next(iter(selected))]
             selected[key] = peers

@@ -215,7 +215,7 @@ class PeerRoutesTarget(Protocol):
         self,
         peer: IPv4Address,
         routes: Mapping[IPv4Network, PathAttributes],
-        touched: Iterable[IPv4Network] | None = None,
+        touched: set[IPv4Network] | None = None,
     ) -> None: ...
 
     def kick(self) -> None: ...
@@ -360,7 +360,7 @@ class Reflection:
         if gone:
             self._set_routes(address, {})
 
-    def _on_change(self, changes: Mapping[IPv4Address, Iterable[IPv4Network]]) -> None:
+    def _on_change(self, changes: Mapping[IPv4Address, set[IPv4Network]]) -> None:
         link = self.link
         if link is None:
             return
@@ -371,9 +371,9 @@ class Reflection:
         self,
         address: IPv4Address,
         routes: Mapping[IPv4Network, PathAttributes],
-        touched: Iterable[IPv4Network] | None = None,
+        touched: set[IPv4Network] | None = None,
     ) -> None:
-        """`touched`: the prefixes that changed (None: any may have)."""
+        """`touched`: the prefixes that changed (None: any may have), handed over."""
         if not routes and address not in self._targets:
             return
         if routes:
