@@ -6,16 +6,12 @@ by a small inner pytest run whose VM-like test skips.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.vm.conftest import wait_for_quiet_host
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.support.inner_pytest import run_pytest
 
 
 def test_a_busy_host_is_waited_for_then_the_test_runs() -> None:
@@ -43,15 +39,7 @@ def test_a_skipped_guest_test_gets_a_banner_at_the_end_of_the_run(tmp_path: Path
         "import pytest\n\ndef test_other():\n    pytest.skip('unrelated')\n"
     )
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_pytest(tmp_path)
     banner = done.stdout.split("QEMU guest tests did NOT run", 1)
     assert len(banner) == 2, done.stdout
     assert "e2e/vm/test_guest.py::test_guest: no QEMU guests here: qemu missing" in banner[1]

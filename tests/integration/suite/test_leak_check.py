@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
+from tests.support.inner_pytest import run_pytest
 from tests.support.poll import wait_for
-
-ROOT = Path(__file__).resolve().parents[3]
 
 pytestmark = pytest.mark.root
 
@@ -71,15 +69,7 @@ def inner_run(tmp_path: Path, source: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "conftest.py").write_text(CONFTEST)
     (tmp_path / "test_inner.py").write_text(textwrap.dedent(source.format(out=str(tmp_path))))
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_pytest(tmp_path)
 
 
 def alive(pid: int) -> bool:
