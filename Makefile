@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lab install system-deps lint typecheck pytest clean
+.PHONY: test lab install system-deps kube-bins lint typecheck pytest clean
 
 test: install lint typecheck pytest
 
@@ -19,7 +19,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
-install: system-deps $(STAMP)
+install: system-deps $(STAMP) kube-bins
+
+# Kubernetes' own programs (kube-apiserver, kubelet, ...) of one pinned release,
+# built from the Go module proxy into /var/cache/gingham/kubernetes once; the
+# Kubernetes tests and `gingham lab up --kubernetes` run them.
+kube-bins: system-deps
+	./scripts/build-kubernetes >/dev/null
 
 lint:
 	$(BIN)/ruff check .
