@@ -95,10 +95,17 @@ import grpc
 
 from bird_agent.exabgp_main import IDLE_SPEED
 from gingham.v1 import reflector_pb2_grpc as pb_grpc
-from route_reflector.convert import encode_input
-from route_reflector.feed import Announce, FeedInput, PeerUp, SnapshotBegin, SnapshotEnd
+from route_reflector.api.convert import encode_input
+from route_reflector.api.messages import (
+    Announce,
+    FeedInput,
+    PathAttributes,
+    Peer,
+    PeerUp,
+    SnapshotBegin,
+    SnapshotEnd,
+)
 from route_reflector.reflect import Reflector, expected_adj_rib_out
-from route_reflector.rib import PathAttributes, Peer
 from route_reflector.server import Metrics, ReflectorServicer
 from tests.support import bgpd
 from tests.support.bird_rr import BirdReflector

@@ -68,7 +68,7 @@ from bird_agent.events import (
 )
 from bird_agent.exabgp_process import ExaBGPOptions, spawn_exabgp, terminate
 from bird_agent.peers import PeerSpec
-from route_reflector.rib import PathAttributes
+from route_reflector.api.messages import PathAttributes
 
 __all__ = ["ExaBGPAdapter", "ExaBGPOptions", "SessionInfo"]
 

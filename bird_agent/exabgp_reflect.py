@@ -2,7 +2,7 @@
 
 Part of the one ExaBGP adapter (with `exabgp_wire`, which owns sessions and
 our own announcements): this module reads the attributes of a received
-UPDATE from ExaBGP's JSON into a `route_reflector.rib.PathAttributes`, and
+UPDATE from ExaBGP's JSON into a `route_reflector.api.messages.PathAttributes`, and
 writes the per-neighbor commands that announce reflected routes with their
 attributes as the reflector decided them — next hop unchanged,
 ORIGINATOR_ID and CLUSTER_LIST set:
@@ -32,7 +32,7 @@ from typing import Any
 
 from bird_agent.exabgp_wire import MAX_NLRI_PER_COMMAND
 from gingham.prefix import prefix_order
-from route_reflector.rib import DEFAULT_LOCAL_PREF, Origin, PathAttributes
+from route_reflector.api.messages import DEFAULT_LOCAL_PREF, Origin, PathAttributes
 
 _ORIGINS = {"igp": Origin.IGP, "egp": Origin.EGP, "incomplete": Origin.INCOMPLETE}
 _ORIGIN_WORDS = {v: k for k, v in _ORIGINS.items()}

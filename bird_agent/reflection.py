@@ -10,7 +10,7 @@ by `gingham-rr` (route_reflector/), reached through a `ReflectorLink` on
   role (client or not, from the peer plan) and every route it sent with full
   path attributes (next hop, AS path, origin, MED, LOCAL_PREF,
   ORIGINATOR_ID, CLUSTER_LIST, communities). It turns each event into the
-  reflector's inputs (`route_reflector.feed`) and gives the link a snapshot
+  reflector's inputs (`route_reflector.api.messages`) and gives the link a snapshot
   on every (re)connection. Routes are kept by prefix key, as the speaker
   receives them (`events.Prefixes`): an `IPv4Network` is made only for what
   goes to the reflector.
@@ -58,9 +58,9 @@ from bird_agent.events import (
 )
 from bird_agent.exabgp_reflect import attributes_from_json
 from bird_agent.peers import PeerSpec
-from route_reflector import feed
-from route_reflector.client import ReflectorLink
-from route_reflector.rib import PathAttributes, Peer
+from route_reflector.api import messages as feed
+from route_reflector.api.client import ReflectorLink
+from route_reflector.api.messages import PathAttributes, Peer
 
 log = logging.getLogger(__name__)
 

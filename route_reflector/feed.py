@@ -17,75 +17,22 @@ Invariants:
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
 
-from route_reflector.reflect import OutboundChange, Reflector, UnknownPeer
-from route_reflector.rib import PathAttributes, Peer
+from route_reflector.api.messages import (
+    Announce,
+    FeedInput,
+    FeedOutput,
+    OutboundChange,
+    OutputType,
+    PeerDown,
+    PeerUp,
+    SnapshotBegin,
+    SnapshotEnd,
+)
+from route_reflector.reflect import Reflector, UnknownPeer
 
 MAX_CHANGES_PER_OUTPUT = 2000
-
-
-class InputType(enum.Enum):
-    SNAPSHOT_BEGIN = "snapshot-begin"
-    SNAPSHOT_END = "snapshot-end"
-    PEER_UP = "peer-up"
-    PEER_DOWN = "peer-down"
-    ANNOUNCE = "announce"
-    WITHDRAW = "withdraw"
-
-
-class OutputType(enum.Enum):
-    DELTA = "delta"
-    SNAPSHOT_BEGIN = "snapshot-begin"
-    SNAPSHOT_END = "snapshot-end"
-
-
-@dataclass(frozen=True)
-class SnapshotBegin:
-    cluster_id: IPv4Address
-    router_id: IPv4Address
-
-
-@dataclass(frozen=True)
-class SnapshotEnd:
-    pass
-
-
-@dataclass(frozen=True)
-class PeerUp:
-    peer: Peer
-
-
-@dataclass(frozen=True)
-class PeerDown:
-    address: IPv4Address
-
-
-@dataclass(frozen=True)
-class Announce:
-    address: IPv4Address
-    prefixes: tuple[IPv4Network, ...]
-    attributes: PathAttributes
-
-
-@dataclass(frozen=True)
-class Withdraw:
-    address: IPv4Address
-    prefixes: tuple[IPv4Network, ...]
-
-
-FeedInput = SnapshotBegin | SnapshotEnd | PeerUp | PeerDown | Announce | Withdraw
-
-
-@dataclass(frozen=True)
-class FeedOutput:
-    type: OutputType
-    received: int
-    changes: tuple[OutboundChange, ...] = ()
-    error: str = ""
 
 
 class FeedError(ValueError):
@@ -169,32 +116,3 @@ def _chunks(changes: Iterable[OutboundChange]) -> Iterator[tuple[OutboundChange,
     items = list(changes)
     for start in range(0, len(items), MAX_CHANGES_PER_OUTPUT):
         yield tuple(items[start : start + MAX_CHANGES_PER_OUTPUT])
-
-
-def apply_outputs(
-    state: dict[IPv4Address, dict[IPv4Network, PathAttributes]],
-    outputs: Iterable[FeedOutput],
-    pending: dict[IPv4Address, dict[IPv4Network, PathAttributes]] | None = None,
-) -> dict[IPv4Address, dict[IPv4Network, PathAttributes]] | None:
-    """What a speaker does with outputs: fold them into its per-peer view.
-
-    Outside a snapshot DELTAs change `state` in place. SNAPSHOT_BEGIN starts
-    a fresh `pending` view that DELTAs fill; SNAPSHOT_END replaces `state`
-    with it. Returns the pending view still open (None when none is).
-    """
-    for output in outputs:
-        if output.type is OutputType.SNAPSHOT_BEGIN:
-            pending = {}
-        elif output.type is OutputType.SNAPSHOT_END:
-            state.clear()
-            state.update(pending or {})
-            pending = None
-        else:
-            target = pending if pending is not None else state
-            for change in output.changes:
-                table = target.setdefault(change.peer, {})
-                if change.attributes is None:
-                    table.pop(change.prefix, None)
-                else:
-                    table[change.prefix] = change.attributes
-    return pending

@@ -50,31 +50,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from ipaddress import AddressValueError, IPv4Address, IPv4Network
-from typing import NamedTuple
 
+from route_reflector.api.messages import OutboundChange, PathAttributes, Peer
 from route_reflector.decision import best_path
-from route_reflector.rib import AdjRibIn, Path, PathAttributes, Peer, paths_for
+from route_reflector.rib import AdjRibIn, Path, paths_for
 
 
 class UnknownPeer(ValueError):
     """Routes from, or the end of, a session the reflector was not told is up."""
-
-
-class OutboundChange(NamedTuple):
-    """Tell `peer` about `prefix`: announce with `attributes`, or withdraw (None).
-
-    A named tuple: the engine makes one per prefix x peer (95,000 for 20
-    clients x 250 prefixes), and a frozen dataclass costs five times as much
-    to build.
-    """
-
-    peer: IPv4Address
-    prefix: IPv4Network
-    attributes: PathAttributes | None
-
-    @property
-    def withdraw(self) -> bool:
-        return self.attributes is None
 
 
 def parse_cluster_id(value: str, where: str = "routeReflectorClusterID") -> IPv4Address:

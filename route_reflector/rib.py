@@ -1,8 +1,7 @@
 """Routes as plain data and the Adj-RIB-In: what each peer told us.
 
-Owns the vocabulary of the route reflector core: `PathAttributes` (what an
-UPDATE carries for a prefix), `Peer` (who sent it: address, router ID,
-client or not) and `Path` (a prefix's attributes as received from one peer).
+`Path` is a prefix's attributes as received from one peer (the vocabulary
+it is made of, `PathAttributes` and `Peer`, is `route_reflector.api.messages`).
 `AdjRibIn` stores, per peer, the last path each prefix was announced with,
 and an index by prefix so the decision process looks at one prefix's
 candidates without scanning every peer.
@@ -16,68 +15,11 @@ Invariants:
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
-# RFC 4271 §5.1.5: a missing LOCAL_PREF on an iBGP route means the default.
-DEFAULT_LOCAL_PREF = 100
-
-
-class Origin(enum.IntEnum):
-    """ORIGIN attribute; lower is preferred (RFC 4271 §9.1.2.2 c)."""
-
-    IGP = 0
-    EGP = 1
-    INCOMPLETE = 2
-
-
-@dataclass(frozen=True)
-class PathAttributes:
-    """The attributes of one route as received or as sent.
-
-    `communities` (and `large_communities`, `extended_communities`) are carried
-    opaquely, in the text form the speaker reads and writes ("65000:1"):
-    a reflector must pass them on untouched (RFC 4456 §10).
-    """
-
-    next_hop: IPv4Address
-    as_path: tuple[int, ...] = ()
-    origin: Origin = Origin.IGP
-    # None: no MULTI_EXIT_DISC (compares as 0, RFC 4271 §9.1.2.2 c).
-    med: int | None = None
-    local_pref: int = DEFAULT_LOCAL_PREF
-    originator_id: IPv4Address | None = None
-    # Nearest cluster first: a reflector prepends its own ID (RFC 4456 §8).
-    cluster_list: tuple[IPv4Address, ...] = ()
-    communities: tuple[str, ...] = ()
-    large_communities: tuple[str, ...] = ()
-    extended_communities: tuple[str, ...] = ()
-
-    def with_reflection(self, cluster_id: IPv4Address, originator: IPv4Address) -> PathAttributes:
-        """These attributes as a reflector sends them (RFC 4456 §8).
-
-        ORIGINATOR_ID is set only when absent (an RR never overwrites it);
-        our CLUSTER_ID is prepended; the next hop and everything else is kept.
-        """
-        return replace(
-            self,
-            originator_id=self.originator_id if self.originator_id is not None else originator,
-            cluster_list=(cluster_id, *self.cluster_list),
-        )
-
-
-@dataclass(frozen=True)
-class Peer:
-    """One iBGP session of the reflector, as the speaker reports it."""
-
-    address: IPv4Address
-    # From the peer's OPEN: the tie-breaker of RFC 4271 §9.1.2.2 f, and the
-    # address checked against ORIGINATOR_ID before sending (RFC 4456 §8).
-    router_id: IPv4Address
-    # A route reflector client (RFC 4456 §2) or a non-client iBGP peer.
-    client: bool
+from route_reflector.api.messages import PathAttributes, Peer
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from gingham.v1 import reflector_pb2 as pb
 from gingham.v1 import reflector_pb2_grpc as pb_grpc
-from route_reflector.convert import decode_input, encode_attributes, encode_output
-from route_reflector.feed import FeedOutput, ReflectFeed
+from route_reflector.api.convert import decode_input, encode_attributes, encode_output
+from route_reflector.api.messages import FeedOutput
+from route_reflector.feed import ReflectFeed
 
 log = logging.getLogger("route_reflector.server")
 

@@ -12,9 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from route_reflector.client import ReflectorLink
-from route_reflector.feed import Announce, FeedInput, PeerUp, SnapshotBegin
-from route_reflector.rib import PathAttributes, Peer
+from route_reflector.api.client import ReflectorLink
+from route_reflector.api.messages import (
+    Announce,
+    FeedInput,
+    PathAttributes,
+    Peer,
+    PeerUp,
+    SnapshotBegin,
+)
 from tests.integration.rr.conftest import free_port, start_reflector, stop_reflector
 from tests.support.poll import async_wait_for
 

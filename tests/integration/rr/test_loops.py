@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from route_reflector.rib import PathAttributes
+from route_reflector.api.messages import PathAttributes
 from tests.integration.bgp.conftest import Lab, our_address, their_address
 from tests.integration.felix.daemon import resource, seed
 from tests.support.netns import Netns

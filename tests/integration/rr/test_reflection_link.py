@@ -15,7 +15,7 @@ import pytest
 from bird_agent.events import PeerOpen, PeerUp, RoutesAnnounced
 from bird_agent.peers import PeerSpec, PeerType
 from bird_agent.reflection import Reflection
-from route_reflector.rib import PathAttributes
+from route_reflector.api.messages import PathAttributes
 from tests.integration.rr.conftest import RunningReflector
 from tests.support.poll import async_wait_for
 

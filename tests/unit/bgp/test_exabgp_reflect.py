@@ -12,7 +12,7 @@ from bird_agent.exabgp_reflect import (
     reflected_changes,
 )
 from bird_agent.exabgp_wire import MAX_NLRI_PER_COMMAND, parse_line
-from route_reflector.rib import Origin, PathAttributes
+from route_reflector.api.messages import Origin, PathAttributes
 
 A, B, C = (IPv4Address(f"192.0.2.{i}") for i in (1, 2, 3))
 CLUSTER = IPv4Address("224.0.0.1")

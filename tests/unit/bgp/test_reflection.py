@@ -16,9 +16,9 @@ from bird_agent.events import (
 )
 from bird_agent.peers import PeerSpec, PeerType
 from bird_agent.reflection import CLUSTER_LOOP, ORIGINATOR_LOOP, ReflectionFeed, screen
-from route_reflector import feed
-from route_reflector.feed import ReflectFeed, apply_outputs
-from route_reflector.rib import PathAttributes
+from route_reflector.api import messages
+from route_reflector.api.messages import PathAttributes, apply_outputs
+from route_reflector.feed import ReflectFeed
 
 ME = IPv4Address("192.0.2.1")
 CLUSTER = IPv4Address("224.0.0.1")
@@ -54,13 +54,17 @@ class Harness:
 
     def connect(self) -> None:
         """A (re)connection: a snapshot of what the feed holds."""
-        inputs = [feed.SnapshotBegin(CLUSTER, ME), *self.feed.snapshot(), feed.SnapshotEnd()]
+        inputs = [
+            messages.SnapshotBegin(CLUSTER, ME),
+            *self.feed.snapshot(),
+            messages.SnapshotEnd(),
+        ]
         self._run(inputs)
 
     def event(self, event: BgpEvent) -> None:
         self._run(self.feed.inputs(event, PEERS))
 
-    def _run(self, inputs: list[feed.FeedInput]) -> None:
+    def _run(self, inputs: list[messages.FeedInput]) -> None:
         for item in inputs:
             outputs = self.reflector.handle(item)
             assert not any(o.error for o in outputs), outputs

@@ -12,8 +12,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
-from route_reflector.reflect import OutboundChange, Reflector
-from route_reflector.rib import PathAttributes, Peer
+from route_reflector.api.messages import OutboundChange, PathAttributes, Peer
+from route_reflector.reflect import Reflector
 
 
 @dataclass

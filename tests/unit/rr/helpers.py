@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Network
 
-from route_reflector.rib import Origin, Path, PathAttributes, Peer
+from route_reflector.api.messages import Origin, PathAttributes, Peer
+from route_reflector.rib import Path
 
 
 def ip(text: str) -> IPv4Address:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import itertools
 
+from route_reflector.api.messages import Origin
 from route_reflector.decision import best_path
-from route_reflector.rib import Origin
 from tests.unit.rr.helpers import attrs, ip, path
 
 

@@ -9,7 +9,8 @@ import pytest
 
 from gingham.v1 import reflector_pb2 as pb
 from route_reflector import feed as f
-from route_reflector.convert import (
+from route_reflector.api import messages as m
+from route_reflector.api.convert import (
     OutputDecoder,
     decode_attributes,
     decode_input,
@@ -18,16 +19,15 @@ from route_reflector.convert import (
     encode_input,
     encode_output,
 )
-from route_reflector.reflect import OutboundChange
-from route_reflector.rib import Origin, PathAttributes
+from route_reflector.api.messages import Origin, OutboundChange, PathAttributes
 from tests.unit.rr.helpers import attrs, ip, net, peer
 
 CLUSTER, RR_ID = ip("224.0.0.1"), ip("192.0.2.100")
 C1, C2, N1 = "192.0.2.1", "192.0.2.2", "192.0.2.51"
-BEGIN = f.SnapshotBegin(CLUSTER, RR_ID)
+BEGIN = m.SnapshotBegin(CLUSTER, RR_ID)
 
 
-def started(*peers: f.PeerUp) -> f.ReflectFeed:
+def started(*peers: m.PeerUp) -> f.ReflectFeed:
     feed = f.ReflectFeed()
     feed.handle(BEGIN)
     for up in peers:
@@ -35,49 +35,49 @@ def started(*peers: f.PeerUp) -> f.ReflectFeed:
     return feed
 
 
-UP = (f.PeerUp(peer(C1)), f.PeerUp(peer(C2)), f.PeerUp(peer(N1, client=False)))
+UP = (m.PeerUp(peer(C1)), m.PeerUp(peer(C2)), m.PeerUp(peer(N1, client=False)))
 
 
 def test_inputs_before_snapshot_end_are_only_acknowledged() -> None:
     feed = started(*UP)
-    outputs = feed.handle(f.Announce(ip(C1), (net("10.65.0.0/26"),), attrs(C1)))
-    assert outputs == [f.FeedOutput(f.OutputType.DELTA, 5)]
+    outputs = feed.handle(m.Announce(ip(C1), (net("10.65.0.0/26"),), attrs(C1)))
+    assert outputs == [m.FeedOutput(m.OutputType.DELTA, 5)]
 
 
 def test_snapshot_end_answers_with_the_full_adj_rib_out_framed() -> None:
     feed = started(*UP)
-    feed.handle(f.Announce(ip(C1), (net("10.65.0.0/26"),), attrs(C1)))
-    outputs = feed.handle(f.SnapshotEnd())
+    feed.handle(m.Announce(ip(C1), (net("10.65.0.0/26"),), attrs(C1)))
+    outputs = feed.handle(m.SnapshotEnd())
     assert [o.type for o in outputs] == [
-        f.OutputType.SNAPSHOT_BEGIN,
-        f.OutputType.DELTA,
-        f.OutputType.SNAPSHOT_END,
+        m.OutputType.SNAPSHOT_BEGIN,
+        m.OutputType.DELTA,
+        m.OutputType.SNAPSHOT_END,
     ]
     assert [o.received for o in outputs] == [5, 5, 6]
     state: dict[IPv4Address, dict[IPv4Network, PathAttributes]] = {}
-    assert f.apply_outputs(state, outputs) is None
+    assert m.apply_outputs(state, outputs) is None
     assert {str(p) for p in state} == {C2, N1}
     assert feed.in_sync
 
 
 def test_after_sync_each_input_gets_its_deltas() -> None:
     feed = started(*UP)
-    feed.handle(f.SnapshotEnd())
-    outputs = feed.handle(f.Announce(ip(N1), (net("10.65.0.0/26"),), attrs(N1)))
+    feed.handle(m.SnapshotEnd())
+    outputs = feed.handle(m.Announce(ip(N1), (net("10.65.0.0/26"),), attrs(N1)))
     assert len(outputs) == 1 and outputs[0].received == 6
     assert {str(c.peer) for c in outputs[0].changes} == {C1, C2}
     assert feed.reflected_updates == 2
     # An input that changes nothing is still answered.
-    assert feed.handle(f.Withdraw(ip(C1), (net("10.99.0.0/24"),))) == [
-        f.FeedOutput(f.OutputType.DELTA, 7)
+    assert feed.handle(m.Withdraw(ip(C1), (net("10.99.0.0/24"),))) == [
+        m.FeedOutput(m.OutputType.DELTA, 7)
     ]
 
 
 def test_large_answers_are_chunked_and_only_the_last_part_counts() -> None:
     feed = started(*UP)
-    feed.handle(f.SnapshotEnd())
+    feed.handle(m.SnapshotEnd())
     many = tuple(IPv4Network((0x0A000000 + (i << 8), 24)) for i in range(3000))
-    outputs = feed.handle(f.Announce(ip(C1), many, attrs(C1)))
+    outputs = feed.handle(m.Announce(ip(C1), many, attrs(C1)))
     assert all(len(o.changes) <= f.MAX_CHANGES_PER_OUTPUT for o in outputs)
     assert sum(len(o.changes) for o in outputs) == 6000  # C2 and N1
     assert [o.received for o in outputs] == [5] * (len(outputs) - 1) + [6]
@@ -85,10 +85,10 @@ def test_large_answers_are_chunked_and_only_the_last_part_counts() -> None:
 
 def test_refused_inputs_say_why_and_change_nothing() -> None:
     feed = f.ReflectFeed()
-    (out,) = feed.handle(f.PeerUp(peer(C1)))
+    (out,) = feed.handle(m.PeerUp(peer(C1)))
     assert out.received == 1 and "must start with INPUT_SNAPSHOT_BEGIN" in out.error
     feed.handle(BEGIN)
-    (out,) = feed.handle(f.Announce(ip(C1), (net("10.65.0.0/26"),), attrs(C1)))
+    (out,) = feed.handle(m.Announce(ip(C1), (net("10.65.0.0/26"),), attrs(C1)))
     assert "not up" in out.error and out.received == 3
     (out,) = feed.refuse("ReflectorInput.peer: 'x' is not an IPv4 address")
     assert out.received == 4 and out.error.startswith("ReflectorInput.peer")
@@ -97,14 +97,14 @@ def test_refused_inputs_say_why_and_change_nothing() -> None:
 
 def test_a_second_snapshot_starts_over() -> None:
     feed = started(*UP)
-    feed.handle(f.Announce(ip(C1), (net("10.65.0.0/26"),), attrs(C1)))
-    feed.handle(f.SnapshotEnd())
+    feed.handle(m.Announce(ip(C1), (net("10.65.0.0/26"),), attrs(C1)))
+    feed.handle(m.SnapshotEnd())
     feed.handle(BEGIN)
     assert not feed.in_sync
-    feed.handle(f.PeerUp(peer(C2)))
-    outputs = feed.handle(f.SnapshotEnd())
+    feed.handle(m.PeerUp(peer(C2)))
+    outputs = feed.handle(m.SnapshotEnd())
     state: dict[IPv4Address, dict[IPv4Network, PathAttributes]] = {ip(C2): {}}
-    f.apply_outputs(state, outputs)
+    m.apply_outputs(state, outputs)
     assert state == {}  # nothing to tell anyone: the old state is replaced, not merged
 
 
@@ -135,14 +135,14 @@ def test_attributes_round_trip_through_protobuf() -> None:
     "event",
     [
         BEGIN,
-        f.SnapshotEnd(),
-        f.PeerUp(peer(C1, "9.9.9.9", client=False)),
-        f.PeerDown(ip(C1)),
-        f.Announce(ip(C1), (net("10.65.0.0/26"), net("10.65.1.0/26")), attrs(C1, med=3)),
-        f.Withdraw(ip(C1), (net("10.65.0.0/26"),)),
+        m.SnapshotEnd(),
+        m.PeerUp(peer(C1, "9.9.9.9", client=False)),
+        m.PeerDown(ip(C1)),
+        m.Announce(ip(C1), (net("10.65.0.0/26"), net("10.65.1.0/26")), attrs(C1, med=3)),
+        m.Withdraw(ip(C1), (net("10.65.0.0/26"),)),
     ],
 )
-def test_inputs_round_trip_through_protobuf(event: f.FeedInput) -> None:
+def test_inputs_round_trip_through_protobuf(event: m.FeedInput) -> None:
     assert decode_input(pb.ReflectorInput.FromString(encode_input(event).SerializeToString())) == (
         event
     )
@@ -156,7 +156,7 @@ def test_outputs_round_trip_grouped_by_peer_and_attributes() -> None:
         OutboundChange(ip(C2), net("10.65.2.0/26"), None),
         OutboundChange(ip(C1), net("10.65.3.0/26"), b),
     )
-    message = encode_output(f.FeedOutput(f.OutputType.DELTA, 7, changes))
+    message = encode_output(m.FeedOutput(m.OutputType.DELTA, 7, changes))
     assert [d.peer for d in message.diffs] == [C1, C2]
     assert len(message.diffs[1].announce) == 1  # one group for two prefixes
     back = decode_output(message)
@@ -168,10 +168,10 @@ def test_the_speakers_decoder_shares_what_repeats_across_peers_and_messages() ->
     prefixes = [net(f"10.65.{i}.0/26") for i in range(3)]
     changes = [OutboundChange(ip(p), x, a) for p in (C2, N1) for x in prefixes]
     decoder = OutputDecoder()
-    first = decoder.decode(encode_output(f.FeedOutput(f.OutputType.DELTA, 1, tuple(changes))))
+    first = decoder.decode(encode_output(m.FeedOutput(m.OutputType.DELTA, 1, tuple(changes))))
     later = decoder.decode(
         encode_output(
-            f.FeedOutput(f.OutputType.DELTA, 2, (OutboundChange(ip(C2), prefixes[0], None),))
+            m.FeedOutput(m.OutputType.DELTA, 2, (OutboundChange(ip(C2), prefixes[0], None),))
         )
     )
     (to_c2, to_n1) = first.diffs

@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from route_reflector import feed as f
-from route_reflector.reflect import OutboundChange, Reflector, expected_adj_rib_out
-from route_reflector.rib import Origin, PathAttributes, Peer
+from route_reflector.api import messages as m
+from route_reflector.api.messages import Origin, OutboundChange, PathAttributes, Peer
+from route_reflector.reflect import Reflector, expected_adj_rib_out
 
 CLUSTER = IPv4Address("224.0.0.1")
 ROUTER_ID = IPv4Address("192.0.2.100")
@@ -108,36 +109,36 @@ def test_speaker_view_from_stream_outputs_matches_the_adj_rib_out(
     """Through the stream protocol: snapshot at any point, deltas after it; what
     a speaker folds from the outputs is every peer's Adj-RIB-Out."""
     stream = f.ReflectFeed()
-    stream.handle(f.SnapshotBegin(CLUSTER, ROUTER_ID))
+    stream.handle(m.SnapshotBegin(CLUSTER, ROUTER_ID))
     speaker: dict[IPv4Address, dict[IPv4Network, PathAttributes]] = {}
     synced = False
     for index, event in enumerate(sequence):
         if index == snapshot_at:
-            f.apply_outputs(speaker, stream.handle(f.SnapshotEnd()))
+            m.apply_outputs(speaker, stream.handle(m.SnapshotEnd()))
             synced = True
         kind, address = event[0], event[1]
         assert isinstance(address, IPv4Address)
         if kind == "up":
             router_id, client = event[2], event[3]
             assert isinstance(router_id, IPv4Address) and isinstance(client, bool)
-            item: f.FeedInput = f.PeerUp(Peer(address, router_id, client))
+            item: m.FeedInput = m.PeerUp(Peer(address, router_id, client))
         elif kind == "down":
-            item = f.PeerDown(address)
+            item = m.PeerDown(address)
             speaker.pop(address, None)
         elif kind == "announce":
             prefixes, sent = event[2], event[3]
             assert isinstance(prefixes, list) and isinstance(sent, PathAttributes)
-            item = f.Announce(address, tuple(prefixes), sent)
+            item = m.Announce(address, tuple(prefixes), sent)
         else:
             prefixes = event[2]
             assert isinstance(prefixes, list)
-            item = f.Withdraw(address, tuple(prefixes))
+            item = m.Withdraw(address, tuple(prefixes))
         outputs = stream.handle(item)
         assert outputs[-1].received == stream.received
         if synced:
-            f.apply_outputs(speaker, outputs)
+            m.apply_outputs(speaker, outputs)
     if not synced:
-        f.apply_outputs(speaker, stream.handle(f.SnapshotEnd()))
+        m.apply_outputs(speaker, stream.handle(m.SnapshotEnd()))
     reflector = stream.reflector
     assert reflector is not None
     for peer in reflector.peers:

@@ -6,15 +6,14 @@ from ipaddress import IPv4Network
 
 import pytest
 
+from route_reflector.api.messages import OutboundChange, PathAttributes
 from route_reflector.reflect import (
-    OutboundChange,
     Reflector,
     UnknownPeer,
     expected_adj_rib_out,
     is_client,
     parse_cluster_id,
 )
-from route_reflector.rib import PathAttributes
 from tests.unit.rr.helpers import attrs, ip, net, peer
 
 CLUSTER = ip("224.0.0.1")

@@ -18,19 +18,22 @@ from typing import NamedTuple
 
 from gingham.prefix import parse_prefix
 from gingham.v1 import reflector_pb2 as pb
-from route_reflector.feed import (
+from route_reflector.api.messages import (
+    DEFAULT_LOCAL_PREF,
     Announce,
     FeedInput,
     FeedOutput,
+    Origin,
+    OutboundChange,
     OutputType,
+    PathAttributes,
+    Peer,
     PeerDown,
     PeerUp,
     SnapshotBegin,
     SnapshotEnd,
     Withdraw,
 )
-from route_reflector.reflect import OutboundChange
-from route_reflector.rib import DEFAULT_LOCAL_PREF, Origin, PathAttributes, Peer
 
 _OUTPUT_TYPES = {
     OutputType.DELTA: pb.DELTA,

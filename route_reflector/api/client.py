@@ -41,15 +41,15 @@ from pathlib import Path
 import grpc
 
 from gingham.v1 import reflector_pb2_grpc as pb_grpc
-from route_reflector.convert import GroupedOutput, OutputDecoder, encode_input
-from route_reflector.feed import (
+from route_reflector.api.convert import GroupedOutput, OutputDecoder, encode_input
+from route_reflector.api.messages import (
     FeedInput,
     OutputType,
+    PathAttributes,
     PeerDown,
     SnapshotBegin,
     SnapshotEnd,
 )
-from route_reflector.rib import PathAttributes
 
 log = logging.getLogger("route_reflector.client")
 
