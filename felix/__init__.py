@@ -11,7 +11,7 @@ Map (pure core first, then adapters, then the daemon):
                with its own backoff (never holding the others back).
 - `nat`        natOutgoing → the `ip gingham_nat` nftables table (text).
 - `rtnl`       bulk IPv4 routes over raw rtnetlink (struct-packed, chunked).
-- `links`      veth plumbing, VXLAN device, tunl0, sysctls (pyroute2).
+- `links`      VXLAN device, tunl0, forwarding; reads pod veths back (pyroute2).
 - `kernel`/`host`  the KernelPort/HostPort adapters over a namespace.
 - `nft`        applies the NAT table with `nft -f`.
 - `netns`      sockets/sysctls inside another netns via a setns'd thread.
@@ -19,7 +19,8 @@ Map (pure core first, then adapters, then the daemon):
 - `sync`       datastore list+watch of IPPool, Node, BlockAffinity.
 - `workloads`  AddWorkload/DeleteWorkload: IPAM, plumbing, WorkloadEndpoint.
 - `pod_addresses` the IPAM felix needs, CNI pool choices, IPAM errors' kinds.
-- `veth`       the pod veth over raw rtnetlink (AddWorkload's fast path).
+- `veth`       the pod veth: made, checked (CHECK) and deleted over `netlink`.
+- `netlink`    one raw rtnetlink socket: ACKed batches, lookups, dumps.
 - `attachments` `Attachment`, its sandbox identity and WorkloadEndpoint record.
 - `tunnels`    claims and publishes this node's VXLAN/IPIP tunnel addresses.
 - `server`     gRPC servicers (Dataplane, RouteFeed); `http` probes+metrics.

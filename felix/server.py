@@ -266,8 +266,8 @@ class DataplaneServicer(pb_grpc.DataplaneServicer):
             await abort(context, grpc.StatusCode.NOT_FOUND, pb.NOT_FOUND,
                         f"no attachment {request.container_id}/{iface} on this node",
                         "container_id")  # fmt: skip
-        spec = links.WorkloadSpec(name, iface, request.netns, workload.ips)
-        problems = await asyncio.to_thread(links.check_workload, self.host_netns, spec)
+        spec = veth.VethSpec(name, iface, request.netns, workload.ips)
+        problems = await asyncio.to_thread(veth.check, self.host_netns, spec)
         programmed = self.agent.programmed().routes
         for ip in workload.ips:
             if IPv4Network(ip) not in programmed:

@@ -1,17 +1,23 @@
-"""Pod veth plumbing over raw rtnetlink: AddWorkload's and DeleteWorkload's kernel work.
+"""A pod's routed veth pair: what it is, made (`plumb`) and read back (`check`) over rtnetlink.
 
-Why not pyroute2 (felix.links) on this path: every pyroute2 call costs ~0.7 ms
-of Python on the dev machine, a pod needs ~20 of them, and AddWorkload is
-latency-bound (issue 5: CNI ADD p50 <= 80 ms including the plugin's exec).
-Here each namespace gets one netlink socket and one batch of hand-packed
-messages (the same technique as felix.rtnl for routes): ~2 ms per pod.
-
-What a pod gets is exactly felix.links' routed veth (Calico's): host side
-`gh<11 hex>` up, MTU, ifalias `<container ID>/<pod if>`,
-`proxy_arp`, `proxy_delay=0`, `forwarding`, a permanent neighbour pod IP →
-pod MAC; pod side up, MTU, optional MAC, the IPs as /32, `169.254.1.1 scope
-link`, `default via 169.254.1.1` and a permanent neighbour for the gateway.
+What a pod gets (Calico's routed veth), described once by `Wiring` — `plumb`
+writes exactly its items and `check` reads exactly them back, so CHECK
+checks what ADD wrote:
+- host side `gh<11 hex>`: up, MTU, ifalias `<container ID>/<pod if>` (a
+  restarted felix names the attachment from it: felix.links.describe_workload),
+  the sysctls `proxy_arp=1`, `neigh/<if>/proxy_delay=0`, `forwarding=1`, and
+  a permanent neighbour pod IP -> pod MAC (the host never ARPs for its pods);
+- pod side (`eth0`): the other end of that pair, up, MTU, optional MAC, the
+  IPs as /32, `169.254.1.1 scope link`, `default via 169.254.1.1`, and a
+  permanent neighbour 169.254.1.1 -> host veth MAC (beyond Calico: no
+  first-packet ARP, and it works on a host without a default route, where
+  proxy ARP would not answer for 169.254.1.1). Proxy ARP on the host side
+  answers for anything else, so the gateway address never exists anywhere.
 The /32 route to the pod is desired state, programmed by the reconciler.
+
+Each namespace gets one felix.netlink socket and one batch of hand-packed
+messages (~2 ms per pod; pyroute2 spends ~0.7 ms of Python per call, and
+AddWorkload is latency-bound).
 
 Invariants:
 - `plumb` is idempotent: on an existing pair it converges every item above.
@@ -20,6 +26,7 @@ Invariants:
   peer is not `pod_interface` in `spec.netns` (the pair is created in one
   step, so a live host side always has a peer: another sandbox's) raises
   `AttachedElsewhere` and changes nothing.
+- `check` changes nothing and names every item that does not hold.
 - `unplumb` deletes the host side by name (the kernel removes the peer, the
   routes and neighbours through it) and is a no-op when it is gone.
 - `disconnect` takes a pod off the network without deleting its veth: set
@@ -35,46 +42,65 @@ from __future__ import annotations
 import errno
 import os
 import socket
-import struct
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 
 from felix.dataplane import POD_GATEWAY
-from felix.netns import netns_path, socket_in_netns, write_sysctls
+from felix.netlink import (
+    IFA_ADDRESS,
+    IFA_LOCAL,
+    IFADDRMSG,
+    IFF_UP,
+    IFLA_ADDRESS,
+    IFLA_IFALIAS,
+    IFLA_IFNAME,
+    IFLA_INFO_DATA,
+    IFLA_INFO_KIND,
+    IFLA_LINKINFO,
+    IFLA_MTU,
+    IFLA_NET_NS_FD,
+    NDA_DST,
+    NDA_LLADDR,
+    NDMSG,
+    NLM_F_CREATE,
+    NLM_F_EXCL,
+    NLM_F_REPLACE,
+    NUD_PERMANENT,
+    RT_SCOPE_LINK,
+    RT_SCOPE_UNIVERSE,
+    RT_TABLE_MAIN,
+    RTA_DST,
+    RTA_GATEWAY,
+    RTA_OIF,
+    RTM_DELLINK,
+    RTM_GETADDR,
+    RTM_GETNEIGH,
+    RTM_GETROUTE,
+    RTM_NEWADDR,
+    RTM_NEWLINK,
+    RTM_NEWNEIGH,
+    RTM_NEWROUTE,
+    RTMSG,
+    RTN_UNICAST,
+    RTPROT_STATIC,
+    VETH_INFO_PEER,
+    Link,
+    Rtnl,
+    RtnlError,
+    attr,
+    attributes,
+    check_answers,
+    i32_of,
+    ifinfo,
+    mac_bytes,
+    mac_text,
+    name_attr,
+    u32,
+)
+from felix.netns import netns_path, read_sysctl, write_sysctls
 
-NETLINK_ROUTE = 0
-NLMSG_ERROR = 2
-RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
-RTM_NEWADDR, RTM_NEWROUTE, RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 20, 24, 28, 29, 30
-NLM_F_REQUEST, NLM_F_ACK, NLM_F_DUMP = 0x1, 0x4, 0x300
-NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE = 0x100, 0x200, 0x400
-NLM_F_ACK_TLVS, NLMSGERR_ATTR_MSG = 0x200, 1
-SOL_NETLINK, NETLINK_CAP_ACK, NETLINK_EXT_ACK = 270, 10, 11
-IFLA_ADDRESS, IFLA_IFNAME, IFLA_LINK, IFLA_MTU, IFLA_LINKINFO, IFLA_IFALIAS = 1, 3, 5, 4, 18, 20
-IFLA_NET_NS_FD, IFLA_LINK_NETNSID = 28, 37
-RTM_NEWNSID, RTM_GETNSID = 88, 90
-NETNSA_NSID, NETNSA_FD = 1, 3
-IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
-IFA_ADDRESS, IFA_LOCAL = 1, 2
-RTA_DST, RTA_OIF, RTA_GATEWAY = 1, 4, 5
-NDA_DST, NDA_LLADDR = 1, 2
-IFF_UP = 0x1
-NUD_PERMANENT = 0x80
-RT_TABLE_MAIN, RTPROT_STATIC, RTN_UNICAST = 254, 4, 1
-RT_SCOPE_UNIVERSE, RT_SCOPE_LINK = 0, 253
-
-ANSWER_TIMEOUT = 10.0
-
-NLMSG = struct.Struct("=IHHII")
-IFINFOMSG = struct.Struct("=BxHiII")
-IFADDRMSG = struct.Struct("=BBBBI")
-RTMSG = struct.Struct("=BBBBBBBBI")
-NDMSG = struct.Struct("=BxxxiHBB")
-RTATTR = struct.Struct("=HH")
-
-
-class PlumbingError(RuntimeError):
-    """Plumbing could not be done; the message names the step, the interface and why."""
+# What plumbing raises: felix.netlink's error, whose message names the step.
+PlumbingError = RtnlError
 
 
 class AttachedElsewhere(PlumbingError):
@@ -103,176 +129,25 @@ class Plumbed:
 
 
 @dataclass(frozen=True)
-class Link:
-    index: int
-    mac: str
-    # IFLA_LINK: a veth's peer index (in the peer's namespace); 0 when absent.
-    peer: int = 0
-    # IFLA_LINK_NETNSID: the peer's namespace as this one numbers it; None: the same.
-    peer_netnsid: int | None = None
+class PodRoute:
+    dst: IPv4Network
+    # None: `scope link` (on the wire); else the next hop.
+    gateway: IPv4Address | None
 
 
-def _attr(kind: int, payload: bytes) -> bytes:
-    length = RTATTR.size + len(payload)
-    return RTATTR.pack(length, kind) + payload + b"\0" * (-length % 4)
+@dataclass(frozen=True)
+class Wiring:
+    """Everything a pod's veth pair holds besides the links themselves, given
+    both MACs: what `plumb` writes and what `check` reads back."""
 
-
-def _name(name: str) -> bytes:
-    return name.encode() + b"\0"
-
-
-def _u32(value: int) -> bytes:
-    return struct.pack("=I", value)
-
-
-def _mac_bytes(mac: str) -> bytes:
-    return bytes(int(octet, 16) for octet in mac.split(":"))
-
-
-def _mac_text(raw: bytes) -> str:
-    return ":".join(f"{b:02x}" for b in raw)
-
-
-def _ifinfo(index: int = 0, up: bool | None = None) -> bytes:
-    flags = IFF_UP if up else 0
-    change = IFF_UP if up is not None else 0
-    return IFINFOMSG.pack(socket.AF_UNSPEC, 0, index, flags, change)
-
-
-class Rtnl:
-    """One rtnetlink socket in one namespace; requests go in ACKed batches."""
-
-    def __init__(self, netns: str | None) -> None:
-        self.sock = socket_in_netns(netns, socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
-        self.sock.bind((0, 0))
-        for opt in (NETLINK_CAP_ACK, NETLINK_EXT_ACK):
-            self.sock.setsockopt(SOL_NETLINK, opt, 1)
-        # The kernel always answers; the timeout only bounds a wedged kernel, which
-        # must not hold an attachment's lock (and the runtime's call) forever.
-        self.sock.settimeout(ANSWER_TIMEOUT)
-        self._seq = 0
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def __enter__(self) -> Rtnl:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _message(self, kind: int, flags: int, body: bytes) -> tuple[int, bytes]:
-        self._seq += 1
-        header = NLMSG.pack(NLMSG.size + len(body), kind, NLM_F_REQUEST | flags, self._seq, 0)
-        return self._seq, header + body
-
-    def batch(self, requests: list[tuple[int, int, bytes]]) -> list[tuple[int, str]]:
-        """Send (type, flags, body) requests in one datagram; (errno, kernel message) each."""
-        seqs, wire = [], []
-        for kind, flags, body in requests:
-            seq, message = self._message(kind, flags | NLM_F_ACK, body)
-            seqs.append(seq)
-            wire.append(message)
-        self.sock.send(b"".join(wire))
-        answers: dict[int, tuple[int, str]] = {}
-        while len(answers) < len(seqs):
-            for kind, flags, seq, body in self._receive():
-                if kind == NLMSG_ERROR and seq in seqs:
-                    answers[seq] = _error(flags, body)
-        return [answers[seq] for seq in seqs]
-
-    def get_link(self, name: str) -> Link | None:
-        """The link `name` (index, MAC, peer index), or None when there is none."""
-        seq, message = self._message(RTM_GETLINK, 0, _ifinfo() + _attr(IFLA_IFNAME, _name(name)))
-        self.sock.send(message)
-        while True:
-            for kind, flags, got, body in self._receive():
-                if got != seq:
-                    continue
-                if kind == NLMSG_ERROR:
-                    code, text = _error(flags, body)
-                    if code in (errno.ENODEV, errno.ENOENT):
-                        return None
-                    raise PlumbingError(f"looking up {name}: {os.strerror(code)} {text}".rstrip())
-                index = IFINFOMSG.unpack_from(body)[2]
-                mac, peer, netnsid = b"", 0, None
-                offset = IFINFOMSG.size
-                while offset + RTATTR.size <= len(body):
-                    length, attr = RTATTR.unpack_from(body, offset)
-                    if length < RTATTR.size:
-                        break
-                    if attr == IFLA_ADDRESS:
-                        mac = body[offset + RTATTR.size : offset + length]
-                    elif attr == IFLA_LINK and length >= RTATTR.size + 4:
-                        peer = struct.unpack_from("=i", body, offset + RTATTR.size)[0]
-                    elif attr == IFLA_LINK_NETNSID and length >= RTATTR.size + 4:
-                        netnsid = struct.unpack_from("=i", body, offset + RTATTR.size)[0]
-                    offset += (length + 3) & ~3
-                return Link(index, _mac_text(mac), peer, netnsid)
-
-    def netnsid(self, netns: str) -> int | None:
-        """How this socket's namespace numbers `netns` (None: it has no number for it,
-        so no link here has a peer there)."""
-        fd = os.open(netns_path(netns), os.O_RDONLY)
-        try:
-            body = struct.pack("=Bxxx", socket.AF_UNSPEC) + _attr(NETNSA_FD, _u32(fd))
-            seq, message = self._message(RTM_GETNSID, 0, body)
-            self.sock.send(message)
-            while True:
-                for kind, flags, got, payload in self._receive():
-                    if got != seq:
-                        continue
-                    if kind == NLMSG_ERROR:
-                        code, text = _error(flags, payload)
-                        raise PlumbingError(f"numbering netns {netns}: {os.strerror(code)} {text}")
-                    offset = 4
-                    while offset + RTATTR.size <= len(payload):
-                        length, attr = RTATTR.unpack_from(payload, offset)
-                        if length < RTATTR.size:
-                            break
-                        if attr == NETNSA_NSID:
-                            nsid = struct.unpack_from("=i", payload, offset + RTATTR.size)[0]
-                            return nsid if nsid >= 0 else None
-                        offset += (length + 3) & ~3
-                    return None
-        finally:
-            os.close(fd)
-
-    def _receive(self) -> list[tuple[int, int, int, bytes]]:
-        try:
-            data = self.sock.recv(1 << 16)
-        except TimeoutError:
-            raise PlumbingError(f"no answer from rtnetlink in {ANSWER_TIMEOUT:g}s") from None
-        out, offset = [], 0
-        while offset + NLMSG.size <= len(data):
-            length, kind, flags, seq, _pid = NLMSG.unpack_from(data, offset)
-            if length < NLMSG.size:
-                break
-            out.append((kind, flags, seq, data[offset + NLMSG.size : offset + length]))
-            offset += (length + 3) & ~3
-        return out
-
-
-def _error(flags: int, body: bytes) -> tuple[int, str]:
-    code = -struct.unpack_from("=i", body)[0]
-    text = ""
-    if code and flags & NLM_F_ACK_TLVS:
-        offset = 4 + NLMSG.size  # NETLINK_CAP_ACK: only the request's header is echoed
-        while offset + RTATTR.size <= len(body):
-            length, attr = RTATTR.unpack_from(body, offset)
-            if length < RTATTR.size:
-                break
-            if attr == NLMSGERR_ATTR_MSG:
-                text = body[offset + RTATTR.size : offset + length].rstrip(b"\0").decode()
-            offset += (length + 3) & ~3
-    return code, text
-
-
-def _check(step: str, answers: list[tuple[int, str]], tolerated: tuple[int, ...] = ()) -> None:
-    for code, text in answers:
-        if code and code not in tolerated:
-            detail = f"{os.strerror(code)}{': ' + text if text else ''}"
-            raise PlumbingError(f"{step}: {detail}")
+    host_sysctls: dict[str, str]
+    # Permanent neighbours on the host side: pod IP -> pod MAC.
+    host_neighbours: dict[IPv4Address, str]
+    # On the pod side, each as a /32.
+    pod_addresses: tuple[IPv4Address, ...]
+    pod_routes: tuple[PodRoute, ...]
+    # Permanent neighbours on the pod side: the gateway -> host MAC.
+    pod_neighbours: dict[IPv4Address, str]
 
 
 def host_sysctls(name: str) -> dict[str, str]:
@@ -283,6 +158,45 @@ def host_sysctls(name: str) -> dict[str, str]:
     }
 
 
+def wiring(spec: VethSpec, host_mac: str, pod_mac: str) -> Wiring:
+    return Wiring(
+        host_sysctls=host_sysctls(spec.host_interface),
+        host_neighbours=dict.fromkeys(spec.ips, pod_mac),
+        pod_addresses=spec.ips,
+        pod_routes=(
+            PodRoute(IPv4Network(f"{POD_GATEWAY}/32"), None),
+            PodRoute(IPv4Network("0.0.0.0/0"), POD_GATEWAY),
+        ),
+        pod_neighbours={POD_GATEWAY: host_mac},
+    )
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _neighbour(index: int, ip: IPv4Address, mac: str) -> tuple[int, int, bytes]:
+    body = NDMSG.pack(socket.AF_INET, index, NUD_PERMANENT, 0, 0)
+    body += attr(NDA_DST, ip.packed) + attr(NDA_LLADDR, mac_bytes(mac))
+    return RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, body
+
+
+def _route(index: int, route: PodRoute) -> tuple[int, int, bytes]:
+    scope = RT_SCOPE_LINK if route.gateway is None else RT_SCOPE_UNIVERSE
+    body = RTMSG.pack(socket.AF_INET, route.dst.prefixlen, 0, 0, RT_TABLE_MAIN, RTPROT_STATIC,
+                      scope, RTN_UNICAST, 0)  # fmt: skip
+    if route.dst.prefixlen:
+        body += attr(RTA_DST, route.dst.network_address.packed)
+    if route.gateway is not None:
+        body += attr(RTA_GATEWAY, route.gateway.packed)
+    return RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, body + attr(RTA_OIF, u32(index))
+
+
+def _address(index: int, ip: IPv4Address) -> tuple[int, int, bytes]:
+    body = IFADDRMSG.pack(socket.AF_INET, 32, 0, RT_SCOPE_UNIVERSE, index)
+    body += attr(IFA_LOCAL, ip.packed) + attr(IFA_ADDRESS, ip.packed)
+    return RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE, body
+
+
 def _create_pair(host: Rtnl, spec: VethSpec) -> None:
     try:
         pod_fd = os.open(netns_path(spec.netns), os.O_RDONLY)
@@ -290,34 +204,19 @@ def _create_pair(host: Rtnl, spec: VethSpec) -> None:
         raise PlumbingError(f"netns {spec.netns}: {exc.strerror}") from exc
     try:
         # The peer comes up in _configure_pod: asking for it here gets ENOTCONN.
-        peer = _ifinfo() + _attr(IFLA_IFNAME, _name(spec.pod_interface))
-        peer += _attr(IFLA_NET_NS_FD, _u32(pod_fd)) + _attr(IFLA_MTU, _u32(spec.mtu))
+        peer = ifinfo() + attr(IFLA_IFNAME, name_attr(spec.pod_interface))
+        peer += attr(IFLA_NET_NS_FD, u32(pod_fd)) + attr(IFLA_MTU, u32(spec.mtu))
         if spec.mac:
-            peer += _attr(IFLA_ADDRESS, _mac_bytes(spec.mac))
-        info = _attr(IFLA_INFO_KIND, b"veth") + _attr(IFLA_INFO_DATA, _attr(VETH_INFO_PEER, peer))
-        body = _ifinfo(up=True) + _attr(IFLA_IFNAME, _name(spec.host_interface))
-        body += _attr(IFLA_MTU, _u32(spec.mtu)) + _attr(IFLA_LINKINFO, info)
+            peer += attr(IFLA_ADDRESS, mac_bytes(spec.mac))
+        info = attr(IFLA_INFO_KIND, b"veth") + attr(IFLA_INFO_DATA, attr(VETH_INFO_PEER, peer))
+        body = ifinfo(up=True) + attr(IFLA_IFNAME, name_attr(spec.host_interface))
+        body += attr(IFLA_MTU, u32(spec.mtu)) + attr(IFLA_LINKINFO, info)
         answers = host.batch([(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body)])
     finally:
         os.close(pod_fd)
-    _check(f"creating veth {spec.host_interface} <-> {spec.pod_interface} in {spec.netns}", answers)
-
-
-def _neighbour(index: int, ip: IPv4Address, mac: str) -> tuple[int, int, bytes]:
-    body = NDMSG.pack(socket.AF_INET, index, NUD_PERMANENT, 0, 0)
-    body += _attr(NDA_DST, ip.packed) + _attr(NDA_LLADDR, _mac_bytes(mac))
-    return RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, body
-
-
-def _route(index: int, dst: IPv4Address, prefix: int, gateway: IPv4Address | None) -> bytes:
-    scope = RT_SCOPE_LINK if gateway is None else RT_SCOPE_UNIVERSE
-    body = RTMSG.pack(socket.AF_INET, prefix, 0, 0, RT_TABLE_MAIN, RTPROT_STATIC, scope,
-                      RTN_UNICAST, 0)  # fmt: skip
-    if prefix:
-        body += _attr(RTA_DST, dst.packed)
-    if gateway is not None:
-        body += _attr(RTA_GATEWAY, gateway.packed)
-    return body + _attr(RTA_OIF, _u32(index))
+    check_answers(
+        f"creating veth {spec.host_interface} <-> {spec.pod_interface} in {spec.netns}", answers
+    )
 
 
 def _configure_pod(pod: Rtnl, spec: VethSpec, host_mac: str) -> str:
@@ -327,22 +226,15 @@ def _configure_pod(pod: Rtnl, spec: VethSpec, host_mac: str) -> str:
     index, pod_mac = found.index, found.mac
     if spec.mac and pod_mac != spec.mac:
         # A MAC change needs the link down (veth has no live address change).
-        body = _ifinfo(index, up=False) + _attr(IFLA_ADDRESS, _mac_bytes(spec.mac))
-        _check(f"setting {spec.pod_interface}'s MAC", pod.batch([(RTM_NEWLINK, 0, body)]))
+        body = ifinfo(index, up=False) + attr(IFLA_ADDRESS, mac_bytes(spec.mac))
+        check_answers(f"setting {spec.pod_interface}'s MAC", pod.batch([(RTM_NEWLINK, 0, body)]))
         pod_mac = spec.mac
-    requests = [(RTM_NEWLINK, 0, _ifinfo(index, up=True) + _attr(IFLA_MTU, _u32(spec.mtu)))]
-    for ip in spec.ips:
-        body = IFADDRMSG.pack(socket.AF_INET, 32, 0, RT_SCOPE_UNIVERSE, index)
-        body += _attr(IFA_LOCAL, ip.packed) + _attr(IFA_ADDRESS, ip.packed)
-        requests.append((RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE, body))
-    gateway = POD_GATEWAY
-    requests.append((RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, _route(index, gateway, 32, None)))
-    default = _route(index, IPv4Address(0), 0, gateway)
-    requests.append((RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, default))
-    # Beyond Calico: a permanent entry for the gateway, so the pod never ARPs for
-    # it (no first-packet delay; works on a host without a default route).
-    requests.append(_neighbour(index, gateway, host_mac))
-    _check(f"configuring {spec.pod_interface} in {spec.netns}", pod.batch(requests))
+    wanted = wiring(spec, host_mac, pod_mac)
+    requests = [(RTM_NEWLINK, 0, ifinfo(index, up=True) + attr(IFLA_MTU, u32(spec.mtu)))]
+    requests += [_address(index, ip) for ip in wanted.pod_addresses]
+    requests += [_route(index, route) for route in wanted.pod_routes]
+    requests += [_neighbour(index, ip, mac) for ip, mac in wanted.pod_neighbours.items()]
+    check_answers(f"configuring {spec.pod_interface} in {spec.netns}", pod.batch(requests))
     return pod_mac
 
 
@@ -390,44 +282,139 @@ def plumb(host_netns: str | None, spec: VethSpec) -> Plumbed:
                     )
             else:
                 _create_pair(host, spec)
-            body = _ifinfo(up=True) + _attr(IFLA_IFNAME, _name(spec.host_interface))
-            body += _attr(IFLA_MTU, _u32(spec.mtu))
+            body = ifinfo(up=True) + attr(IFLA_IFNAME, name_attr(spec.host_interface))
+            body += attr(IFLA_MTU, u32(spec.mtu))
             if spec.container_id:
-                body += _attr(IFLA_IFALIAS, f"{spec.container_id}/{spec.pod_interface}".encode())
-            _check(f"setting up {spec.host_interface}", host.batch([(RTM_NEWLINK, 0, body)]))
+                body += attr(IFLA_IFALIAS, f"{spec.container_id}/{spec.pod_interface}".encode())
+            check_answers(f"setting up {spec.host_interface}", host.batch([(RTM_NEWLINK, 0, body)]))
             found = host.get_link(spec.host_interface)
             if found is None:
                 raise PlumbingError(f"{spec.host_interface} vanished while being set up")
             index, host_mac = found.index, found.mac
             write_sysctls(host_netns, host_sysctls(spec.host_interface))
             pod_mac = _configure_pod(pod, spec, host_mac)
-        neighbours = [_neighbour(index, ip, pod_mac) for ip in spec.ips]
+        neighbours = [
+            _neighbour(index, ip, mac)
+            for ip, mac in wiring(spec, host_mac, pod_mac).host_neighbours.items()
+        ]
         if neighbours:
-            _check(f"neighbour entries on {spec.host_interface}", host.batch(neighbours))
+            check_answers(f"neighbour entries on {spec.host_interface}", host.batch(neighbours))
     return Plumbed(host_mac=host_mac, pod_mac=pod_mac, created=existing is None)
 
 
 def disconnect(host_netns: str | None, name: str) -> bool:
     """Set the host side `name` down (its routes go with it); True when it exists."""
     with Rtnl(host_netns) as host:
-        body = _ifinfo(up=False) + _attr(IFLA_IFNAME, _name(name))
+        body = ifinfo(up=False) + attr(IFLA_IFNAME, name_attr(name))
         [(code, text)] = host.batch([(RTM_NEWLINK, 0, body)])
     if code in (errno.ENODEV, errno.ENOENT):
         return False
-    _check(f"setting {name} down", [(code, text)])
-    return True
-
-
-def unplumb_with(host: Rtnl, name: str) -> bool:
-    body = _ifinfo() + _attr(IFLA_IFNAME, _name(name))
-    [(code, text)] = host.batch([(RTM_DELLINK, 0, body)])
-    if code in (errno.ENODEV, errno.ENOENT):
-        return False
-    _check(f"deleting {name}", [(code, text)])
+    check_answers(f"setting {name} down", [(code, text)])
     return True
 
 
 def unplumb(host_netns: str | None, name: str) -> bool:
     """Delete the host side `name` (the kernel removes the rest); True when it existed."""
     with Rtnl(host_netns) as host:
-        return unplumb_with(host, name)
+        body = ifinfo() + attr(IFLA_IFNAME, name_attr(name))
+        [(code, text)] = host.batch([(RTM_DELLINK, 0, body)])
+    if code in (errno.ENODEV, errno.ENOENT):
+        return False
+    check_answers(f"deleting {name}", [(code, text)])
+    return True
+
+
+# ---------------------------------------------------------------- reading back
+
+
+def _permanent_neighbours(rtnl: Rtnl, index: int) -> dict[IPv4Address, str]:
+    found = {}
+    request = NDMSG.pack(socket.AF_INET, index, 0, 0, 0)
+    for body in rtnl.dump(RTM_GETNEIGH, request, "neighbours"):
+        _family, ifindex, state, _flags, _type = NDMSG.unpack_from(body)
+        values = attributes(body, NDMSG.size)
+        if ifindex == index and state & NUD_PERMANENT and len(values.get(NDA_DST, b"")) == 4:
+            found[IPv4Address(values[NDA_DST])] = mac_text(values.get(NDA_LLADDR, b""))
+    return found
+
+
+def _addresses(rtnl: Rtnl, index: int) -> set[IPv4Address]:
+    found = set()
+    request = IFADDRMSG.pack(socket.AF_INET, 0, 0, 0, index)
+    for body in rtnl.dump(RTM_GETADDR, request, "addresses"):
+        _family, prefixlen, _flags, _scope, ifindex = IFADDRMSG.unpack_from(body)
+        local = attributes(body, IFADDRMSG.size).get(IFA_LOCAL, b"")
+        if ifindex == index and prefixlen == 32 and len(local) == 4:
+            found.add(IPv4Address(local))
+    return found
+
+
+def _routes(rtnl: Rtnl, index: int) -> set[PodRoute]:
+    found = set()
+    request = RTMSG.pack(socket.AF_INET, 0, 0, 0, 0, 0, 0, 0, 0)
+    for body in rtnl.dump(RTM_GETROUTE, request, "routes"):
+        _family, dst_len, _src, _tos, table, _proto, scope, kind, _flags = RTMSG.unpack_from(body)
+        values = attributes(body, RTMSG.size)
+        if (
+            table != RT_TABLE_MAIN
+            or kind != RTN_UNICAST
+            or i32_of(values.get(RTA_OIF, b"")) != index
+        ):
+            continue
+        dst = IPv4Address(values.get(RTA_DST, bytes(4)))
+        gateway = values.get(RTA_GATEWAY)
+        if gateway is None and scope != RT_SCOPE_LINK:
+            continue
+        hop = IPv4Address(gateway) if gateway is not None else None
+        found.add(PodRoute(IPv4Network(f"{dst}/{dst_len}"), hop))
+    return found
+
+
+def _route_text(route: PodRoute) -> str:
+    where = f"route {route.dst}" if route.dst.prefixlen else "default route"
+    return f"{where} via {route.gateway}" if route.gateway else f"{where} scope link"
+
+
+def check(host_netns: str | None, spec: VethSpec) -> list[str]:
+    """What of the pod's veth pair no longer holds (one line each); empty when all does."""
+    with Rtnl(host_netns) as host:
+        link = host.get_link(spec.host_interface)
+        if link is None:
+            return [f"host interface {spec.host_interface} missing"]
+        problems = []
+        if not link.flags & IFF_UP:
+            problems.append(f"host interface {spec.host_interface} is not up")
+        for key, value in host_sysctls(spec.host_interface).items():
+            if read_sysctl(host_netns, key) != value:
+                problems.append(f"sysctl {key} is not {value}")
+        host_neighbours = _permanent_neighbours(host, link.index)
+        try:
+            pod_rtnl = Rtnl(spec.netns)
+        except OSError as exc:
+            return [*problems, f"netns {spec.netns} unusable: {exc.strerror or exc}"]
+        with pod_rtnl as pod:
+            pod_link = pod.get_link(spec.pod_interface)
+            if pod_link is None:
+                return [*problems, f"pod interface {spec.pod_interface} missing in {spec.netns}"]
+            if not _is_peer(host, link, pod, spec.pod_interface, spec.netns):
+                peer = f"{spec.pod_interface} in {spec.netns}"
+                return [*problems, f"{peer} is not the peer of {spec.host_interface}"]
+            if not pod_link.flags & IFF_UP:
+                problems.append(f"pod interface {spec.pod_interface} is not up")
+            addresses = _addresses(pod, pod_link.index)
+            routes = _routes(pod, pod_link.index)
+            pod_neighbours = _permanent_neighbours(pod, pod_link.index)
+    wanted = wiring(spec, link.mac, pod_link.mac)
+    for ip, mac in wanted.host_neighbours.items():
+        if host_neighbours.get(ip) != mac:
+            problems.append(f"neighbour entry for {ip} on {spec.host_interface} missing")
+    problems += [
+        f"address {ip}/32 missing on {spec.pod_interface}"
+        for ip in wanted.pod_addresses
+        if ip not in addresses
+    ]
+    problems += [f"{_route_text(r)} missing in pod" for r in wanted.pod_routes if r not in routes]
+    for ip, mac in wanted.pod_neighbours.items():
+        if pod_neighbours.get(ip) != mac:
+            problems.append(f"neighbour entry for {ip} on {spec.pod_interface} missing")
+    return problems

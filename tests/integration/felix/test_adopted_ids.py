@@ -20,8 +20,8 @@ import pytest
 from felix.agent import Agent
 from felix.dataplane import host_interface_name
 from felix.host import Host
-from felix.links import WorkloadSpec, plumb_workload
 from felix.server import DataplaneServicer
+from felix.veth import VethSpec, plumb
 from felix.workloads import Workloads
 from gingham.datastore import open_datastore
 from gingham.v1 import dataplane_pb2 as pb
@@ -36,8 +36,8 @@ CID = "ctr-adopted-0123456789"
 async def adopted(node: Netns, topo: Topology, tmp_path: Path) -> AsyncIterator[tuple[Netns, str]]:
     pod = topo.netns("pod")
     gh = host_interface_name(CID, "net1")
-    spec = WorkloadSpec(gh, "net1", pod.path, (IPv4Address("10.65.0.9"),), container_id=CID)
-    await asyncio.to_thread(plumb_workload, node.path, spec)
+    spec = VethSpec(gh, "net1", pod.path, (IPv4Address("10.65.0.9"),), container_id=CID)
+    await asyncio.to_thread(plumb, node.path, spec)
     yield node, gh
 
 

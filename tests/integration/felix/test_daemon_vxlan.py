@@ -14,7 +14,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 from felix.dataplane import VXLAN_DEVICE, host_interface_name
-from felix.links import WorkloadSpec, plumb_workload
+from felix.veth import VethSpec, plumb
 from tests.integration.felix.daemon import Felix, add, push_snapshot, resource, seed
 from tests.support.netns import Topology
 from tests.support.poll import wait_for
@@ -35,9 +35,8 @@ async def test_two_felix_daemons_route_pods_over_vxlan(topo: Topology, tmp_path:
         ns.ip(f"addr add 192.0.2.{i}/24 dev up0")
         ns.ip("route add default via 192.0.2.254")
         gh = host_interface_name(f"pod{i}", "eth0")
-        pod_spec = WorkloadSpec(gh, "eth0", pod.path, (IPv4Address(f"10.65.{i - 1}.5"),))
-        # pyroute2's sync API runs its own event loop: keep it off ours.
-        await asyncio.to_thread(plumb_workload, ns.path, pod_spec)
+        pod_spec = VethSpec(gh, "eth0", pod.path, (IPv4Address(f"10.65.{i - 1}.5"),))
+        await asyncio.to_thread(plumb, ns.path, pod_spec)
         spec = {
             "bgp": {"ipv4Address": f"192.0.2.{i}/24"},
             "vxlan": {"tunnelAddress": f"10.65.{i - 1}.1", "tunnelMAC": f"02:00:00:00:00:0{i}"},

@@ -7,18 +7,18 @@ from ipaddress import IPv4Address, IPv4Network
 from felix.dataplane import host_interface_name
 from felix.desired import DesiredInputs, LocalWorkload, PoolInfo, compute_desired
 from felix.kernel import NetlinkKernel
-from felix.links import WorkloadSpec, plumb_workload
 from felix.nat import nat_ruleset
 from felix.nft import apply_nat, nat_table_present
 from felix.reconcile import Reconciler, reconcile_once
+from felix.veth import VethSpec, plumb
 from tests.support.netns import Netns, Topology
 
 
 def test_nat_outgoing_masquerades_to_outside_only(topo: Topology, node: Netns) -> None:
     pod = topo.netns("pd")
     ip = IPv4Address("10.65.0.5")
-    spec = WorkloadSpec(host_interface_name("nat1", "eth0"), "eth0", pod.path, (ip,))
-    plumb_workload(node.path, spec)
+    spec = VethSpec(host_interface_name("nat1", "eth0"), "eth0", pod.path, (ip,))
+    plumb(node.path, spec)
     kernel = NetlinkKernel(node.path)
     try:
         inputs = DesiredInputs("n1", workloads=[LocalWorkload(spec.host_interface, (ip,))])

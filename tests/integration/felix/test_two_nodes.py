@@ -24,8 +24,9 @@ from felix.desired import (
 )
 from felix.feed import LearnedHop, LearnedRoute, RouteFeed, RouteUpdate, UpdateType
 from felix.kernel import NetlinkKernel
-from felix.links import WorkloadSpec, enable_forwarding, ensure_vxlan, plumb_workload
+from felix.links import enable_forwarding, ensure_vxlan
 from felix.reconcile import Reconciler, reconcile_once
+from felix.veth import VethSpec, plumb
 from tests.support.netns import Netns, Topology
 from tests.support.poll import wait_for
 
@@ -60,7 +61,7 @@ def build(topo: Topology) -> tuple[Node, Node]:
         )
         gh = host_interface_name(f"pod{i}", "eth0")
         pod_ip = IP(f"10.65.{i - 1}.5")
-        plumb_workload(ns.path, WorkloadSpec(gh, "eth0", pod.path, (pod_ip,)))
+        plumb(ns.path, VethSpec(gh, "eth0", pod.path, (pod_ip,)))
         nodes.append(Node(info, ns, pod, pod_ip, block, gh))
     return nodes[0], nodes[1]
 

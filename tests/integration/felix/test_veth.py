@@ -1,8 +1,10 @@
-"""felix.veth (AddWorkload's raw-rtnetlink plumbing) makes exactly felix.links' pod veth.
+"""felix.veth: the pod veth AddWorkload makes, and CHECK reads back, in real namespaces.
 
-The kernel is the judge: links' own `check_workload` and `describe_workload`
-read what veth wrote, the pod reaches its node, and a repeat or a half-made
-pair converges.
+The kernel is the judge: `ip` shows every item, felix.links' pyroute2
+`describe_workload` names the attachment from what veth wrote, the pod
+reaches its node through its /32 (programmed by the reconciler), a repeat or
+a half-made pair converges, and `check` names each item that is changed
+behind felix's back.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from felix import veth
 from felix.dataplane import host_interface_name
 from felix.desired import DesiredInputs, LocalWorkload, compute_desired
 from felix.kernel import NetlinkKernel
-from felix.links import WorkloadSpec, check_workload, describe_workload
+from felix.links import describe_workload
 from felix.reconcile import Reconciler, reconcile_once
 from tests.support.netns import Netns, Topology
 
@@ -32,11 +34,7 @@ def program_route(node: Netns, spec: veth.VethSpec) -> None:
         kernel.close()
 
 
-def links_view(spec: veth.VethSpec) -> WorkloadSpec:
-    return WorkloadSpec(spec.host_interface, spec.pod_interface, spec.netns, spec.ips, spec.mtu)
-
-
-def test_plumb_wires_a_pod_that_links_accepts_and_that_reaches_its_node(
+def test_plumb_wires_a_pod_that_check_accepts_and_that_reaches_its_node(
     topo: Topology, node: Netns
 ) -> None:
     pod = topo.netns("pd")
@@ -68,7 +66,8 @@ def test_plumb_wires_a_pod_that_links_accepts_and_that_reaches_its_node(
     assert node.sysctl(f"net.ipv4.neigh.{gh}.proxy_delay") == "0"
     assert node.sysctl(f"net.ipv4.conf.{gh}.forwarding") == "1"
     assert f"lladdr {plumbed.pod_mac} PERMANENT" in node.ip(f"neigh show 10.65.0.5 dev {gh}")
-    assert check_workload(node.path, links_view(spec)) == []
+    assert f"10.65.0.5 dev {gh} proto 77 scope link" in node.routes()
+    assert veth.check(node.path, spec) == []
     found = describe_workload(node.path, gh)
     assert found is not None
     assert (found.container_id, found.pod_interface, found.pod_mac) == (
@@ -92,7 +91,7 @@ def test_a_half_made_pair_is_made_again(topo: Topology, node: Netns) -> None:
     plumbed = veth.plumb(node.path, spec)
     assert "10.65.0.6/32" in pod.ip("-4 addr show dev eth0")
     assert plumbed.pod_mac in pod.ip("link show dev eth0")
-    assert check_workload(node.path, links_view(spec)) == []
+    assert veth.check(node.path, spec) == []
 
 
 def test_a_pair_in_another_sandbox_is_never_taken_over(topo: Topology, node: Netns) -> None:
@@ -111,7 +110,7 @@ def test_a_pair_in_another_sandbox_is_never_taken_over(topo: Topology, node: Net
     assert "10.65.0.9" not in second.ip("-4 addr show")
     assert "10.65.0.8/32" in first.ip("-4 addr show dev eth0")
     assert plumbed.host_mac in node.ip(f"link show dev {spec.host_interface}")
-    assert check_workload(node.path, links_view(spec)) == []
+    assert veth.check(node.path, spec) == []
 
 
 def test_unplumb_works_with_the_netns_gone(topo: Topology, node: Netns) -> None:
@@ -151,3 +150,44 @@ def test_disconnect_takes_the_pods_routes_away_at_once(topo: Topology, node: Net
     assert not pod.ping("192.0.2.1", timeout=0.5)
     assert veth.unplumb(node.path, spec.host_interface) is True
     assert veth.disconnect(node.path, spec.host_interface) is False
+
+
+def test_check_names_each_item_changed_behind_felixs_back(topo: Topology, node: Netns) -> None:
+    pod = topo.netns("pd")
+    spec = veth.VethSpec(
+        host_interface_name("chk", "eth0"), "eth0", pod.path, (IPv4Address("10.65.0.4"),)
+    )
+    veth.plumb(node.path, spec)
+    gh = spec.host_interface
+    assert veth.check(node.path, spec) == []
+    tampering = [
+        (pod, "route del default", "default route via 169.254.1.1 missing in pod"),
+        (pod, "route del 169.254.1.1/32 dev eth0", "route 169.254.1.1/32 scope link missing"),
+        (pod, "neigh del 169.254.1.1 dev eth0", "neighbour entry for 169.254.1.1 on eth0"),
+        (pod, "addr flush dev eth0", "address 10.65.0.4/32 missing on eth0"),
+        (node, f"neigh del 10.65.0.4 dev {gh}", f"neighbour entry for 10.65.0.4 on {gh}"),
+        (node, f"link set {gh} down", f"host interface {gh} is not up"),
+    ]
+    for where, command, problem in tampering:
+        where.ip(command)
+        problems = veth.check(node.path, spec)
+        assert any(p.startswith(problem) for p in problems), (command, problems)
+        veth.plumb(node.path, spec)  # converges it again
+        assert veth.check(node.path, spec) == [], command
+    assert veth.unplumb(node.path, gh) is True
+    assert veth.check(node.path, spec) == [f"host interface {gh} missing"]
+
+
+def test_check_of_a_pod_interface_that_is_not_the_pair(topo: Topology, node: Netns) -> None:
+    """CHECK names a netns whose eth0 is not the other end of the host veth."""
+    first, second = topo.netns("pd"), topo.netns("pd")
+    spec = veth.VethSpec(
+        host_interface_name("elsewhere", "eth0"), "eth0", first.path, (IPv4Address("10.65.0.3"),)
+    )
+    veth.plumb(node.path, spec)
+    second.ip("link add eth0 type veth peer name eth0b")
+    other = veth.VethSpec(spec.host_interface, "eth0", second.path, spec.ips)
+    assert veth.check(node.path, other) == [
+        f"eth0 in {second.path} is not the peer of {spec.host_interface}"
+    ]
+    assert veth.check(node.path, spec) == []

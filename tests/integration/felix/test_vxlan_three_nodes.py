@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from felix.dataplane import VXLAN_DEVICE, host_interface_name
-from felix.links import WorkloadSpec, plumb_workload
+from felix.veth import VethSpec, plumb
 from tests.integration.felix.daemon import (
     FELIX,
     HTTP_PORT,
@@ -83,9 +83,8 @@ async def test_three_felix_daemons_every_vxlan_pod_pair_pings(
         for p in PODS:
             pod = topo.netns(f"p{i}{p}")
             gh = host_interface_name(f"pod{i}-{p}", "eth0")
-            spec = WorkloadSpec(gh, "eth0", pod.path, (IPv4Address(pod_ip(i, p)),))
-            # pyroute2's sync API runs its own event loop: keep it off ours.
-            await asyncio.to_thread(plumb_workload, ns.path, spec)
+            spec = VethSpec(gh, "eth0", pod.path, (IPv4Address(pod_ip(i, p)),))
+            await asyncio.to_thread(plumb, ns.path, spec)
             pods[(i, p)] = pod
         spec = {
             "bgp": {"ipv4Address": f"192.0.2.{i}/24"},
