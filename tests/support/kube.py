@@ -1,0 +1,140 @@
+"""A real Kubernetes control plane for the tests, started once per session.
+
+`kube_cluster` (session-scoped, registered in tests/conftest.py) starts
+`gingham.k8s.cluster.ControlPlane` on loopback the first time a test asks for
+it, applies manifests/crds.yaml and manifests/rbac.yaml, and stops every
+process at the end of the session. Tests share it: each one uses names of its
+own or removes what it created. A test skips with a clear reason when the
+Kubernetes programs are not built (scripts/build-kubernetes, run by
+`make install`) or etcd is missing.
+
+`KubeCluster` adds what tests need beyond the product's `ControlPlane`:
+kubectl against the admin kubeconfig, a ServiceAccount token from the
+TokenRequest API, and an etcd compaction through etcd's JSON gateway.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+import tempfile
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:  # imported when a test asks for the cluster (cryptography is slow to load)
+    from gingham.k8s.cluster import ControlPlane
+
+ROOT = Path(__file__).resolve().parents[2]
+MANIFESTS = ROOT / "manifests"
+
+
+def require_kubernetes() -> Path:
+    """The bin dir, or skip: the programs come from scripts/build-kubernetes."""
+    from gingham.k8s.cluster import COMPONENTS, kubernetes_bin_dir
+
+    bin_dir = kubernetes_bin_dir()
+    missing = [p for p in (*COMPONENTS[1:], "kubectl") if not (bin_dir / p).exists()]
+    if missing:
+        pytest.skip(
+            f"Kubernetes programs not built ({', '.join(missing)} missing in {bin_dir}):"
+            " run scripts/build-kubernetes (make install does)"
+        )
+    if shutil.which("etcd") is None:
+        pytest.skip("etcd is not installed (Debian package etcd-server; `make system-deps`)")
+    return bin_dir
+
+
+@dataclass
+class KubeCluster:
+    plane: ControlPlane
+    state_dir: Path
+
+    @property
+    def admin_kubeconfig(self) -> Path:
+        return self.plane.admin_kubeconfig
+
+    def kubectl(
+        self,
+        *args: str,
+        kubeconfig: Path | None = None,
+        stdin: str | None = None,
+        check: bool = True,
+        timeout: float = 60,
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [
+                str(self.plane.bin_dir / "kubectl"),
+                f"--kubeconfig={kubeconfig or self.admin_kubeconfig}",
+                *args,
+            ],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed:\n{result.stderr}")
+        return result
+
+    def apply(self, document: str) -> None:
+        self.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=document)
+
+    def service_account_token(self, namespace: str, name: str, seconds: int = 3600) -> str:
+        """A token for the ServiceAccount from the TokenRequest API."""
+        result = self.kubectl("create", "token", name, "-n", namespace, f"--duration={seconds}s")
+        return result.stdout.strip()
+
+    def compact_etcd(self) -> int:
+        """Drop etcd's history up to its current revision; returns that revision."""
+        header = _etcd_post(self.plane.etcd_url, "/v3/kv/range", {"key": _b64(b"/")})
+        revision = int(header["header"]["revision"])
+        _etcd_post(
+            self.plane.etcd_url,
+            "/v3/kv/compaction",
+            {"revision": str(revision), "physical": True},
+        )
+        return revision
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _etcd_post(url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    request = urllib.request.Request(
+        f"{url}{path}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as reply:
+        result: dict[str, Any] = json.load(reply)
+        return result
+
+
+@pytest.fixture(scope="session")
+def kube_cluster() -> Iterator[KubeCluster]:
+    """etcd + kube-apiserver + controller manager + scheduler on loopback, with
+    Gingham's CRDs and RBAC applied; one per test session."""
+    from gingham.k8s.cluster import ControlPlane
+
+    require_kubernetes()
+    state_dir = Path(tempfile.mkdtemp(prefix="gingham-k8s-"))
+    plane = ControlPlane(state_dir)
+    try:
+        plane.start()
+        cluster = KubeCluster(plane, state_dir)
+        cluster.kubectl("apply", "-f", str(MANIFESTS / "crds.yaml"))
+        cluster.kubectl("apply", "-f", str(MANIFESTS / "rbac.yaml"))
+        cluster.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+        yield cluster
+    finally:
+        plane.stop()
+        shutil.rmtree(state_dir, ignore_errors=True)
