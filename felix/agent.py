@@ -284,7 +284,7 @@ class Agent:
         self._ensure_tunnels(inputs)
         actual = None
         if resync:
-            actual = self.host.dump()
+            actual = self.host.dump(reuse=self.reconciler.programmed.routes)
             gone = [w for w in inputs.workloads if w.host_interface not in actual.links]
             if gone:
                 self._vanished += gone

@@ -12,8 +12,8 @@ the VXLAN device name, neighbours/FDB entries only on the VXLAN device.
 from __future__ import annotations
 
 import errno
-from collections.abc import Sequence
-from ipaddress import IPv4Address
+from collections.abc import Mapping, Sequence
+from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 from pyroute2.netlink.exceptions import NetlinkError
@@ -30,6 +30,7 @@ from felix.dataplane import (
     NeighbourOp,
     Op,
     OpResult,
+    Route,
     RouteOp,
 )
 from felix.links import NTF_SELF, NUD_NOARP, NUD_PERMANENT, open_rtnl
@@ -50,9 +51,9 @@ class NetlinkKernel:
     def close(self) -> None:
         self.routes.close()
 
-    def dump(self) -> KernelState:
+    def dump(self, reuse: Mapping[IPv4Network, Route] | None = None) -> KernelState:
         state = KernelState()
-        state.routes = self.routes.dump_routes()
+        state.routes = self.routes.dump_routes(reuse=reuse)
         names = self.routes.refresh_links()
         state.links = {n for n in names if owned_link(n)}
         if VXLAN_DEVICE in names:

@@ -56,6 +56,7 @@ from felix.dataplane import (
     NeighbourOp,
     Op,
     OpResult,
+    Route,
     RouteOp,
 )
 
@@ -66,8 +67,11 @@ V = TypeVar("V")
 class KernelPort(Protocol):
     """What the reconcile loop needs from a kernel adapter."""
 
-    def dump(self) -> KernelState:
-        """Everything felix owns right now (routes by protocol, links by prefix, ...)."""
+    def dump(self, reuse: Mapping[IPv4Network, Route] | None = None) -> KernelState:
+        """Everything felix owns right now (routes by protocol, links by prefix, ...).
+
+        A dumped route equal to `reuse`'s for its destination is `reuse`'s object
+        (a resync then holds one copy of a full table, not two)."""
         ...
 
     def apply(self, ops: Sequence[Op]) -> list[OpResult]:
@@ -379,7 +383,9 @@ def reconcile_once(
     every op left is waiting for its retry).
     """
     if resync:
-        reconciler.load_actual(kernel.dump() if actual is None else actual)
+        if actual is None:
+            actual = kernel.dump(reuse=reconciler.programmed.routes)
+        reconciler.load_actual(actual)
         only = None
     ops = reconciler.plan(desired, only, now)
     results = kernel.apply(ops) if ops else []

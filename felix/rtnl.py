@@ -24,7 +24,7 @@ from __future__ import annotations
 import errno
 import socket
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from ipaddress import IPv4Address, IPv4Network
 
 from felix.dataplane import (
@@ -351,22 +351,38 @@ class RouteSocket:
                     return
                 yield mkind, payload
 
-    def dump_routes(self, protocol: int | None = None) -> dict[IPv4Network, Route]:
-        """Main-table IPv4 routes with `protocol` (default: felix's), by destination."""
+    def dump_routes(
+        self, protocol: int | None = None, reuse: Mapping[IPv4Network, Route] | None = None
+    ) -> dict[IPv4Network, Route]:
+        """Main-table IPv4 routes with `protocol` (default: felix's), by destination.
+
+        A route equal to `reuse`'s for its destination is `reuse`'s object (and
+        keyed by its destination object), and the routes of one next hop share
+        one hops tuple: a resync of a full table then holds no second copy of it.
+        """
         proto = self.protocol if protocol is None else protocol
         self.refresh_links()
         body = RTMSG.pack(socket.AF_INET, 0, 0, 0, RT_TABLE_MAIN, proto, 0, 0, 0)
         body += _attr(RTA_TABLE, struct.pack("=I", RT_TABLE_MAIN))
         routes: dict[IPv4Network, Route] = {}
+        known = reuse if reuse is not None else {}
+        hops: dict[object, tuple[NextHop, ...]] = {}
         for kind, payload in self._dump(RTM_GETROUTE, body):
             if kind != RTM_NEWROUTE:
                 continue
-            route = self._parse_route(payload, proto)
-            if route is not None:
-                routes[route.dst] = route
+            route = self._parse_route(payload, proto, hops)
+            if route is None:
+                continue
+            old = known.get(route.dst)
+            if old is not None and old == route:
+                route = old
+            routes[route.dst] = route
         return routes
 
-    def _parse_route(self, payload: bytes, proto: int) -> Route | None:
+    def _parse_route(
+        self, payload: bytes, proto: int, shared: dict[object, tuple[NextHop, ...]]
+    ) -> Route | None:
+        """One dumped route; `shared`: the hops tuples made so far, by their attributes."""
         family, dst_len, _s, _t, table, rproto, scope, rtype, rflags = RTMSG.unpack_from(payload)
         if family != socket.AF_INET or rproto != proto:
             return None
@@ -379,21 +395,27 @@ class RouteSocket:
             return Route.blackhole(dst)
         if rtype != RTN_UNICAST:
             return None
-        hops: list[NextHop] = []
-        if RTA_MULTIPATH in attrs:
-            data, offset = attrs[RTA_MULTIPATH], 0
-            while offset + RTNEXTHOP.size <= len(data):
-                length, hflags, _hops, index = RTNEXTHOP.unpack_from(data, offset)
-                sub = dict(_attrs(data[offset : offset + length], RTNEXTHOP.size))
-                hops.append(self._hop(sub.get(RTA_GATEWAY), index, hflags))
-                offset += (length + 3) & ~3
-        else:
+        key: object = attrs.get(RTA_MULTIPATH)
+        if key is None:
+            key = (attrs.get(RTA_GATEWAY), attrs.get(RTA_OIF), rflags & RTNH_F_ONLINK)
+        nexthops = shared.get(key)
+        if nexthops is None:
+            nexthops = shared[key] = Route.via(dst, *self._hops(attrs, rflags)).nexthops
+        link = scope == Scope.LINK
+        return Route(dst, RouteType.UNICAST, nexthops, Scope.LINK if link else Scope.UNIVERSE)
+
+    def _hops(self, attrs: dict[int, bytes], rflags: int) -> list[NextHop]:
+        if RTA_MULTIPATH not in attrs:
             oif = struct.unpack("=i", attrs[RTA_OIF])[0] if RTA_OIF in attrs else 0
-            hops.append(self._hop(attrs.get(RTA_GATEWAY), oif, rflags))
-        route = Route.via(dst, *hops)
-        if scope == Scope.LINK:
-            route = Route(dst, RouteType.UNICAST, route.nexthops, Scope.LINK)
-        return route
+            return [self._hop(attrs.get(RTA_GATEWAY), oif, rflags)]
+        hops: list[NextHop] = []
+        data, offset = attrs[RTA_MULTIPATH], 0
+        while offset + RTNEXTHOP.size <= len(data):
+            length, hflags, _hops, index = RTNEXTHOP.unpack_from(data, offset)
+            sub = dict(_attrs(data[offset : offset + length], RTNEXTHOP.size))
+            hops.append(self._hop(sub.get(RTA_GATEWAY), index, hflags))
+            offset += (length + 3) & ~3
+        return hops
 
     def _hop(self, gateway: bytes | None, index: int, flags: int) -> NextHop:
         gw = IPv4Address(gateway) if gateway else None

@@ -15,20 +15,47 @@ from ipaddress import IPv4Address, IPv4Network
 
 
 class _Prefix(IPv4Network):
-    """An `IPv4Network` that computes its hash once.
+    """An `IPv4Network` that computes its hash once and holds only two ints.
 
     A learned prefix is hashed about a dozen times on its way to the kernel
     (feed table, by-prefix groups, change sets, desired and programmed state);
     `IPv4Network.__hash__` converts both addresses to int each time, which was
     the largest single cost of a 100,000-route snapshot. Equal to, and hashing
     like, the `IPv4Network` of the same prefix, so the two mix in one dict.
+
+    felix holds one per route of a full table: the network address, netmask
+    and length are read from `_key` when asked for (an IPv4Network keeps all
+    three in an instance dict: ~150 bytes more per prefix).
     """
 
     __slots__ = ("_hash", "_key", "_text")
     _hash: int
     _key: int  # address << 6 | length: one int compare decides equality
     _text: str  # str(self), made on first use (the reflector prints each prefix per peer)
-    _prefixlen: int  # IPv4Network's own (set by its constructor; typeshed omits it)
+
+    def __init__(self, address: object, strict: bool = True) -> None:
+        # IPv4Network's methods that make networks (supernet, subnets...) call the class.
+        plain = IPv4Network(address, strict)
+        self._key = int(plain.network_address) << 6 | plain.prefixlen
+        self._hash = hash(plain)
+
+    @property
+    def network_address(self) -> IPv4Address:  # type: ignore[override]
+        address = object.__new__(IPv4Address)  # (its constructor re-checks the range)
+        address._ip = self._key >> 6  # type: ignore[attr-defined]
+        return address
+
+    @property
+    def netmask(self) -> IPv4Address:  # type: ignore[override]
+        return _MASK_ADDRESSES[self._key & 63]
+
+    @property
+    def _prefixlen(self) -> int:  # IPv4Network's own name (typeshed omits it)
+        return self._key & 63
+
+    def __reduce__(self) -> tuple[object, tuple[int, int]]:
+        # (IPv4Network's re-parses the text into the instance: these attributes are read-only)
+        return prefix_of, (self._key >> 6, self._key & 63)
 
     def __hash__(self) -> int:
         return self._hash
@@ -43,12 +70,15 @@ class _Prefix(IPv4Network):
         try:
             return self._text
         except AttributeError:
-            text = self._text = IPv4Network.__str__(self)
+            key = self._key
+            text = self._text = f"{_ntoa((key >> 6).to_bytes(4, 'big'))}/{key & 63}"
             return text
 
     def __repr__(self) -> str:
         return f"IPv4Network({str(self)!r})"
 
+
+_ntoa = socket.inet_ntoa
 
 # prefix length → netmask as an int, and as an address.
 MASKS = [(0xFFFFFFFF << (32 - n)) & 0xFFFFFFFF for n in range(33)]
@@ -69,11 +99,6 @@ def prefix_of(address: int, length: int) -> IPv4Network:
     if not 0 <= address <= 0xFFFFFFFF or address & bits != address:
         return IPv4Network((address, length))
     net = object.__new__(_Prefix)
-    network = object.__new__(IPv4Address)  # (its constructor re-checks the range)
-    network._ip = address  # type: ignore[attr-defined]
-    net.network_address = network
-    net.netmask = _MASK_ADDRESSES[length]
-    net._prefixlen = length
     net._hash = hash(address ^ bits)  # IPv4Network.__hash__'s formula
     net._key = address << 6 | length
     return net

@@ -70,6 +70,30 @@ def test_route_shapes_and_per_route_errors(topo: Topology) -> None:
     assert "10.98.0.0/24 via 192.0.2.254" in ns.routes()
 
 
+def test_a_dump_reuses_the_routes_it_is_given_when_the_kernel_agrees(topo: Topology) -> None:
+    # A resync of a full table must not hold a second copy of it: a dumped route
+    # equal to the one felix believes programmed is that object, and routes
+    # through one next hop share one hops tuple.
+    ns = node_with_link(topo)
+    hop = NextHop(IP("192.0.2.2"))
+    routes = [Route.via(NET(f"10.67.{i}.0/26"), hop) for i in range(50)]
+    ecmp = Route.via(NET("10.67.100.0/26"), hop, NextHop(IP("192.0.2.3")))
+    with RouteSocket(ns.path) as rs:
+        assert all(r.ok for r in rs.apply([RouteOp(Action.ADD, r) for r in [*routes, ecmp]]))
+        ns.ip("route replace 10.67.7.0/26 via 192.0.2.9 proto 77")  # changed behind felix's back
+        believed = {r.dst: r for r in [*routes, ecmp]}
+        fresh = rs.dump_routes()
+        dumped = rs.dump_routes(reuse=believed)
+    changed = NET("10.67.7.0/26")
+    assert dumped == fresh
+    assert dumped[changed].nexthops == (NextHop(IP("192.0.2.9")),)
+    assert dumped[changed] is not believed[changed]
+    kept = [dst for dst in dumped if dst != changed]
+    assert all(dumped[dst] is believed[dst] for dst in kept)
+    assert all(next(k for k in dumped if k == dst) is dst for dst in kept)  # the keys too
+    assert len({id(fresh[r.dst].nexthops) for r in routes if r.dst != changed}) == 1
+
+
 def test_devices_are_looked_up_afresh_in_every_apply(topo: Topology) -> None:
     # A pod veth deleted and made again under its name has a new index; a few
     # devices are asked for by name, many in one apply by one dump of links.

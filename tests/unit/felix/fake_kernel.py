@@ -13,7 +13,7 @@ device, ENETUNREACH for a gateway that is not on a connected subnet (unless
 from __future__ import annotations
 
 import errno
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
@@ -71,7 +71,8 @@ class FakeKernel:
 
     # ---- KernelPort
 
-    def dump(self) -> KernelState:
+    def dump(self, reuse: Mapping[IPv4Network, Route] | None = None) -> KernelState:
+        # (`reuse` only saves memory: the routes here are the objects applied)
         owned = KernelState()
         owned.routes = {d: r for d, (r, p) in self.routes.items() if p == GINGHAM_RTPROT}
         owned.neighbours = {k: n for k, n in self.neighbours.items() if n.dev == VXLAN_DEVICE}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 from ipaddress import IPv4Address, IPv4Network
 from itertools import islice
 
@@ -39,6 +41,24 @@ def test_a_parsed_prefix_is_the_ipaddress_network(net: IPv4Network) -> None:
     assert fast.subnet_of(IPv4Network("0.0.0.0/0"))
     assert sorted([fast, IPv4Network("128.0.0.0/1")]) == sorted([net, IPv4Network("128.0.0.0/1")])
     assert prefix_of(int(net.network_address), net.prefixlen) == net
+
+
+@given(prefixes)
+def test_networks_made_from_a_parsed_prefix_are_the_same_as_ipaddress_makes(
+    net: IPv4Network,
+) -> None:
+    # It keeps only ints: what ipaddress makes from it (by calling its class),
+    # copies and pickles must still be the same networks.
+    fast = parse_prefix(str(net))
+    if net.prefixlen:
+        assert fast.supernet() == net.supernet() and hash(fast.supernet()) == hash(net.supernet())
+    if net.prefixlen < 32:
+        assert list(fast.subnets()) == list(net.subnets())
+        assert list(fast.address_exclude(next(net.subnets()))) == list(
+            net.address_exclude(next(net.subnets()))
+        )
+    for copied in (copy.copy(fast), copy.deepcopy(fast), pickle.loads(pickle.dumps(fast))):
+        assert copied == net and hash(copied) == hash(net) and str(copied) == str(net)
 
 
 @pytest.mark.parametrize(
