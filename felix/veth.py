@@ -42,6 +42,8 @@ from __future__ import annotations
 import errno
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
@@ -126,6 +128,8 @@ class Plumbed:
     pod_mac: str
     # True when the pair was made by this call (no routes through it yet).
     created: bool = False
+    host_index: int = 0
+    pod_index: int = 0
 
 
 @dataclass(frozen=True)
@@ -219,7 +223,7 @@ def _create_pair(host: Rtnl, spec: VethSpec) -> None:
     )
 
 
-def _configure_pod(pod: Rtnl, spec: VethSpec, host_mac: str) -> str:
+def _configure_pod(pod: Rtnl, spec: VethSpec, host_mac: str) -> tuple[int, str]:
     found = pod.get_link(spec.pod_interface)
     if found is None:
         raise PlumbingError(f"pod interface {spec.pod_interface} missing in {spec.netns}")
@@ -231,11 +235,10 @@ def _configure_pod(pod: Rtnl, spec: VethSpec, host_mac: str) -> str:
         pod_mac = spec.mac
     wanted = wiring(spec, host_mac, pod_mac)
     requests = [(RTM_NEWLINK, 0, ifinfo(index, up=True) + attr(IFLA_MTU, u32(spec.mtu)))]
-    requests += [_address(index, ip) for ip in wanted.pod_addresses]
     requests += [_route(index, route) for route in wanted.pod_routes]
     requests += [_neighbour(index, ip, mac) for ip, mac in wanted.pod_neighbours.items()]
     check_answers(f"configuring {spec.pod_interface} in {spec.netns}", pod.batch(requests))
-    return pod_mac
+    return index, pod_mac
 
 
 def _is_peer(host: Rtnl, link: Link, pod: Rtnl, pod_interface: str, netns: str) -> bool:
@@ -265,41 +268,71 @@ def attached_in(
             return _is_peer(host, link, pod, pod_interface, netns)
 
 
+@contextmanager
+def _sockets(host_netns: str | None, netns: str) -> Iterator[tuple[Rtnl, Rtnl]]:
+    with Rtnl(host_netns) as host:
+        try:
+            pod_rtnl = Rtnl(netns)
+        except OSError as exc:
+            raise PlumbingError(f"netns {netns}: {exc.strerror or exc}") from exc
+        with pod_rtnl as pod:
+            yield host, pod
+
+
+def _pair(host_netns: str | None, host: Rtnl, pod: Rtnl, spec: VethSpec) -> Plumbed:
+    existing = host.get_link(spec.host_interface)
+    if existing is not None:
+        if not _is_peer(host, existing, pod, spec.pod_interface, spec.netns):
+            raise AttachedElsewhere(
+                f"{spec.host_interface} ({spec.container_id}/{spec.pod_interface}) "
+                f"is plumbed into another network namespace, not {spec.netns}"
+            )
+    else:
+        _create_pair(host, spec)
+    body = ifinfo(up=True) + attr(IFLA_IFNAME, name_attr(spec.host_interface))
+    body += attr(IFLA_MTU, u32(spec.mtu))
+    if spec.container_id:
+        body += attr(IFLA_IFALIAS, f"{spec.container_id}/{spec.pod_interface}".encode())
+    check_answers(f"setting up {spec.host_interface}", host.batch([(RTM_NEWLINK, 0, body)]))
+    found = host.get_link(spec.host_interface)
+    if found is None:
+        raise PlumbingError(f"{spec.host_interface} vanished while being set up")
+    write_sysctls(host_netns, host_sysctls(spec.host_interface))
+    pod_index, pod_mac = _configure_pod(pod, spec, found.mac)
+    return Plumbed(found.mac, pod_mac, existing is None, found.index, pod_index)
+
+
+def _addresses(host: Rtnl, pod: Rtnl, spec: VethSpec, pair: Plumbed) -> None:
+    wanted = wiring(spec, pair.host_mac, pair.pod_mac)
+    if wanted.pod_addresses:
+        addresses = [_address(pair.pod_index, ip) for ip in wanted.pod_addresses]
+        step = f"addresses on {spec.pod_interface} in {spec.netns}"
+        check_answers(step, pod.batch(addresses))
+    neighbours = [_neighbour(pair.host_index, ip, m) for ip, m in wanted.host_neighbours.items()]
+    if neighbours:
+        check_answers(f"neighbour entries on {spec.host_interface}", host.batch(neighbours))
+
+
 def plumb(host_netns: str | None, spec: VethSpec) -> Plumbed:
     """Create (or converge) the veth pair and everything on both ends."""
-    with Rtnl(host_netns) as host:
-        existing = host.get_link(spec.host_interface)
-        try:
-            pod_rtnl = Rtnl(spec.netns)
-        except OSError as exc:
-            raise PlumbingError(f"netns {spec.netns}: {exc.strerror or exc}") from exc
-        with pod_rtnl as pod:
-            if existing is not None:
-                if not _is_peer(host, existing, pod, spec.pod_interface, spec.netns):
-                    raise AttachedElsewhere(
-                        f"{spec.host_interface} ({spec.container_id}/{spec.pod_interface}) "
-                        f"is plumbed into another network namespace, not {spec.netns}"
-                    )
-            else:
-                _create_pair(host, spec)
-            body = ifinfo(up=True) + attr(IFLA_IFNAME, name_attr(spec.host_interface))
-            body += attr(IFLA_MTU, u32(spec.mtu))
-            if spec.container_id:
-                body += attr(IFLA_IFALIAS, f"{spec.container_id}/{spec.pod_interface}".encode())
-            check_answers(f"setting up {spec.host_interface}", host.batch([(RTM_NEWLINK, 0, body)]))
-            found = host.get_link(spec.host_interface)
-            if found is None:
-                raise PlumbingError(f"{spec.host_interface} vanished while being set up")
-            index, host_mac = found.index, found.mac
-            write_sysctls(host_netns, host_sysctls(spec.host_interface))
-            pod_mac = _configure_pod(pod, spec, host_mac)
-        neighbours = [
-            _neighbour(index, ip, mac)
-            for ip, mac in wiring(spec, host_mac, pod_mac).host_neighbours.items()
-        ]
-        if neighbours:
-            check_answers(f"neighbour entries on {spec.host_interface}", host.batch(neighbours))
-    return Plumbed(host_mac=host_mac, pod_mac=pod_mac, created=existing is None)
+    with _sockets(host_netns, spec.netns) as (host, pod):
+        pair = _pair(host_netns, host, pod, spec)
+        _addresses(host, pod, spec, pair)
+    return pair
+
+
+def plumb_pair(host_netns: str | None, spec: VethSpec) -> Plumbed:
+    """`plumb` but for the pod's addresses (`spec.ips` is not used): what can be
+    done before IPAM has answered. `plumb_addresses` completes it."""
+    with _sockets(host_netns, spec.netns) as (host, pod):
+        return _pair(host_netns, host, pod, spec)
+
+
+def plumb_addresses(host_netns: str | None, spec: VethSpec, pair: Plumbed) -> None:
+    """The rest of `plumb` on a pair `plumb_pair` made: the pod's addresses and the
+    host's neighbour entries for them."""
+    with _sockets(host_netns, spec.netns) as (host, pod):
+        _addresses(host, pod, spec, pair)
 
 
 def disconnect(host_netns: str | None, name: str) -> bool:
@@ -327,7 +360,7 @@ def unplumb(host_netns: str | None, name: str) -> bool:
 # ---------------------------------------------------------------- reading back
 
 
-def _permanent_neighbours(rtnl: Rtnl, index: int) -> dict[IPv4Address, str]:
+def _read_permanent_neighbours(rtnl: Rtnl, index: int) -> dict[IPv4Address, str]:
     found = {}
     request = NDMSG.pack(socket.AF_INET, index, 0, 0, 0)
     for body in rtnl.dump(RTM_GETNEIGH, request, "neighbours"):
@@ -338,7 +371,7 @@ def _permanent_neighbours(rtnl: Rtnl, index: int) -> dict[IPv4Address, str]:
     return found
 
 
-def _addresses(rtnl: Rtnl, index: int) -> set[IPv4Address]:
+def _read_addresses(rtnl: Rtnl, index: int) -> set[IPv4Address]:
     found = set()
     request = IFADDRMSG.pack(socket.AF_INET, 0, 0, 0, index)
     for body in rtnl.dump(RTM_GETADDR, request, "addresses"):
@@ -349,7 +382,7 @@ def _addresses(rtnl: Rtnl, index: int) -> set[IPv4Address]:
     return found
 
 
-def _routes(rtnl: Rtnl, index: int) -> set[PodRoute]:
+def _read_routes(rtnl: Rtnl, index: int) -> set[PodRoute]:
     found = set()
     request = RTMSG.pack(socket.AF_INET, 0, 0, 0, 0, 0, 0, 0, 0)
     for body in rtnl.dump(RTM_GETROUTE, request, "routes"):
@@ -387,7 +420,7 @@ def check(host_netns: str | None, spec: VethSpec) -> list[str]:
         for key, value in host_sysctls(spec.host_interface).items():
             if read_sysctl(host_netns, key) != value:
                 problems.append(f"sysctl {key} is not {value}")
-        host_neighbours = _permanent_neighbours(host, link.index)
+        host_neighbours = _read_permanent_neighbours(host, link.index)
         try:
             pod_rtnl = Rtnl(spec.netns)
         except OSError as exc:
@@ -401,9 +434,9 @@ def check(host_netns: str | None, spec: VethSpec) -> list[str]:
                 return [*problems, f"{peer} is not the peer of {spec.host_interface}"]
             if not pod_link.flags & IFF_UP:
                 problems.append(f"pod interface {spec.pod_interface} is not up")
-            addresses = _addresses(pod, pod_link.index)
-            routes = _routes(pod, pod_link.index)
-            pod_neighbours = _permanent_neighbours(pod, pod_link.index)
+            addresses = _read_addresses(pod, pod_link.index)
+            routes = _read_routes(pod, pod_link.index)
+            pod_neighbours = _read_permanent_neighbours(pod, pod_link.index)
     wanted = wiring(spec, link.mac, pod_link.mac)
     for ip, mac in wanted.host_neighbours.items():
         if host_neighbours.get(ip) != mac:

@@ -1,9 +1,11 @@
 """Pod attachments: IPAM + plumbing + the /32 route, idempotent per attachment.
 
 `Workloads.add` is what AddWorkload does: validate, assign addresses through
-an injected `Ipam`, plumb the veth (felix.veth, raw rtnetlink), then record
-the WorkloadEndpoint while the agent programs the /32 route, and return once
-both are done, so the pod can be answered the moment the runtime starts it.
+an injected `Ipam` while the veth pair is made (felix.veth, raw rtnetlink: the
+pair needs no address), then put the addresses on it, record the
+WorkloadEndpoint and have the agent program the /32 route, all three at once,
+and return once they are done, so the pod can be answered the moment the
+runtime starts it.
 `delete` undoes all of it and works when the netns is already gone: the veth
 goes down first (its routes with it), then the address is released, the
 record removed and the veth deleted concurrently. Each step's wall time is
@@ -229,48 +231,52 @@ class Workloads:
             await self._delete_locked(req.container_id, interface, name)
         handle = handle_for(req.container_id, interface)
         attributes = {"namespace": req.pod_namespace, "pod": req.pod_name, "node": self.agent.node}
-        assigned = await assign_addresses(
-            self.ipam, handle, self.agent.node, attributes=attributes,
-            pools=self.resolve_pools(req.pools), requested=requested,
-        )  # fmt: skip
-        phases.mark("ipam")
-        ips = tuple(ip for ip in assigned if isinstance(ip, IPv4Address))
-        if not ips:
-            await self.ipam.release(handle)
-            raise WorkloadError("exhausted", "IPAM returned no IPv4 address", "pools")
         mtu = req.mtu or self.pod_mtu()
-        spec = veth.VethSpec(
-            name, interface, req.netns, ips, mtu, req.container_id, req.mac.lower()
-        )
-        try:
-            plumbed = await asyncio.to_thread(veth.plumb, self.host_netns, spec)
-        except veth.AttachedElsewhere as exc:  # a pair felix did not know: not ours to undo
-            await self.ipam.release(handle)
-            raise WorkloadError(
-                "invalid", f"container {req.container_id!r}: {exc}; DEL it first", "netns"
-            ) from None
-        except Exception as exc:
-            await asyncio.to_thread(veth.unplumb, self.host_netns, name)
-            await self.ipam.release(handle)
-            raise WorkloadError("internal", f"plumbing {name}: {exc}") from exc
-        phases.mark("plumb")
+        spec = veth.VethSpec(name, interface, req.netns, (), mtu, req.container_id, req.mac.lower())
+        # The pair needs no address: it is made while IPAM works.
+        assigned, pair = await asyncio.gather(
+            assign_addresses(
+                self.ipam, handle, self.agent.node, attributes=attributes,
+                pools=self.resolve_pools(req.pools), requested=requested,
+            ),
+            asyncio.to_thread(veth.plumb_pair, self.host_netns, spec),
+            return_exceptions=True,
+        )  # fmt: skip
+        phases.mark("ipam+pair")
+        ips = () if isinstance(assigned, BaseException) else tuple(
+            ip for ip in assigned if isinstance(ip, IPv4Address)
+        )  # fmt: skip
+        if isinstance(assigned, BaseException) or isinstance(pair, BaseException) or not ips:
+            await self._undo_first_step(handle, name, assigned, pair)
+            if isinstance(assigned, BaseException):
+                raise assigned
+            if isinstance(pair, veth.AttachedElsewhere):
+                raise WorkloadError(
+                    "invalid", f"container {req.container_id!r}: {pair}; DEL it first", "netns"
+                ) from None
+            if isinstance(pair, BaseException):
+                raise WorkloadError("internal", f"plumbing {name}: {pair}") from pair
+            raise WorkloadError("exhausted", "IPAM returned no IPv4 address", "pools")
+        spec = dataclasses.replace(spec, ips=ips)
         attachment = Attachment(
-            req.container_id, interface, req.netns, name, ips, plumbed.host_mac,
-            plumbed.pod_mac, mtu, req.pod_namespace, req.pod_name, req.pod_uid,
+            req.container_id, interface, req.netns, name, ips, pair.host_mac,
+            pair.pod_mac, mtu, req.pod_namespace, req.pod_name, req.pod_uid,
             netns_id=netns_identity(req.netns),
         )  # fmt: skip
         self.attachments[name] = attachment
         self.agent.workloads[name] = LocalWorkload(name, ips)
         self.agent.mark_dirty()
-        # The WorkloadEndpoint write and the route's reconcile pass do not depend
-        # on each other: wait for both at once.
-        recorded, routed = await asyncio.gather(
+        # The pod's addresses, the WorkloadEndpoint write and the route's reconcile
+        # pass do not depend on each other: wait for all three at once.
+        addressed, recorded, routed = await asyncio.gather(
+            asyncio.to_thread(veth.plumb_addresses, self.host_netns, spec, pair),
             self.records.record(attachment),
             self._wait_routes({IPv4Network(ip) for ip in ips}),
             return_exceptions=True,
         )
-        phases.mark("record+route")
-        failure = next((o for o in (recorded, routed) if isinstance(o, BaseException)), None)
+        phases.mark("addresses+record+route")
+        outcomes = (addressed, recorded, routed)
+        failure = next((o for o in outcomes if isinstance(o, BaseException)), None)
         if failure is not None or not isinstance(recorded, str):
             # A failed add leaves nothing behind, even this late (unrecorded, the
             # IPs would also look leaked to IPAM's check).
@@ -279,6 +285,8 @@ class Workloads:
                 raise WorkloadError(
                     "transient", f"recording WorkloadEndpoint: {failure}"
                 ) from failure
+            if isinstance(failure, veth.PlumbingError):
+                raise WorkloadError("internal", f"plumbing {name}: {failure}") from failure
             raise failure or AssertionError("unreachable: recorded is a revision")
         attachment = dataclasses.replace(
             attachment,
@@ -287,6 +295,20 @@ class Workloads:
         )
         self.attachments[name] = attachment
         return attachment
+
+    async def _undo_first_step(
+        self, handle: str, name: str, assigned: object, pair: object
+    ) -> None:
+        """After IPAM or the pair failed: give back what the other one made. A pair
+        that is another sandbox's is not ours to remove, nor one we did not make
+        when only IPAM failed."""
+        if not isinstance(assigned, BaseException):
+            await self.ipam.release(handle)
+        made_here = isinstance(pair, veth.Plumbed) and pair.created
+        if made_here or (
+            isinstance(pair, BaseException) and not isinstance(pair, veth.AttachedElsewhere)
+        ):
+            await asyncio.to_thread(veth.unplumb, self.host_netns, name)
 
     async def _converge(
         self, existing: Attachment, req: AddRequest, interface: str, name: str
