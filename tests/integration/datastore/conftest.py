@@ -6,27 +6,33 @@ both parametrized over `BACKENDS`. A `Backend` bundles what a test needs beyond
 the `Datastore` protocol: the URL (for worker processes), a fresh client, and
 per-backend ways to compact history, cause an outage and disrupt connections.
 
-Adding a backend (e.g. kubernetes) is one factory below plus one entry in
-`BACKENDS` (and in `BACKEND_MARKS` if it needs a marker).
+Adding a backend is one factory below plus one entry in `BACKENDS` (and in
+`BACKEND_MARKS` if it needs a marker). The kubernetes backend runs against
+the session's real API server (tests/support/kube.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import yaml
 
 from gingham.datastore import Datastore
 from gingham.datastore.etcd import EtcdDatastore
 from gingham.datastore.kubernetes import KubernetesDatastore
 from gingham.datastore.sqlite import SqliteDatastore
 from gingham.datastore.url import EtcdEndpoint
+from gingham.k8s.crds import crd
+from tests.integration.datastore.kinds import ContractGadget, ContractWidget
 from tests.support.etcd import EtcdServer, require_etcd
-from tests.support.fake_apiserver import FakeApiServer
+from tests.support.kube import KubeCluster
 
 
 @dataclass
@@ -164,44 +170,73 @@ async def etcd_backend(request: pytest.FixtureRequest, own_server: bool) -> Asyn
             server.wipe("/gingham/")
 
 
-# --- kubernetes (against a fake API server) ----------------------------------------
+# --- kubernetes (a real API server) -------------------------------------------------
+
+
+CONTRACT_KINDS = (ContractWidget, ContractGadget)
+
+
+@pytest.fixture(scope="session")
+def contract_crds(kube_cluster: KubeCluster) -> KubeCluster:
+    """The suite's own kinds as CRDs on the session's API server."""
+    kube_cluster.apply(yaml.safe_dump_all([crd(kind) for kind in CONTRACT_KINDS]))
+    names = [f"crd/{kind.plural}.gingham.io" for kind in CONTRACT_KINDS]
+    kube_cluster.kubectl("wait", "--for=condition=Established", *names, "--timeout=60s")
+    return kube_cluster
 
 
 @asynccontextmanager
 async def kubernetes_backend(
     request: pytest.FixtureRequest, own_server: bool
 ) -> AsyncIterator[Backend]:
-    # A fake is cheap: every test gets its own, so no wipe is needed.
-    tmp_path: Path = request.getfixturevalue("tmp_path")
-    fake = FakeApiServer(tmp_path)
-    fake.start()
+    # One API server for the session: "own_server" tests stop and start its
+    # kube-apiserver process (etcd and the data stay), so no other test may
+    # run meanwhile (the suite runs tests one at a time).
+    cluster: KubeCluster = request.getfixturevalue("contract_crds")
+    plane = cluster.plane
+    kubeconfig = str(cluster.admin_kubeconfig)
 
     async def compact() -> None:
-        fake.compact()
+        # The API server's watch cache keeps recent events in memory whatever
+        # etcd holds; a restart (an upgrade, a failover) drops them, and only
+        # then is old history really gone for a client.
+        await asyncio.to_thread(cluster.compact_etcd)
+        await asyncio.to_thread(plane.restart, "kube-apiserver")
 
     @asynccontextmanager
     async def outage() -> AsyncIterator[None]:
-        fake.stop()
+        if not own_server:
+            raise RuntimeError("outage needs restartable_backend")
+        await asyncio.to_thread(plane.stop_component, "kube-apiserver")
         try:
             yield
         finally:
-            fake.start()
+            await asyncio.to_thread(plane.start_component, "kube-apiserver")
 
     async def disrupt() -> None:
-        fake.restart()
+        # Cut every client connection to the API server (the kernel aborts the
+        # sockets): what a load balancer or a network blip does. Restarting the
+        # API server instead would also drop its watch cache (see compact).
+        await asyncio.to_thread(
+            subprocess.run,
+            ["ss", "-K", "dst", plane.address, "dport", "=", f":{plane.port}"],
+            check=True,
+            capture_output=True,
+        )
 
     try:
         yield Backend(
             name="kubernetes",
-            url=f"kubernetes://?kubeconfig={fake.kubeconfig}",
-            connect=lambda: KubernetesDatastore(str(fake.kubeconfig), timeout=2.0),
+            url=f"kubernetes://?kubeconfig={kubeconfig}",
+            connect=lambda: KubernetesDatastore(kubeconfig, timeout=5.0),
             compact=compact,
             outage=outage,
             reads_fail_in_outage=True,
             disrupt=disrupt,
         )
     finally:
-        fake.stop()
+        plurals = ",".join(kind.plural for kind in CONTRACT_KINDS)
+        cluster.kubectl("delete", plurals, "--all", "--wait=true")
 
 
 BACKENDS: dict[
@@ -214,7 +249,10 @@ BACKENDS: dict[
 
 
 # Marks per backend (pyproject declares them), so `-m "not etcd"` deselects.
-BACKEND_MARKS: dict[str, list[pytest.MarkDecorator]] = {"etcd": [pytest.mark.etcd]}
+BACKEND_MARKS: dict[str, list[pytest.MarkDecorator]] = {
+    "etcd": [pytest.mark.etcd],
+    "kubernetes": [pytest.mark.kubernetes],
+}
 BACKEND_PARAMS = [
     pytest.param(name, marks=BACKEND_MARKS.get(name, [])) for name in sorted(BACKENDS)
 ]
