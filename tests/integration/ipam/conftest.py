@@ -1,7 +1,9 @@
 """Fixtures for IPAM integration tests: both datastore backends, worker processes.
 
 `backend` is parametrized over sqlite (a fresh file per test) and etcd (one
-server for the session, wiped after each test). `Workers` starts
+server for the session, wiped after each test); a test that names
+`WITH_KUBERNETES` also runs against the session's real API server (its IPAM
+objects deleted after the test). `Workers` starts
 ``python -m tests.integration.ipam.worker`` processes that each open the
 store by URL, as separate felix processes would, and stops them by PID.
 """
@@ -24,6 +26,7 @@ from gingham.datastore import Datastore, open_datastore
 from gingham.ipam import IPAM
 from gingham.model import parse_resource
 from tests.support.etcd import EtcdServer, require_etcd
+from tests.support.kube import KubeCluster
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -51,12 +54,30 @@ def ipam_etcd() -> Iterator[EtcdServer]:
         server.close()
 
 
+# The kinds IPAM tests write, as kubectl names them (core Nodes are not ours).
+IPAM_RESOURCES = (
+    "ippools,nodes.gingham.io,ipamconfigurations,ipamblocks,blockaffinities,ipamhandles"
+)
+
+# A test that also runs against the session's real API server parametrizes
+# `backend` with these (indirect); the default is sqlite and etcd.
+WITH_KUBERNETES = [
+    "sqlite",
+    pytest.param("etcd", marks=pytest.mark.etcd),
+    pytest.param("kubernetes", marks=pytest.mark.kubernetes),
+]
+
+
 @pytest.fixture(params=["sqlite", pytest.param("etcd", marks=pytest.mark.etcd)])
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     server: EtcdServer | None = None
+    cluster: KubeCluster | None = None
     if request.param == "etcd":
         server = request.getfixturevalue("ipam_etcd")
         made = Backend("etcd", server.url)
+    elif request.param == "kubernetes":
+        cluster = request.getfixturevalue("kube_cluster")
+        made = Backend("kubernetes", f"kubernetes://?kubeconfig={cluster.admin_kubeconfig}")
     else:
         made = Backend("sqlite", f"sqlite://{tmp_path}/ipam.db")
     try:
@@ -66,6 +87,8 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
             await store.close()
         if server is not None:
             server.wipe("/gingham/")
+        if cluster is not None:
+            cluster.kubectl("delete", IPAM_RESOURCES, "--all", "--wait=true", timeout=120)
 
 
 @pytest.fixture

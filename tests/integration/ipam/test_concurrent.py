@@ -6,18 +6,27 @@ import asyncio
 import ipaddress
 from collections import Counter
 
+import pytest
+
 from gingham.datastore import Datastore
 from gingham.ipam import IPAM, blocks_for_node
 from gingham.ipam.check import check
 from gingham.ipam.query import allocations
 from gingham.model.ipam import AffinityState, BlockAffinity, IPAMHandle
-from tests.integration.ipam.conftest import Backend, Workers, add_node, add_pool
+from tests.integration.ipam.conftest import (
+    WITH_KUBERNETES,
+    Backend,
+    Workers,
+    add_node,
+    add_pool,
+)
 
 NODES = ["node-a", "node-b", "node-c", "node-d"]
 PROCESSES = 8
 PER_PROCESS = 50
 
 
+@pytest.mark.parametrize("backend", WITH_KUBERNETES, indirect=True)
 async def test_eight_processes_four_nodes_get_distinct_addresses(
     backend: Backend, store: Datastore, ipam: IPAM, workers: Workers
 ) -> None:
