@@ -16,9 +16,9 @@ Invariants:
 - `synced` turns True at the first SNAPSHOT_END and never back; that first
   SNAPSHOT_END counts as a change even when the snapshot is empty (felix may
   remove stale routes from then on, so a pass must follow).
-- `by_prefix` is `routes` grouped by prefix (the entries of a prefix sorted by
-  peer: several → ECMP), kept up to date with every change, never rebuilt
-  per pass: a delta costs O(peers of its prefix), a SNAPSHOT_END O(routes).
+- The state is kept grouped by prefix (`by_prefix`: the entries of a prefix
+  sorted by peer, several → ECMP), and only so: `routes` is made from it on
+  demand. A delta costs O(peers of its prefix), a SNAPSHOT_END O(routes).
 - Every prefix whose group changed is in `take_changes()`'s next answer, once:
   the agent re-derives and re-diffs only those (felix.agent).
 """
@@ -65,24 +65,54 @@ class RouteUpdate(NamedTuple):
 
 
 RouteKey = tuple[IPv4Network, str]
+# One prefix's entries, one per peer, sorted by peer (several: ECMP). Immutable.
+Group = tuple[LearnedRoute, ...]
 
 
 class FeedProtocolError(ValueError):
     """An update that breaks the feed protocol (e.g. SNAPSHOT_END without BEGIN)."""
 
 
+def _peer(route: LearnedRoute) -> str:
+    return route.peer
+
+
+def _with(group: Group | None, route: LearnedRoute) -> Group:
+    """`group` with `route` as its peer's entry."""
+    if group is None or (len(group) == 1 and group[0].peer == route.peer):
+        return (route,)
+    return tuple(sorted([*(r for r in group if r.peer != route.peer), route], key=_peer))
+
+
+def _without(group: Group, peer: str) -> Group | None:
+    """`group` without `peer`'s entry (None: nothing left; `group` itself: it had none)."""
+    if len(group) == 1:
+        return None if group[0].peer == peer else group
+    rest = tuple(r for r in group if r.peer != peer)
+    return group if len(rest) == len(group) else rest
+
+
 class RouteFeed:
-    """The speaker's learned routes, with snapshot/delta semantics per stream."""
+    """The speaker's learned routes, with snapshot/delta semantics per stream.
+
+    One table, by prefix (a full table is 100,000 prefixes, and every table
+    of them costs felix memory): the authoritative state and each pending
+    snapshot are kept grouped, the way the tracker reads them.
+    """
 
     def __init__(self) -> None:
-        self.routes: dict[RouteKey, LearnedRoute] = {}
         self.synced = False
         self._next_stream = 0
         self._authoritative: int | None = None
-        self._pending: dict[int, dict[RouteKey, LearnedRoute]] = {}
+        self._pending: dict[int, dict[IPv4Network, Group]] = {}
         self._generation = 0
-        self._by_prefix: dict[IPv4Network, tuple[LearnedRoute, ...]] = {}
-        self._changed: dict[IPv4Network, tuple[LearnedRoute, ...] | None] = {}
+        self._by_prefix: dict[IPv4Network, Group] = {}
+        self._changed: dict[IPv4Network, Group | None] = {}
+
+    @property
+    def routes(self) -> dict[RouteKey, LearnedRoute]:
+        """The authoritative state by (prefix, peer), made anew on each call."""
+        return {(r.prefix, r.peer): r for group in self._by_prefix.values() for r in group}
 
     @property
     def generation(self) -> int:
@@ -111,7 +141,7 @@ class RouteFeed:
             self._authoritative = stream
             first = not self.synced
             self.synced = True
-            changed = pending != self.routes
+            changed = pending != self._by_prefix
             if changed:
                 self._replace(pending)
             return self._bump(changed or first)
@@ -131,52 +161,58 @@ class RouteFeed:
                     raise FeedProtocolError("route update before SNAPSHOT_BEGIN")
                 return False  # a superseded stream: ignore
             return self._apply_in_place(kind, routes)
-        # A snapshot being filled: nothing is grouped until SNAPSHOT_END.
+        # A snapshot being filled: it becomes the state at SNAPSHOT_END.
         for route in routes:
-            key = (route.prefix, route.peer)
+            prefix = route.prefix
             if kind is UpdateType.DEL:
-                table.pop(key, None)
+                group = table.get(prefix)
+                if group is not None:
+                    rest = _without(group, route.peer)
+                    if rest is None:
+                        del table[prefix]
+                    else:
+                        table[prefix] = rest
             elif not route.next_hops:
-                raise FeedProtocolError(f"ADD {route.prefix} has no next hop")
+                raise FeedProtocolError(f"ADD {prefix} has no next hop")
             else:
-                table[key] = route
+                single = (route,)
+                group = table.setdefault(prefix, single)
+                if group is not single:  # (a prefix nobody else announces: nearly always)
+                    table[prefix] = _with(group, route)
         return False
 
     def _apply_in_place(self, kind: UpdateType, routes: Sequence[LearnedRoute]) -> bool:
-        # The hot path of a full table (one loop, one hash per dict touched): a
-        # prefix object hashes in Python, so every lookup saved counts.
-        table, groups, changes = self.routes, self._by_prefix, self._changed
+        # The hot path of a full table: one loop, each dict touched once per route
+        # where it can be.
+        table, changes = self._by_prefix, self._changed
         changed = False
         try:
             for route in routes:
-                prefix, peer = route.prefix, route.peer
-                key = (prefix, peer)
+                prefix = route.prefix
                 if kind is UpdateType.DEL:
-                    if table.pop(key, None) is None:
+                    group = table.get(prefix)
+                    if group is None:
                         continue
-                    group = groups.get(prefix)
-                    if group is not None and len(group) == 1 and group[0].peer == peer:
-                        del groups[prefix]
-                        changes[prefix] = None
+                    rest = _without(group, route.peer)
+                    if rest is group:
+                        continue
+                    if rest is None:
+                        del table[prefix]
                     else:
-                        self._regroup(prefix, peer, None)
+                        table[prefix] = rest
+                    changes[prefix] = rest
                     changed = True
                     continue
                 if not route.next_hops:
                     raise FeedProtocolError(f"ADD {prefix} has no next hop")
-                old = table.setdefault(key, route)
-                if old is not route:
-                    if old == route:
+                single: Group = (route,)
+                group = table.setdefault(prefix, single)
+                if group is not single:  # (a prefix nobody else announces: nearly always)
+                    if route in group:
                         continue
-                    table[key] = route
-                single = (route,)
-                group = groups.setdefault(prefix, single)
-                if group is single:  # a prefix nobody else announces: nearly always
-                    changes[prefix] = single
-                elif len(group) == 1 and group[0].peer == peer:
-                    groups[prefix] = changes[prefix] = single
-                else:
-                    self._regroup(prefix, peer, route)
+                    single = _with(group, route)
+                    table[prefix] = single
+                changes[prefix] = single
                 changed = True
         finally:
             # (an exception still leaves the routes before it applied and counted)
@@ -188,38 +224,22 @@ class RouteFeed:
             self._generation += 1
         return changed
 
-    def _regroup(self, prefix: IPv4Network, peer: str, route: LearnedRoute | None) -> None:
-        """Fold one peer's changed entry into a prefix several peers announce."""
-        others = [r for r in self._by_prefix.get(prefix, ()) if r.peer != peer]
-        if route is not None:
-            others.append(route)
-        if others:
-            group = tuple(sorted(others, key=lambda r: r.peer))
-            self._by_prefix[prefix] = self._changed[prefix] = group
-        else:
-            self._by_prefix.pop(prefix, None)
-            self._changed[prefix] = None
+    def _replace(self, groups: dict[IPv4Network, Group]) -> None:
+        """A new snapshot became the state: note what differs."""
+        old, changes = self._by_prefix, self._changed
+        for prefix, group in groups.items():
+            if old.get(prefix) != group:
+                changes[prefix] = group
+        for prefix in old:
+            if prefix not in groups:
+                changes[prefix] = None
+        self._by_prefix = groups
 
-    def _replace(self, routes: dict[RouteKey, LearnedRoute]) -> None:
-        """A new snapshot became the state: regroup once, note what differs."""
-        grouped: dict[IPv4Network, list[LearnedRoute]] = {}
-        for (prefix, _peer), route in routes.items():
-            grouped.setdefault(prefix, []).append(route)
-        new = {
-            p: tuple(sorted(rs, key=lambda r: r.peer)) if len(rs) > 1 else (rs[0],)
-            for p, rs in grouped.items()
-        }
-        old = self._by_prefix
-        self._changed.update((p, rs) for p, rs in new.items() if old.get(p) != rs)
-        self._changed.update((p, None) for p in old if p not in new)
-        self.routes = routes
-        self._by_prefix = new
-
-    def by_prefix(self) -> Mapping[IPv4Network, tuple[LearnedRoute, ...]]:
+    def by_prefix(self) -> Mapping[IPv4Network, Group]:
         """The feed grouped by prefix (several entries → ECMP). Live: do not mutate."""
         return self._by_prefix
 
-    def take_changes(self) -> dict[IPv4Network, tuple[LearnedRoute, ...] | None]:
+    def take_changes(self) -> dict[IPv4Network, Group | None]:
         """The prefixes whose group changed since the last call, each with its
         group now (None: gone), and forget them. The groups are immutable."""
         changed, self._changed = self._changed, {}

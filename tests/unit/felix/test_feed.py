@@ -5,6 +5,8 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv4Network
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from felix.feed import (
     FeedProtocolError,
@@ -95,3 +97,91 @@ def test_generation_moves_only_on_change() -> None:
     assert feed.generation == g
     feed.apply(s, delete("10.65.1.0/26", "192.0.2.2"))
     assert feed.generation == g + 1
+
+
+# ---- the feed against a plain model: one dict by (prefix, peer) per stream
+
+
+class FeedModel:
+    """The feed's rules, kept the obvious way (what felix kept before it grouped)."""
+
+    def __init__(self) -> None:
+        self.routes: dict[tuple[IPv4Network, str], LearnedRoute] = {}
+        self.pending: dict[int, dict[tuple[IPv4Network, str], LearnedRoute]] = {}
+        self.authoritative: int | None = None
+        self.synced = False
+
+    def apply(self, stream: int, update: RouteUpdate) -> bool:
+        if update.type is UpdateType.SNAPSHOT_BEGIN:
+            self.pending[stream] = {}
+            return False
+        if update.type is UpdateType.SNAPSHOT_END:
+            if stream not in self.pending:
+                raise FeedProtocolError("SNAPSHOT_END without SNAPSHOT_BEGIN")
+            table, first = self.pending.pop(stream), not self.synced
+            self.authoritative, self.synced = stream, True
+            changed, self.routes = table != self.routes, table
+            return changed or first
+        assert update.route is not None
+        live, table = False, self.pending.get(stream)
+        if table is None:
+            if stream != self.authoritative:
+                if self.authoritative is None or stream > self.authoritative:
+                    raise FeedProtocolError("route update before SNAPSHOT_BEGIN")
+                return False
+            live, table = True, self.routes
+        key = (update.route.prefix, update.route.peer)
+        if update.type is UpdateType.DEL:
+            return table.pop(key, None) is not None and live
+        before, table[key] = table.get(key), update.route
+        return before != update.route and live
+
+
+FEED_PREFIXES = ["10.65.1.0/26", "10.65.2.0/26", "10.65.3.0/26"]
+feed_step = st.tuples(
+    st.integers(0, 2),  # stream
+    st.sampled_from(["begin", "end", "add", "del", "close"]),
+    st.sampled_from(FEED_PREFIXES),
+    st.sampled_from(["192.0.2.2", "192.0.2.3", "192.0.2.4"]),  # peer
+    st.sampled_from(["192.0.2.2", "192.0.2.9"]),  # next hop
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(feed_step, max_size=40))
+def test_the_feed_follows_the_plain_model(steps: list[tuple[int, str, str, str, str]]) -> None:
+    feed, model = RouteFeed(), FeedModel()
+    streams = [feed.open_stream() for _ in range(3)]
+    seen: dict[IPv4Network, tuple[LearnedRoute, ...]] = {}
+    for index, kind, prefix, peer, hop in steps:
+        stream = streams[index]
+        if kind == "close":
+            feed.close_stream(stream)
+            model.pending.pop(stream, None)
+            continue
+        update = {
+            "begin": BEGIN,
+            "end": END,
+            "add": add(prefix, hop, peer),
+            "del": delete(prefix, peer),
+        }[kind]
+        try:
+            expected: bool | None = model.apply(stream, update)
+        except FeedProtocolError:
+            expected = None
+        if expected is None:
+            with pytest.raises(FeedProtocolError):
+                feed.apply(stream, update)
+        else:
+            assert feed.apply(stream, update) == expected
+        assert feed.routes == model.routes and feed.synced == model.synced
+        grouped: dict[IPv4Network, list[LearnedRoute]] = {}
+        for (net, _peer), r in sorted(model.routes.items(), key=lambda kv: kv[0][1]):
+            grouped.setdefault(net, []).append(r)
+        now = {net: tuple(rs) for net, rs in grouped.items()}
+        assert dict(feed.by_prefix()) == now
+        # Every prefix whose group changed is reported, with its group now.
+        changes = feed.take_changes()
+        assert {p for p in now.keys() | seen.keys() if now.get(p) != seen.get(p)} <= set(changes)
+        assert all(group == now.get(p) for p, group in changes.items())
+        seen = now
