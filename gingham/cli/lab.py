@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -33,35 +32,33 @@ def _state(name: str) -> Any:
 
 def run_up(args: argparse.Namespace) -> int:
     from gingham.cli.node import speaker_available
-    from gingham.lab.build import LabError, up, wait_converged
+    from gingham.lab.backend import LabError
+    from gingham.lab.backends import backend_for
     from gingham.lab.topology import LabOptions, PlanError
 
-    if args.vm:  # nodes as QEMU guests (IPIP by default), etcd on their segment
-        from gingham.lab.vm.lab import up, wait_converged
-    args.encap = args.encap or ("ipip" if args.vm else "none")
-    args.nodes = args.nodes or (3 if args.vm else 4)
-    args.wait = args.wait if args.wait is not None else (300.0 if args.vm else 120.0)
+    backend = backend_for(LabOptions(vm=args.vm))
+    args.wait = args.wait if args.wait is not None else backend.default_wait
     options = LabOptions(
         name=args.name,
-        nodes=args.nodes,
+        nodes=args.nodes or backend.default_nodes,
         topology=args.topology,
-        encap=args.encap,
+        encap=args.encap or backend.default_encap,
         pods_per_node=args.pods_per_node,
         tor=args.tor,
         racks=args.racks,
-        datastore="etcd" if args.vm else args.lab_datastore,
+        datastore=backend.datastore or args.lab_datastore,
         vm=args.vm,
     )
     if not speaker_available():
         _say("note: the BGP speaker (gingham-bgp) is not available: nodes run felix only,")
         _say("      so pods reach pods on their own node but not across nodes.")
     try:
-        state = up(options, _say, wait=args.wait)
+        state = backend.up(options, _say, wait=args.wait)
     except PlanError as exc:
         raise CLIError(str(exc)) from None
     except LabError as exc:
         raise CLIError(str(exc)) from None
-    converged = wait_converged(state, _say, args.wait)
+    converged = backend.wait_converged(state, _say, args.wait)
     _print_status(state)
     if not converged:
         _say(f"not every pod reaches every other pod yet (waited {args.wait:.0f}s): "
@@ -107,9 +104,11 @@ def tour(name: str, state: Any) -> str:
 
 
 def _print_status(state: Any) -> None:
-    from gingham.lab.observe import lab_status, ping_matrix, render_matrix
+    from gingham.lab.backends import backend_of
+    from gingham.lab.observe import render_matrix
 
-    status = lab_status(state)
+    backend = backend_of(state)
+    status = backend.status(state)
     for node in status["nodes"]:
         felix = "serving" if node["felix_serving"] else "NOT serving"
         print(f"{node['name']} ({node['netns']}): felix {felix}")
@@ -130,26 +129,28 @@ def _print_status(state: Any) -> None:
             print("  BGP: the ToR daemon does not answer")
         for session in tor["sessions"]:
             print(f"  peer {session['address']:<15} {session['name']:<22} {session['state']}")
-    matrix = ping_matrix(state)
+    matrix = backend.ping_matrix(state, timeout=1.0)
     print(f"pod-to-pod reachability ({matrix.ok}/{matrix.pairs} pairs):")
     print(render_matrix(matrix))
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from gingham.lab.observe import lab_status
+    from gingham.lab.backends import backend_of
 
     state = _state(args.name)
     if args.output == "json":
-        print(json.dumps(lab_status(state), indent=2))
+        print(json.dumps(backend_of(state).status(state), indent=2))
     else:
         _print_status(state)
     return 0
 
 
 def run_ping(args: argparse.Namespace) -> int:
-    from gingham.lab.observe import ping_matrix, render_matrix
+    from gingham.lab.backends import backend_of
+    from gingham.lab.observe import render_matrix
 
-    matrix = ping_matrix(_state(args.name), timeout=args.timeout)
+    state = _state(args.name)
+    matrix = backend_of(state).ping_matrix(state, timeout=args.timeout)
     print(render_matrix(matrix))
     for a, b in matrix.failures():
         print(f"FAIL {a} → {b}")
@@ -158,37 +159,26 @@ def run_ping(args: argparse.Namespace) -> int:
 
 
 def run_exec(args: argparse.Namespace) -> int:
-    from gingham.lab.observe import lab_plan
+    from gingham.lab.backend import LabError
+    from gingham.lab.backends import backend_of
 
     state = _state(args.name)
-    if state.options.get("vm"):  # a guest: through its agent
-        from gingham.lab.build import LabError
-        from gingham.lab.vm.lab import vm_exec
-
-        try:
-            return vm_exec(state, args.target, args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd)
-        except LabError as exc:
-            raise CLIError(str(exc)) from None
-    tors = {t.name: t.netns for t in lab_plan(state).tors}
-    where = {**state.nodes, **tors, **{p.name: p.netns for p in state.pods}}
-    if args.target not in where:
-        raise CLIError(f'lab "{args.name}" has no node, ToR or pod "{args.target}" '
-                       f"(nodes: {', '.join([*state.nodes, *tors])})")  # fmt: skip
     command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
-    if not command:
-        raise CLIError("lab exec: give a command after --, e.g. lab exec node1 -- ip route")
-    os.execvp("ip", ["ip", "netns", "exec", where[args.target], *command])
-    return 0  # not reached
+    try:
+        return backend_of(state).exec(state, args.target, command)
+    except LabError as exc:
+        raise CLIError(str(exc)) from None
 
 
 def run_graph(args: argparse.Namespace) -> int:
+    from gingham.lab.backends import backend_of
     from gingham.lab.graph import output_paths, session_health, write_graph
-    from gingham.lab.observe import lab_plan, lab_status
+    from gingham.lab.observe import lab_plan
 
     state = _state(args.name)
     svg, png = output_paths(args.output, args.name)
     try:
-        scene = write_graph(lab_plan(state), lab_status(state), svg, png)
+        scene = write_graph(lab_plan(state), backend_of(state).status(state), svg, png)
     except OSError as exc:
         raise CLIError(f"lab graph: cannot write {exc.filename}: {exc.strerror}") from None
     up = sum(session_health(state) == "up" for _a, _b, state in scene.sessions)
@@ -198,7 +188,7 @@ def run_graph(args: argparse.Namespace) -> int:
 
 
 def run_down(args: argparse.Namespace) -> int:
-    from gingham.lab.build import down
+    from gingham.lab.teardown import down
 
     if not down(args.name, _say):
         _say(f'no lab named "{args.name}": nothing to remove')

@@ -1,4 +1,4 @@
-"""`lab up` / `lab down`: apply a `LabPlan` to this machine, and undo exactly that.
+"""The namespace lab's `lab up`: apply a `LabPlan` to this machine's namespaces.
 
 `up` records each namespace and process in the lab's `LabState` before
 making it, then: fabric bridge and veths, addresses, the datastore seeded with
@@ -8,21 +8,15 @@ or BIRD) for racks, ``gingham cni install`` per node,
 (the conflist's chain, executed with CNI_* env and the config on stdin, as
 libcni does), and finally waits for convergence (`wait_converged`).
 
-`down` stops the recorded processes (SIGTERM, then SIGKILL, by PID and only
-if the PID still names the process we started), kills what else runs inside
-the lab's own namespaces, deletes the namespaces (which removes every link
-in them: the lab puts no link in the host namespace) and the lab directory.
-It is idempotent.
+A failed `up` removes what it made with `gingham.lab.teardown.down`, which
+is also `lab down`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import grp
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -34,6 +28,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from gingham.lab.backend import LabError, Progress
 from gingham.lab.observe import (
     felix_serving,
     node_run_dir,
@@ -46,20 +41,15 @@ from gingham.lab.state import (
     LabState,
     PodRecord,
     ProcessRecord,
-    is_ours,
     lab_dir,
     process_start_time,
 )
+from gingham.lab.teardown import down
 from gingham.lab.topology import LabOptions, LabPlan, NodePlan, TorPlan, plan_lab
 from gingham.lab.tor import FRR_DIR, FRR_VTY_GROUP, tor_commands, tor_files
 
-Progress = Callable[[str], None]
 BIN = Path(sys.executable).parent
 CNI_TRY_AGAIN_LATER = 11
-
-
-class LabError(Exception):
-    """Something a person can act on (the message says what)."""
 
 
 def _run(cmd: list[str], stdin: bytes | None = None, env: dict[str, str] | None = None) -> str:
@@ -369,63 +359,3 @@ def wait_converged(state: LabState, progress: Progress, wait: float) -> bool:
         if elapsed > wait:
             return False
         time.sleep(0.5)
-
-
-def down(name: str, progress: Progress) -> bool:
-    """Remove lab `name`; False when there was nothing to remove."""
-    state = LabState.load(name)
-    directory = lab_dir(name)
-    if state is None:
-        if directory.exists():
-            shutil.rmtree(directory)
-            return True
-        return False
-    _stop_all(state.processes)
-    # Namespaces are independent (a veth pair goes with whichever end goes first), so they
-    # are removed side by side: two `ip` runs each, which a busy machine makes slow.
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(_remove_netns, reversed(state.namespaces)))
-    shutil.rmtree(directory, ignore_errors=True)
-    progress(f"lab {name}: stopped {len(state.processes)} processes, "
-             f"removed {len(state.namespaces)} namespaces and {directory}")  # fmt: skip
-    return True
-
-
-def _stop_all(records: list[ProcessRecord], grace: float = 8.0) -> None:
-    """SIGTERM every recorded process at once, then SIGKILL the ones still there after `grace`."""
-    live = [r for r in records if is_ours(r)]
-    for record in live:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(record.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        for record in live:
-            _reap(record.pid)
-        live = [r for r in live if is_ours(r)]
-        if not live:
-            return
-        time.sleep(0.05)
-    for record in live:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(record.pid, signal.SIGKILL)
-        _reap(record.pid)
-
-
-def _reap(pid: int) -> None:
-    # `lab up` and `lab down` in one process (tests): collect our own child's exit.
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
-
-
-def _remove_netns(netns: str) -> None:
-    _kill_inside(netns)
-    subprocess.run(["ip", "netns", "del", netns], capture_output=True, check=False)
-
-
-def _kill_inside(netns: str) -> None:
-    """SIGKILL whatever still runs inside one of the lab's own namespaces."""
-    proc = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True,
-                          check=False)  # fmt: skip
-    for word in proc.stdout.split():
-        with contextlib.suppress(ProcessLookupError, ValueError):
-            os.kill(int(word), signal.SIGKILL)

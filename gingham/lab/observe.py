@@ -1,4 +1,4 @@
-"""Looking at a running lab: felix health, the speakers' peers, routes, the ping matrix.
+"""Looking at a running namespace lab: felix health, the speakers' peers, routes, pings.
 
 Read-only. Unix sockets are files, so felix's and the speaker's gRPC sockets
 are reached from the host directly; kernel state and pings go through
@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, fields
 from ipaddress import IPv4Network, ip_address, ip_network
 from pathlib import Path
 from typing import Any
 
+from gingham.lab.backend import Matrix
 from gingham.lab.state import LabState, PodRecord, is_ours
 from gingham.lab.topology import POOL_CIDR, LabOptions, LabPlan, TorPlan, plan_lab
 
@@ -155,28 +156,7 @@ def ping(source: PodRecord, target: PodRecord, timeout: float = 1.0) -> bool:
     return proc.returncode == 0
 
 
-@dataclass
-class Matrix:
-    pods: list[str]
-    results: dict[str, dict[str, bool]] = field(default_factory=dict)
-
-    @property
-    def pairs(self) -> int:
-        return sum(len(row) for row in self.results.values())
-
-    @property
-    def ok(self) -> int:
-        return sum(v for row in self.results.values() for v in row.values())
-
-    def failures(self) -> list[tuple[str, str]]:
-        return [(a, b) for a, row in self.results.items() for b, v in row.items() if not v]
-
-
 def ping_matrix(state: LabState, timeout: float = 1.0) -> Matrix:
-    if state.options.get("vm"):  # the pods live inside QEMU guests
-        from gingham.lab.vm.lab import vm_ping_matrix
-
-        return vm_ping_matrix(state, timeout)
     pods = [p for p in state.pods if p.address]
     pairs = [(a, b) for a in pods for b in pods if a is not b]
     with ThreadPoolExecutor(max_workers=16) as pool:
@@ -200,10 +180,6 @@ def render_matrix(matrix: Matrix) -> str:
 
 
 def lab_status(state: LabState) -> dict[str, Any]:
-    if state.options.get("vm"):  # asked from inside each guest
-        from gingham.lab.vm.lab import vm_status
-
-        return vm_status(state)
     running = {p.what: is_ours(p) for p in state.processes}
 
     def node_status(node: str, netns: str) -> dict[str, Any]:

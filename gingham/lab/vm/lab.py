@@ -18,13 +18,13 @@ as README "A BGP lab on three VMs" tells a person with three Debian VMs:
 
 `lab status`, `lab ping`, `lab exec` and the convergence progress ask the
 guests (through the agent, `probe.py`, a ping script) what the namespace lab
-reads from its namespaces; `lab down` is the namespace lab's own `down`: the
+reads from its namespaces; `lab down` is every lab's `gingham.lab.teardown.down`: the
 LabState records qemu and etcd as processes and ``<lab>-vms`` as the lab's
 only namespace, and the guests' disks are tmpfs, so nothing else remains.
 
 Invariants: every guest NIC is on the lab's bridge inside ``<lab>-vms``;
 nothing is made outside the lab directory and that namespace; a failed `up`
-removes what it made (the namespace lab's `down`).
+removes what it made (`teardown.down`).
 """
 
 from __future__ import annotations
@@ -42,9 +42,10 @@ from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
-from gingham.lab.build import LabError, Progress, down
-from gingham.lab.observe import Matrix, lab_plan
+from gingham.lab.backend import LabError, Matrix, Progress
+from gingham.lab.observe import lab_plan
 from gingham.lab.state import LabState, PodRecord, ProcessRecord, lab_dir, process_start_time
+from gingham.lab.teardown import down
 from gingham.lab.topology import POOL_CIDR, LabOptions, LabPlan, plan_lab
 from gingham.lab.vm.cnitool import container_id
 from gingham.lab.vm.initramfs import BUSYBOX, GUEST_SHARE
