@@ -1,14 +1,19 @@
 # Two commands do all the set-up on a fresh Debian machine (as root):
 #   make lab   - install, then bring up a 4-node route-reflector fabric
 #   make test  - install, then lint, type-check and run the whole suite
+# While working: make test-fast - lint, type-check and the unit tier, in parallel.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lab install system-deps kube-bins lint typecheck pytest clean
+.PHONY: test test-fast lab install system-deps kube-bins lint typecheck pytest clean
 
 test: install lint typecheck pytest
+
+# tests/unit only (marker `unit`): no root, no daemons, no VMs; two workers.
+test-fast: install lint typecheck
+	$(BIN)/pytest -n 2 -q tests/unit $(PYTEST_ARGS)
 
 system-deps:
 	./scripts/install-system-deps
@@ -30,6 +35,7 @@ kube-bins: system-deps
 lint:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck:
 	$(BIN)/mypy

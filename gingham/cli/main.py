@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 from collections.abc import Sequence
 
 from gingham.cli.common import DEFAULT_DATASTORE, ENV_DATASTORE, PROG, run_command
+from gingham.logs import configure_logging
 
 COMMAND_MODULES: tuple[str, ...] = (
     "gingham.cli.resources",
@@ -71,30 +71,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging(args.cli_log_level)
     return run_command(args.func, args)
-
-
-class _StderrHandler(logging.Handler):
-    """Writes to whatever `sys.stderr` is at the time (tests swap it)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            sys.stderr.write(self.format(record) + "\n")
-        except Exception:
-            self.handleError(record)
-
-
-def configure_logging(level: str) -> None:
-    """Log records of the `gingham` loggers (and libraries' warnings) to stderr.
-
-    Only the ``gingham`` logger is configured, not the root logger, so calling
-    `main` in-process (the demo, tests) leaves the caller's logging alone.
-    """
-    logger = logging.getLogger("gingham")
-    logger.setLevel(level.upper())
-    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
-        handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter(f"{PROG}: %(levelname)s: %(name)s: %(message)s"))
-        logger.addHandler(handler)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,7 @@ in the same run dir, so the speaker finds `<run-dir>/rr.sock`.
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
+import importlib.metadata
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,14 +30,11 @@ log = logging.getLogger("gingham.node")
 
 
 def speaker_available() -> bool:
-    """True when this build has the BGP speaker (`bird_agent.main.main`, i.e. gingham-bgp)."""
-    try:
-        if importlib.util.find_spec("bird_agent.main") is None:
-            return False
-        module = importlib.import_module("bird_agent.main")
-    except ImportError:
-        return False
-    return callable(getattr(module, "main", None))
+    """True when this installation has the BGP speaker: its `gingham-bgp` entry point.
+
+    The node starts the speaker as that process; nothing here imports it.
+    """
+    return bool(importlib.metadata.entry_points(group="console_scripts", name="gingham-bgp"))
 
 
 async def _read_node(store: Datastore, args: argparse.Namespace, url: str) -> Resource:

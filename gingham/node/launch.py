@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from gingham.logs import configure_logging
 from gingham.node.supervisor import ChildSpec, Supervisor
 
 log = logging.getLogger("gingham.node")
@@ -87,8 +88,6 @@ async def _supervise(children: list[ChildSpec], grace: float) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from gingham.cli.main import configure_logging  # cheap: the parser is built lazily
-
     [path] = list(sys.argv[1:] if argv is None else argv)
     document = json.loads(Path(path).read_text())
     configure_logging(document["log_level"])
