@@ -33,6 +33,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
+from itertools import chain
 from typing import NamedTuple
 
 from felix.dataplane import (
@@ -159,6 +160,24 @@ class LearnedResult(NamedTuple):
     problems: tuple[str, ...] = ()
 
 
+# What the tracker keeps per learned prefix: the `Route` alone when that is all
+# the result holds (nearly every prefix of a full table: one object less each).
+Kept = Route | LearnedResult
+
+
+def _kept(result: LearnedResult) -> Kept:
+    route = result.route
+    return route if route is not None and not result.vteps and not result.problems else result
+
+
+def _route_of(kept: Kept) -> Route | None:
+    return kept.route if isinstance(kept, LearnedResult) else kept
+
+
+def _vteps_of(kept: Kept) -> tuple[Vtep, ...]:
+    return kept.vteps if isinstance(kept, LearnedResult) else ()
+
+
 @dataclass(frozen=True)
 class LearnedContext:
     """Everything a learned route's outcome depends on besides its own entries."""
@@ -265,7 +284,7 @@ class DesiredTracker:
     def __init__(self) -> None:
         self.state = KernelState()
         self.learned: dict[IPv4Network, Sequence[LearnedRoute]] = {}
-        self.results: dict[IPv4Network, LearnedResult] = {}
+        self.results: dict[IPv4Network, Kept] = {}
         self.evaluated = 0  # learned prefixes derived so far: the work, for tests and metrics
         self._context: LearnedContext | None = None
         self._base: dict[IPv4Network, Route] = {}
@@ -276,7 +295,8 @@ class DesiredTracker:
 
     @property
     def problems(self) -> list[str]:
-        return [p for prefix in sorted(self._troubled) for p in self.results[prefix].problems]
+        troubled = (self.results[prefix] for prefix in sorted(self._troubled))
+        return [p for kept in troubled if isinstance(kept, LearnedResult) for p in kept.problems]
 
     def update(
         self,
@@ -294,10 +314,13 @@ class DesiredTracker:
             else:
                 learned.pop(prefix, None)
         context = LearnedContext.of(inputs)
-        todo: Mapping[IPv4Network, Sequence[LearnedRoute] | None] = changes
+        todo: Iterable[tuple[IPv4Network, Sequence[LearnedRoute] | None]] = changes.items()
         if context != self._context:
             self._context = context
-            todo = {p: learned.get(p) for p in set(learned) | set(self.results)}
+            # Everything again, without a copy of the table: the prefixes learned,
+            # then those with a result but no longer learned.
+            gone = [p for p in self.results if p not in learned]
+            todo = chain(learned.items(), ((p, None) for p in gone))
         touched = self._derive(todo, context, inputs.nodes)
 
         base = self._base_routes(inputs)
@@ -306,8 +329,8 @@ class DesiredTracker:
         for dst in base.keys() | old_base.keys():
             now, before = base.get(dst), old_base.get(dst)
             if now is not before and now != before:
-                result = results.get(dst)
-                touched[dst] = result.route if result is not None else None
+                kept = results.get(dst)
+                touched[dst] = _route_of(kept) if kept is not None else None
         self._base = base
         shadowed = touched.keys() & base.keys()  # (iterates the small side)
 
@@ -330,7 +353,7 @@ class DesiredTracker:
 
     def _derive(
         self,
-        todo: Mapping[IPv4Network, Sequence[LearnedRoute] | None],
+        todo: Iterable[tuple[IPv4Network, Sequence[LearnedRoute] | None]],
         ctx: LearnedContext,
         nodes: Mapping[str, NodeInfo],
     ) -> dict[IPv4Network, Route | None]:
@@ -339,8 +362,10 @@ class DesiredTracker:
         memo: dict[object, tuple[tuple[NextHop, ...], tuple[Vtep, ...]]] = {}
         results = self.results
         touched: dict[IPv4Network, Route | None] = {}
-        self.evaluated += len(todo)
-        for prefix, routes in todo.items():
+        evaluated = 0
+        for prefix, routes in todo:
+            evaluated += 1
+            new: Kept | None
             if not routes:
                 old = results.pop(prefix, None)
                 if old is None:
@@ -348,7 +373,8 @@ class DesiredTracker:
                 touched[prefix] = None
                 new = None
             else:
-                new = derive_learned(prefix, routes, ctx, nodes, by_address, memo=memo)
+                result = derive_learned(prefix, routes, ctx, nodes, by_address, memo=memo)
+                new = _kept(result)
                 old = results.setdefault(prefix, new)
                 if old is new:
                     old = None
@@ -356,17 +382,18 @@ class DesiredTracker:
                     continue
                 else:
                     results[prefix] = new
-                touched[prefix] = new.route
+                touched[prefix] = result.route
             # (Counter.update/subtract cost microseconds even for nothing: most
             # learned routes have no VTEP.)
-            if old is not None and old.vteps:
-                self._vteps.subtract(old.vteps)
-            if new is not None and new.vteps:
-                self._vteps.update(new.vteps)
-            if new is not None and new.problems:
+            if old is not None and (gone := _vteps_of(old)):
+                self._vteps.subtract(gone)
+            if new is not None and result.vteps:
+                self._vteps.update(result.vteps)
+            if new is not None and result.problems:
                 self._troubled.add(prefix)
             elif self._troubled:
                 self._troubled.discard(prefix)
+        self.evaluated += evaluated
         return touched
 
     def _base_routes(self, inputs: DesiredInputs) -> dict[IPv4Network, Route]:
