@@ -99,11 +99,14 @@ def user_error_lines(exc: BaseException, url: str) -> list[str] | None:
         return exc.lines
     # Imported here: only a failing command pays for the model and datastore.
     from gingham.datastore.base import DatastoreError, Unavailable
+    from gingham.k8s.wire import Forbidden
     from gingham.model.base import InvalidResource, UnknownKind
 
     if isinstance(exc, InvalidResource):
         return [str(error) for error in exc.errors] or [str(exc)]
     if isinstance(exc, UnknownKind):
+        return [str(exc)]
+    if isinstance(exc, Forbidden):  # the API server said no: waiting will not help
         return [str(exc)]
     if isinstance(exc, Unavailable):
         return [f"datastore unavailable at {url}: {exc} (try again later)"]

@@ -25,8 +25,9 @@ Mapping and invariants:
   caller revision a lost race is retried, with one it is `Conflict`.
 - Errors: 404 → `NotFound`; 409 on create → `AlreadyExists`, else `Conflict`;
   410 → `RevisionCompacted`; 422 → `Rejected` (the CRD schema refused it);
-  connection failures, timeouts, 5xx, 429, 401/403 → `Unavailable` (403 names
-  RBAC: the ClusterRole in manifests/rbac.yaml lists what we need).
+  connection failures, timeouts, 5xx, 429 → `Unavailable`; 401/403 →
+  `Forbidden`, an `Unavailable` carrying the API server's words (user, verb,
+  resource; the ClusterRole in manifests/rbac.yaml lists what we need).
 - watch from `from_revision` (None: a list's revision, so "from now on"
   without the synthetic ADDED events k8s sends a watch with no revision).
   Bookmarks advance the resume point. A stream that ends or fails is reopened
@@ -424,6 +425,9 @@ class _WatchPump:
                 status = getattr(exc, "status", None)
                 if status == 410:
                     self._finish(self._compacted())
+                    return
+                if status in (401, 403):  # retrying will not change the API server's mind
+                    self._finish(translate(f"watch on {self._kind}", exc, create=False))
                     return
                 now = time.monotonic()
                 failing_since = failing_since or now

@@ -8,8 +8,9 @@ custom objects, and API errors → datastore errors.
   `from_k8s` keeps only the metadata our `Metadata` has (the API server adds
   generation, managedFields, ...) and sets the revision from resourceVersion.
 - `translate`: 404 → NotFound; 409 → AlreadyExists on create, else Conflict;
-  410 → RevisionCompacted; 422 → Rejected; no HTTP status (connection
-  failures, timeouts), 5xx, 429, 401/403 → Unavailable (403 names the RBAC).
+  410 → RevisionCompacted; 422 → Rejected; 401/403 → Forbidden (an
+  Unavailable, with the server's words: who, which verb, which resource); no
+  HTTP status (connection failures, timeouts), 5xx, 429 → Unavailable.
 """
 
 from __future__ import annotations
@@ -36,6 +37,15 @@ _KEPT_METADATA = ("name", "labels", "annotations", "uid", "creationTimestamp")
 
 class Rejected(DatastoreError):
     """The API server refused the object (422: the CRD's schema)."""
+
+
+class Forbidden(Unavailable):
+    """The API server refused who we are (401) or what we asked (403, RBAC).
+
+    An `Unavailable` so agents retry it like an outage (the RBAC may be
+    applied after the DaemonSet starts); the message is the API server's,
+    which names the user (the service account), the verb and the resource.
+    """
 
 
 # --- conversion ------------------------------------------------------------------
@@ -114,9 +124,15 @@ def translate(what: str, exc: Exception, *, create: bool) -> Exception:
         return RevisionCompacted(f"{what}: {message}")
     if status == 422:
         return Rejected(f"{what}: refused by the API server: {message}")
-    if status in (401, 403):
-        return Unavailable(
-            f"{what}: {status} {message} (is the gingham RBAC from manifests/rbac.yaml applied?)"
+    if status == 403:
+        return Forbidden(
+            f"{what}: denied by the API server: {message}"
+            " (the node agent's rights are the ClusterRole in manifests/rbac.yaml)"
+        )
+    if status == 401:
+        return Forbidden(
+            f"{what}: the API server does not accept our credentials ({message}):"
+            " check the kubeconfig's token or certificate"
         )
     return Unavailable(f"{what}: Kubernetes API error {status}: {message}")
 
