@@ -44,12 +44,13 @@ from bird_agent.felix_sink import FelixSink, speaker_converged
 from bird_agent.model_view import config_view, node_view
 from bird_agent.reflection import Reflection
 from bird_agent.speaker import Speaker
-from bird_agent.status import mark_serving, registry_for, serve_grpc, serve_http
+from bird_agent.status import mark_serving, registry_for, serve_grpc
 from gingham.collector import tune_gc
 from gingham.datastore import DEFAULT_URL, NotFound, open_datastore, when_available
 from gingham.datastore.base import Datastore
 from gingham.model.base import Resource
 from gingham.model.bgp import BGPConfiguration, Node
+from gingham.probes import serve_probes
 
 log = logging.getLogger("gingham-bgp")
 
@@ -156,10 +157,9 @@ async def run(args: argparse.Namespace) -> int:
         web = None
         if http is not None:
             try:
-                web = await serve_http(
+                web = await serve_probes(
                     http[0],
                     http[1],
-                    live=lambda: True,
                     ready=lambda: speaker.plan is not None,
                     registry=registry_for(speaker, sink),
                 )

@@ -7,8 +7,9 @@
   mode 0600 (the socket is root's: it names peers and prefixes).
 - `SpeakerCollector` computes Prometheus metrics at scrape time from the
   speaker's state, so nothing has to remember to update a gauge.
-- `serve_http`: /liveness, /readiness (planned from a complete datastore
-  view) and /metrics on localhost.
+- `registry_for`: that collector in a registry of its own, which
+  `gingham.probes.serve_probes` serves on /metrics (beside /liveness and
+  /readiness: planned from a complete datastore view).
 
 Invariants: read-only over the speaker; never blocks the event loop for
 longer than one pass over the learned table.
@@ -16,17 +17,16 @@ longer than one pass over the learned table.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -192,43 +192,3 @@ def registry_for(speaker: Speaker, sink: FelixSink | None) -> CollectorRegistry:
     registry = CollectorRegistry()
     registry.register(SpeakerCollector(speaker, sink))
     return registry
-
-
-async def serve_http(
-    host: str,
-    port: int,
-    live: Callable[[], bool],
-    ready: Callable[[], bool],
-    registry: CollectorRegistry,
-) -> asyncio.Server:
-    """Three GET routes, no keep-alive (probes and Prometheus need no more)."""
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            line = (await asyncio.wait_for(reader.readline(), 5)).decode("latin-1").split()
-            while (await asyncio.wait_for(reader.readline(), 5)).strip():
-                pass  # headers: ignored
-            path = line[1] if len(line) > 1 else ""
-            ctype = "text/plain; charset=utf-8"
-            if path == "/liveness":
-                status, body = (200, b"ok\n") if live() else (503, b"not live\n")
-            elif path == "/readiness":
-                status, body = (200, b"ready\n") if ready() else (503, b"not ready\n")
-            elif path == "/metrics":
-                status, body = 200, generate_latest(registry)
-                ctype = "text/plain; version=0.0.4; charset=utf-8"
-            else:
-                status, body = 404, b"not found\n"
-            head = (
-                f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}\r\n"
-                f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
-                "Connection: close\r\n\r\n"
-            )
-            writer.write(head.encode() + body)
-            await writer.drain()
-        except (TimeoutError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    return await asyncio.start_server(handle, host, port)

@@ -30,13 +30,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from felix import links
 from felix.agent import Agent
 from felix.host import Host
-from felix.http import Metrics, serve_http
+from felix.http import Metrics
 from felix.server import DataplaneServicer, RouteFeedServicer
 from felix.sync import follow, followed_kinds
 from felix.tunnels import ensure_tunnel_addresses
 from felix.workloads import Workloads
 from gingham.collector import tune_gc
 from gingham.datastore.base import Datastore, DatastoreError
+from gingham.probes import serve_probes
 from gingham.v1 import dataplane_pb2_grpc as pb_grpc
 
 log = logging.getLogger("felix")
@@ -125,7 +126,9 @@ async def serve(args: argparse.Namespace) -> int:
         os.umask(old_umask)
     os.chmod(sock, 0o600)
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    http = await serve_http(http_host, int(http_port), lambda: True, lambda: agent.ready, metrics)
+    http = await serve_probes(
+        http_host, int(http_port), ready=lambda: agent.ready, registry=metrics.registry
+    )
     log.info("felix for node %s serving on %s, http %s", args.node, sock, args.http)
 
     stop = asyncio.Event()

@@ -17,6 +17,6 @@ The engine and the daemon, behind it, pure first:
 - `decision`: best path per prefix (RFC 4271 §9.1.2.2 + RFC 4456 §9).
 - `reflect`: `Reflector`, the engine: events in, per-peer Adj-RIB-Out diffs out.
 - `feed`: the Reflect stream protocol (snapshot, then deltas), pure.
-- `server`, `http`, `main`: the `gingham-rr` daemon (gRPC on a unix socket,
-  probes and Prometheus metrics on localhost HTTP).
+- `server`, `main`: the `gingham-rr` daemon (gRPC on a unix socket, probes
+  and Prometheus metrics on localhost HTTP through `gingham.probes`).
 """

@@ -29,8 +29,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from gingham.collector import tune_gc
+from gingham.probes import serve_probes
 from gingham.v1 import reflector_pb2_grpc as pb_grpc
-from route_reflector.http import serve_http
 from route_reflector.server import Metrics, ReflectorServicer
 
 log = logging.getLogger("route_reflector")
@@ -79,8 +79,8 @@ async def serve(args: argparse.Namespace) -> int:
     http = None
     if args.http:
         try:
-            http = await serve_http(
-                http_host, int(http_port), lambda: servicer.in_sync, metrics.registry
+            http = await serve_probes(
+                http_host, int(http_port), ready=lambda: servicer.in_sync, registry=metrics.registry
             )
         except OSError as exc:
             print(f"gingham-rr: --http {args.http}: {exc.strerror or exc}", file=sys.stderr)
