@@ -172,7 +172,7 @@ def run_exec(args: argparse.Namespace) -> int:
 
 def run_graph(args: argparse.Namespace) -> int:
     from gingham.lab.backends import backend_of
-    from gingham.lab.graph import output_paths, session_health, write_graph
+    from gingham.lab.graph import NoPillow, output_paths, session_health, write_graph
     from gingham.lab.observe import lab_plan
 
     state = _state(args.name)
@@ -181,6 +181,8 @@ def run_graph(args: argparse.Namespace) -> int:
         scene = write_graph(lab_plan(state), backend_of(state).status(state), svg, png)
     except OSError as exc:
         raise CLIError(f"lab graph: cannot write {exc.filename}: {exc.strerror}") from None
+    except NoPillow as exc:
+        raise CLIError(f"lab graph: {svg} written; {exc}") from None
     up = sum(session_health(state) == "up" for _a, _b, state in scene.sessions)
     print(f"{svg}\n{png}")
     _say(f"{len(state.nodes)} nodes, {up}/{len(scene.sessions)} BGP sessions Established")

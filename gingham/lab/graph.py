@@ -292,9 +292,18 @@ _FONTS = ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",)
 _BOLD_FONTS = ("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",)
 
 
+class NoPillow(Exception):
+    """The PNG needs Pillow, an optional extra (the node image goes without it)."""
+
+
 def render_png(scene: Scene, path: Path, scale: float = 1.5) -> None:
     """Draw `scene` with Pillow (DejaVu when installed, else Pillow's own font)."""
-    from PIL import Image, ImageDraw, ImageFont
+    try:
+        from PIL import Image, ImageDraw, ImageFont
+    except ImportError:
+        raise NoPillow(
+            f"{path}: the PNG needs Pillow: pip install 'gingham[graph]' (or the test extras)"
+        ) from None
 
     fonts: dict[tuple[int, bool], Any] = {}
 
@@ -366,6 +375,7 @@ def output_paths(target: str | None, lab: str) -> tuple[Path, Path]:
 
 
 def write_graph(plan: LabPlan, status: dict[str, Any], svg: Path, png: Path) -> Scene:
+    """Both pictures; the SVG is written first, so it is there even when `NoPillow` is raised."""
     scene = build_scene(plan, status)
     svg.write_text(render_svg(scene))
     render_png(scene, png)

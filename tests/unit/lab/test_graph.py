@@ -7,14 +7,17 @@ be a real PNG of the scene's size.
 
 from __future__ import annotations
 
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+import pytest
 from PIL import Image
 
 from gingham.lab.graph import (
     STATE_COLOURS,
+    NoPillow,
     build_scene,
     output_paths,
     session_health,
@@ -121,3 +124,18 @@ def test_session_health_words() -> None:
     assert session_health("OpenSent") == "pending"
     assert session_health("Idle") == "down"
     assert session_health("") == "down"
+
+
+def test_without_pillow_the_svg_is_written_and_the_png_error_says_how_to_get_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "PIL", None)  # what `import PIL` meets when not installed
+    plan = plan_lab(LabOptions(name="g", nodes=2))
+    status = {"nodes": [{"name": n.name, "speaker": None, "routes": []} for n in plan.nodes]}
+    svg, png = tmp_path / "n.svg", tmp_path / "n.png"
+    with pytest.raises(
+        NoPillow, match=r"n\.png: the PNG needs Pillow: pip install 'gingham\[graph\]'"
+    ):
+        write_graph(plan, status, svg, png)
+    assert ET.parse(svg).getroot().tag == f"{SVG}svg"
+    assert not png.exists()
