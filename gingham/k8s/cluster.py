@@ -312,6 +312,8 @@ class ControlPlane:
                 f"--client-ca-file={pki / 'ca.crt'}",
                 f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
                 f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
+                # Kubelets by their node address: a node's name resolves nowhere here.
+                "--kubelet-preferred-address-types=InternalIP",
                 f"--service-account-issuer={SERVICE_ISSUER}",
                 f"--service-account-key-file={pki / 'sa.crt'}",
                 f"--service-account-signing-key-file={pki / 'sa.key'}",
