@@ -42,9 +42,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
+from itertools import islice
 from typing import Protocol
 
 from felix.dataplane import VXLAN_DEVICE, KernelState, OpResult
@@ -63,6 +64,21 @@ from felix.reconcile import KernelPort, Reconciler, reconcile_once
 
 log = logging.getLogger("felix.agent")
 _UNKNOWN = object()
+# Learned prefixes a pass derives, diffs and applies at a time (see _reconcile_blocking).
+PASS_SLICE = 10_000
+
+
+def _slices(
+    changes: Mapping[IPv4Network, Sequence[LearnedRoute] | None], size: int
+) -> Iterator[Mapping[IPv4Network, Sequence[LearnedRoute] | None]]:
+    """`changes` in parts of at most `size`; at least one part, even if empty (the
+    tracker also follows everything else a pass's inputs hold)."""
+    if len(changes) <= size:
+        yield changes
+        return
+    items = iter(changes.items())
+    while part := dict(islice(items, size)):
+        yield part
 
 
 class HostPort(KernelPort, Protocol):
@@ -105,6 +121,7 @@ class Agent:
     connected: list[IPv4Network] = field(default_factory=list)
     stats: Stats = field(default_factory=Stats)
     capability_problems: set[str] = field(default_factory=set)
+    # Called after each pass with the results of the ops the kernel refused.
     on_reconciled: Callable[[Agent, list[OpResult]], None] | None = None
     # Seconds a pass woken only by feed changes waits for the rest of a burst.
     debounce: float = 0.002
@@ -217,6 +234,7 @@ class Agent:
             await self.reconcile(resync=self.clock() >= self._next_resync)
 
     async def reconcile(self, resync: bool) -> list[OpResult]:
+        """One pass; the results of the ops the kernel refused (`stats` counts them all)."""
         # Snapshot everything on the loop: the worker thread must not iterate dicts
         # that datastore events mutate meanwhile.
         # Waiters that arrived before this pass began are answered by it; later
@@ -231,22 +249,22 @@ class Agent:
         changes = self._feed_changes()
         nat = nat_ruleset(list(self.pools.values()))
         started = time.perf_counter()
-        results = await asyncio.to_thread(
+        applied, failed = await asyncio.to_thread(
             self._reconcile_blocking, inputs, changes, forgotten, nat, resync
         )
         self.stats.last_duration = time.perf_counter() - started
         self.stats.reconciles += 1
-        self.stats.ops_applied += len(results)
-        self.stats.errors += sum(1 for r in results if not r.ok)
+        self.stats.ops_applied += applied
+        self.stats.errors += len(failed)
         if resync:
             self._next_resync = self.clock() + self.resync_interval
         self._drop_vanished()
         if self.on_reconciled is not None:
-            self.on_reconciled(self, results)
+            self.on_reconciled(self, failed)
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
-        return results
+        return failed
 
     def _drop_vanished(self) -> None:
         vanished, self._vanished = self._vanished, []
@@ -280,35 +298,57 @@ class Agent:
         forgotten: set[IPv4Network],
         nat: str | None,
         resync: bool,
-    ) -> list[OpResult]:
+    ) -> tuple[int, list[OpResult]]:
+        """The pass itself (worker thread): how many ops went, and the failed ones.
+
+        The feed's changes are derived, diffed and applied a slice at a time
+        (`PASS_SLICE` prefixes), so what a pass builds per route — the changed
+        destinations, the ops, the kernel's answers — is bounded by the slice,
+        not the table (a full table arrives as one change set). A pass that
+        must compare everything (a resync, the first pass, the first pass
+        allowed to remove) does so after the last slice, with the whole
+        desired state derived: it finds only what no slice covered.
+        """
         self._ensure_tunnels(inputs)
-        actual = None
+        reconciler = self.reconciler
         if resync:
-            actual = self.host.dump(reuse=self.reconciler.programmed.routes)
+            actual = self.host.dump(reuse=reconciler.programmed.routes)
             gone = [w for w in inputs.workloads if w.host_interface not in actual.links]
             if gone:
                 self._vanished += gone
                 inputs.workloads = [w for w in inputs.workloads if w not in gone]
-        changed = self.tracker.update(inputs, changes)
-        if self._pending_routes:  # (a retry that was not due yet left some behind)
-            changed |= self._pending_routes
-        self._pending_routes = changed | forgotten if forgotten else changed
+            reconciler.load_actual(actual)
+            del actual
         now = self.clock()
-        removal = self.reconciler.removal_allowed
+        removal = reconciler.removal_allowed
         # Deletes were held back until removal was allowed: then look at everything once.
-        full = self._full_plan or (removal and not self._removal_planned)
-        only = None if full else self._pending_routes
-        results = reconcile_once(
-            self.reconciler, self.host, self.tracker.state, now, resync, only=only, actual=actual
-        )
-        self._pending_routes = set()
+        full = resync or self._full_plan or (removal and not self._removal_planned)
+        applied, failed = 0, []
+        for part in _slices(changes, PASS_SLICE):
+            changed = self.tracker.update(inputs, part)
+            if self._pending_routes:  # (a retry that was not due yet left some behind)
+                changed |= self._pending_routes
+            if forgotten:
+                changed |= forgotten
+                forgotten = set()
+            self._pending_routes = changed
+            results = reconcile_once(
+                reconciler, self.host, self.tracker.state, now, False, only=changed
+            )
+            self._pending_routes = set()
+            applied += len(results)
+            failed += [r for r in results if not r.ok]
+        if full:
+            results = reconcile_once(reconciler, self.host, self.tracker.state, now, False)
+            applied += len(results)
+            failed += [r for r in results if not r.ok]
         self._full_plan = False
         self._removal_planned = removal
-        missing = self.reconciler.take_missing_devices()
+        missing = reconciler.take_missing_devices()
         if missing:
             self._vanished += [w for w in inputs.workloads if w.host_interface in missing]
         self._reconcile_nat(nat, resync)
-        return results
+        return applied, failed
 
     def _reconcile_nat(self, ruleset: str | None, resync: bool) -> None:
         # Pools are only fully known after the datastore snapshot: before it, the

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Network
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import felix.agent
 from felix.agent import Agent
 from felix.desired import (
     DesiredInputs,
@@ -152,6 +154,45 @@ async def test_a_pool_change_rederives_every_learned_route() -> None:
     agent.pools["p"] = PoolInfo(IPv4Network("10.65.0.0/16"), vxlan_mode=EncapMode.ALWAYS)
     await agent.reconcile(resync=False)
     assert all(host.forward(net(i)[1]) == {Outcome("vxlan", str(N2))} for i in range(20))
+
+
+async def test_a_table_larger_than_a_slice_restarts_and_shrinks_without_extra_work(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A pass takes a full table a slice at a time; a restarted felix still
+    # leaves the routes a previous one programmed alone (no delete, no re-add)
+    # and removes exactly what a later snapshot dropped.
+    monkeypatch.setattr(felix.agent, "PASS_SLICE", 7)
+    host = FakeHost()
+    host.add_address("eth0", "192.0.2.1/24")
+
+    def snapshot_of(agent: Agent, count: int, first: int = 0) -> None:
+        stream = agent.feed.open_stream()
+        agent.feed.apply(stream, RouteUpdate(UpdateType.SNAPSHOT_BEGIN))
+        agent.feed.apply_routes(
+            stream, UpdateType.ADD, [route(net(i)) for i in range(first, count)]
+        )
+        agent.feed.apply(stream, RouteUpdate(UpdateType.SNAPSHOT_END))
+
+    before = make_agent(host)
+    before.expect_datastore_kinds(set())
+    snapshot_of(before, 30)
+    await before.reconcile(resync=True)
+    assert len(host.dump().routes) == 30
+
+    after = make_agent(host)
+    after.expect_datastore_kinds(set())
+    snapshot_of(after, 35)
+    applied = host.applied
+    await after.reconcile(resync=True)
+    assert host.applied - applied == 5, "only the 5 new routes"
+    assert all(host.forward(net(i)[1]) == {Outcome("plain", str(N2))} for i in range(35))
+
+    snapshot_of(after, 35, first=10)
+    applied = host.applied
+    await after.reconcile(resync=False)
+    assert host.applied - applied == 10
+    assert [i for i in range(35) if host.forward(net(i)[1]) == {Outcome("none")}] == list(range(10))
 
 
 def test_first_snapshot_counts_as_a_change_even_when_empty() -> None:
