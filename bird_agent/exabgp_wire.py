@@ -2,7 +2,7 @@
 
 Pure functions only (no processes, no sockets): `bird_agent.exabgp` runs the
 process and uses these to speak to it. Together the two modules are the only
-code that knows ExaBGP's vocabulary (STYLE.md rule 7).
+code that knows ExaBGP's vocabulary.
 
 Invariants:
 - `render_config` is deterministic: the same peers give byte-identical text,
@@ -85,7 +85,7 @@ def _render_neighbor(peer: PeerSpec) -> list[str]:
         # and a graceful-restart peer would then sweep our routes.
         "    manual-eor true;",
         # LearnedRoutes is our Adj-RIB-In; ExaBGP's own copy cost a quarter of
-        # its CPU receiving 100k prefixes (rib/cache.py, profiled).
+        # its CPU receiving 100k prefixes (exabgp/rib/cache.py, profiled).
         "    adj-rib-in false;",
     ]
     if peer.passive:

@@ -23,6 +23,7 @@ Map (pure core first, then adapters, then the daemon):
 - `netlink`    one raw rtnetlink socket: ACKed batches, lookups, dumps.
 - `attachments` `Attachment`, its sandbox identity and WorkloadEndpoint record.
 - `tunnels`    claims and publishes this node's VXLAN/IPIP tunnel addresses.
-- `server`     gRPC servicers (Dataplane, RouteFeed); `http` probes+metrics.
+- `server`     gRPC servicers (Dataplane, RouteFeed); `http` the metrics
+               (served with the probes by gingham.probes).
 - `main`       `gingham-felix --node N --datastore URL --run-dir DIR`.
 """

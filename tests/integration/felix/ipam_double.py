@@ -1,6 +1,6 @@
 """A tiny in-memory IPAM standing in for gingham.ipam where a test needs one.
 
-It follows felix.workloads.Ipam: assign by handle (idempotent per handle),
+It follows felix.pod_addresses.Ipam: assign by handle (idempotent per handle),
 release by handle, and an exception whose name says "exhausted".
 """
 
