@@ -92,6 +92,17 @@ class KubeCluster:
         result = self.kubectl("create", "token", name, "-n", namespace, f"--duration={seconds}s")
         return result.stdout.strip()
 
+    def add_core_node(
+        self, name: str, labels: dict[str, str], addresses: list[tuple[str, str]]
+    ) -> None:
+        """A core Node with no kubelet behind it: labels, and addresses in its status."""
+        node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels}}
+        self.kubectl("create", "-f", "-", stdin=json.dumps(node))
+        status = {"status": {"addresses": [{"type": t, "address": a} for t, a in addresses]}}
+        self.kubectl(
+            "patch", "node", name, "--subresource=status", "--type=merge", "-p", json.dumps(status)
+        )
+
     def compact_etcd(self) -> int:
         """Drop etcd's history up to its current revision; returns that revision."""
         header = _etcd_post(self.plane.etcd_url, "/v3/kv/range", {"key": _b64(b"/")})

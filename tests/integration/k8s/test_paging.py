@@ -1,11 +1,19 @@
-"""Paged lists: one snapshot across pages, and a restart when it expires."""
+"""Paged lists against the session's real API server (limit / continue):
+every page, in name order, at the first page's revision."""
 
 from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
 
 from gingham.datastore.kubernetes import KubernetesDatastore
 from gingham.model import parse_resource
 from gingham.model.base import Resource
-from tests.support.fake_apiserver import FakeApiServer
+from tests.support.kube import KubeCluster
+
+pytestmark = pytest.mark.kubernetes
 
 
 def handle(name: str) -> Resource:
@@ -19,43 +27,29 @@ def handle(name: str) -> Resource:
     )
 
 
-async def test_paged_list_is_one_snapshot_in_name_order(fake: FakeApiServer) -> None:
-    store = KubernetesDatastore(str(fake.kubeconfig), page_size=2)
+@pytest.fixture
+async def store(kube_cluster: KubeCluster) -> AsyncIterator[KubernetesDatastore]:
+    made = KubernetesDatastore(str(kube_cluster.admin_kubeconfig), page_size=2)
     try:
-        for name in ["e", "a", "d", "b", "c"]:
-            await store.create(handle(name))
-        fake.requests.clear()
-
-        listing = await store.list("IPAMHandle")
-
-        assert [o.name for o in listing.items] == ["a", "b", "c", "d", "e"]
-        assert fake.requests.count(("gingham.io", "ipamhandles", "list")) == 3
-        assert listing.revision == str(fake.state.revision)
+        yield made
     finally:
-        await store.close()
+        await made.close()
+        kube_cluster.kubectl("delete", "ipamhandles", "--all", "--wait=true")
 
 
-async def test_expired_continue_token_restarts_the_list(fake: FakeApiServer) -> None:
-    store = KubernetesDatastore(str(fake.kubeconfig), page_size=2)
+async def test_paged_list_returns_every_page_in_name_order(store: KubernetesDatastore) -> None:
+    for name in ["e", "a", "d", "b", "c"]:
+        await store.create(handle(name))
+
+    listing = await store.list("IPAMHandle")  # three pages of at most two
+
+    assert [o.name for o in listing.items] == ["a", "b", "c", "d", "e"]
+    # The listing's revision is the snapshot's: watching from it carries
+    # what came after and nothing from before.
+    events = store.watch("IPAMHandle", listing.revision)
     try:
-        for name in ["a", "b", "c"]:
-            await store.create(handle(name))
-        # Expire the snapshot between the first and the second page.
-        original = fake.listing
-        calls = 0
-
-        def listing(resource: str, query: dict[str, str]) -> tuple[int, dict[str, object]]:
-            nonlocal calls
-            calls += 1
-            if calls == 2:
-                fake.state.snapshots.clear()
-            return original(resource, query)
-
-        fake.listing = listing  # type: ignore[method-assign]
-
-        result = await store.list("IPAMHandle")
-
-        assert [o.name for o in result.items] == ["a", "b", "c"]
-        assert calls == 4  # page 1, expired page 2, then pages 1 and 2 again
+        await store.create(handle("f"))
+        first = await asyncio.wait_for(anext(events), 30)
     finally:
-        await store.close()
+        await events.aclose()  # type: ignore[attr-defined]
+    assert (first.type.value, first.obj.name) == ("ADDED", "f")

@@ -1,4 +1,6 @@
-"""RBAC checked against the API calls the code makes.
+"""RBAC checked against the API calls the code makes, with the FAKE API server
+(tests/support/fake_apiserver.py), which records every request it serves.
+RBAC as a real API server enforces it: tests/integration/k8s/test_rbac_apiserver.py.
 
 The backend declares which verbs each datastore operation requests
 (`OPERATION_VERBS`); here every operation runs, in each of its modes, against

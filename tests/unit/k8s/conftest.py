@@ -1,4 +1,7 @@
-"""A fake API server per test (tests/support/fake_apiserver.py) and a client of it."""
+"""A FAKE API server per test (tests/support/fake_apiserver.py) and a client of it,
+for the tests that need what only a fake gives: the requests it served, an
+expired paging snapshot on demand. Everything else runs against the session's
+real API server (tests/integration/k8s, tests/support/kube.py)."""
 
 from __future__ import annotations
 
