@@ -41,6 +41,7 @@ from bird_agent.events import (
     BgpEvent,
     EndOfRib,
     PeerDown,
+    PeerUp,
     Prefixes,
     PrefixKey,
     RoutesAnnounced,
@@ -184,6 +185,9 @@ class SelectedRoutes(Mapping[IPv4Network, LearnedRoute]):
 class _Stale:
     deadline: float
     prefixes: set[PrefixKey]
+    # A new session came up within the window (until then, every attempt to
+    # reconnect that ends is one the restarting peer refused or dropped early).
+    reestablished: bool = False
 
 
 Table = dict[PrefixKey, LearnedPath]
@@ -219,8 +223,17 @@ class LearnedRoutes:
             return self._announced(event, peers)
         if isinstance(event, RoutesWithdrawn):
             return self._withdraw(event.peer, event.batch.keys)
+        if isinstance(event, PeerUp) and event.peer in self.stale:
+            self.stale[event.peer].reestablished = True
+            return RouteChanges()
         if isinstance(event, PeerDown):
             self.end_of_rib.discard(event.peer)
+            window = self.stale.get(event.peer)
+            if window is not None and not window.reestablished:
+                # A reconnection that ended before the peer's OPEN (its
+                # restarting speaker is not listening yet) carries no restart
+                # time, and ends nothing: the window goes on.
+                return RouteChanges()
             if event.graceful_restart_time and event.peer in self.by_peer:
                 self.stale[event.peer] = _Stale(
                     now + event.graceful_restart_time, set(self.by_peer[event.peer])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Network
 
-from bird_agent.events import EndOfRib, PeerDown, RoutesAnnounced, RoutesWithdrawn
+from bird_agent.events import EndOfRib, PeerDown, PeerUp, RoutesAnnounced, RoutesWithdrawn
 from bird_agent.learned import LearnedRoutes
 from bird_agent.peers import PeerSpec, PeerType
 from bird_agent.policy import ImportFilter, PolicyView, RejectReason
@@ -90,6 +90,34 @@ def test_graceful_restart_keeps_routes_until_end_of_rib_sweeps_the_rest() -> Non
     changes = routes.apply(EndOfRib(MESH), PEERS, now=21)
     assert [(c.prefix, c.route) for c in changes] == [(dropped, None)]
     assert set(routes.selected) == {kept}
+    assert routes.stale == {}
+
+
+def test_failed_reconnects_during_a_graceful_restart_keep_the_routes() -> None:
+    # The peer's speaker restarts (a rolling update): our side's reconnects
+    # reach a closed or half-started listener and end before any OPEN, so they
+    # carry no restart time. They must not end the window.
+    routes = table()
+    routes.apply(RoutesAnnounced(MESH, MESH, (BLOCK,)), PEERS, now=0)
+    assert routes.apply(PeerDown(MESH, "closing connection", 120), PEERS, now=10) == []
+    for now in (11, 12, 14):
+        assert routes.apply(PeerDown(MESH, "closing connection"), PEERS, now=now) == []
+    assert set(routes.selected) == {BLOCK}
+    assert routes.next_deadline() == 130
+    routes.apply(PeerUp(MESH), PEERS, now=20)
+    routes.apply(RoutesAnnounced(MESH, MESH, (BLOCK,)), PEERS, now=21)
+    assert routes.apply(EndOfRib(MESH), PEERS, now=22) == []
+    assert set(routes.selected) == {BLOCK}
+
+
+def test_a_session_back_within_the_window_that_ends_without_restart_drops_the_routes() -> None:
+    routes = table()
+    routes.apply(RoutesAnnounced(MESH, MESH, (BLOCK,)), PEERS, now=0)
+    routes.apply(PeerDown(MESH, "closing connection", 120), PEERS, now=10)
+    routes.apply(PeerUp(MESH), PEERS, now=20)
+    # Established again, then a deliberate Cease before End-of-RIB: routes go now.
+    changes = routes.apply(PeerDown(MESH, "notification received (6,2)"), PEERS, now=21)
+    assert [(c.prefix, c.route) for c in changes] == [(BLOCK, None)]
     assert routes.stale == {}
 
 
