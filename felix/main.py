@@ -35,7 +35,7 @@ from felix.server import DataplaneServicer, RouteFeedServicer
 from felix.sync import follow, followed_kinds
 from felix.tunnels import ensure_tunnel_addresses
 from felix.workloads import Workloads
-from gingham.collector import tune_gc
+from gingham.collector import return_large_blocks, tune_gc
 from gingham.datastore.base import Datastore, DatastoreError
 from gingham.probes import serve_probes
 from gingham.v1 import dataplane_pb2_grpc as pb_grpc
@@ -162,6 +162,7 @@ async def serve(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     tune_gc()
+    return_large_blocks()
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
