@@ -99,6 +99,7 @@ from route_reflector.api.convert import encode_input
 from route_reflector.api.messages import (
     Announce,
     FeedInput,
+    GroupChange,
     PathAttributes,
     Peer,
     PeerUp,
@@ -142,12 +143,17 @@ def check(reflector: Reflector, clients: int, per_client: int) -> None:
         assert len(out) == (clients - 1) * per_client, f"client {i} holds {len(out)}"
 
 
+def reach(changes: list[GroupChange]) -> int:
+    """Changes per prefix x peer (what the UPDATEs carry), from changes per group."""
+    return sum(len(change.peers) for change in changes)
+
+
 def core_batched(clients: int, per_client: int) -> tuple[float, int]:
     reflector = fresh(clients)
     start = time.perf_counter()
     changes = 0
     for i in range(clients):
-        changes += len(
+        changes += reach(
             reflector.announce(client_address(i), client_prefixes(i, per_client), attributes(i))
         )
     elapsed = time.perf_counter() - start
@@ -162,7 +168,7 @@ def core_single(clients: int, per_client: int) -> tuple[float, int]:
     for i in range(clients):
         address, attrs = client_address(i), attributes(i)
         for prefix in client_prefixes(i, per_client):
-            changes += len(reflector.announce(address, [prefix], attrs))
+            changes += reach(reflector.announce(address, [prefix], attrs))
     elapsed = time.perf_counter() - start
     check(reflector, clients, per_client)
     return elapsed, changes
@@ -176,8 +182,8 @@ def churn(clients: int, per_client: int) -> tuple[float, int]:
     changes = 0
     for i in range(clients):
         some = client_prefixes(i, per_client)[: per_client // 10]
-        changes += len(reflector.withdraw(client_address(i), some))
-        changes += len(reflector.announce(client_address(i), some, attributes(i)))
+        changes += reach(reflector.withdraw(client_address(i), some))
+        changes += reach(reflector.announce(client_address(i), some, attributes(i)))
     elapsed = time.perf_counter() - start
     check(reflector, clients, per_client)
     return elapsed, changes
@@ -209,7 +215,8 @@ async def _grpc_run(clients: int, per_client: int) -> tuple[float, int]:
             changes = 0
             async for output in call:
                 for diff in output.diffs:
-                    changes += sum(len(g.prefixes) for g in diff.announce) + len(diff.withdraw)
+                    routes = sum(len(g.prefixes) for g in diff.announce) + len(diff.withdraw)
+                    changes += routes * max(len(diff.peers), 1)
                 if output.received == len(messages):
                     break
             elapsed = time.perf_counter() - start

@@ -13,14 +13,19 @@ match:
   was told (`_sent`) and send only the difference, batched, as
   `neighbor A , neighbor B announce attributes next-hop X nlri …`. A neighbor
   new in the configuration starts from nothing, so it gets everything.
-- reflected routes (route reflector nodes): `set_peer_routes(peer, routes,
-  touched)` says what one neighbor should hear on top of our exports, with
-  full attributes (`exabgp_reflect`). The table is kept by reference, not
-  copied (a reflector's tables hold every route of the cluster, per
-  neighbor); the caller names the prefixes that changed since it last
-  called (`touched`), and only those are sent: announced with their
-  attributes, or withdrawn. ExaBGP's outgoing RIB is the record of what a
-  neighbor was sent (it drops an announcement equal to what it holds, and
+- reflected routes (route reflector nodes): `set_reflected(table, changes)`
+  says what neighbors should hear on top of our exports, with full
+  attributes (`exabgp_reflect`): one table, per prefix the route and the
+  group of neighbors that hears it. The table is kept by reference, not
+  copied (it holds every route of the cluster); the caller names the
+  prefixes that changed since it last called, with the neighbors concerned,
+  and only those are sent: announced with their attributes, or withdrawn,
+  one command per group of neighbors that needs the same line. With
+  Gingham's ExaBGP changes those commands go to the sessions as shared
+  UPDATEs (`exabgp_main.share_changes`): nothing is told to a neighbor
+  without a session, and a session gets its whole table when it comes up.
+  On stock ExaBGP they go into each neighbor's outgoing RIB, the record of
+  what it was sent (it drops an announcement equal to what it holds, and
   indexes a withdrawal by prefix alone), so no second copy is kept here.
 - the API: ExaBGP runs `exabgp_bridge.py`, which connects to our unix socket
   and relays bytes. Commands are pipelined; ExaBGP acknowledges each line in
@@ -66,9 +71,12 @@ from bird_agent.events import (
     SessionState,
     SpeakerRestarted,
 )
+from bird_agent.exabgp_main import REFLECTED, patches_apply
 from bird_agent.exabgp_process import ExaBGPOptions, spawn_exabgp, terminate
 from bird_agent.peers import PeerSpec
-from route_reflector.api.messages import PathAttributes
+from route_reflector.api.client import Reflected
+from route_reflector.api.messages import Peers as PeerGroup
+from route_reflector.api.messages import PeerSets
 
 __all__ = ["ExaBGPAdapter", "ExaBGPOptions", "SessionInfo"]
 
@@ -126,16 +134,24 @@ class ExaBGPAdapter:
         # neighbor, what we announced to it.
         self._config_peers: dict[IPv4Address, PeerSpec] = {}
         self._sent: dict[IPv4Address, dict[IPv4Network, wire.NextHop]] = {}
-        # Reflected routes per neighbor (the caller's tables, by reference),
-        # and per neighbor the prefixes changed since ExaBGP was last told:
-        # what ExaBGP holds for a neighbor is its table but for those.
-        self._peer_routes: dict[IPv4Address, Mapping[IPv4Network, PathAttributes]] = {}
-        self._touched: dict[IPv4Address, set[IPv4Network]] = {}
+        # Reflected routes (the caller's table, by reference), and per prefix
+        # the neighbors it changed for since ExaBGP was last told (`_owed`
+        # holds every neighbor named there): what ExaBGP holds for a neighbor
+        # is its part of the table but for those.
+        self._reflected: Reflected = {}
+        self._changed: dict[IPv4Network, PeerGroup] = {}
+        self._owed: set[IPv4Address] = set()
+        self._sets = PeerSets()
+        # With Gingham's ExaBGP changes, reflected routes go to sessions as
+        # shared UPDATEs and no outgoing RIB keeps them: a neighbor without a
+        # session is told nothing, and a session gets its whole table when it
+        # comes up. Stock ExaBGP keeps them in each neighbor's RIB.
+        self._sessions_only = patches_apply()
         # Batches of reflected-route commands ExaBGP has not answered yet,
         # with the prefixes they carry (touched again if one is refused).
-        self._in_flight: deque[
-            tuple[asyncio.Future[list[bool]], dict[IPv4Address, set[IPv4Network]]]
-        ] = deque()
+        self._in_flight: deque[tuple[asyncio.Future[list[bool]], dict[IPv4Network, PeerGroup]]] = (
+            deque()
+        )
         # Whether a new session's reflected routes are settled, so End-of-RIB
         # may follow them (bird_agent.reflection sets it; call `kick` when it
         # may have turned true).
@@ -248,41 +264,38 @@ class ExaBGPAdapter:
         self._exports = dict(exports)
         self._mark_dirty()
 
-    def set_peer_routes(
-        self,
-        peer: IPv4Address,
-        routes: Mapping[IPv4Network, PathAttributes],
-        touched: set[IPv4Network] | None = None,
-    ) -> None:
-        """What `peer` should hear besides our exports (reflected routes, as is).
+    def set_reflected(self, table: Reflected, changes: Mapping[IPv4Network, PeerGroup]) -> None:
+        """What neighbors should hear besides our exports (reflected routes, as is).
 
-        `routes` is kept by reference: the caller may change it in place, and
-        then calls again naming the prefixes that changed in `touched` (None:
-        any may have — every prefix of the old or the new table is sent).
-        `touched` is handed over: the adapter may keep and change it (a
-        reflector's change sets run to routes x clients; copying each was
-        as much work as making it)."""
-        old = self._peer_routes.get(peer)
-        if routes:
-            self._peer_routes[peer] = routes
-        else:
-            self._peer_routes.pop(peer, None)
-        if touched is None:
-            touched = set(old or ()) | set(routes)
-        pending = self._touched.get(peer)
-        if pending is None:
-            self._touched[peer] = touched
-        else:
-            pending.update(touched)
+        `table` is kept by reference: the caller may change it in place, and
+        then calls again naming the prefixes that changed, each with the
+        neighbors it changed for (groups of neighbors as shared objects)."""
+        self._reflected = table
+        self._note(changes)
         self._mark_dirty()
 
-    def _afresh(self, peer: IPv4Address) -> None:
-        """ExaBGP holds nothing for `peer` (a new process, a new neighbor): send it all."""
-        routes = self._peer_routes.get(peer)
-        if routes:
-            self._touched[peer] = set(routes)
-        else:
-            self._touched.pop(peer, None)
+    def _note(self, changes: Mapping[IPv4Network, PeerGroup]) -> None:
+        pending, sets = self._changed, self._sets
+        groups: dict[int, PeerGroup] = {}
+        for prefix, peers in changes.items():
+            before = pending.get(prefix)
+            pending[prefix] = peers if before is None else sets.union(before, peers)
+            groups[id(peers)] = peers
+        for peers in groups.values():
+            self._owed.update(peers)
+
+    def _afresh(self, *peers: IPv4Address) -> None:
+        """ExaBGP holds nothing for `peers` (a new session, process or neighbor):
+        send them all they hear."""
+        wanted = self._sets.intern(frozenset(peers))
+        sets = self._sets
+        self._note(
+            {
+                prefix: found
+                for prefix, (_, holders) in self._reflected.items()
+                if (found := sets.both(holders, wanted))
+            }
+        )
 
     def kick(self) -> None:
         """Re-check what is owed (e.g. an End-of-RIB whose gate just opened)."""
@@ -363,8 +376,7 @@ class ExaBGPAdapter:
             self._set_down(peer, reason)
         self._config_peers.clear()
         self._sent.clear()
-        for peer in set(self._peer_routes) | set(self._touched):
-            self._afresh(peer)
+        self._afresh(*{p for _, peers in self._reflected.values() for p in peers})
         for ack in self._acks:
             if not ack.done():
                 ack.set_exception(ConnectionError(reason))
@@ -504,6 +516,9 @@ class ExaBGPAdapter:
         elif isinstance(event, PeerUp):
             self._change_state(event.peer, SessionState.ESTABLISHED, "")
             self._owe_eor.add(event.peer)
+            # A new session holds nothing yet; through a graceful restart the
+            # reflector keeps the peer's table, so nobody else would resend it.
+            self._afresh(event.peer)
             self._mark_dirty()
         elif isinstance(event, PeerOpen):
             self._restart_time[event.peer] = event.graceful_restart_time
@@ -588,7 +603,7 @@ class ExaBGPAdapter:
             for peer in self._owe_eor
             if self._state.get(peer) is SessionState.ESTABLISHED
             and self._sent.get(peer) == self._exports
-            and peer not in self._touched
+            and peer not in self._owed
             and self.end_of_rib_ready(peer)
         )
         if not due:
@@ -661,10 +676,31 @@ class ExaBGPAdapter:
         before: the next batch is made meanwhile (at most `IN_FLIGHT` are
         unanswered; commands are answered in order, so order is kept)."""
         ok = await self._settle(IN_FLIGHT - 1)
-        # Neighbors ExaBGP does not have yet stay touched until it does.
-        configured = self._config_peers
-        work = {peer: self._touched.pop(peer) for peer in list(self._touched) if peer in configured}
-        lines = exabgp_reflect.reflected_changes(self._peer_routes, work) if work else []
+        if not self._changed:
+            return ok
+        sets = self._sets
+        if self._sessions_only:
+            # No session, nothing to tell: it gets all it hears when it is up.
+            up = SessionState.ESTABLISHED
+            reachable = frozenset(p for p in self._config_peers if self._state.get(p) is up)
+        else:
+            # Neighbors ExaBGP does not have yet stay owed until it does.
+            reachable = frozenset(self._config_peers)
+        reachable = sets.intern(reachable)
+        work: dict[IPv4Network, PeerGroup] = {}
+        later: dict[IPv4Network, PeerGroup] = {}
+        for prefix, peers in self._changed.items():
+            now = sets.both(peers, reachable)
+            if now:
+                work[prefix] = now
+            if not self._sessions_only and now is not peers:
+                rest = sets.minus(peers, reachable)
+                if rest:
+                    later[prefix] = rest
+        self._changed = later
+        self._owed = {p for peers in {id(g): g for g in later.values()}.values() for p in peers}
+        kind = REFLECTED if self._sessions_only else "attributes"
+        lines = exabgp_reflect.reflected_changes(self._reflected, work, kind, sets)
         if lines:
             self._in_flight.append((await self._submit(lines), work))
         return ok
@@ -683,17 +719,6 @@ class ExaBGPAdapter:
                     results.count(False),
                     len(results),
                 )
-                for peer, prefixes in work.items():
-                    self._touched.setdefault(peer, set()).update(prefixes)
+                self._note(work)
                 ok = False
         return ok
-        lines = exabgp_reflect.reflected_changes(self._peer_routes, work)
-        results = await self._send(lines) if lines else []
-        if not all(results):
-            log.error(
-                "ExaBGP refused %d of %d reflected-route commands", results.count(False), len(lines)
-            )
-            for peer, prefixes in work.items():
-                self._touched.setdefault(peer, set()).update(prefixes)
-            return False
-        return True

@@ -25,11 +25,18 @@ What each change is for (measurements: bench/rr.py's notes):
   ten calls per change; this returns the one `Family` per (afi, safi).
 - `patch_attribute_commands` — `announce/withdraw attributes … nlri …` (the
   reflector's commands) are parsed and inserted per route and neighbor with
-  a log line formatted per route; this keeps ExaBGP's parsing, RIB insert
-  and answers, but inserts a command's routes per neighbor in one pass,
-  reuses the routes of an identical command text, and finds the neighbors a
-  command names by address (ExaBGP runs a regular expression per neighbor and
-  name: with 200 clients, most of its time).
+  a log line formatted per route, and every neighbor's outgoing RIB then
+  keeps its own entry per route and builds its own UPDATEs. This keeps
+  ExaBGP's parsing and answers, reuses the routes of an identical command
+  text, finds the neighbors a command names by address (ExaBGP runs a
+  regular expression per neighbor and name: with 200 clients, most of its
+  time), and sends plain IPv4 routes as shared UPDATEs (`share_changes`):
+  built once per distinct negotiation and queued on every named session,
+  never entering a RIB — an update group, as BIRD and FRR send a table to
+  many peers. Anything else is inserted per neighbor in one pass.
+- `patch_shared_updates` — a session sends its queued shared UPDATEs before
+  its RIB's, and ExaBGP's "anything pending" (which holds End-of-RIB back)
+  counts them.
 - `patch_nlri_order` — UPDATE building sorts NLRI through a `__lt__` that
   recomputes both indexes per comparison; this computes each once.
 - `patch_cidr` — a prefix is packed again per neighbor and per index; this
@@ -43,7 +50,7 @@ Each is pinned by a unit test that compares its result with ExaBGP's own on
 the same input (tests/unit/bgp/test_exabgp_main.py); the reflection and
 speaker integration tests exercise them end to end, and on stock ExaBGP.
 The garbage collector runs at the thresholds of the other daemons
-(`gingham.collector`): the outgoing RIBs hold a change per route and neighbor.
+(`gingham.collector`).
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ import importlib.metadata
 import os
 import re
 import sys
+from collections import deque
 from collections.abc import Callable, Iterator, MutableMapping
 from operator import methodcaller
 from typing import Any
@@ -114,6 +122,18 @@ def _set_item(mapping: MutableMapping[str, Any], key: str, value: Any) -> None:
 
     mapping[key] = value
     _UNDO.append(undo)
+
+
+def _register(command: Any, name: str, function: Callable[..., Any]) -> None:
+    """`Command.register(name)(function)` for an API command of our own (undone by `restore`)."""
+    functions = command.functions
+    _set_item(command.callback["text"], name, function)
+    _set_item(command.callback["neighbor"], name, True)
+    _set_item(command.callback["options"], name, None)
+    if name not in functions:
+        functions.append(name)
+        functions.sort(reverse=True)
+        _UNDO.append(lambda: functions.remove(name))
 
 
 def restore() -> None:
@@ -239,6 +259,9 @@ def _per_family(method: Any) -> Any:
     return wrapper
 
 
+# `announce REFLECTED …` / `withdraw REFLECTED …`: the attribute commands'
+# words, for reflected routes, which go to sessions as shared UPDATEs.
+REFLECTED = "reflected"
 _index = methodcaller("index")  # each NLRI's own index() (INET overrides NLRI's)
 PARSED_COMMANDS = 256  # command texts whose parsed routes are kept
 SELECTIONS = 256  # neighbor selectors whose matches are kept
@@ -285,7 +308,7 @@ def patch_attribute_commands() -> None:
             selected[key] = peers
         return peers, command
 
-    def handler(action: Any, verb: str) -> Any:
+    def handler(action: Any, verb: str, shared: bool) -> Any:
         def command(self: Any, reactor: Any, service: str, line: str, use_json: bool) -> bool:
             def callback() -> Iterator[bool]:
                 try:
@@ -295,6 +318,8 @@ def patch_attribute_commands() -> None:
                         reactor.processes.answer_error(service)
                         yield True
                         return
+                    if shared:  # parsed as the attribute command it is written as
+                        command = command.replace(f" {REFLECTED} ", " attributes ", 1)
                     changes = routes(self, command, peers)
                     if not changes:
                         self.log_failure(f"command could not parse route in : {command}")
@@ -303,6 +328,23 @@ def patch_attribute_commands() -> None:
                         return
                     for change in changes:
                         change.nlri.action = action
+                    if shared:
+                        sessions = share_changes(reactor, peers, changes)
+                        if sessions is None:
+                            self.log_failure(f"routes that cannot be shared in : {command}")
+                            reactor.processes.answer_error(service)
+                            yield True
+                            return
+                        log.info(
+                            lambda: (
+                                f"{len(changes)} routes {verb} {sessions} of"
+                                f" {len(peers)} sessions as shared UPDATEs"
+                            ),
+                            "processes",
+                        )
+                        yield False
+                        reactor.processes.answer_done(service)
+                        return
                     injected = 0
                     # One neighbor per step: between them the reactor runs its peers
                     # (a command is up to 500 routes x every neighbor named).
@@ -326,8 +368,8 @@ def patch_attribute_commands() -> None:
         command.gingham = True  # type: ignore[attr-defined]
         return command
 
-    announced = handler(Action.ANNOUNCE, "added to")
-    withdrawn = handler(Action.WITHDRAW, "removed from")
+    announced = handler(Action.ANNOUNCE, "added to", shared=False)
+    withdrawn = handler(Action.WITHDRAW, "removed from", shared=False)
     for name, function in (
         ("announce attribute", announced),
         ("announce attributes", announced),
@@ -337,6 +379,13 @@ def patch_attribute_commands() -> None:
         # Registered by ExaBGP already (same name, options and neighbor flag):
         # only the text handler changes.
         _set_item(Command.callback["text"], name, function)
+    # New commands: `announce/withdraw reflected …`, written as the attribute
+    # commands, for routes that go to sessions only (`share_changes`).
+    for name, function in (
+        (f"announce {REFLECTED}", handler(Action.ANNOUNCE, "added to", shared=True)),
+        (f"withdraw {REFLECTED}", handler(Action.WITHDRAW, "removed from", shared=True)),
+    ):
+        _register(Command, name, function)
 
 
 _NEIGHBOR = "neighbor "
@@ -502,9 +551,118 @@ def insert_change(
         rib._seen[family].pop(index, None)
 
 
+# An OutgoingRIB's attribute: its neighbor's queue of shared UPDATE messages,
+# as (the session they were built for, the message).
+SHARED = "_gingham_shared"
+
+
+def share_changes(reactor: Any, peers: list[str], changes: list[Any]) -> int | None:
+    """One command's routes sent to every named neighbor that has a session,
+    as UPDATE messages built once per distinct negotiation (not per neighbor)
+    and queued on each session (`patch_shared_updates` sends them); the number
+    of sessions. None: routes that need ExaBGP's per-neighbor handling (next-hop
+    self, anything but plain IPv4 unicast, more than one attribute set), which
+    the caller injects into each neighbor's outgoing RIB instead.
+
+    Nothing is kept for a neighbor without an Established session, and nothing
+    enters its outgoing RIB: the speaker sends a session everything it must hear
+    when it comes up (`ExaBGPAdapter`), as ExaBGP's RIB would have replayed it.
+    """
+    from exabgp.bgp.fsm import FSM  # type: ignore[import-untyped]
+    from exabgp.bgp.message.update import Update  # type: ignore[import-untyped]
+    from exabgp.bgp.message.update.nlri.inet import INET
+    from exabgp.bgp.message.update.nlri.qualifier import PathInfo
+    from exabgp.protocol.family import AFI, SAFI
+
+    attributes = changes[0].attributes
+    for change in changes:
+        nlri = change.nlri
+        if (
+            type(nlri) is not INET
+            or nlri.afi != AFI.ipv4
+            or nlri.safi != SAFI.unicast
+            or nlri.path_info is not PathInfo.NOPATH
+            or nlri.nexthop.SELF
+            or change.attributes is not attributes
+        ):
+            return None
+    update = Update([change.nlri for change in changes], attributes)
+    built: dict[tuple[Any, ...], list[bytes]] = {}
+    sessions = 0
+    for name in peers:
+        peer = reactor._peers.get(name)
+        proto = None if peer is None else peer.proto
+        if proto is None or peer.fsm != FSM.ESTABLISHED:
+            continue
+        negotiated = proto.negotiated
+        key = negotiation_key(negotiated)
+        messages = built.get(key)
+        if messages is None:
+            messages = built[key] = list(update.messages(negotiated, True))
+        rib = vars(peer.neighbor.rib.outgoing)
+        queue = rib.get(SHARED)
+        if queue is None:
+            queue = rib[SHARED] = deque()
+        elif queue and queue[0][0] is not proto:
+            kept = [item for item in queue if item[0] is proto]
+            queue.clear()
+            queue.extend(kept)
+        queue.extend((proto, raw) for raw in messages)
+        sessions += 1
+    return sessions
+
+
+def negotiation_key(negotiated: Any) -> tuple[Any, ...]:
+    """What of a session's negotiation changes how an IPv4 unicast UPDATE without
+    next-hop self is encoded (`Update.messages`, `Attributes.pack`, `INET.pack`):
+    sessions with equal keys get the very same bytes."""
+    from exabgp.protocol.family import AFI, SAFI
+
+    return (
+        negotiated.msg_size,
+        negotiated.asn4,
+        bool(negotiated.addpath.send(AFI.ipv4, SAFI.unicast)),
+        int(negotiated.local_as),
+        int(negotiated.peer_as),
+        bool(negotiated.aigp),
+        tuple(negotiated.families),
+    )
+
+
+def patch_shared_updates() -> None:
+    """A session sends its queued shared UPDATEs (`share_changes`) before what its
+    outgoing RIB holds, and `pending` counts them, so ExaBGP's End-of-RIB waits
+    for them as it waits for the RIB. Messages queued for a session that has
+    ended are dropped, never sent on the next one."""
+    from exabgp.bgp.message import _NOP
+    from exabgp.reactor.protocol import Protocol  # type: ignore[import-untyped]
+    from exabgp.rib.outgoing import OutgoingRIB  # type: ignore[import-untyped]
+
+    @_wraps(OutgoingRIB, "pending")
+    def _(pending: Any) -> Any:
+        def _pending(self: Any) -> bool:
+            return bool(vars(self).get(SHARED)) or bool(pending(self))
+
+        return _pending
+
+    @_wraps(Protocol, "new_update")
+    def _(new_update: Any) -> Any:
+        def _new_update(self: Any, include_withdraw: bool) -> Iterator[Any]:
+            queue = vars(self.neighbor.rib.outgoing).get(SHARED)
+            while queue:
+                session, raw = queue.popleft()
+                if session is not self:
+                    continue  # built for a session that has ended
+                for _ in self.send(raw):
+                    yield _NOP
+            yield from new_update(self, include_withdraw)
+
+        return _new_update
+
+
 def patch_nlri_order() -> None:
     from exabgp.bgp.message import Action
-    from exabgp.bgp.message.update import Update  # type: ignore[import-untyped]
+    from exabgp.bgp.message.update import Update
     from exabgp.bgp.message.update.nlri.nlri import NLRI  # type: ignore[import-untyped]
     from exabgp.protocol.family import AFI, SAFI
 
@@ -577,6 +735,7 @@ PATCHES: tuple[Callable[[], None], ...] = (
     patch_remove_self,
     patch_family,
     patch_attribute_commands,
+    patch_shared_updates,
     patch_nlri_order,
     patch_cidr,
 )

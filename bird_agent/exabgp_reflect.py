@@ -3,8 +3,8 @@
 Part of the one ExaBGP adapter (with `exabgp_wire`, which owns sessions and
 our own announcements): this module reads the attributes of a received
 UPDATE from ExaBGP's JSON into a `route_reflector.api.messages.PathAttributes`, and
-writes the per-neighbor commands that announce reflected routes with their
-attributes as the reflector decided them — next hop unchanged,
+writes the commands that announce reflected routes to groups of neighbors
+with their attributes as the reflector decided them — next hop unchanged,
 ORIGINATOR_ID and CLUSTER_LIST set:
 
     neighbor A , neighbor B announce attributes next-hop N origin igp
@@ -17,29 +17,27 @@ Invariants:
   it cannot read is left at its default (logged by the caller's counters,
   not fatal — one odd attribute must not stop reflection).
 - `reflected_changes` looks only at the prefixes it is told have changed,
-  so reflecting one UPDATE costs its size, not the size of the tables. It
+  so reflecting one UPDATE costs its size, not the size of the table. It
   puts withdrawals (by prefix alone) before announcements; neighbors that
-  need the very same line share one command (ExaBGP handles a command's
-  routes for all its neighbors in one pass), and no command carries more
-  than `MAX_NLRI_PER_COMMAND` prefixes.
+  need the very same line share one command (ExaBGP builds its UPDATEs once
+  for all of them), and no command carries more than `MAX_NLRI_PER_COMMAND`
+  prefixes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 from bird_agent.exabgp_wire import MAX_NLRI_PER_COMMAND
 from gingham.prefix import prefix_order
-from route_reflector.api.messages import DEFAULT_LOCAL_PREF, Origin, PathAttributes
+from route_reflector.api.client import Reflected
+from route_reflector.api.messages import DEFAULT_LOCAL_PREF, Origin, PathAttributes, PeerSets
+from route_reflector.api.messages import Peers as PeerGroup
 
 _ORIGINS = {"igp": Origin.IGP, "egp": Origin.EGP, "incomplete": Origin.INCOMPLETE}
 _ORIGIN_WORDS = {v: k for k, v in _ORIGINS.items()}
-
-PeerRoutes = Mapping[IPv4Address, Mapping[IPv4Network, PathAttributes]]
-# Per neighbor, the prefixes that changed.
-Touched = Mapping[IPv4Address, Collection[IPv4Network]]
 
 
 def attributes_from_json(
@@ -111,44 +109,56 @@ def attribute_text(attributes: PathAttributes) -> str:
     return " ".join(words)
 
 
-def reflected_changes(desired: PeerRoutes, touched: Touched) -> list[str]:
-    """The commands that bring the `touched` prefixes of each neighbor to what
-    `desired` says: announced with their attributes, or withdrawn.
+def reflected_changes(
+    table: Reflected,
+    changed: Mapping[IPv4Network, PeerGroup],
+    kind: str = "attributes",
+    sets: PeerSets | None = None,
+) -> list[str]:
+    """The commands that bring each changed prefix, for the neighbors it
+    changed for, to what `table` says: announced with its attributes to those
+    that hear it, withdrawn from the others.
 
-    Only touched prefixes are looked at, so a change costs what it changes,
-    not the size of the tables. A withdrawal names no attributes: ExaBGP
+    `kind`: the command's second word — `attributes` (ExaBGP's own, into each
+    neighbor's outgoing RIB) or `reflected` (`bird_agent.exabgp_main`'s: to
+    the sessions only, as shared UPDATEs).
+
+    Only changed prefixes are looked at, so a change costs what it changes,
+    not the size of the table; neighbors that need the very same line share
+    one command, and the groups of neighbors are combined once per pair of
+    groups (`sets`), not per prefix. A withdrawal names no attributes: ExaBGP
     finds a route by its prefix alone."""
-    # (action, attribute text, prefixes) -> the neighbors needing that line.
-    lines: dict[tuple[str, str, tuple[IPv4Network, ...]], list[IPv4Address]] = {}
+    sets = sets if sets is not None else PeerSets()
+    # (action, attribute text, neighbors) -> the prefixes.
+    lines: dict[tuple[str, str, PeerGroup], list[IPv4Network]] = {}
     # By id(): one UPDATE's prefixes share one attributes object, and hashing
     # a PathAttributes (addresses inside) per prefix dominated (profiled).
-    # Every keyed object stays alive in `desired` during the call.
+    # Every keyed object stays alive in `table` during the call.
     texts: dict[int, str] = {}
-    for neighbor in sorted(touched):
-        want = desired.get(neighbor, {})
-        gone: list[IPv4Network] = []
-        new: dict[str, list[IPv4Network]] = {}
-        for prefix in touched[neighbor]:
-            attributes = want.get(prefix)
-            if attributes is None:
-                gone.append(prefix)
-                continue
+    for prefix, peers in changed.items():
+        entry = table.get(prefix)
+        if entry is None:
+            lines.setdefault(("withdraw", "", peers), []).append(prefix)
+            continue
+        attributes, holders = entry
+        told = sets.both(peers, holders)
+        if told:
             text = texts.get(id(attributes))
             if text is None:
                 text = texts[id(attributes)] = attribute_text(attributes)
-            new.setdefault(text, []).append(prefix)
-        for action, groups in (("withdraw", {"": gone} if gone else {}), ("announce", new)):
-            for text, group in groups.items():
-                for chunk in _chunks(sorted(group, key=prefix_order)):
-                    lines.setdefault((action, text, chunk), []).append(neighbor)
+            lines.setdefault(("announce", text, told), []).append(prefix)
+        gone = sets.minus(peers, holders)
+        if gone:
+            lines.setdefault(("withdraw", "", gone), []).append(prefix)
     out = []
     # Withdrawals first (a stable order; per neighbor a prefix is never both).
-    for (action, text, chunk), neighbors in sorted(
+    for (action, text, peers), prefixes in sorted(
         lines.items(), key=lambda kv: kv[0][0] != "withdraw"
     ):
-        who = " , ".join(f"neighbor {n}" for n in neighbors)
+        who = " , ".join(f"neighbor {n}" for n in sorted(peers))
         words = f"{text} nlri" if text else "nlri"
-        out.append(f"{who} {action} attributes {words} {' '.join(map(str, chunk))}")
+        for chunk in _chunks(sorted(prefixes, key=prefix_order)):
+            out.append(f"{who} {action} {kind} {words} {' '.join(map(str, chunk))}")
     return out
 
 

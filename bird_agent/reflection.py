@@ -19,8 +19,9 @@ by `gingham-rr` (route_reflector/), reached through a `ReflectorLink` on
   CLUSTER_LIST holds our cluster ID, is treated as a withdrawal of that
   prefix from that peer (RFC 4456 §8).
 - `Reflection` (the asyncio glue): runs the link while the node is a route
-  reflector and turns `on_change(peers)` into `ExaBGPAdapter.set_peer_routes`
-  — per neighbor, what the reflector says it must hear, next hop unchanged.
+  reflector and turns `on_change(changes)` into `ExaBGPAdapter.set_reflected`
+  — the link's one table (per prefix, the route and the peers that hear it,
+  next hop unchanged) and what changed for whom.
 
 Invariants:
 - What reaches the reflector is what iBGP peers sent, before the speaker's
@@ -59,8 +60,9 @@ from bird_agent.events import (
 from bird_agent.exabgp_reflect import attributes_from_json
 from bird_agent.peers import PeerSpec
 from route_reflector.api import messages as feed
-from route_reflector.api.client import ReflectorLink
+from route_reflector.api.client import Reflected, ReflectorLink
 from route_reflector.api.messages import PathAttributes, Peer
+from route_reflector.api.messages import Peers as PeerGroup
 
 log = logging.getLogger(__name__)
 
@@ -211,12 +213,7 @@ class PeerRoutesTarget(Protocol):
 
     end_of_rib_ready: Callable[[IPv4Address], bool]
 
-    def set_peer_routes(
-        self,
-        peer: IPv4Address,
-        routes: Mapping[IPv4Network, PathAttributes],
-        touched: set[IPv4Network] | None = None,
-    ) -> None: ...
+    def set_reflected(self, table: Reflected, changes: Mapping[IPv4Network, PeerGroup]) -> None: ...
 
     def kick(self) -> None: ...
 
@@ -234,8 +231,6 @@ class Reflection:
         self.loops: Counter[str] = Counter()
         self._task: asyncio.Task[None] | None = None
         self._expiry: dict[IPv4Address, asyncio.TimerHandle] = {}
-        # Neighbors the adapter was given reflected routes for.
-        self._targets: set[IPv4Address] = set()
         # New sessions whose End-of-RIB waits for the reflector's answer to
         # their PEER_UP: peer -> (stream number, input number).
         self._awaiting: dict[IPv4Address, tuple[int, int]] = {}
@@ -345,47 +340,28 @@ class Reflection:
                 event.graceful_restart_time, self._expire, address
             )
             return
-        # The session is gone: what ExaBGP holds for it must go too, or a
-        # later session would be sent stale routes.
-        self._set_routes(address, {})
+        # The session is gone: the link took it out of every group (the
+        # PeerDown it was sent), and the adapter withdraws what ExaBGP holds.
 
     def _expire(self, address: IPv4Address) -> None:
         self._expiry.pop(address, None)
         if address not in self.feed.stale:
             return
         log.info("graceful restart of %s ran out: its stale routes are withdrawn", address)
-        gone = address in self.feed.restarting
         for item in self.feed.expire(address, emit=self.link is not None):
             self._send(item)
-        if gone:
-            self._set_routes(address, {})
 
-    def _on_change(self, changes: Mapping[IPv4Address, set[IPv4Network]]) -> None:
+    def _on_change(self, changes: Mapping[IPv4Network, PeerGroup]) -> None:
         link = self.link
         if link is None:
             return
-        for address, touched in changes.items():
-            self._set_routes(address, link.reflected.get(address, {}), touched)
-
-    def _set_routes(
-        self,
-        address: IPv4Address,
-        routes: Mapping[IPv4Network, PathAttributes],
-        touched: set[IPv4Network] | None = None,
-    ) -> None:
-        """`touched`: the prefixes that changed (None: any may have), handed over."""
-        if not routes and address not in self._targets:
-            return
-        if routes:
-            self._targets.add(address)
-        else:
-            self._targets.discard(address)
-        self.adapter.set_peer_routes(address, routes, touched)
+        self.adapter.set_reflected(link.reflected, changes)
 
     def _stop_link(self) -> None:
         if self._task is not None:
             self._task.cancel()
         self._task = None
-        self.link = None
-        for address in list(self._targets):
-            self._set_routes(address, {})
+        link, self.link = self.link, None
+        if link is not None and link.reflected:
+            # Everything reflected is withdrawn from everyone who heard it.
+            self.adapter.set_reflected({}, {p: peers for p, (_, peers) in link.reflected.items()})

@@ -249,6 +249,8 @@ class Speaker:
         if self.plan is None:
             return []
         rows = []
+        link = self.reflection.link if self.reflection is not None else None
+        reflected = link.advertised_counts() if link is not None else {}
         for peer in self.plan.peers.peers:
             session = self.adapter.session_info(peer.address)
             up = session.state is SessionState.ESTABLISHED
@@ -261,16 +263,12 @@ class Speaker:
                     info=session.info,
                     received=self.learned.received_from(peer.address),
                     accepted=self.learned.accepted_from(peer.address),
-                    advertised=(len(self.plan.exports) + self._reflected_to(peer.address))
+                    advertised=(len(self.plan.exports) + reflected.get(peer.address, 0))
                     if up
                     else 0,
                 )
             )
         return rows
-
-    def _reflected_to(self, peer: IPv4Address) -> int:
-        link = self.reflection.link if self.reflection is not None else None
-        return len(link.reflected.get(peer, {})) if link is not None else 0
 
     async def start(self) -> None:
         self.tasks = [

@@ -4,8 +4,9 @@
 proto/gingham/v1/reflector.proto for the contract): it starts the
 `Reflector` at the input SNAPSHOT_BEGIN (which names our cluster ID and
 router ID), feeds it the speaker's events, acknowledges inputs until the
-input snapshot ends, then answers with the full Adj-RIB-Out framed by
-SNAPSHOT_BEGIN/END, and afterwards with the deltas each input caused.
+input snapshot ends, then answers with the full Adj-RIB-Out (every best
+path with the peers that hear it) framed by SNAPSHOT_BEGIN/END, and
+afterwards with the deltas each input caused.
 
 Invariants:
 - Every input gets at least one output; the last output for input n carries
@@ -23,7 +24,7 @@ from route_reflector.api.messages import (
     Announce,
     FeedInput,
     FeedOutput,
-    OutboundChange,
+    GroupChange,
     OutputType,
     PeerDown,
     PeerUp,
@@ -68,7 +69,7 @@ class ReflectFeed:
         self.received += 1
         return [FeedOutput(OutputType.DELTA, self.received, error=reason)]
 
-    def _apply(self, event: FeedInput) -> list[OutboundChange]:
+    def _apply(self, event: FeedInput) -> list[GroupChange]:
         if isinstance(event, SnapshotBegin):
             self.reflector = Reflector(event.cluster_id, event.router_id)
             self.in_sync = False
@@ -90,20 +91,16 @@ class ReflectFeed:
         return reflector.withdraw(event.address, event.prefixes)
 
     def _snapshot(self, reflector: Reflector) -> list[FeedOutput]:
-        everything = [
-            OutboundChange(address, prefix, attributes)
-            for address in sorted(reflector.peers)
-            for prefix, attributes in sorted(reflector.adj_rib_out(address).items())
-        ]
-        self.reflected_updates += len(everything)
+        everything = reflector.snapshot()
+        self.reflected_updates += sum(len(change.peers) for change in everything)
         before = self.received - 1
         outputs = [FeedOutput(OutputType.SNAPSHOT_BEGIN, before)]
         outputs += [FeedOutput(OutputType.DELTA, before, chunk) for chunk in _chunks(everything)]
         outputs.append(FeedOutput(OutputType.SNAPSHOT_END, self.received))
         return outputs
 
-    def _deltas(self, changes: list[OutboundChange]) -> list[FeedOutput]:
-        self.reflected_updates += len(changes)
+    def _deltas(self, changes: list[GroupChange]) -> list[FeedOutput]:
+        self.reflected_updates += sum(len(change.peers) for change in changes)
         chunks = list(_chunks(changes)) or [()]
         last = len(chunks) - 1
         return [
@@ -112,7 +109,7 @@ class ReflectFeed:
         ]
 
 
-def _chunks(changes: Iterable[OutboundChange]) -> Iterator[tuple[OutboundChange, ...]]:
+def _chunks(changes: Iterable[GroupChange]) -> Iterator[tuple[GroupChange, ...]]:
     items = list(changes)
     for start in range(0, len(items), MAX_CHANGES_PER_OUTPUT):
         yield tuple(items[start : start + MAX_CHANGES_PER_OUTPUT])

@@ -2,14 +2,16 @@
 
 `Reflector` is the whole engine, pure and synchronous. The speaker reports
 sessions (`peer_up`, `peer_down`) and UPDATE contents (`announce`,
-`withdraw`); each call returns the resulting `OutboundChange`s — per peer,
-announce a prefix with these attributes, or withdraw it — which the speaker
-turns into BGP UPDATEs. It keeps:
+`withdraw`); each call returns the resulting `GroupChange`s — to this group
+of peers, announce a prefix with these attributes, or withdraw it — which the
+speaker turns into BGP UPDATEs. It keeps:
 
 - the Adj-RIB-In of every peer (`rib.AdjRibIn`),
-- the best path per prefix (`decision.best_path`),
-- the Adj-RIB-Out of every peer: exactly what the changes returned so far
-  have told that peer, so each call returns a *diff*.
+- the best path per prefix (`decision.best_path`) and its attributes as
+  reflected: every peer allowed to hear a best path holds exactly those, so
+  this one table is every peer's Adj-RIB-Out, and each call returns a *diff*
+  of it. Nothing is kept per prefix x peer: a prefix's audience (who hears
+  it) is one shared set per (source, originator, role) — an update group.
 
 Reflection rules (RFC 4456 §6, §8):
 - the best path from a client goes to every other client and to every
@@ -40,8 +42,10 @@ Invariants:
 - `adj_rib_out(p)` always equals what a from-scratch computation over the
   current Adj-RIB-In and peers gives (the property tests check this after
   arbitrary event sequences).
-- A change to one prefix recomputes only that prefix.
+- A change to one prefix recomputes only that prefix, once (not once per peer).
 - A peer that is down has no Adj-RIB-Out; changes are never emitted for it.
+- The changes of one call, applied per peer in order, take every peer from
+  what it held to its Adj-RIB-Out (no change that changes nothing).
 - `may_reflect` states the rules; `_refresh` inlines them for speed and the
   property tests hold the two to the same answers via `expected_adj_rib_out`.
 """
@@ -51,7 +55,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from ipaddress import AddressValueError, IPv4Address, IPv4Network
 
-from route_reflector.api.messages import OutboundChange, PathAttributes, Peer
+from route_reflector.api.messages import NOBODY, GroupChange, PathAttributes, Peer, Peers
 from route_reflector.decision import best_path
 from route_reflector.rib import AdjRibIn, Path, paths_for
 
@@ -98,10 +102,16 @@ def reflected(path: Path | None, to: Peer, cluster_id: IPv4Address) -> PathAttri
 
 # (peer, address as int, router ID as int, client): ints hash and compare in C.
 _KeyedPeer = tuple[Peer, int, int, bool]
+# What decides who hears a best path: (source address, originator, source is a client).
+_AudienceKey = tuple[int, int, bool]
 
 
 def _keyed(peer: Peer) -> _KeyedPeer:
     return (peer, int(peer.address), int(peer.router_id), peer.client)
+
+
+def _audience_key(path: Path) -> _AudienceKey:
+    return (int(path.peer.address), int(path.originator), path.peer.client)
 
 
 class Reflector:
@@ -113,48 +123,53 @@ class Reflector:
         self.rib = AdjRibIn()
         self._peers: dict[IPv4Address, Peer] = {}
         self._best: dict[IPv4Network, Path] = {}
-        # The Adj-RIB-Out of every peer, stored by prefix then peer (as an int):
-        # the hot loop then hashes each prefix once, not once per peer
-        # (IPv4Network's hash is Python code, an int's is not).
-        self._sent: dict[IPv4Network, dict[int, PathAttributes]] = {}
-        # Every peer as `_refresh` uses it, rebuilt after a peer change.
+        # The best path's attributes as reflected (as sent), per prefix: every
+        # peer in the best path's audience holds exactly these. That is the
+        # whole Adj-RIB-Out of every peer: one table, not one per peer.
+        self._sent: dict[IPv4Network, PathAttributes] = {}
+        # Every peer as the audience is computed from, rebuilt after a peer change,
+        # and the audiences (and their differences) computed since, by key.
         self._keyed: list[_KeyedPeer] | None = None
+        self._audiences: dict[_AudienceKey, Peers] = {}
+        self._differences: dict[tuple[int, int], tuple[Peers, Peers, Peers]] = {}
         # Routes refused on input because they looped back to us.
         self.loops_dropped = 0
 
     # -- events ---------------------------------------------------------------
 
-    def peer_up(self, peer: Peer) -> list[OutboundChange]:
+    def peer_up(self, peer: Peer) -> list[GroupChange]:
         """A session is Established (or its router ID / client flag changed)."""
         old = self._peers.get(peer.address)
         if old == peer:
             return []
-        self._peers[peer.address] = peer
-        self._keyed = None
-        if old is None:
-            # Its Adj-RIB-In is empty, so no best path changes: it only needs
-            # everything it may hear, from the best paths as they are.
-            return self._refresh(self._best, only=peer.address, decided=True)
-        # A new router ID or role can change best paths and every decision.
-        return self._refresh(list(self.rib.prefixes()))
+        changes: list[GroupChange] = []
+        if old is not None:
+            # A new router ID or role changes what it may hear and possibly best
+            # paths: it is told to forget all it heard, the others hear what
+            # changes for them, then it hears everything anew.
+            changes += self._everything_for(old, withdraw=True)
+            del self._peers[peer.address]
+            self._forget_peers()
+            self._peers[peer.address] = peer
+            changes += self._refresh(list(self.rib.prefixes()), exclude=peer.address)
+        else:
+            self._peers[peer.address] = peer
+        self._forget_peers()
+        # A new session's Adj-RIB-In is empty, so no best path changes: it only
+        # needs everything it may hear, from the best paths as they are.
+        return changes + self._everything_for(peer)
 
-    def peer_down(self, address: IPv4Address) -> list[OutboundChange]:
-        """The session ended: forget what it sent and what it was sent."""
+    def peer_down(self, address: IPv4Address) -> list[GroupChange]:
+        """The session ended: forget what it sent (nothing is sent to it any more)."""
         if address not in self._peers:
             raise UnknownPeer(f"peer {address}: session end for a peer that is not up")
         del self._peers[address]
-        self._keyed = None
-        key = int(address)
-        for prefix in [p for p, row in self._sent.items() if key in row]:
-            row = self._sent[prefix]
-            del row[key]
-            if not row:
-                del self._sent[prefix]
+        self._forget_peers()
         return self._refresh(self.rib.drop_peer(address))
 
     def announce(
         self, address: IPv4Address, prefixes: Iterable[IPv4Network], attributes: PathAttributes
-    ) -> list[OutboundChange]:
+    ) -> list[GroupChange]:
         """`address` announced `prefixes` with `attributes` (one UPDATE)."""
         self._require(address)
         prefixes = list(prefixes)
@@ -164,9 +179,7 @@ class Reflector:
         changed = [p for p in prefixes if self.rib.announce(address, p, attributes)]
         return self._refresh(changed)
 
-    def withdraw(
-        self, address: IPv4Address, prefixes: Iterable[IPv4Network]
-    ) -> list[OutboundChange]:
+    def withdraw(self, address: IPv4Address, prefixes: Iterable[IPv4Network]) -> list[GroupChange]:
         self._require(address)
         changed = [p for p in prefixes if self.rib.withdraw(address, p)]
         return self._refresh(changed)
@@ -185,11 +198,36 @@ class Reflector:
 
     def adj_rib_out(self, address: IPv4Address) -> dict[IPv4Network, PathAttributes]:
         """What `address` has been told (a copy; O(prefixes))."""
-        key = int(address)
-        return {prefix: row[key] for prefix, row in self._sent.items() if key in row}
+        return {
+            prefix: self._sent[prefix]
+            for prefix, best in self._best.items()
+            if address in self._audience(best)
+        }
 
     def advertised_to(self, prefix: IPv4Network) -> list[IPv4Address]:
-        return sorted(IPv4Address(key) for key in self._sent.get(prefix, {}))
+        best = self._best.get(prefix)
+        return sorted(self._audience(best)) if best is not None else []
+
+    def advertised_counts(self) -> dict[IPv4Address, int]:
+        """Per peer, how many prefixes it has been told (O(prefixes))."""
+        per_audience: dict[int, tuple[Peers, int]] = {}
+        for best in self._best.values():
+            audience = self._audience(best)
+            _, count = per_audience.get(id(audience), (audience, 0))
+            per_audience[id(audience)] = (audience, count + 1)
+        counts = dict.fromkeys(self._peers, 0)
+        for audience, count in per_audience.values():
+            for address in audience:
+                counts[address] += count
+        return counts
+
+    def snapshot(self) -> list[GroupChange]:
+        """Everything every peer has been told, as announcements, prefixes in order."""
+        return [
+            GroupChange(audience, prefix, self._sent[prefix])
+            for prefix, best in sorted(self._best.items())
+            if (audience := self._audience(best))
+        ]
 
     # -- internals ------------------------------------------------------------
 
@@ -202,72 +240,102 @@ class Reflector:
             self.cluster_id in attributes.cluster_list or attributes.originator_id == self.router_id
         )
 
+    def _forget_peers(self) -> None:
+        self._keyed = None
+        self._audiences.clear()
+        self._differences.clear()
+
+    def _audience(self, best: Path, key: _AudienceKey | None = None) -> Peers:
+        """The peers that hear `best` (`may_reflect`, inlined), one object per key."""
+        if key is None:
+            key = _audience_key(best)
+        found = self._audiences.get(key)
+        if found is not None:
+            return found
+        if self._keyed is None:
+            self._keyed = [_keyed(p) for p in self._peers.values()]
+        source_key, originator_key, source_client = key
+        found = frozenset(
+            peer.address
+            for peer, peer_key, router_key, client in self._keyed
+            if peer_key != source_key and (source_client or client) and router_key != originator_key
+        )
+        self._audiences[key] = found = found or NOBODY
+        return found
+
+    def _minus(self, peers: Peers, others: Peers) -> Peers:
+        """`peers - others`, one object per pair of audiences (kept with the
+        pair, so an id reused by a later object never finds it)."""
+        if not others:
+            return peers
+        key = (id(peers), id(others))
+        found = self._differences.get(key)
+        if found is None or found[0] is not peers or found[1] is not others:
+            found = self._differences[key] = (peers, others, (peers - others) or NOBODY)
+        return found[2]
+
+    def _everything_for(self, peer: Peer, withdraw: bool = False) -> list[GroupChange]:
+        """Every prefix `peer` may hear, announced (or withdrawn) to it alone."""
+        only: Peers = frozenset((peer.address,))
+        keyed = _keyed(peer)
+        _, peer_key, router_key, client = keyed
+        changes = []
+        for prefix, best in self._best.items():
+            source_key, originator_key, source_client = _audience_key(best)
+            if (
+                peer_key != source_key
+                and (source_client or client)
+                and router_key != originator_key
+            ):
+                changes.append(GroupChange(only, prefix, None if withdraw else self._sent[prefix]))
+        return changes
+
     def _refresh(
-        self,
-        prefixes: Iterable[IPv4Network],
-        only: IPv4Address | None = None,
-        decided: bool = False,
-    ) -> list[OutboundChange]:
-        """Recompute the best path of `prefixes` and diff every (or one) Adj-RIB-Out.
+        self, prefixes: Iterable[IPv4Network], exclude: IPv4Address | None = None
+    ) -> list[GroupChange]:
+        """Recompute the best path of `prefixes` and what changes for whom.
 
-        `decided`: the best paths are known to be current (a new peer with
-        nothing sent yet); only the Adj-RIB-Outs are diffed.
-
-        This is the hot loop (prefixes x peers): the reflected attributes are
-        built once per distinct received attribute set (one UPDATE's prefixes
-        share one object), and `may_reflect` is inlined.
+        This is the hot loop (once per prefix, not per prefix x peer): the
+        reflected attributes are built once per distinct received attribute
+        set (one UPDATE's prefixes share one object), and each prefix's old and
+        new audiences are shared objects, so their difference is computed once
+        per pair. `exclude`: a peer left out of every change (it is told
+        separately).
         """
-        if only is not None:
-            keyed = [_keyed(self._peers[only])]
-        else:
-            if self._keyed is None:
-                self._keyed = [_keyed(p) for p in self._peers.values()]
-            keyed = self._keyed
-        # id() is stable here: every keyed object lives in the RIB for the whole call.
         memo: dict[tuple[int, IPv4Address], PathAttributes] = {}
-        changes: list[OutboundChange] = []
+        excluded: Peers = frozenset((exclude,)) if exclude is not None else NOBODY
+        changes: list[GroupChange] = []
         for prefix in dict.fromkeys(prefixes):
-            if decided:
-                best: Path | None = self._best.get(prefix)
-            else:
-                best = best_path(paths_for(prefix, self.rib.candidates(prefix), self._peers))
-            sent: PathAttributes | None = None
-            source_key = originator_key = -1
-            source_client = False
+            old = self._best.get(prefix)
+            was = self._sent.get(prefix)
+            best = best_path(paths_for(prefix, self.rib.candidates(prefix), self._peers))
+            had = self._audience(old) if old is not None else NOBODY
             if best is None:
-                self._best.pop(prefix, None)
-            else:
-                self._best[prefix] = best
-                originator = best.originator
-                key = (id(best.attributes), originator)
-                sent = memo.get(key)
-                if sent is None:
-                    sent = best.attributes.with_reflection(self.cluster_id, originator)
-                    memo[key] = sent
-                source_key, originator_key = int(best.peer.address), int(originator)
-                source_client = best.peer.client
-            row = self._sent.get(prefix) or {}
-            for peer, peer_key, router_key, client in keyed:
-                # may_reflect(best, peer), inlined.
-                want = (
-                    sent
-                    if peer_key != source_key
-                    and (source_client or client)
-                    and router_key != originator_key
-                    else None
-                )
-                have = row.get(peer_key)
-                if want is have or want == have:
+                if old is None:
                     continue
-                if want is None:
-                    del row[peer_key]
-                else:
-                    row[peer_key] = want
-                changes.append(OutboundChange(peer.address, prefix, want))
-            if row:
-                self._sent[prefix] = row
-            else:
-                self._sent.pop(prefix, None)
+                del self._best[prefix], self._sent[prefix]
+                gone = self._minus(had, excluded)
+                if gone:
+                    changes.append(GroupChange(gone, prefix, None))
+                continue
+            self._best[prefix] = best
+            originator = best.originator
+            key = (id(best.attributes), originator)
+            sent = memo.get(key)
+            if sent is None:
+                sent = memo[key] = best.attributes.with_reflection(self.cluster_id, originator)
+            if was is not None and (was is sent or was == sent):
+                sent = was  # unchanged: keep the object peers already hold
+            self._sent[prefix] = sent
+            hears = self._audience(best)
+            # Everyone in the new audience, unless they hold these attributes already.
+            told = hears if sent is not was else self._minus(hears, had)
+            told = self._minus(told, excluded)
+            if told:
+                changes.append(GroupChange(told, prefix, sent))
+            gone = self._minus(self._minus(had, hears), excluded)
+            if gone:
+                changes.append(GroupChange(gone, prefix, None))
         return changes
 
 

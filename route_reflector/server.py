@@ -64,9 +64,11 @@ class Metrics:
         )
 
     def observe(self, feed: ReflectFeed, output: FeedOutput) -> None:
-        withdrawals = sum(1 for c in output.changes if c.attributes is None)
+        # Per prefix x peer, as an UPDATE's NLRI would count them.
+        withdrawals = sum(len(c.peers) for c in output.changes if c.attributes is None)
+        announcements = sum(len(c.peers) for c in output.changes) - withdrawals
         self.reflected.labels("withdraw").inc(withdrawals)
-        self.reflected.labels("announce").inc(len(output.changes) - withdrawals)
+        self.reflected.labels("announce").inc(announcements)
         if output.error:
             self.refused.inc()
         self.set_gauges(feed)
@@ -136,6 +138,7 @@ def status_reply(node: str, feed: ReflectFeed, *, best_paths: bool) -> pb.Reflec
     reply.loops_dropped = reflector.loops_dropped
     best = reflector.best_paths()
     reply.prefixes = len(best)
+    advertised = reflector.advertised_counts()
     for address, peer in sorted(reflector.peers.items()):
         reply.peers.append(
             pb.ReflectorPeer(
@@ -144,7 +147,7 @@ def status_reply(node: str, feed: ReflectFeed, *, best_paths: bool) -> pb.Reflec
                 client=peer.client,
                 peer_type=PEER_TYPE_CLIENT if peer.client else PEER_TYPE_NON_CLIENT,
                 received=len(reflector.rib.routes_of(address)),
-                advertised=len(reflector.adj_rib_out(address)),
+                advertised=advertised.get(address, 0),
             )
         )
     reply.clients = sum(1 for p in reflector.peers.values() if p.client)

@@ -24,19 +24,19 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1agingham/v1/reflector.proto\x12\ngingham.v1\"\x94\x02\n\x0ePathAttributes\x12\x10\n\x08next_hop\x18\x01 \x01(\t\x12\x0f\n\x07\x61s_path\x18\x02 \x03(\r\x12\"\n\x06origin\x18\x03 \x01(\x0e\x32\x12.gingham.v1.Origin\x12\x10\n\x03med\x18\x04 \x01(\rH\x00\x88\x01\x01\x12\x17\n\nlocal_pref\x18\x05 \x01(\rH\x01\x88\x01\x01\x12\x15\n\roriginator_id\x18\x06 \x01(\t\x12\x14\n\x0c\x63luster_list\x18\x07 \x03(\t\x12\x13\n\x0b\x63ommunities\x18\x08 \x03(\t\x12\x19\n\x11large_communities\x18\t \x03(\t\x12\x1c\n\x14\x65xtended_communities\x18\n \x03(\tB\x06\n\x04_medB\r\n\x0b_local_pref\"\xc5\x01\n\x0eReflectorInput\x12,\n\x04type\x18\x01 \x01(\x0e\x32\x1e.gingham.v1.ReflectorInputType\x12\x0c\n\x04peer\x18\x02 \x01(\t\x12\x11\n\trouter_id\x18\x03 \x01(\t\x12\x0e\n\x06\x63lient\x18\x04 \x01(\x08\x12\x10\n\x08prefixes\x18\x05 \x03(\t\x12.\n\nattributes\x18\x06 \x01(\x0b\x32\x1a.gingham.v1.PathAttributes\x12\x12\n\ncluster_id\x18\x07 \x01(\t\"N\n\nRouteGroup\x12.\n\nattributes\x18\x01 \x01(\x0b\x32\x1a.gingham.v1.PathAttributes\x12\x10\n\x08prefixes\x18\x02 \x03(\t\"T\n\x08PeerDiff\x12\x0c\n\x04peer\x18\x01 \x01(\t\x12(\n\x08\x61nnounce\x18\x02 \x03(\x0b\x32\x16.gingham.v1.RouteGroup\x12\x10\n\x08withdraw\x18\x03 \x03(\t\"\x86\x01\n\x0fReflectorOutput\x12-\n\x04type\x18\x01 \x01(\x0e\x32\x1f.gingham.v1.ReflectorOutputType\x12\x10\n\x08received\x18\x02 \x01(\x04\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12#\n\x05\x64iffs\x18\x04 \x03(\x0b\x32\x14.gingham.v1.PeerDiff\",\n\x16ReflectorStatusRequest\x12\x12\n\nbest_paths\x18\x01 \x01(\x08\"|\n\rReflectorPeer\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x11\n\trouter_id\x18\x02 \x01(\t\x12\x0e\n\x06\x63lient\x18\x03 \x01(\x08\x12\x11\n\tpeer_type\x18\x04 \x01(\t\x12\x10\n\x08received\x18\x05 \x01(\r\x12\x12\n\nadvertised\x18\x06 \x01(\r\"\x83\x01\n\x08\x42\x65stPath\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x0c\n\x04peer\x18\x02 \x01(\t\x12.\n\nattributes\x18\x03 \x01(\x0b\x32\x1a.gingham.v1.PathAttributes\x12\x12\n\ncandidates\x18\x04 \x01(\r\x12\x15\n\radvertised_to\x18\x05 \x03(\t\"\x9a\x02\n\x14ReflectorStatusReply\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x12\n\ncluster_id\x18\x02 \x01(\t\x12\x11\n\trouter_id\x18\x03 \x01(\t\x12\x0f\n\x07in_sync\x18\x04 \x01(\x08\x12(\n\x05peers\x18\x05 \x03(\x0b\x32\x19.gingham.v1.ReflectorPeer\x12\x0f\n\x07\x63lients\x18\x06 \x01(\r\x12\x13\n\x0bnon_clients\x18\x07 \x01(\r\x12\x10\n\x08prefixes\x18\x08 \x01(\r\x12(\n\nbest_paths\x18\t \x03(\x0b\x32\x14.gingham.v1.BestPath\x12\x15\n\rloops_dropped\x18\n \x01(\x04\x12\x19\n\x11reflected_updates\x18\x0b \x01(\x04*?\n\x06Origin\x12\x0e\n\nORIGIN_IGP\x10\x00\x12\x0e\n\nORIGIN_EGP\x10\x01\x12\x15\n\x11ORIGIN_INCOMPLETE\x10\x02*\xa4\x01\n\x12ReflectorInputType\x12$\n REFLECTOR_INPUT_TYPE_UNSPECIFIED\x10\x00\x12\x18\n\x14INPUT_SNAPSHOT_BEGIN\x10\x01\x12\x16\n\x12INPUT_SNAPSHOT_END\x10\x02\x12\x0b\n\x07PEER_UP\x10\x03\x12\r\n\tPEER_DOWN\x10\x04\x12\x0c\n\x08\x41NNOUNCE\x10\x05\x12\x0c\n\x08WITHDRAW\x10\x06*{\n\x13ReflectorOutputType\x12%\n!REFLECTOR_OUTPUT_TYPE_UNSPECIFIED\x10\x00\x12\t\n\x05\x44\x45LTA\x10\x01\x12\x19\n\x15OUTPUT_SNAPSHOT_BEGIN\x10\x02\x12\x17\n\x13OUTPUT_SNAPSHOT_END\x10\x03\x32\xa3\x01\n\tReflector\x12\x46\n\x07Reflect\x12\x1a.gingham.v1.ReflectorInput\x1a\x1b.gingham.v1.ReflectorOutput(\x01\x30\x01\x12N\n\x06Status\x12\".gingham.v1.ReflectorStatusRequest\x1a .gingham.v1.ReflectorStatusReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1agingham/v1/reflector.proto\x12\ngingham.v1\"\x94\x02\n\x0ePathAttributes\x12\x10\n\x08next_hop\x18\x01 \x01(\t\x12\x0f\n\x07\x61s_path\x18\x02 \x03(\r\x12\"\n\x06origin\x18\x03 \x01(\x0e\x32\x12.gingham.v1.Origin\x12\x10\n\x03med\x18\x04 \x01(\rH\x00\x88\x01\x01\x12\x17\n\nlocal_pref\x18\x05 \x01(\rH\x01\x88\x01\x01\x12\x15\n\roriginator_id\x18\x06 \x01(\t\x12\x14\n\x0c\x63luster_list\x18\x07 \x03(\t\x12\x13\n\x0b\x63ommunities\x18\x08 \x03(\t\x12\x19\n\x11large_communities\x18\t \x03(\t\x12\x1c\n\x14\x65xtended_communities\x18\n \x03(\tB\x06\n\x04_medB\r\n\x0b_local_pref\"\xc5\x01\n\x0eReflectorInput\x12,\n\x04type\x18\x01 \x01(\x0e\x32\x1e.gingham.v1.ReflectorInputType\x12\x0c\n\x04peer\x18\x02 \x01(\t\x12\x11\n\trouter_id\x18\x03 \x01(\t\x12\x0e\n\x06\x63lient\x18\x04 \x01(\x08\x12\x10\n\x08prefixes\x18\x05 \x03(\t\x12.\n\nattributes\x18\x06 \x01(\x0b\x32\x1a.gingham.v1.PathAttributes\x12\x12\n\ncluster_id\x18\x07 \x01(\t\"N\n\nRouteGroup\x12.\n\nattributes\x18\x01 \x01(\x0b\x32\x1a.gingham.v1.PathAttributes\x12\x10\n\x08prefixes\x18\x02 \x03(\t\"c\n\x08PeerDiff\x12\x0c\n\x04peer\x18\x01 \x01(\t\x12(\n\x08\x61nnounce\x18\x02 \x03(\x0b\x32\x16.gingham.v1.RouteGroup\x12\x10\n\x08withdraw\x18\x03 \x03(\t\x12\r\n\x05peers\x18\x04 \x03(\t\"\x86\x01\n\x0fReflectorOutput\x12-\n\x04type\x18\x01 \x01(\x0e\x32\x1f.gingham.v1.ReflectorOutputType\x12\x10\n\x08received\x18\x02 \x01(\x04\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12#\n\x05\x64iffs\x18\x04 \x03(\x0b\x32\x14.gingham.v1.PeerDiff\",\n\x16ReflectorStatusRequest\x12\x12\n\nbest_paths\x18\x01 \x01(\x08\"|\n\rReflectorPeer\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x11\n\trouter_id\x18\x02 \x01(\t\x12\x0e\n\x06\x63lient\x18\x03 \x01(\x08\x12\x11\n\tpeer_type\x18\x04 \x01(\t\x12\x10\n\x08received\x18\x05 \x01(\r\x12\x12\n\nadvertised\x18\x06 \x01(\r\"\x83\x01\n\x08\x42\x65stPath\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x0c\n\x04peer\x18\x02 \x01(\t\x12.\n\nattributes\x18\x03 \x01(\x0b\x32\x1a.gingham.v1.PathAttributes\x12\x12\n\ncandidates\x18\x04 \x01(\r\x12\x15\n\radvertised_to\x18\x05 \x03(\t\"\x9a\x02\n\x14ReflectorStatusReply\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x12\n\ncluster_id\x18\x02 \x01(\t\x12\x11\n\trouter_id\x18\x03 \x01(\t\x12\x0f\n\x07in_sync\x18\x04 \x01(\x08\x12(\n\x05peers\x18\x05 \x03(\x0b\x32\x19.gingham.v1.ReflectorPeer\x12\x0f\n\x07\x63lients\x18\x06 \x01(\r\x12\x13\n\x0bnon_clients\x18\x07 \x01(\r\x12\x10\n\x08prefixes\x18\x08 \x01(\r\x12(\n\nbest_paths\x18\t \x03(\x0b\x32\x14.gingham.v1.BestPath\x12\x15\n\rloops_dropped\x18\n \x01(\x04\x12\x19\n\x11reflected_updates\x18\x0b \x01(\x04*?\n\x06Origin\x12\x0e\n\nORIGIN_IGP\x10\x00\x12\x0e\n\nORIGIN_EGP\x10\x01\x12\x15\n\x11ORIGIN_INCOMPLETE\x10\x02*\xa4\x01\n\x12ReflectorInputType\x12$\n REFLECTOR_INPUT_TYPE_UNSPECIFIED\x10\x00\x12\x18\n\x14INPUT_SNAPSHOT_BEGIN\x10\x01\x12\x16\n\x12INPUT_SNAPSHOT_END\x10\x02\x12\x0b\n\x07PEER_UP\x10\x03\x12\r\n\tPEER_DOWN\x10\x04\x12\x0c\n\x08\x41NNOUNCE\x10\x05\x12\x0c\n\x08WITHDRAW\x10\x06*{\n\x13ReflectorOutputType\x12%\n!REFLECTOR_OUTPUT_TYPE_UNSPECIFIED\x10\x00\x12\t\n\x05\x44\x45LTA\x10\x01\x12\x19\n\x15OUTPUT_SNAPSHOT_BEGIN\x10\x02\x12\x17\n\x13OUTPUT_SNAPSHOT_END\x10\x03\x32\xa3\x01\n\tReflector\x12\x46\n\x07Reflect\x12\x1a.gingham.v1.ReflectorInput\x1a\x1b.gingham.v1.ReflectorOutput(\x01\x30\x01\x12N\n\x06Status\x12\".gingham.v1.ReflectorStatusRequest\x1a .gingham.v1.ReflectorStatusReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gingham.v1.reflector_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ORIGIN']._serialized_start=1415
-  _globals['_ORIGIN']._serialized_end=1478
-  _globals['_REFLECTORINPUTTYPE']._serialized_start=1481
-  _globals['_REFLECTORINPUTTYPE']._serialized_end=1645
-  _globals['_REFLECTOROUTPUTTYPE']._serialized_start=1647
-  _globals['_REFLECTOROUTPUTTYPE']._serialized_end=1770
+  _globals['_ORIGIN']._serialized_start=1430
+  _globals['_ORIGIN']._serialized_end=1493
+  _globals['_REFLECTORINPUTTYPE']._serialized_start=1496
+  _globals['_REFLECTORINPUTTYPE']._serialized_end=1660
+  _globals['_REFLECTOROUTPUTTYPE']._serialized_start=1662
+  _globals['_REFLECTOROUTPUTTYPE']._serialized_end=1785
   _globals['_PATHATTRIBUTES']._serialized_start=43
   _globals['_PATHATTRIBUTES']._serialized_end=319
   _globals['_REFLECTORINPUT']._serialized_start=322
@@ -44,17 +44,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ROUTEGROUP']._serialized_start=521
   _globals['_ROUTEGROUP']._serialized_end=599
   _globals['_PEERDIFF']._serialized_start=601
-  _globals['_PEERDIFF']._serialized_end=685
-  _globals['_REFLECTOROUTPUT']._serialized_start=688
-  _globals['_REFLECTOROUTPUT']._serialized_end=822
-  _globals['_REFLECTORSTATUSREQUEST']._serialized_start=824
-  _globals['_REFLECTORSTATUSREQUEST']._serialized_end=868
-  _globals['_REFLECTORPEER']._serialized_start=870
-  _globals['_REFLECTORPEER']._serialized_end=994
-  _globals['_BESTPATH']._serialized_start=997
-  _globals['_BESTPATH']._serialized_end=1128
-  _globals['_REFLECTORSTATUSREPLY']._serialized_start=1131
-  _globals['_REFLECTORSTATUSREPLY']._serialized_end=1413
-  _globals['_REFLECTOR']._serialized_start=1773
-  _globals['_REFLECTOR']._serialized_end=1936
+  _globals['_PEERDIFF']._serialized_end=700
+  _globals['_REFLECTOROUTPUT']._serialized_start=703
+  _globals['_REFLECTOROUTPUT']._serialized_end=837
+  _globals['_REFLECTORSTATUSREQUEST']._serialized_start=839
+  _globals['_REFLECTORSTATUSREQUEST']._serialized_end=883
+  _globals['_REFLECTORPEER']._serialized_start=885
+  _globals['_REFLECTORPEER']._serialized_end=1009
+  _globals['_BESTPATH']._serialized_start=1012
+  _globals['_BESTPATH']._serialized_end=1143
+  _globals['_REFLECTORSTATUSREPLY']._serialized_start=1146
+  _globals['_REFLECTORSTATUSREPLY']._serialized_end=1428
+  _globals['_REFLECTOR']._serialized_start=1788
+  _globals['_REFLECTOR']._serialized_end=1951
 # @@protoc_insertion_point(module_scope)

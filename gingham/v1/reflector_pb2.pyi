@@ -95,14 +95,16 @@ class RouteGroup(_message.Message):
     def __init__(self, attributes: _Optional[_Union[PathAttributes, _Mapping]] = ..., prefixes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PeerDiff(_message.Message):
-    __slots__ = ("peer", "announce", "withdraw")
+    __slots__ = ("peer", "announce", "withdraw", "peers")
     PEER_FIELD_NUMBER: _ClassVar[int]
     ANNOUNCE_FIELD_NUMBER: _ClassVar[int]
     WITHDRAW_FIELD_NUMBER: _ClassVar[int]
+    PEERS_FIELD_NUMBER: _ClassVar[int]
     peer: str
     announce: _containers.RepeatedCompositeFieldContainer[RouteGroup]
     withdraw: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, peer: _Optional[str] = ..., announce: _Optional[_Iterable[_Union[RouteGroup, _Mapping]]] = ..., withdraw: _Optional[_Iterable[str]] = ...) -> None: ...
+    peers: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, peer: _Optional[str] = ..., announce: _Optional[_Iterable[_Union[RouteGroup, _Mapping]]] = ..., withdraw: _Optional[_Iterable[str]] = ..., peers: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ReflectorOutput(_message.Message):
     __slots__ = ("type", "received", "error", "diffs")

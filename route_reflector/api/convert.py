@@ -23,12 +23,13 @@ from route_reflector.api.messages import (
     Announce,
     FeedInput,
     FeedOutput,
+    GroupChange,
     Origin,
-    OutboundChange,
     OutputType,
     PathAttributes,
     Peer,
     PeerDown,
+    Peers,
     PeerUp,
     SnapshotBegin,
     SnapshotEnd,
@@ -172,20 +173,20 @@ def encode_input(event: FeedInput) -> pb.ReflectorInput:
 
 
 def encode_output(output: FeedOutput) -> pb.ReflectorOutput:
-    """Changes grouped per peer, announcements per peer grouped by attributes.
+    """Changes grouped per group of peers, announcements grouped by attributes.
 
-    Keyed by id(): the engine hands the same address, prefix and attributes
-    objects to every peer, so this hashes and formats each once (IPv4
-    objects hash and print in Python code: per change that dominated).
-    Every keyed object stays alive in `output.changes` during the call.
+    Keyed by id(): the engine hands the same peer group, prefix and
+    attributes objects to every change that shares them, so this hashes and
+    formats each once (IPv4 objects hash and print in Python code). Every
+    keyed object stays alive in `output.changes` during the call.
     """
     names: dict[int, str] = {}
     objects: dict[int, PathAttributes] = {}
-    per_id: dict[int, tuple[IPv4Address, dict[int, list[str]], list[str]]] = {}
+    per_id: dict[int, tuple[Peers, dict[int, list[str]], list[str]]] = {}
     for change in output.changes:
-        entry = per_id.get(id(change.peer))
+        entry = per_id.get(id(change.peers))
         if entry is None:
-            entry = per_id[id(change.peer)] = (change.peer, {}, [])
+            entry = per_id[id(change.peers)] = (change.peers, {}, [])
         name = names.get(id(change.prefix))
         if name is None:
             name = names[id(change.prefix)] = str(change.prefix)
@@ -196,9 +197,9 @@ def encode_output(output: FeedOutput) -> pb.ReflectorOutput:
         objects[id(attributes)] = attributes
         entry[1].setdefault(id(attributes), []).append(name)
     # Equal values behind different objects: merged here, once per group.
-    per_peer: dict[IPv4Address, tuple[dict[PathAttributes, list[str]], list[str]]] = {}
-    for peer, groups, withdrawn in per_id.values():
-        merged, gone = per_peer.setdefault(peer, ({}, []))
+    per_group: dict[Peers, tuple[dict[PathAttributes, list[str]], list[str]]] = {}
+    for peers, groups, withdrawn in per_id.values():
+        merged, gone = per_group.setdefault(peers, ({}, []))
         for key, prefixes in groups.items():
             merged.setdefault(objects[key], []).extend(prefixes)
         gone.extend(withdrawn)
@@ -212,14 +213,16 @@ def encode_output(output: FeedOutput) -> pb.ReflectorOutput:
 
     diffs = [
         pb.PeerDiff(
-            peer=str(peer),
+            peers=names_of,
             announce=[
                 pb.RouteGroup(attributes=encode_once(a), prefixes=prefixes)
                 for a, prefixes in groups.items()
             ],
             withdraw=withdrawn,
         )
-        for peer, (groups, withdrawn) in sorted(per_peer.items())
+        for names_of, (groups, withdrawn) in sorted(
+            ([str(p) for p in sorted(peers)], value) for peers, value in per_group.items()
+        )
     ]
     return pb.ReflectorOutput(
         type=_OUTPUT_TYPES[output.type],
@@ -230,9 +233,9 @@ def encode_output(output: FeedOutput) -> pb.ReflectorOutput:
 
 
 class PeerChanges(NamedTuple):
-    """One peer's part of an output, as the reflector grouped it."""
+    """One group of peers' part of an output, as the reflector grouped it."""
 
-    peer: IPv4Address
+    peers: Peers
     announce: tuple[tuple[PathAttributes, tuple[IPv4Network, ...]], ...]
     withdraw: tuple[IPv4Network, ...]
 
@@ -250,18 +253,18 @@ _TYPES_BACK = {v: k for k, v in _OUTPUT_TYPES.items()}
 class OutputDecoder:
     """`ReflectorOutput`s decoded in the reflector's grouping, for a speaker.
 
-    A reflector names each prefix once per peer that hears it (19 times
-    with 20 clients) and each attribute set once per peer and message. The
-    decoder parses a prefix text once and keeps the object (a peer's tables
-    then share one prefix object per prefix), and decodes equal attribute
-    messages to one `PathAttributes` (so the speaker's diffs compare them by
-    identity). Both memos are dropped when they outgrow `limit` entries.
+    The decoder parses a prefix text once and keeps the object, decodes
+    equal attribute messages to one `PathAttributes` (so the speaker's diffs
+    compare them by identity) and equal groups of peer names to one set of
+    addresses (so the speaker can key on a group's identity). The memos are
+    dropped when they outgrow `limit` entries.
     """
 
     def __init__(self, limit: int = 1 << 18) -> None:
         self.limit = limit
         self._prefixes: dict[str, IPv4Network] = {}
         self._attributes: dict[bytes, PathAttributes] = {}
+        self._groups: dict[tuple[str, ...], Peers] = {}
 
     def decode(self, message: pb.ReflectorOutput) -> GroupedOutput:
         if len(self._prefixes) > self.limit:
@@ -282,7 +285,7 @@ class OutputDecoder:
                 announce.append((attributes, self._parsed(group.prefixes, f"{named}.prefixes")))
             diffs.append(
                 PeerChanges(
-                    _address(diff.peer, f"{where}.peer"),
+                    self._peers(diff, where),
                     tuple(announce),
                     self._parsed(diff.withdraw, f"{where}.withdraw"),
                 )
@@ -293,6 +296,19 @@ class OutputDecoder:
             message.error,
             tuple(diffs),
         )
+
+    def _peers(self, diff: pb.PeerDiff, where: str) -> Peers:
+        """The diff's group of peers: one object per distinct group of names."""
+        names = tuple(diff.peers) or (diff.peer,)
+        found = self._groups.get(names)
+        if found is None:
+            if len(self._groups) > self.limit:
+                self._groups.clear()
+            found = self._groups[names] = frozenset(
+                _address(name, f"{where}.peers[{i}]" if diff.peers else f"{where}.peer")
+                for i, name in enumerate(names)
+            )
+        return found
 
     def _parsed(self, texts: Iterable[str], where: str) -> tuple[IPv4Network, ...]:
         found = list(map(self._prefixes.get, texts))
@@ -305,13 +321,13 @@ class OutputDecoder:
 
 
 def decode_output(message: pb.ReflectorOutput) -> FeedOutput:
-    """The inverse of `encode_output`, one `OutboundChange` per prefix and peer."""
+    """The inverse of `encode_output`, one `GroupChange` per prefix and group."""
     grouped = OutputDecoder().decode(message)
-    changes: list[OutboundChange] = []
-    for peer, announce, withdraw in grouped.diffs:
+    changes: list[GroupChange] = []
+    for peers, announce, withdraw in grouped.diffs:
         for attributes, prefixes in announce:
-            changes.extend(OutboundChange(peer, prefix, attributes) for prefix in prefixes)
-        changes.extend(OutboundChange(peer, prefix, None) for prefix in withdraw)
+            changes.extend(GroupChange(peers, prefix, attributes) for prefix in prefixes)
+        changes.extend(GroupChange(peers, prefix, None) for prefix in withdraw)
     return FeedOutput(
         type=grouped.type, received=grouped.received, changes=tuple(changes), error=grouped.error
     )

@@ -4,7 +4,8 @@ Plain data, shared by both ends of the Reflect stream (the contract is
 proto/gingham/v1/reflector.proto): a route's `PathAttributes`, a session's
 `Peer`, the stream's inputs (`SnapshotBegin`, `SnapshotEnd`, `PeerUp`,
 `PeerDown`, `Announce`, `Withdraw`) and outputs (`FeedOutput` carrying
-`OutboundChange`s), and `apply_outputs`, what a speaker does with outputs.
+`GroupChange`s), and `apply_outputs`, what a speaker does with outputs
+(folded per peer: a view for tests; the speaker keeps one table).
 
 Invariants:
 - Nothing here knows ExaBGP, gRPC or protobuf (`convert` translates), and
@@ -80,12 +81,8 @@ class Peer:
 
 
 class OutboundChange(NamedTuple):
-    """Tell `peer` about `prefix`: announce with `attributes`, or withdraw (None).
-
-    A named tuple: the engine makes one per prefix x peer (95,000 for 20
-    clients x 250 prefixes), and a frozen dataclass costs five times as much
-    to build.
-    """
+    """Tell `peer` about `prefix`: announce with `attributes`, or withdraw (None):
+    one peer's part of a `GroupChange` (`per_peer`)."""
 
     peer: IPv4Address
     prefix: IPv4Network
@@ -94,6 +91,95 @@ class OutboundChange(NamedTuple):
     @property
     def withdraw(self) -> bool:
         return self.attributes is None
+
+
+Peers = frozenset[IPv4Address]
+
+
+class GroupChange(NamedTuple):
+    """Tell every one of `peers` about `prefix`: announce with `attributes`, or
+    withdraw (None).
+
+    What the reflector sends is the same for every peer that hears a prefix
+    (its best path, reflected), so it says it once per prefix with the group
+    of peers concerned, as BIRD exports one table and FRR encodes an update
+    group's UPDATE once. The engine hands out the same `peers` object for
+    every prefix with the same audience: consumers may key on its identity.
+    """
+
+    peers: Peers
+    prefix: IPv4Network
+    attributes: PathAttributes | None
+
+    @property
+    def withdraw(self) -> bool:
+        return self.attributes is None
+
+
+NOBODY: Peers = frozenset()
+
+
+class PeerSets:
+    """Set algebra over groups of peers where every result is one shared object.
+
+    A table of 100,000 prefixes holds a few dozen distinct groups; interning
+    them lets a caller combine a prefix's groups once per pair of groups, not
+    once per prefix (results are memoized by the operands' identity, and the
+    memo keeps its operands alive, so an identity is never reused under it).
+    """
+
+    def __init__(self, limit: int = 1 << 16) -> None:
+        self.limit = limit
+        self._interned: dict[Peers, Peers] = {}
+        self._results: dict[tuple[int, int, int], tuple[Peers, Peers, Peers]] = {}
+
+    def intern(self, peers: Peers) -> Peers:
+        if not peers:
+            return NOBODY
+        found = self._interned.get(peers)
+        if found is None:
+            if len(self._interned) > self.limit:
+                self._interned.clear()
+            found = self._interned[peers] = peers
+        return found
+
+    def union(self, a: Peers, b: Peers) -> Peers:
+        if a is b or not b:
+            return a
+        if not a:
+            return b
+        return self._result(a, b, 0)
+
+    def minus(self, a: Peers, b: Peers) -> Peers:
+        if not a or not b:
+            return a
+        return self._result(a, b, 1)
+
+    def both(self, a: Peers, b: Peers) -> Peers:
+        if a is b:
+            return a
+        if not a or not b:
+            return NOBODY
+        return self._result(a, b, 2)
+
+    def _result(self, a: Peers, b: Peers, operation: int) -> Peers:
+        key = (id(a), id(b), operation)
+        found = self._results.get(key)
+        if found is None or found[0] is not a or found[1] is not b:
+            if len(self._results) > self.limit:
+                self._results.clear()
+            value = a | b if operation == 0 else a - b if operation == 1 else a & b
+            found = self._results[key] = (a, b, self.intern(value))
+        return found[2]
+
+
+def per_peer(changes: Iterable[GroupChange]) -> list[OutboundChange]:
+    """The changes one peer at a time (peers in address order): for tests and views."""
+    return [
+        OutboundChange(peer, change.prefix, change.attributes)
+        for change in changes
+        for peer in sorted(change.peers)
+    ]
 
 
 class InputType(enum.Enum):
@@ -152,7 +238,7 @@ FeedInput = SnapshotBegin | SnapshotEnd | PeerUp | PeerDown | Announce | Withdra
 class FeedOutput:
     type: OutputType
     received: int
-    changes: tuple[OutboundChange, ...] = ()
+    changes: tuple[GroupChange, ...] = ()
     error: str = ""
 
 
@@ -176,7 +262,7 @@ def apply_outputs(
             pending = None
         else:
             target = pending if pending is not None else state
-            for change in output.changes:
+            for change in per_peer(output.changes):
                 table = target.setdefault(change.peer, {})
                 if change.attributes is None:
                     table.pop(change.prefix, None)

@@ -98,21 +98,22 @@ async def test_routes_looping_back_are_dropped_reflected_ones_accepted(
     speaker.start()
     try:
         adapter, _ = await lab.adapter([lab.spec(1, ibgp=True)])
-        adapter.set_peer_routes(
-            rr1,
-            {
-                FOREIGN: PathAttributes(
-                    next_hop=router,
-                    originator_id=IPv4Address("10.9.9.9"),
-                    cluster_list=(IPv4Address("224.0.0.9"),),
-                ),
-                OURS: PathAttributes(next_hop=router, originator_id=rr1),
-                LOOPED: PathAttributes(
-                    next_hop=router,
-                    originator_id=IPv4Address("10.9.9.8"),
-                    cluster_list=(IPv4Address("224.0.0.9"), CLUSTER),
-                ),
-            },
+        routes = {
+            FOREIGN: PathAttributes(
+                next_hop=router,
+                originator_id=IPv4Address("10.9.9.9"),
+                cluster_list=(IPv4Address("224.0.0.9"),),
+            ),
+            OURS: PathAttributes(next_hop=router, originator_id=rr1),
+            LOOPED: PathAttributes(
+                next_hop=router,
+                originator_id=IPv4Address("10.9.9.8"),
+                cluster_list=(IPv4Address("224.0.0.9"), CLUSTER),
+            ),
+        }
+        only = frozenset({rr1})
+        adapter.set_reflected(
+            {p: (a, only) for p, a in routes.items()}, dict.fromkeys(routes, only)
         )
 
         async def judged() -> dict[str, object] | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
@@ -15,6 +15,7 @@ import pytest
 from bird_agent.events import PeerOpen, PeerUp, RoutesAnnounced
 from bird_agent.peers import PeerSpec, PeerType
 from bird_agent.reflection import Reflection
+from route_reflector.api.client import Reflected
 from route_reflector.api.messages import PathAttributes
 from tests.integration.rr.conftest import RunningReflector
 from tests.support.poll import async_wait_for
@@ -34,22 +35,22 @@ class Adapter:
         self.end_of_rib_ready: Callable[[IPv4Address], bool] = lambda peer: True
         self.kicks = 0
 
-    def set_peer_routes(
-        self,
-        peer: IPv4Address,
-        routes: Mapping[IPv4Network, PathAttributes],
-        touched: Iterable[IPv4Network] | None = None,
+    def set_reflected(
+        self, table: Reflected, changes: Mapping[IPv4Network, frozenset[IPv4Address]]
     ) -> None:
-        # Like the real adapter: only the prefixes said to have changed are
-        # looked at, so a change the link fails to name shows as a difference.
-        held = self.routes.setdefault(peer, {})
-        for prefix in set(held) | set(routes) if touched is None else set(touched):
-            if prefix in routes:
-                held[prefix] = routes[prefix]
-            else:
-                held.pop(prefix, None)
-        if not held:
-            del self.routes[peer]
+        # Like the real adapter: only the prefixes and peers said to have
+        # changed are looked at, so a change the link fails to name shows as a
+        # difference.
+        for prefix, peers in changes.items():
+            entry = table.get(prefix)
+            for peer in peers:
+                held = self.routes.setdefault(peer, {})
+                if entry is not None and peer in entry[1]:
+                    held[prefix] = entry[0]
+                else:
+                    held.pop(prefix, None)
+                if not held:
+                    del self.routes[peer]
 
     def kick(self) -> None:
         self.kicks += 1

@@ -34,11 +34,12 @@ def diffs(
     for output in answer:
         assert not output.error, output.error
         for diff in output.diffs:
-            announced, withdrawn = result.setdefault(diff.peer, ({}, set()))
-            for group in diff.announce:
-                for prefix in group.prefixes:
-                    announced[prefix] = group.attributes
-            withdrawn.update(diff.withdraw)
+            for peer in diff.peers or [diff.peer]:
+                announced, withdrawn = result.setdefault(peer, ({}, set()))
+                for group in diff.announce:
+                    for prefix in group.prefixes:
+                        announced[prefix] = group.attributes
+                withdrawn.update(diff.withdraw)
     return result
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -492,3 +493,156 @@ def test_selecting_neighbors_by_address_matches_exabgps_selection(
         assert extra or "*" in chosen
         return
     assert ours == match_neighbors(list(NAMES), descriptions)
+
+
+# -- shared UPDATEs: reflected routes built once, queued on every session ---------
+
+
+def _negotiated(asn4: bool = True, msg_size: int = 4096) -> Any:
+    from exabgp.bgp.message.open.asn import ASN  # type: ignore[import-untyped]
+    from exabgp.bgp.message.open.capability.negotiated import (  # type: ignore[import-untyped]
+        Negotiated,
+    )
+    from exabgp.protocol.family import AFI, SAFI
+
+    negotiated = Negotiated({"capability": {"aigp": False}})
+    negotiated.local_as = negotiated.peer_as = ASN(64512)
+    negotiated.asn4 = asn4
+    negotiated.msg_size = msg_size
+    negotiated.families = [(AFI.ipv4, SAFI.unicast)]
+    return negotiated
+
+
+class _Session:
+    """Stands in for ExaBGP's Protocol: what `share_changes` and the patched
+    `new_update` read (its negotiation, its neighbor's outgoing RIB) and a
+    `send` that records the messages."""
+
+    def __init__(self, rib: Any, negotiated: Any) -> None:
+        self.negotiated = negotiated
+        self.neighbor = _NeighborView(rib)
+        self.connection = type("Connection", (), {"session": lambda self: "test"})()
+        self.sent: list[bytes] = []
+
+    def send(self, raw: bytes) -> Iterator[bool]:
+        self.sent.append(raw)
+        yield True
+
+
+class _NeighborView(dict[str, Any]):
+    def __init__(self, rib: Any) -> None:
+        super().__init__({"group-updates": True})
+        self.rib = type("Rib", (), {"outgoing": rib})()
+
+
+class _Peer:
+    def __init__(self, session: _Session | None, established: bool = True) -> None:
+        from exabgp.bgp.fsm import FSM  # type: ignore[import-untyped]
+
+        self.proto = session
+        self.fsm = FSM.ESTABLISHED if established else FSM.IDLE
+        self.neighbor = session.neighbor if session is not None else None
+
+
+def _rib() -> Any:
+    from exabgp.protocol.family import AFI, SAFI
+    from exabgp.rib.outgoing import OutgoingRIB
+
+    return OutgoingRIB(True, [(AFI.ipv4, SAFI.unicast)])
+
+
+def _reflected(command: str) -> list[Any]:
+    from exabgp.bgp.message import Action
+
+    action = Action.WITHDRAW if command.startswith("withdraw") else Action.ANNOUNCE
+    changes = exabgp_main.parse_routes(_api(), command, ["n1"])
+    for change in changes:
+        change.nlri.action = action
+    return changes
+
+
+def _through_the_rib(changes: list[Any], negotiated: Any) -> list[bytes]:
+    """What ExaBGP itself sends a session for `changes` put into its outgoing RIB."""
+    rib = _rib()
+    for change in changes:
+        rib.add_to_rib(change)
+    return [raw for update in rib.updates(True) for raw in update.messages(negotiated, True)]
+
+
+PREFIXES = " ".join(f"10.{128 + i // 256}.{i % 256}.0/26" for i in range(1200))
+
+
+@pytest.mark.usefixtures("quiet_exabgp")
+@pytest.mark.parametrize(
+    "command",
+    [
+        f"{ATTRIBUTES} as-path [ 64512 4200000000 ] med 5 nlri {PREFIXES}",
+        f"withdraw attributes nlri {PREFIXES}",
+    ],
+)
+@pytest.mark.parametrize("asn4", [True, False])
+def test_a_shared_update_is_what_exabgp_sends_from_its_rib(command: str, asn4: bool) -> None:
+    """Byte for byte, split into the same messages (1,200 prefixes need several)."""
+    exabgp_main.patch_nlri_order()  # its sort is what the RIB path uses too
+    changes = _reflected(command)
+    negotiated = _negotiated(asn4=asn4)
+    session = _Session(_rib(), negotiated)
+    reactor = type("Reactor", (), {"_peers": {"n1": _Peer(session)}})()
+    assert exabgp_main.share_changes(reactor, ["n1"], changes) == 1
+    queued = [raw for _, raw in vars(session.neighbor.rib.outgoing)[exabgp_main.SHARED]]
+    assert queued == _through_the_rib(changes, negotiated)
+    assert len(queued) > 1
+
+
+@pytest.mark.usefixtures("quiet_exabgp")
+def test_sessions_alike_share_the_very_same_messages_and_others_get_their_own() -> None:
+    changes = _reflected(f"{ATTRIBUTES} as-path [ 64512 ] nlri 10.128.0.0/26 10.128.0.64/26")
+    alike = [_Session(_rib(), _negotiated()) for _ in range(3)]
+    two_octet = _Session(_rib(), _negotiated(asn4=False))
+    down = _Session(_rib(), _negotiated())
+    peers = {f"n{i}": _Peer(s) for i, s in enumerate(alike)}
+    peers |= {"old": _Peer(two_octet), "down": _Peer(down, established=False)}
+    reactor = type("Reactor", (), {"_peers": peers})()
+    named = [*peers, "unknown"]
+    assert exabgp_main.share_changes(reactor, named, changes) == 4
+
+    def queued(session: _Session) -> list[bytes]:
+        return [raw for _, raw in vars(session.neighbor.rib.outgoing).get(exabgp_main.SHARED, ())]
+
+    first = queued(alike[0])
+    assert all(a is b for s in alike[1:] for a, b in zip(queued(s), first, strict=True))
+    assert queued(two_octet) == _through_the_rib(changes, two_octet.negotiated) != first
+    assert queued(down) == []  # no session: it is sent everything when it is up
+
+
+@pytest.mark.usefixtures("quiet_exabgp")
+def test_routes_exabgp_must_handle_per_neighbor_are_not_shared() -> None:
+    session = _Session(_rib(), _negotiated())
+    reactor = type("Reactor", (), {"_peers": {"n1": _Peer(session)}})()
+    v6 = _api().api_attributes(
+        "announce attributes next-hop 2001:db8::1 origin igp nlri 2001:db8:1::/64", ["n1"]
+    )
+    own = _api().api_attributes("announce attributes next-hop self nlri 10.128.0.0/26", ["n1"])
+    for changes in (v6, own):
+        assert exabgp_main.share_changes(reactor, ["n1"], changes) is None
+    assert exabgp_main.SHARED not in vars(session.neighbor.rib.outgoing)
+
+
+@pytest.mark.usefixtures("quiet_exabgp")
+def test_a_session_sends_its_shared_updates_first_and_never_an_ended_sessions() -> None:
+    from exabgp.reactor.protocol import Protocol  # type: ignore[import-untyped]
+    from exabgp.rib.outgoing import OutgoingRIB
+
+    exabgp_main.patch_shared_updates()
+    exabgp_main.patch_shared_updates()  # idempotent
+    rib = _rib()
+    ended, session = _Session(rib, _negotiated()), _Session(rib, _negotiated())
+    assert not OutgoingRIB.pending(rib)
+    vars(rib)[exabgp_main.SHARED] = deque([(ended, b"stale"), (session, b"one"), (session, b"two")])
+    assert OutgoingRIB.pending(rib)  # End-of-RIB waits for them
+    own = _change("10.64.0.0/26", "192.0.2.1", 100)
+    rib.add_to_rib(own)
+    list(Protocol.new_update(session, True))
+    assert session.sent[:2] == [b"one", b"two"]  # the shared ones first, the stale one never
+    assert len(session.sent) == 3  # then the RIB's own UPDATE
+    assert ended.sent == [] and not OutgoingRIB.pending(rib)

@@ -79,22 +79,27 @@ def test_attribute_text_keeps_next_hop_and_names_reflection_attributes() -> None
     assert "as-path [ 1 2 ]" in attribute_text(both) and "community [ 1:2 ]" in attribute_text(both)
 
 
+AB, ONLY_A, ONLY_B = frozenset({A, B}), frozenset({A}), frozenset({B})
+
+
 def test_neighbors_needing_the_same_line_share_one_command() -> None:
     reflected = PathAttributes(next_hop=C).with_reflection(CLUSTER, C)
-    desired = {A: {P1: reflected, P2: reflected}, B: {P1: reflected, P2: reflected}}
-    (line,) = reflected_changes(desired, {A: {P1, P2}, B: {P2, P1}})
+    table = {P1: (reflected, AB), P2: (reflected, AB)}
+    (line,) = reflected_changes(table, {P1: AB, P2: frozenset({B, A})})
     assert line.startswith("neighbor 192.0.2.1 , neighbor 192.0.2.2 announce attributes")
     assert "originator-id 192.0.2.3 cluster-list [ 224.0.0.1 ]" in line
     assert line.endswith("nlri 10.65.1.0/26 10.65.2.0/26")
-    assert reflected_changes(desired, {}) == []
+    assert reflected_changes(table, {}) == []
+    (shared,) = reflected_changes(table, {P1: AB}, "reflected")
+    assert " announce reflected next-hop " in shared  # ExaBGP's shared-UPDATE command
 
 
-def test_only_touched_prefixes_are_sent_withdrawals_first() -> None:
+def test_only_changed_prefixes_are_sent_to_whom_they_changed_for_withdrawals_first() -> None:
     old = PathAttributes(next_hop=C)
     new = PathAttributes(next_hop=C, local_pref=50)
-    desired = {A: {P1: old, P2: new, P3: old}, B: {P3: old}}
-    # P1 of A is in its table but not touched: not looked at, not sent.
-    lines = reflected_changes(desired, {A: {P2, P3, P4}, B: {P1, P3}})
+    table = {P1: (old, ONLY_A), P2: (new, ONLY_A), P3: (old, AB)}
+    # P1 is in the table but did not change: not looked at, not sent.
+    lines = reflected_changes(table, {P2: ONLY_A, P3: AB, P4: ONLY_A, P1: ONLY_B})
     # Withdrawals name no attributes (ExaBGP finds a route by prefix alone).
     assert lines[0] == "neighbor 192.0.2.1 withdraw attributes nlri 10.65.4.0/26"
     assert lines[1] == "neighbor 192.0.2.2 withdraw attributes nlri 10.65.1.0/26"
@@ -108,14 +113,15 @@ def test_only_touched_prefixes_are_sent_withdrawals_first() -> None:
     assert any(
         "local-preference 50" in line and line.endswith("nlri 10.65.2.0/26") for line in announced
     )
-    # A neighbor that should hold nothing any more: every touched prefix goes.
-    (gone,) = reflected_changes({}, {A: {P2, P1}})
+    # Gone from the table: withdrawn from every neighbor it changed for.
+    (gone,) = reflected_changes({}, {P2: ONLY_A, P1: ONLY_A})
     assert gone == "neighbor 192.0.2.1 withdraw attributes nlri 10.65.1.0/26 10.65.2.0/26"
 
 
 def test_no_command_carries_more_than_the_nlri_limit() -> None:
-    many = {IPv4Network((0x0A000000 + i * 64, 26)): PathAttributes(next_hop=C) for i in range(1200)}
-    lines = reflected_changes({A: many}, {A: set(many)})
+    attributes = PathAttributes(next_hop=C)
+    many = {IPv4Network((0x0A000000 + i * 64, 26)): (attributes, ONLY_A) for i in range(1200)}
+    lines = reflected_changes(many, dict.fromkeys(many, ONLY_A))
     assert len(lines) == 3
     assert all(line.count("/26") <= MAX_NLRI_PER_COMMAND for line in lines)
     assert sum(line.count("/26") for line in lines) == 1200

@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
-from route_reflector.api.messages import OutboundChange, PathAttributes, Peer
+from route_reflector.api.messages import GroupChange, OutboundChange, PathAttributes, Peer, per_peer
 from route_reflector.reflect import Reflector
 
 
@@ -62,8 +62,8 @@ class Fabric:
                 self._send(other_address, other.peer_down(address))
         self.run()
 
-    def _send(self, sender: IPv4Address, changes: list[OutboundChange]) -> None:
-        self._queue.extend((sender, c) for c in changes)
+    def _send(self, sender: IPv4Address, changes: list[GroupChange]) -> None:
+        self._queue.extend((sender, c) for c in per_peer(changes))
 
     def run(self) -> None:
         while self._queue:

@@ -19,7 +19,7 @@ from route_reflector.api.convert import (
     encode_input,
     encode_output,
 )
-from route_reflector.api.messages import Origin, OutboundChange, PathAttributes
+from route_reflector.api.messages import GroupChange, Origin, PathAttributes, per_peer
 from tests.unit.rr.helpers import attrs, ip, net, peer
 
 CLUSTER, RR_ID = ip("224.0.0.1"), ip("192.0.2.100")
@@ -65,7 +65,9 @@ def test_after_sync_each_input_gets_its_deltas() -> None:
     feed.handle(m.SnapshotEnd())
     outputs = feed.handle(m.Announce(ip(N1), (net("10.65.0.0/26"),), attrs(N1)))
     assert len(outputs) == 1 and outputs[0].received == 6
-    assert {str(c.peer) for c in outputs[0].changes} == {C1, C2}
+    assert {str(c.peer) for c in per_peer(outputs[0].changes)} == {C1, C2}
+    (change,) = outputs[0].changes  # one change for both: they hear the same
+    assert change.peers == {ip(C1), ip(C2)}
     assert feed.reflected_updates == 2
     # An input that changes nothing is still answered.
     assert feed.handle(m.Withdraw(ip(C1), (net("10.99.0.0/24"),))) == [
@@ -79,7 +81,8 @@ def test_large_answers_are_chunked_and_only_the_last_part_counts() -> None:
     many = tuple(IPv4Network((0x0A000000 + (i << 8), 24)) for i in range(3000))
     outputs = feed.handle(m.Announce(ip(C1), many, attrs(C1)))
     assert all(len(o.changes) <= f.MAX_CHANGES_PER_OUTPUT for o in outputs)
-    assert sum(len(o.changes) for o in outputs) == 6000  # C2 and N1
+    assert sum(len(o.changes) for o in outputs) == 3000  # C2 and N1 together
+    assert sum(len(per_peer(o.changes)) for o in outputs) == 6000
     assert [o.received for o in outputs] == [5] * (len(outputs) - 1) + [6]
 
 
@@ -148,34 +151,39 @@ def test_inputs_round_trip_through_protobuf(event: m.FeedInput) -> None:
     )
 
 
-def test_outputs_round_trip_grouped_by_peer_and_attributes() -> None:
+def test_outputs_round_trip_grouped_by_peers_and_attributes() -> None:
     a, b = attrs(C1), attrs(C2)
+    c2, both = frozenset({ip(C2)}), frozenset({ip(C2), ip(N1)})
     changes = (
-        OutboundChange(ip(C2), net("10.65.0.0/26"), a),
-        OutboundChange(ip(C2), net("10.65.1.0/26"), a),
-        OutboundChange(ip(C2), net("10.65.2.0/26"), None),
-        OutboundChange(ip(C1), net("10.65.3.0/26"), b),
+        GroupChange(both, net("10.65.0.0/26"), a),
+        GroupChange(frozenset({ip(N1), ip(C2)}), net("10.65.1.0/26"), a),  # equal, not same
+        GroupChange(c2, net("10.65.2.0/26"), None),
+        GroupChange(frozenset({ip(C1)}), net("10.65.3.0/26"), b),
     )
     message = encode_output(m.FeedOutput(m.OutputType.DELTA, 7, changes))
-    assert [d.peer for d in message.diffs] == [C1, C2]
-    assert len(message.diffs[1].announce) == 1  # one group for two prefixes
+    assert [list(d.peers) for d in message.diffs] == [[C1], [C2], [C2, N1]]
+    assert len(message.diffs[2].announce) == 1  # one group for two prefixes
     back = decode_output(message)
     assert set(back.changes) == set(changes) and back.received == 7
+    # A diff naming one `peer` (no `peers`) is that peer's alone.
+    single = pb.ReflectorOutput(
+        type=pb.DELTA, diffs=[pb.PeerDiff(peer=C1, withdraw=["10.65.0.0/26"])]
+    )
+    (alone,) = decode_output(single).changes
+    assert alone == GroupChange(frozenset({ip(C1)}), net("10.65.0.0/26"), None)
 
 
 def test_the_speakers_decoder_shares_what_repeats_across_peers_and_messages() -> None:
     a = attrs(C1)
     prefixes = [net(f"10.65.{i}.0/26") for i in range(3)]
-    changes = [OutboundChange(ip(p), x, a) for p in (C2, N1) for x in prefixes]
+    changes = [GroupChange(frozenset({ip(p)}), x, a) for p in (C2, N1) for x in prefixes]
     decoder = OutputDecoder()
     first = decoder.decode(encode_output(m.FeedOutput(m.OutputType.DELTA, 1, tuple(changes))))
-    later = decoder.decode(
-        encode_output(
-            m.FeedOutput(m.OutputType.DELTA, 2, (OutboundChange(ip(C2), prefixes[0], None),))
-        )
-    )
+    gone = GroupChange(frozenset({ip(C2)}), prefixes[0], None)
+    later = decoder.decode(encode_output(m.FeedOutput(m.OutputType.DELTA, 2, (gone,))))
     (to_c2, to_n1) = first.diffs
-    assert (to_c2.peer, to_n1.peer) == (ip(C2), ip(N1))
+    assert (to_c2.peers, to_n1.peers) == ({ip(C2)}, {ip(N1)})
+    assert later.diffs[0].peers is to_c2.peers  # one object per group of peers
     (attributes_c2, sent_c2), (attributes_n1, sent_n1) = to_c2.announce[0], to_n1.announce[0]
     assert attributes_c2 == a and attributes_c2 is attributes_n1  # one object: diffs use `is`
     assert sent_c2 == tuple(prefixes) and all(x is y for x, y in zip(sent_c2, sent_n1, strict=True))

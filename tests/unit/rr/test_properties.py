@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from route_reflector import feed as f
 from route_reflector.api import messages as m
-from route_reflector.api.messages import Origin, OutboundChange, PathAttributes, Peer
+from route_reflector.api.messages import GroupChange, Origin, PathAttributes, Peer, per_peer
 from route_reflector.reflect import Reflector, expected_adj_rib_out
 
 CLUSTER = IPv4Address("224.0.0.1")
@@ -51,9 +51,9 @@ events = st.one_of(
 
 
 def apply(
-    received: dict[IPv4Address, dict[IPv4Network, PathAttributes]], changes: list[OutboundChange]
+    received: dict[IPv4Address, dict[IPv4Network, PathAttributes]], changes: list[GroupChange]
 ) -> None:
-    for change in changes:
+    for change in per_peer(changes):
         table = received.setdefault(change.peer, {})
         if change.attributes is None:
             assert change.prefix in table, "withdrawal of something never announced"
@@ -89,7 +89,7 @@ def test_incremental_equals_from_scratch(sequence: list[tuple[object, ...]]) -> 
             changes = reflector.withdraw(address, prefixes)
         else:
             continue
-        assert all(c.peer in reflector.peers for c in changes)
+        assert all(c.peer in reflector.peers for c in per_peer(changes))
         apply(received, changes)
         expected = expected_adj_rib_out(reflector)
         for peer in reflector.peers:

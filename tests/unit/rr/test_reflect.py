@@ -6,7 +6,7 @@ from ipaddress import IPv4Network
 
 import pytest
 
-from route_reflector.api.messages import OutboundChange, PathAttributes
+from route_reflector.api.messages import GroupChange, PathAttributes, per_peer
 from route_reflector.reflect import (
     Reflector,
     UnknownPeer,
@@ -38,13 +38,15 @@ def heard(reflector: Reflector, prefix: IPv4Network = P) -> set[str]:
     return {str(a) for a in reflector.advertised_to(prefix)}
 
 
-def by_peer(changes: list[OutboundChange]) -> dict[str, PathAttributes | None]:
-    return {str(c.peer): c.attributes for c in changes}
+def by_peer(changes: list[GroupChange]) -> dict[str, PathAttributes | None]:
+    return {str(c.peer): c.attributes for c in per_peer(changes)}
 
 
-def hops(changes: list[OutboundChange]) -> dict[str, str | None]:
+def hops(changes: list[GroupChange]) -> dict[str, str | None]:
     """Peer → the next hop it is now told for the prefix (None: withdrawn)."""
-    return {str(c.peer): str(c.attributes.next_hop) if c.attributes else None for c in changes}
+    return {
+        str(c.peer): str(c.attributes.next_hop) if c.attributes else None for c in per_peer(changes)
+    }
 
 
 # -- who hears a route ---------------------------------------------------------
@@ -138,7 +140,7 @@ def test_looped_update_replaces_the_senders_previous_path() -> None:
     reflector.announce(ip(N1), [P], attrs(N1))
     assert heard(reflector) == {C1, C2, C3}
     changes = reflector.announce(ip(N1), [P], attrs(N1, cluster_list=(str(CLUSTER),)))
-    assert all(c.withdraw for c in changes) and len(changes) == 3
+    assert all(c.withdraw for c in changes) and len(per_peer(changes)) == 3
     assert heard(reflector) == set()
 
 
@@ -165,7 +167,7 @@ def test_withdrawal_propagates() -> None:
     reflector = rr()
     reflector.announce(ip(C1), [P], attrs(C1))
     changes = reflector.withdraw(ip(C1), [P])
-    assert {str(c.peer) for c in changes} == {C2, C3, N1, N2}
+    assert {str(c.peer) for c in per_peer(changes)} == {C2, C3, N1, N2}
     assert all(c.withdraw for c in changes)
     assert reflector.best(P) is None
 
@@ -195,7 +197,7 @@ def test_session_loss_withdraws_everything_the_peer_sent() -> None:
     assert heard(reflector, q) == {C1, C3, N1, N2} - {C1}
     best = reflector.best(q)
     assert best is not None and str(best.peer.address) == C2
-    assert not any(c.peer == ip(C1) for c in changes)
+    assert not any(c.peer == ip(C1) for c in per_peer(changes))
 
 
 def test_a_peer_coming_up_receives_every_best_path_it_may_hear() -> None:
@@ -203,7 +205,7 @@ def test_a_peer_coming_up_receives_every_best_path_it_may_hear() -> None:
     reflector.announce(ip(C1), [P], attrs(C1))
     reflector.announce(ip(N1), [net("10.65.9.0/26")], attrs(N1))
     changes = reflector.peer_up(peer(N2, client=False))
-    assert [(str(c.peer), str(c.prefix)) for c in changes] == [(N2, str(P))]
+    assert [(str(c.peer), str(c.prefix)) for c in per_peer(changes)] == [(N2, str(P))]
     changes = reflector.peer_up(peer(C2, client=True))
     assert {str(c.prefix) for c in changes} == {str(P), "10.65.9.0/26"}
 
