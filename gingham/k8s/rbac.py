@@ -4,7 +4,7 @@
 plugin's IPAM, the BGP speaker, node registration) performs on each kind;
 `required_rules` turns that into (API group, resource, verb) triples through
 the backend's `OPERATION_VERBS`. manifests/rbac.yaml is written by hand for
-reading, and tests/integration/k8s/test_rbac.py checks it equals
+reading, and tests/unit/k8s/test_rbac_fake.py checks it equals
 `required_rules()` exactly (no wildcards, nothing missing, nothing extra).
 
 Invariants: every kind of the model has an entry (a new kind forces a
