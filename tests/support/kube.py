@@ -10,16 +10,21 @@ Kubernetes programs are not built (scripts/build-kubernetes, run by
 
 `KubeCluster` adds what tests need beyond the product's `ControlPlane`:
 kubectl against the admin kubeconfig, a ServiceAccount token from the
-TokenRequest API, and an etcd compaction through etcd's JSON gateway.
+TokenRequest API, core Nodes with no kubelet, and an etcd compaction through
+etcd's JSON gateway. `LoopbackRelay` brings the API server to a network
+namespace's loopback.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import shutil
+import socket
 import subprocess
 import tempfile
+import threading
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -113,6 +118,74 @@ class KubeCluster:
             {"revision": str(revision), "physical": True},
         )
         return revision
+
+
+class LoopbackRelay:
+    """A TCP relay from 127.0.0.1 inside a network namespace to an address in
+    the host's, byte for byte (TLS passes through untouched): how a test puts
+    the session's API server where a DaemonSet pod in that namespace finds it.
+
+    `start(make_listener)` takes a function that returns the listening socket;
+    call it inside the namespace (`Netns.run`) so the socket belongs there.
+    The relay's own threads run in the host namespace, so the connections it
+    opens go to the host's `target`.
+    """
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = 0
+        self._listener: socket.socket | None = None
+        self._sockets: set[socket.socket] = set()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def listen() -> socket.socket:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        return listener
+
+    def start(self, listener: socket.socket) -> None:
+        self._listener = listener
+        self.port = int(listener.getsockname()[1])
+        threading.Thread(target=self._accept, daemon=True, name="relay-accept").start()
+
+    def _accept(self) -> None:
+        assert self._listener is not None
+        while True:
+            try:
+                inside, _ = self._listener.accept()
+                outside = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                return  # closed
+            outside.settimeout(None)
+            with self._lock:
+                self._sockets |= {inside, outside}
+            for source, sink in ((inside, outside), (outside, inside)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
+            self._listener.close()
+        with self._lock:
+            sockets, self._sockets = self._sockets, set()
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
 
 
 def _b64(data: bytes) -> str:
