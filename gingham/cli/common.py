@@ -99,7 +99,7 @@ def user_error_lines(exc: BaseException, url: str) -> list[str] | None:
         return exc.lines
     # Imported here: only a failing command pays for the model and datastore.
     from gingham.datastore.base import DatastoreError, Unavailable
-    from gingham.k8s.wire import Forbidden
+    from gingham.datastore.kubernetes_wire import Forbidden
     from gingham.model.base import InvalidResource, UnknownKind
 
     if isinstance(exc, InvalidResource):

@@ -36,8 +36,9 @@ Mapping and invariants:
   `RevisionCompacted` (the caller re-lists). `prefix` is filtered here.
 
 Client set-up, the object conversion and the error mapping live in
-`gingham.k8s.wire`. `OPERATION_VERBS` declares the verbs each operation requests; tests check it
-against the requests a fake API server saw, and the ClusterRole in
+`gingham.datastore.kubernetes_wire`. `OPERATION_VERBS` declares the verbs
+each operation requests; tests check it against the requests a fake API
+server saw, and the ClusterRole in
 manifests/rbac.yaml against it (via gingham.k8s.rbac).
 """
 
@@ -63,7 +64,7 @@ from gingham.datastore.base import (
     WatchEvent,
 )
 from gingham.datastore.codec import canonical_kind
-from gingham.k8s.wire import from_k8s, make_api_client, to_k8s, translate
+from gingham.datastore.kubernetes_wire import from_k8s, make_api_client, to_k8s, translate
 from gingham.model.base import KINDS, Resource
 
 T = TypeVar("T")

@@ -1,8 +1,12 @@
 """Kubernetes integration around the `kubernetes` datastore backend.
 
+The backend itself and its wire side (client set-up, object conversion,
+API-error mapping) are `gingham.datastore.kubernetes` and
+`gingham.datastore.kubernetes_wire`; this package imports them, never the
+reverse.
+
 - `crds`: CustomResourceDefinitions generated from the model (`gingham k8s crds`).
 - `rbac`: the node agent's least-privilege rules, derived from the backend.
-- `wire`: client set-up, object conversion and API-error mapping for the backend.
 - `autodetect`: the node's BGP address (first-found / interface= / can-reach=).
 - `node`: `register_node`, our Node following the core Node and that address.
 - `bootstrap`: `gingham node run --datastore kubernetes` registers its node

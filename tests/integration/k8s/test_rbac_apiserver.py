@@ -23,10 +23,10 @@ import pytest
 
 from gingham.datastore.base import Datastore, EventType, WatchEvent
 from gingham.datastore.kubernetes import KubernetesDatastore
+from gingham.datastore.kubernetes_wire import Forbidden
 from gingham.ipam import IPAM
 from gingham.k8s.node import register_node
 from gingham.k8s.rbac import NODE_ACCESS
-from gingham.k8s.wire import Forbidden
 from gingham.model import parse_resource
 from gingham.model.base import Resource
 from tests.support.kube import KubeCluster

@@ -24,13 +24,6 @@ CONFIG = ROOT / ".importlinter"
 PACKAGES = ("gingham", "felix", "bird_agent", "route_reflector", "cni")
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
-# Package-level circles inside gingham that are known and explained. The
-# kubernetes datastore backend (gingham.datastore.kubernetes) imports its wire
-# module from gingham.k8s, whose node registration imports the datastore; the
-# wire module belongs beside the backend (it was being changed by the
-# Kubernetes work when this was written).
-KNOWN_PACKAGE_CIRCLES = [{"gingham.datastore", "gingham.k8s"}]
-
 
 def _config() -> configparser.ConfigParser:
     parser = configparser.ConfigParser()
@@ -123,10 +116,9 @@ def test_modules_import_without_circles(graph: grimp.ImportGraph) -> None:
 def test_packages_import_without_circles(graph: grimp.ImportGraph) -> None:
     top = _package_edges(graph, 1)
     assert _strongly_connected(top, top.__getitem__) == []
-    # One level down: gingham's parts, route_reflector.api and the engine, lab's vm.
+    # One level down: gingham's parts, route_reflector.api and the engine.
     second = _package_edges(graph, 2)
-    circles = _strongly_connected(second, second.__getitem__)
-    assert [c for c in circles if c not in KNOWN_PACKAGE_CIRCLES] == []
+    assert _strongly_connected(second, second.__getitem__) == []
 
 
 def _copy_packages(destination: Path) -> None:

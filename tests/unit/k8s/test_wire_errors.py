@@ -1,4 +1,4 @@
-"""API errors → datastore errors (gingham.k8s.wire.translate), with the
+"""API errors → datastore errors (gingham.datastore.kubernetes_wire.translate), with the
 exception shape the official client raises (status, reason, JSON body)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from gingham.datastore.base import (
     RevisionCompacted,
     Unavailable,
 )
-from gingham.k8s.wire import Forbidden, Rejected, translate
+from gingham.datastore.kubernetes_wire import Forbidden, Rejected, translate
 
 
 class ApiError(Exception):
