@@ -5,6 +5,7 @@ its schema refuses, and a watcher that lost its history re-listing.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import selectors
@@ -19,7 +20,9 @@ from typing import Any
 import pytest
 import yaml
 
+from gingham.datastore.kubernetes import KubernetesDatastore
 from gingham.k8s.crds import all_crds
+from gingham.model import parse_resource
 from tests.support.kube import KubeCluster
 
 pytestmark = pytest.mark.kubernetes
@@ -167,3 +170,43 @@ def test_a_follower_that_lost_its_history_relists_and_misses_nothing(
     # from the revision it had.
     assert "410" in stderr or "too old resource version" in stderr, stderr
     assert "re-listing" in stderr, stderr
+
+
+async def test_a_watch_across_many_short_streams_misses_and_repeats_nothing(
+    pools: KubeCluster,
+) -> None:
+    # The API server ends each stream after 2 s (timeoutSeconds; it sends a
+    # bookmark only about once a minute, none in streams this short), while
+    # another kind's writes move the global revision on. Every reopened
+    # stream must go on exactly after the last event read.
+    kubeconfig = str(pools.admin_kubeconfig)
+    watcher = KubernetesDatastore(kubeconfig, watch_seconds=2)
+    writer = KubernetesDatastore(kubeconfig)
+    other = parse_resource(
+        {"apiVersion": "gingham.io/v1", "kind": "BGPConfiguration",
+         "metadata": {"name": "default"}, "spec": {"asNumber": 64512}}
+    )  # fmt: skip
+    written: list[tuple[str, str]] = []
+    try:
+        start = await writer.list("IPPool")
+        events = watcher.watch("IPPool", start.revision)
+        other = await writer.create(other)
+        began = time.monotonic()
+        for i in range(12):
+            pool = await writer.create(parse_resource(pool_document(f"s{i}")))
+            written.append((pool.name, str(pool.resource_version)))
+            bumped = other.spec.model_copy(update={"as_number": 64600 + i})
+            other = await writer.update(other.model_copy(update={"spec": bumped}))
+            await asyncio.sleep(0.5)  # spread the writes over several 2 s streams
+        seen = [await asyncio.wait_for(anext(events), 30) for _ in written]
+        assert time.monotonic() - began > 4  # the writes spanned at least two streams
+        try:
+            extra = await asyncio.wait_for(anext(events), 3)
+        except TimeoutError:
+            extra = None
+        assert extra is None, f"an event nobody wrote: {extra}"
+    finally:
+        await watcher.close()
+        await writer.close()
+
+    assert [(e.obj.name, e.revision) for e in seen] == written
