@@ -58,7 +58,7 @@ from felix.desired import (
     PoolInfo,
     vxlan_in_use,
 )
-from felix.feed import LearnedRoute, RouteFeed
+from felix.feed import PathLike, RouteFeed
 from felix.nat import nat_ruleset
 from felix.reconcile import KernelPort, Reconciler, reconcile_once
 
@@ -69,8 +69,8 @@ PASS_SLICE = 10_000
 
 
 def _slices(
-    changes: Mapping[IPv4Network, Sequence[LearnedRoute] | None], size: int
-) -> Iterator[Mapping[IPv4Network, Sequence[LearnedRoute] | None]]:
+    changes: Mapping[IPv4Network, Sequence[PathLike] | None], size: int
+) -> Iterator[Mapping[IPv4Network, Sequence[PathLike] | None]]:
     """`changes` in parts of at most `size`; at least one part, even if empty (the
     tracker also follows everything else a pass's inputs hold)."""
     if len(changes) <= size:
@@ -204,7 +204,7 @@ class Agent:
             nodes=dict(self.nodes),
         )
 
-    def _feed_changes(self) -> Mapping[IPv4Network, Sequence[LearnedRoute] | None]:
+    def _feed_changes(self) -> Mapping[IPv4Network, Sequence[PathLike] | None]:
         # The groups are immutable tuples: safe to hand to the worker thread.
         return self.feed.take_changes()
 
@@ -294,7 +294,7 @@ class Agent:
     def _reconcile_blocking(
         self,
         inputs: DesiredInputs,
-        changes: Mapping[IPv4Network, Sequence[LearnedRoute] | None],
+        changes: Mapping[IPv4Network, Sequence[PathLike] | None],
         forgotten: set[IPv4Network],
         nat: str | None,
         resync: bool,

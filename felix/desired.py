@@ -46,7 +46,7 @@ from felix.dataplane import (
     Route,
     RouteType,
 )
-from felix.feed import Encap, LearnedRoute
+from felix.feed import Encap, LearnedRoute, PathLike
 from gingham.prefix import MASKS, prefix_ints
 
 
@@ -209,7 +209,7 @@ class LearnedContext:
 
 def derive_learned(
     prefix: IPv4Network,
-    routes: Sequence[LearnedRoute],
+    routes: Sequence[PathLike],
     ctx: LearnedContext,
     nodes: Mapping[str, NodeInfo],
     by_address: Mapping[IPv4Address, NodeInfo],
@@ -283,7 +283,7 @@ class DesiredTracker:
 
     def __init__(self) -> None:
         self.state = KernelState()
-        self.learned: dict[IPv4Network, Sequence[LearnedRoute]] = {}
+        self.learned: dict[IPv4Network, Sequence[PathLike]] = {}
         self.results: dict[IPv4Network, Kept] = {}
         self.evaluated = 0  # learned prefixes derived so far: the work, for tests and metrics
         self._context: LearnedContext | None = None
@@ -301,7 +301,7 @@ class DesiredTracker:
     def update(
         self,
         inputs: DesiredInputs,
-        changes: Mapping[IPv4Network, Sequence[LearnedRoute] | None],
+        changes: Mapping[IPv4Network, Sequence[PathLike] | None],
     ) -> set[IPv4Network]:
         """Take `inputs` (its `learned` is ignored) and the changed learned prefixes
         (None: withdrawn); the route destinations whose desired value changed."""
@@ -314,7 +314,7 @@ class DesiredTracker:
             else:
                 learned.pop(prefix, None)
         context = LearnedContext.of(inputs)
-        todo: Iterable[tuple[IPv4Network, Sequence[LearnedRoute] | None]] = changes.items()
+        todo: Iterable[tuple[IPv4Network, Sequence[PathLike] | None]] = changes.items()
         if context != self._context:
             self._context = context
             # Everything again, without a copy of the table: the prefixes learned,
@@ -353,7 +353,7 @@ class DesiredTracker:
 
     def _derive(
         self,
-        todo: Iterable[tuple[IPv4Network, Sequence[LearnedRoute] | None]],
+        todo: Iterable[tuple[IPv4Network, Sequence[PathLike] | None]],
         ctx: LearnedContext,
         nodes: Mapping[str, NodeInfo],
     ) -> dict[IPv4Network, Route | None]:

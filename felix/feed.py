@@ -59,29 +59,45 @@ class LearnedRoute(NamedTuple):
     encap: Encap = Encap.FROM_POOL
 
 
+class LearnedPath(NamedTuple):
+    """A `LearnedRoute` without its prefix: what the feed keeps per prefix. One
+    object, in one 1-tuple group, serves every prefix a peer announces alike."""
+
+    peer: str
+    next_hops: tuple[LearnedHop, ...]
+    encap: Encap = Encap.FROM_POOL
+
+
+# What desired state reads of a learned route (it never needs the prefix).
+PathLike = LearnedPath | LearnedRoute
+
+
 class RouteUpdate(NamedTuple):
     type: UpdateType
     route: LearnedRoute | None = None
 
 
 RouteKey = tuple[IPv4Network, str]
-# One prefix's entries, one per peer, sorted by peer (several: ECMP). Immutable.
-Group = tuple[LearnedRoute, ...]
+# One prefix's paths, one per peer, sorted by peer (several: ECMP). Immutable.
+Group = tuple[LearnedPath, ...]
+# Distinct single-path groups kept for sharing, at most (then forgotten, and made anew).
+SHARED_PATHS = 4096
 
 
 class FeedProtocolError(ValueError):
     """An update that breaks the feed protocol (e.g. SNAPSHOT_END without BEGIN)."""
 
 
-def _peer(route: LearnedRoute) -> str:
-    return route.peer
+def _peer(path: LearnedPath) -> str:
+    return path.peer
 
 
-def _with(group: Group | None, route: LearnedRoute) -> Group:
-    """`group` with `route` as its peer's entry."""
-    if group is None or (len(group) == 1 and group[0].peer == route.peer):
-        return (route,)
-    return tuple(sorted([*(r for r in group if r.peer != route.peer), route], key=_peer))
+def _with(group: Group | None, single: Group) -> Group:
+    """`group` with `single`'s path as its peer's entry."""
+    path = single[0]
+    if group is None or (len(group) == 1 and group[0].peer == path.peer):
+        return single
+    return tuple(sorted([*(r for r in group if r.peer != path.peer), path], key=_peer))
 
 
 def _without(group: Group, peer: str) -> Group | None:
@@ -97,7 +113,8 @@ class RouteFeed:
 
     One table, by prefix (a full table is 100,000 prefixes, and every table
     of them costs felix memory): the authoritative state and each pending
-    snapshot are kept grouped, the way the tracker reads them.
+    snapshot are kept grouped, the way the tracker reads them, and a prefix
+    one peer announces shares its group with every other prefix of that path.
     """
 
     def __init__(self) -> None:
@@ -108,11 +125,30 @@ class RouteFeed:
         self._generation = 0
         self._by_prefix: dict[IPv4Network, Group] = {}
         self._changed: dict[IPv4Network, Group | None] = {}
+        # Single-path groups by (peer, id of the hops, id of the encapsulation): the
+        # speaker's updates share one hops tuple per path (felix.server), and the
+        # group keeps it, so its id is not reused while the entry is here.
+        self._singles: dict[tuple[str, int, int], Group] = {}
 
     @property
     def routes(self) -> dict[RouteKey, LearnedRoute]:
         """The authoritative state by (prefix, peer), made anew on each call."""
-        return {(r.prefix, r.peer): r for group in self._by_prefix.values() for r in group}
+        return {
+            (prefix, p.peer): LearnedRoute(prefix, *p)
+            for prefix, group in self._by_prefix.items()
+            for p in group
+        }
+
+    def _single(self, route: LearnedRoute) -> Group:
+        """The shared 1-tuple group of `route`'s path."""
+        hops = route.next_hops
+        key = (route.peer, id(hops), id(route.encap))
+        group = self._singles.get(key)
+        if group is None:
+            if len(self._singles) >= SHARED_PATHS:
+                self._singles.clear()
+            group = self._singles[key] = (LearnedPath(route.peer, hops, route.encap),)
+        return group
 
     @property
     def generation(self) -> int:
@@ -175,15 +211,15 @@ class RouteFeed:
             elif not route.next_hops:
                 raise FeedProtocolError(f"ADD {prefix} has no next hop")
             else:
-                single = (route,)
+                single = self._single(route)
                 group = table.setdefault(prefix, single)
                 if group is not single:  # (a prefix nobody else announces: nearly always)
-                    table[prefix] = _with(group, route)
+                    table[prefix] = _with(group, single)
         return False
 
     def _apply_in_place(self, kind: UpdateType, routes: Sequence[LearnedRoute]) -> bool:
-        # The hot path of a full table: one loop, each dict touched once per route
-        # where it can be.
+        # The hot path of a full table. (The groups are shared: being the same
+        # object as a new route's group does not make an entry new.)
         table, changes = self._by_prefix, self._changed
         changed = False
         try:
@@ -205,14 +241,13 @@ class RouteFeed:
                     continue
                 if not route.next_hops:
                     raise FeedProtocolError(f"ADD {prefix} has no next hop")
-                single: Group = (route,)
-                group = table.setdefault(prefix, single)
-                if group is not single:  # (a prefix nobody else announces: nearly always)
-                    if route in group:
+                single = self._single(route)
+                group = table.get(prefix)
+                if group is not None:  # (a prefix nobody announced yet: nearly always)
+                    if single[0] in group:
                         continue
-                    single = _with(group, route)
-                    table[prefix] = single
-                changes[prefix] = single
+                    single = _with(group, single)
+                table[prefix] = changes[prefix] = single
                 changed = True
         finally:
             # (an exception still leaves the routes before it applied and counted)
