@@ -554,6 +554,8 @@ def insert_change(
 # An OutgoingRIB's attribute: its neighbor's queue of shared UPDATE messages,
 # as (the session they were built for, the message).
 SHARED = "_gingham_shared"
+# Queued UPDATEs are written to a session up to this many bytes at a time.
+WRITE_BYTES = 64 * 1024
 
 
 def share_changes(reactor: Any, peers: list[str], changes: list[Any]) -> int | None:
@@ -650,10 +652,20 @@ def patch_shared_updates() -> None:
         def _new_update(self: Any, include_withdraw: bool) -> Iterator[Any]:
             queue = vars(self.neighbor.rib.outgoing).get(SHARED)
             while queue:
-                session, raw = queue.popleft()
-                if session is not self:
-                    continue  # built for a session that has ended
-                for _ in self.send(raw):
+                # Consecutive messages go out in one write (a system call per
+                # UPDATE was most of ExaBGP's time with 200 sessions), each
+                # counted as the UPDATE it is.
+                batch: list[bytes] = []
+                size = 0
+                while queue and size < WRITE_BYTES:
+                    session, raw = queue.popleft()
+                    if session is self:  # else built for a session that has ended
+                        batch.append(raw)
+                        size += len(raw)
+                if not batch:
+                    continue
+                self.peer.stats["send-update"] += len(batch) - 1
+                for _ in self.send(b"".join(batch)):
                     yield _NOP
             yield from new_update(self, include_withdraw)
 

@@ -127,6 +127,10 @@ class Reflector:
         # peer in the best path's audience holds exactly these. That is the
         # whole Adj-RIB-Out of every peer: one table, not one per peer.
         self._sent: dict[IPv4Network, PathAttributes] = {}
+        # Who hears each best path is decided by its audience key (one tuple
+        # object per distinct key): kept, so a new peer's table is a dict walk.
+        self._keys: dict[IPv4Network, _AudienceKey] = {}
+        self._key_objects: dict[_AudienceKey, _AudienceKey] = {}
         # Every peer as the audience is computed from, rebuilt after a peer change,
         # and the audiences (and their differences) computed since, by key.
         self._keyed: list[_KeyedPeer] | None = None
@@ -200,19 +204,19 @@ class Reflector:
         """What `address` has been told (a copy; O(prefixes))."""
         return {
             prefix: self._sent[prefix]
-            for prefix, best in self._best.items()
-            if address in self._audience(best)
+            for prefix, key in self._keys.items()
+            if address in self._audience(key)
         }
 
     def advertised_to(self, prefix: IPv4Network) -> list[IPv4Address]:
         best = self._best.get(prefix)
-        return sorted(self._audience(best)) if best is not None else []
+        return sorted(self._audience(self._keys[prefix])) if best is not None else []
 
     def advertised_counts(self) -> dict[IPv4Address, int]:
         """Per peer, how many prefixes it has been told (O(prefixes))."""
         per_audience: dict[int, tuple[Peers, int]] = {}
-        for best in self._best.values():
-            audience = self._audience(best)
+        for key in self._keys.values():
+            audience = self._audience(key)
             _, count = per_audience.get(id(audience), (audience, 0))
             per_audience[id(audience)] = (audience, count + 1)
         counts = dict.fromkeys(self._peers, 0)
@@ -225,8 +229,8 @@ class Reflector:
         """Everything every peer has been told, as announcements, prefixes in order."""
         return [
             GroupChange(audience, prefix, self._sent[prefix])
-            for prefix, best in sorted(self._best.items())
-            if (audience := self._audience(best))
+            for prefix, key in sorted(self._keys.items())
+            if (audience := self._audience(key))
         ]
 
     # -- internals ------------------------------------------------------------
@@ -245,10 +249,9 @@ class Reflector:
         self._audiences.clear()
         self._differences.clear()
 
-    def _audience(self, best: Path, key: _AudienceKey | None = None) -> Peers:
-        """The peers that hear `best` (`may_reflect`, inlined), one object per key."""
-        if key is None:
-            key = _audience_key(best)
+    def _audience(self, key: _AudienceKey) -> Peers:
+        """The peers that hear a best path of `key` (`may_reflect`, inlined), one
+        object per key."""
         found = self._audiences.get(key)
         if found is not None:
             return found
@@ -277,17 +280,21 @@ class Reflector:
     def _everything_for(self, peer: Peer, withdraw: bool = False) -> list[GroupChange]:
         """Every prefix `peer` may hear, announced (or withdrawn) to it alone."""
         only: Peers = frozenset((peer.address,))
-        keyed = _keyed(peer)
-        _, peer_key, router_key, client = keyed
+        _, peer_key, router_key, client = _keyed(peer)
+        hears: dict[_AudienceKey, bool] = {}
+        sent = self._sent
         changes = []
-        for prefix, best in self._best.items():
-            source_key, originator_key, source_client = _audience_key(best)
-            if (
-                peer_key != source_key
-                and (source_client or client)
-                and router_key != originator_key
-            ):
-                changes.append(GroupChange(only, prefix, None if withdraw else self._sent[prefix]))
+        for prefix, key in self._keys.items():
+            verdict = hears.get(key)
+            if verdict is None:
+                source_key, originator_key, source_client = key
+                verdict = hears[key] = (
+                    peer_key != source_key
+                    and (source_client or client)
+                    and router_key != originator_key
+                )
+            if verdict:
+                changes.append(GroupChange(only, prefix, None if withdraw else sent[prefix]))
         return changes
 
     def _refresh(
@@ -309,25 +316,28 @@ class Reflector:
             old = self._best.get(prefix)
             was = self._sent.get(prefix)
             best = best_path(paths_for(prefix, self.rib.candidates(prefix), self._peers))
-            had = self._audience(old) if old is not None else NOBODY
+            had = self._audience(self._keys[prefix]) if old is not None else NOBODY
             if best is None:
                 if old is None:
                     continue
-                del self._best[prefix], self._sent[prefix]
+                del self._best[prefix], self._sent[prefix], self._keys[prefix]
                 gone = self._minus(had, excluded)
                 if gone:
                     changes.append(GroupChange(gone, prefix, None))
                 continue
             self._best[prefix] = best
             originator = best.originator
-            key = (id(best.attributes), originator)
-            sent = memo.get(key)
+            made = (id(best.attributes), originator)
+            sent = memo.get(made)
             if sent is None:
-                sent = memo[key] = best.attributes.with_reflection(self.cluster_id, originator)
+                sent = memo[made] = best.attributes.with_reflection(self.cluster_id, originator)
             if was is not None and (was is sent or was == sent):
                 sent = was  # unchanged: keep the object peers already hold
             self._sent[prefix] = sent
-            hears = self._audience(best)
+            key = _audience_key(best)
+            key = self._key_objects.setdefault(key, key)
+            self._keys[prefix] = key
+            hears = self._audience(key)
             # Everyone in the new audience, unless they hold these attributes already.
             told = hears if sent is not was else self._minus(hears, had)
             told = self._minus(told, excluded)

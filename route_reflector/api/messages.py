@@ -126,9 +126,11 @@ class PeerSets:
     them lets a caller combine a prefix's groups once per pair of groups, not
     once per prefix (results are memoized by the operands' identity, and the
     memo keeps its operands alive, so an identity is never reused under it).
+    Both tables are emptied when they outgrow `limit` (a group of 200 peers
+    weighs ~8 KB): that only costs sharing, never correctness.
     """
 
-    def __init__(self, limit: int = 1 << 16) -> None:
+    def __init__(self, limit: int = 2048) -> None:
         self.limit = limit
         self._interned: dict[Peers, Peers] = {}
         self._results: dict[tuple[int, int, int], tuple[Peers, Peers, Peers]] = {}

@@ -522,6 +522,7 @@ class _Session:
         self.negotiated = negotiated
         self.neighbor = _NeighborView(rib)
         self.connection = type("Connection", (), {"session": lambda self: "test"})()
+        self.peer = type("Peer", (), {"stats": {"send-update": 0}})()
         self.sent: list[bytes] = []
 
     def send(self, raw: bytes) -> Iterator[bool]:
@@ -643,6 +644,7 @@ def test_a_session_sends_its_shared_updates_first_and_never_an_ended_sessions() 
     own = _change("10.64.0.0/26", "192.0.2.1", 100)
     rib.add_to_rib(own)
     list(Protocol.new_update(session, True))
-    assert session.sent[:2] == [b"one", b"two"]  # the shared ones first, the stale one never
-    assert len(session.sent) == 3  # then the RIB's own UPDATE
+    # The shared ones first, in one write, the stale one never; then the RIB's own.
+    assert session.sent[0] == b"onetwo" and len(session.sent) == 2
+    assert session.peer.stats["send-update"] == 1  # + 1 per send: each UPDATE counted
     assert ended.sent == [] and not OutgoingRIB.pending(rib)
