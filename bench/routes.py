@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -40,6 +41,7 @@ import time
 from collections.abc import Callable
 from ipaddress import IPv4Network
 from pathlib import Path
+from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -129,7 +131,12 @@ def run_felix_reconcile(nets: list[IPv4Network]) -> tuple[float, float]:
     return t1 - t0, t3 - t2
 
 
-def feed_client(sock: str, mode: str, count: int, batch: int) -> int:
+def next_hop(peer: int) -> str:
+    """The next hop of peer `peer` (0: NEXT_HOP), on the namespace's local link."""
+    return f"172.31.0.{2 + peer}"
+
+
+def feed_client(sock: str, mode: str, count: int, batch: int, peers: int = 1) -> int:
     """The speaker's side of a feed stage (runs in its own process, like gingham-bgp).
 
     Sends the set-up, says "ready", then one phase per line read from stdin:
@@ -137,29 +144,37 @@ def feed_client(sock: str, mode: str, count: int, batch: int) -> int:
     (deltas: DELs; snapshot: an empty snapshot). Stdin closing ends the stream.
     Like bird_agent's FelixSink: grpc.aio, a request stream fed from a queue,
     `batch` prefixes per RouteUpdate (`prefixes`; 1: one message per prefix).
+    The prefixes are split evenly among `peers` peers, each its own next hop.
     """
-    return asyncio.run(_feed_client(sock, mode, count, batch))
+    return asyncio.run(_feed_client(sock, mode, count, batch, peers))
 
 
-async def _feed_client(sock: str, mode: str, count: int, batch: int) -> int:
+async def _feed_client(sock: str, mode: str, count: int, batch: int, peers: int) -> int:
     import grpc
 
     from gingham.v1 import dataplane_pb2 as pb
     from gingham.v1 import dataplane_pb2_grpc as pb_grpc
 
     begin, end = pb.RouteUpdate(type=pb.SNAPSHOT_BEGIN), pb.RouteUpdate(type=pb.SNAPSHOT_END)
-    hop = [pb.NextHop(address=NEXT_HOP, node="other")]
     texts = [str(n) for n in prefixes(count)]
+    share = -(-count // peers)
 
     def updates(kind: int) -> list[object]:
-        if batch <= 1:
-            return [
-                pb.RouteUpdate(type=kind, prefix=t, peer=NEXT_HOP, next_hops=hop) for t in texts
+        out: list[object] = []
+        for peer in range(peers):
+            address = next_hop(peer)
+            hop = [pb.NextHop(address=address, node=f"node{peer}")]
+            mine = texts[peer * share : (peer + 1) * share]
+            if batch <= 1:
+                out += [
+                    pb.RouteUpdate(type=kind, prefix=t, peer=address, next_hops=hop) for t in mine
+                ]
+                continue
+            out += [
+                pb.RouteUpdate(type=kind, prefixes=mine[i : i + batch], peer=address, next_hops=hop)
+                for i in range(0, len(mine), batch)
             ]
-        return [
-            pb.RouteUpdate(type=kind, prefixes=texts[i : i + batch], peer=NEXT_HOP, next_hops=hop)
-            for i in range(0, len(texts), batch)
-        ]
+        return out
 
     adds = updates(pb.ADD)
     if mode == "deltas":
@@ -228,7 +243,7 @@ async def _feed_stage(
         runner = asyncio.create_task(agent.run())
         client = await asyncio.create_subprocess_exec(
             sys.executable, __file__, "--feed-client", str(sock), mode, str(len(nets)), str(batch),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            "1", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         )  # fmt: skip
         assert client.stdin is not None and client.stdout is not None
         try:
@@ -264,6 +279,193 @@ def run_feed(nets: list[IPv4Network], mode: str, tmp: Path, batch: int) -> tuple
     return asyncio.run(_feed_stage(nets, mode, tmp, batch))
 
 
+# ---- memory: the real gingham-felix holding a learned table, beside BIRD
+
+MEMORY_SIZES = [10_000, 50_000, 100_000, 200_000]
+# The reflector of issue 15: 20 clients' prefixes, each client its own next hop.
+MEMORY_PEERS = 20
+# Short, so the measurement includes a resync (a whole-kernel dump) after the table is in.
+MEMORY_RESYNC = 3.0
+
+
+class Usage(NamedTuple):
+    """One process holding `count` routes: memory in MB, CPU and wall seconds."""
+
+    idle_mb: float  # VmRSS before the routes
+    rss_mb: float  # VmRSS after them (and, for felix, a resync)
+    peak_mb: float  # VmHWM: the high-water mark
+    cpu_s: float  # user + system CPU from the first route to the last in the kernel
+    wall_s: float
+    trie_kb: int  # the kernel's FIB trie for the namespace's main table
+
+
+def status_mb(pid: int, key: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    raise KeyError(key)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def fib_trie(ns: str) -> tuple[int, int]:
+    """(prefixes, total size in kB) of the namespace's main FIB trie."""
+    out = subprocess.run(
+        ["ip", "netns", "exec", ns, "cat", "/proc/net/fib_triestat"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split("Main:", 1)[1].split("Local:", 1)[0]  # fmt: skip
+    count = re.search(r"Prefixes:\s+(\d+)", out)
+    size = re.search(r"Total size:\s+(\d+)", out)
+    assert count is not None and size is not None, out
+    return int(count.group(1)), int(size.group(1))
+
+
+def _memory_netns(ns: str) -> None:
+    for cmd in (
+        "link set lo up",
+        "link add d0 type veth peer name d1",
+        f"addr add {LOCAL} dev d0",
+        "link set d1 up",
+        "link set d0 up",
+    ):
+        subprocess.run(["ip", "-n", ns, *cmd.split()], check=True)
+
+
+def _wait_prefixes(ns: str, want: int, pid: int, what: str) -> None:
+    deadline = time.perf_counter() + FEED_DEADLINE
+    while fib_trie(ns)[0] < want:
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"{what}: {fib_trie(ns)[0]} of {want} prefixes in the kernel")
+        if not Path(f"/proc/{pid}").exists():
+            raise RuntimeError(f"{what} exited")
+        time.sleep(0.05)
+
+
+def run_felix_memory(count: int, tmp: Path) -> Usage:
+    """gingham-felix (its own process, as on a node) takes `count` learned routes
+    from a speaker-like client as one snapshot (a cold start: the speaker's
+    first snapshot after its sessions came up), programs them, then resyncs."""
+    from tests.integration.felix.daemon import FELIX, HTTP_PORT, resource, seed
+
+    url = f"sqlite:///{tmp}/memory-{count}.db"
+    node = resource("Node", "bench", {"bgp": {"ipv4Address": LOCAL}})
+    asyncio.run(seed(url, [node]))
+    run_dir = tmp / f"memory-{count}"
+    run_dir.mkdir()
+    with FreshNetns() as ns:
+        _memory_netns(ns)
+        before = fib_trie(ns)[0]
+        args = ["ip", "netns", "exec", ns, FELIX, "--node", "bench", "--datastore", url,
+                "--run-dir", str(run_dir), "--http", f"127.0.0.1:{HTTP_PORT}",
+                "--resync", str(MEMORY_RESYNC), "--log-level", "WARNING"]  # fmt: skip
+        with (tmp / f"felix-{count}.log").open("wb") as log:
+            felix = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        client = None
+        try:
+            sock = run_dir / "felix.sock"
+            deadline = time.perf_counter() + 120
+            while not sock.exists():
+                if time.perf_counter() > deadline or felix.poll() is not None:
+                    raise RuntimeError(f"felix did not start: {felix.returncode}")
+                time.sleep(0.05)
+            client = subprocess.Popen(
+                [sys.executable, __file__, "--feed-client", str(sock), "snapshot", str(count),
+                 "1000", str(MEMORY_PEERS)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            )  # fmt: skip
+            assert client.stdin is not None and client.stdout is not None
+            assert client.stdout.readline().strip() == b"ready"
+            time.sleep(MEMORY_RESYNC + 1)  # past felix's start-up passes and first resync
+            idle = status_mb(felix.pid, "VmRSS")
+            cpu0, t0 = cpu_seconds(felix.pid), time.perf_counter()
+            client.stdin.write(b"go\n")
+            client.stdin.flush()
+            _wait_prefixes(ns, before + count, felix.pid, "felix")
+            wall, cpu = time.perf_counter() - t0, cpu_seconds(felix.pid) - cpu0
+            time.sleep(2 * MEMORY_RESYNC)  # at least one resync with the whole table
+            usage = Usage(
+                idle, status_mb(felix.pid, "VmRSS"), status_mb(felix.pid, "VmHWM"), cpu, wall,
+                fib_trie(ns)[1],
+            )  # fmt: skip
+            assert count_owned(ns) == count
+            return usage
+        finally:
+            for proc in (client, felix):
+                if proc is not None and proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+
+
+def run_bird_memory(count: int, tmp: Path) -> Usage:
+    """BIRD 2 holding the same routes (static, through the same next hops) in its
+    tables and exporting them to the kernel through its kernel protocol."""
+    share = -(-count // MEMORY_PEERS)
+    statics = "".join(
+        f"  route {net} via {next_hop(i // share)};\n" for i, net in enumerate(prefixes(count))
+    )
+    conf = tmp / f"bird-{count}.conf"
+    conf.write_text(
+        "router id 172.31.0.1;\nprotocol device {}\n"
+        f"protocol static {{\n  ipv4;\n{statics}}}\n"
+        "protocol kernel { ipv4 { export all; }; }\n"
+    )
+    with FreshNetns() as ns:
+        _memory_netns(ns)
+        before = fib_trie(ns)[0]
+        t0 = time.perf_counter()
+        bird = subprocess.Popen(
+            ["ip", "netns", "exec", ns, "bird", "-f", "-c", str(conf), "-s", str(tmp / "bird.ctl")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            _wait_prefixes(ns, before + count, bird.pid, "BIRD")
+            wall, cpu = time.perf_counter() - t0, cpu_seconds(bird.pid)
+            time.sleep(1)
+            return Usage(
+                float("nan"), status_mb(bird.pid, "VmRSS"), status_mb(bird.pid, "VmHWM"),
+                cpu, wall, fib_trie(ns)[1],
+            )  # fmt: skip
+        finally:
+            bird.kill()
+            bird.wait()
+
+
+def memory_sweep(sizes: list[int], runs: int) -> None:
+    print(f"{'routes':>7} {'process':<7} {'idle MB':>8} {'RSS MB':>7} {'VmHWM MB':>9} "
+          f"{'x BIRD':>7} {'B/route':>8} {'cpu s':>6} {'wall s':>7} {'trie kB':>8} "
+          f"{'VmHWM range':>12}")  # fmt: skip
+    with tempfile.TemporaryDirectory() as name:
+        for size in sizes:
+            samples = {
+                "BIRD": [run_bird_memory(size, Path(name)) for _ in range(runs)],
+                "felix": [],
+            }
+            for run in range(runs):
+                tmp = Path(name) / f"run{run}"
+                tmp.mkdir(exist_ok=True)
+                samples["felix"].append(run_felix_memory(size, tmp))
+            bird_peak = statistics.median(u.peak_mb for u in samples["BIRD"])
+            for proc, usages in samples.items():
+                med = Usage(*(statistics.median(u[i] for u in usages) for i in range(6)))
+                peaks = [u.peak_mb for u in usages]
+                base = med.idle_mb if proc == "felix" else 0.0
+                per_route = (med.peak_mb - base) * (1 << 20) / size
+                print(
+                    f"{size:>7} {proc:<7} {med.idle_mb:>8.1f} {med.rss_mb:>7.1f} "
+                    f"{med.peak_mb:>9.1f} {med.peak_mb / bird_peak:>6.1f}x {per_route:>8.0f} "
+                    f"{med.cpu_s:>6.2f} {med.wall_s:>7.2f} {med.trie_kb:>8.0f} "
+                    f"{min(peaks):>5.0f}-{max(peaks):<6.0f}",
+                    flush=True,
+                )
+    print(
+        f"(medians of {runs}; {MEMORY_PEERS} next hops; B/route: VmHWM above felix's idle RSS "
+        "(BIRD: all of it) per route; cpu/wall: first route to the last in the kernel)"
+    )
+
+
 STAGES = ("ip-batch", "bulk", "reconcile", "feed-snapshot", "feed-deltas")
 
 
@@ -277,7 +479,12 @@ def main() -> int:
 
     tune_gc()  # the collector settings of gingham-felix, whose code the stages run
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000])
+    parser.add_argument("--sizes", type=int, nargs="+")
+    parser.add_argument(
+        "--memory",
+        action="store_true",
+        help="felix's memory holding a learned table, beside BIRD (sizes: 10k to 200k)",
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES))
     parser.add_argument(
@@ -286,15 +493,19 @@ def main() -> int:
         default=1000,
         help="prefixes per RouteUpdate in the feed stages (the speaker's 1000)",
     )
-    parser.add_argument("--feed-client", nargs=4, metavar=("SOCK", "MODE", "N", "BATCH"),
+    parser.add_argument("--feed-client", nargs=5, metavar=("SOCK", "MODE", "N", "BATCH", "PEERS"),
                         help=argparse.SUPPRESS)  # fmt: skip
     args = parser.parse_args()
     if args.feed_client:
-        sock, mode, count, batch = args.feed_client
-        return feed_client(sock, mode, int(count), int(batch))
+        sock, mode, count, batch, peers = args.feed_client
+        return feed_client(sock, mode, int(count), int(batch), int(peers))
     if os.geteuid() != 0:
         print("bench/routes.py needs root (network namespaces)", file=sys.stderr)
         return 2
+    if args.memory:
+        memory_sweep(args.sizes or MEMORY_SIZES, args.runs)
+        return 0
+    args.sizes = args.sizes or [10_000, 50_000]
     print(
         f"{'routes':>7} {'method':<16} {'add s':>8} {'del s':>8} {'add x':>7} {'del x':>7}"
         f" {'add/s':>9} {'del/s':>9}"
