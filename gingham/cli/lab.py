@@ -36,7 +36,7 @@ def run_up(args: argparse.Namespace) -> int:
     from gingham.lab.backends import backend_for
     from gingham.lab.topology import LabOptions, PlanError
 
-    backend = backend_for(LabOptions(vm=args.vm))
+    backend = backend_for(LabOptions(vm=args.vm, kubernetes=args.kubernetes))
     args.wait = args.wait if args.wait is not None else backend.default_wait
     options = LabOptions(
         name=args.name,
@@ -48,6 +48,7 @@ def run_up(args: argparse.Namespace) -> int:
         racks=args.racks,
         datastore=backend.datastore or args.lab_datastore,
         vm=args.vm,
+        kubernetes=args.kubernetes,
     )
     if not speaker_available():
         _say("note: the BGP speaker (gingham-bgp) is not available: nodes run felix only,")
@@ -231,6 +232,9 @@ def register(subparsers: Any) -> None:
                    help="seconds to wait for convergence (default 120, 300 with --vm)")  # fmt: skip
     p.add_argument("--vm", action="store_true",
                    help="nodes as QEMU guests (a kernel with ipip; see README)")  # fmt: skip
+    p.add_argument("--kubernetes", action="store_true",
+                   help="a real Kubernetes cluster (kubelets in namespaces, the DaemonSet"
+                        " as shipped; default 2 nodes; see README)")  # fmt: skip
     p.set_defaults(func=run_up)
     p = with_name(commands.add_parser("status", help="nodes, peers, routes, reachability"))
     p.add_argument("-o", "--output", choices=("table", "json"), default="table")

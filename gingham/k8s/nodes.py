@@ -148,7 +148,7 @@ class KubeNode:
 
     @property
     def containerd_socket(self) -> Path:
-        return self.dir / "containerd" / "containerd.sock"
+        return self.dir / "containerd.sock"  # short: a unix socket path has 108 bytes
 
     def start(
         self, plane: Credentials, images: list[Path], progress: Progress = lambda _: None
@@ -396,9 +396,9 @@ def _containerd_config(root: Path, sandbox_image: str) -> str:
 root = "{root}/root"
 state = "{root}/state"
 [grpc]
-  address = "{root}/containerd.sock"
+  address = "{root.parent}/containerd.sock"
 [ttrpc]
-  address = "{root}/containerd.sock.ttrpc"
+  address = "{root.parent}/containerd.sock.ttrpc"
 [plugins."io.containerd.internal.v1.opt"]
   path = "{root}/opt"
 [{cri}]

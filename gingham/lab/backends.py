@@ -17,6 +17,7 @@ from typing import Any
 
 from gingham.lab import build, observe
 from gingham.lab.backend import LabBackend, LabError, Matrix, Progress
+from gingham.lab.kubernetes import KubernetesBackend
 from gingham.lab.state import LabState
 from gingham.lab.topology import LabOptions
 from gingham.lab.vm import lab as vm_lab
@@ -78,11 +79,17 @@ class VmBackend:
 
 NETNS: LabBackend = NetnsBackend()
 VM: LabBackend = VmBackend()
+KUBERNETES: LabBackend = KubernetesBackend()
 
 
 def backend_for(options: LabOptions | Mapping[str, Any]) -> LabBackend:
     """The backend of a lab with these options (a `LabOptions`, or a `LabState`'s record)."""
-    vm = options.vm if isinstance(options, LabOptions) else bool(options.get("vm"))
+    if isinstance(options, LabOptions):
+        vm, kubernetes = options.vm, options.kubernetes
+    else:
+        vm, kubernetes = bool(options.get("vm")), bool(options.get("kubernetes"))
+    if kubernetes:
+        return KUBERNETES
     return VM if vm else NETNS
 
 

@@ -18,6 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from gingham.lab.backend import Progress
+from gingham.lab.kubernetes import destroy_cluster
 from gingham.lab.state import LabState, ProcessRecord, is_ours, lab_dir
 
 
@@ -27,9 +28,11 @@ def down(name: str, progress: Progress) -> bool:
     directory = lab_dir(name)
     if state is None:
         if directory.exists():
+            destroy_cluster(name)
             shutil.rmtree(directory)
             return True
         return False
+    destroy_cluster(name)  # a --kubernetes lab's cluster: its own record says what it made
     _stop_all(state.processes)
     # Namespaces are independent (a veth pair goes with whichever end goes first), so they
     # are removed side by side: two `ip` runs each, which a busy machine makes slow.

@@ -56,6 +56,8 @@ class LabOptions:
     datastore: str = "sqlite"
     vm: bool = False
     """Nodes are QEMU guests (`gingham.lab.vm.lab`), not namespaces; same plan."""
+    kubernetes: bool = False
+    """A real Kubernetes cluster with the DaemonSet (`gingham.lab.kubernetes`)."""
 
 
 @dataclass(frozen=True)
