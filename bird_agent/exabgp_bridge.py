@@ -26,6 +26,8 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import selectors
 import socket
@@ -37,6 +39,8 @@ CHUNK = 1 << 16
 # Bytes held per direction before its source stops being read.
 FROM_EXABGP_LIMIT = 256 << 20
 TO_EXABGP_LIMIT = 1 << 20
+# The kernel's buffer of each pipe to and from ExaBGP (the default is 64 KiB).
+PIPE_BYTES = 1 << 20
 
 
 def _connect(path: str) -> socket.socket:
@@ -87,6 +91,15 @@ class _Direction:
         del self.pending[:written]
 
 
+def _widen(fd: int) -> None:
+    """A pipe holds `PIPE_BYTES` instead of 64 KiB: ExaBGP writes its JSON with a
+    blocking write and flush per line, so on a busy machine it otherwise waits
+    for this process to be scheduled after every 64 KiB. Not a pipe, or not
+    allowed: left as it is."""
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+
+
 def relay(path: str, stdin: int | None = None, stdout: int | None = None) -> int:
     """Copies between ExaBGP's pipes and the adapter's socket until one side closes."""
     sock = _connect(path)
@@ -95,6 +108,8 @@ def relay(path: str, stdin: int | None = None, stdout: int | None = None) -> int
     adapter = sock.fileno()
     for fd in {stdin, stdout, adapter}:
         os.set_blocking(fd, False)
+    for fd in (stdin, stdout):
+        _widen(fd)
     directions = (
         _Direction(stdin, adapter, FROM_EXABGP_LIMIT),
         _Direction(adapter, stdout, TO_EXABGP_LIMIT),

@@ -9,17 +9,20 @@ streams through whole, or neither side ever gets to read.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from bird_agent.exabgp_bridge import PIPE_BYTES
 from bird_agent.exabgp_bridge import __file__ as BRIDGE
 
 # Far more than a pipe (64 KiB) or a unix socket buffer holds.
@@ -113,3 +116,19 @@ def test_output_read_before_the_adapter_closes_is_still_delivered(relay: Relay) 
     assert relay.bridge.stdout is not None
     assert relay.bridge.stdout.read() == b"announce route 10.0.0.0/24 next-hop self\n"
     assert relay.bridge.wait(DEADLINE) == 0
+
+
+def test_the_pipes_to_and_from_exabgp_hold_a_mebibyte(relay: Relay) -> None:
+    """ExaBGP writes its JSON with a blocking write: a 64 KiB pipe made it wait
+    for the bridge to be scheduled after every 64 KiB on a busy machine."""
+    assert relay.bridge.stdin is not None and relay.bridge.stdout is not None
+    pipes = (relay.bridge.stdin.fileno(), relay.bridge.stdout.fileno())
+
+    def sizes() -> list[int]:
+        return [fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ) for fd in pipes]
+
+    deadline = time.monotonic() + DEADLINE
+    while sizes() != [PIPE_BYTES] * 2 and time.monotonic() < deadline:
+        relay.adapter.sendall(b"x\n")  # a round trip: the bridge is past its set-up
+        _read_exactly(relay.bridge.stdout.read1, 2)
+    assert sizes() == [PIPE_BYTES] * 2
