@@ -315,7 +315,7 @@ class Reflector:
         for prefix in dict.fromkeys(prefixes):
             old = self._best.get(prefix)
             was = self._sent.get(prefix)
-            best = best_path(paths_for(prefix, self.rib.candidates(prefix), self._peers))
+            best = best_path(paths_for(prefix, self.rib.candidate_items(prefix), self._peers))
             had = self._audience(self._keys[prefix]) if old is not None else NOBODY
             if best is None:
                 if old is None:
@@ -360,7 +360,7 @@ def expected_adj_rib_out(
     peers = dict(reflector.peers)
     result: dict[IPv4Address, dict[IPv4Network, PathAttributes]] = {a: {} for a in peers}
     for prefix in list(reflector.rib.prefixes()):
-        best = best_path(paths_for(prefix, reflector.rib.candidates(prefix), peers))
+        best = best_path(paths_for(prefix, reflector.rib.candidate_items(prefix), peers))
         for peer in peers.values():
             want = reflected(best, peer, reflector.cluster_id)
             if want is not None:
