@@ -39,11 +39,12 @@ Invariants:
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import socket
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
@@ -268,15 +269,29 @@ def attached_in(
             return _is_peer(host, link, pod, pod_interface, netns)
 
 
+def _pod_rtnl(netns: str) -> Rtnl:
+    try:
+        return Rtnl(netns)
+    except OSError as exc:
+        raise PlumbingError(f"netns {netns}: {exc.strerror or exc}") from exc
+
+
 @contextmanager
 def _sockets(host_netns: str | None, netns: str) -> Iterator[tuple[Rtnl, Rtnl]]:
-    with Rtnl(host_netns) as host:
-        try:
-            pod_rtnl = Rtnl(netns)
-        except OSError as exc:
-            raise PlumbingError(f"netns {netns}: {exc.strerror or exc}") from exc
-        with pod_rtnl as pod:
-            yield host, pod
+    with Rtnl(host_netns) as host, _pod_rtnl(netns) as pod:
+        yield host, pod
+
+
+class PairInProgress:
+    """A pair `plumb_pair` made, its two sockets kept open for `plumb_addresses`
+    (a socket in the pod's namespace costs a thread to open); `close` them after."""
+
+    def __init__(self, host: Rtnl, pod: Rtnl, spec: VethSpec, plumbed: Plumbed) -> None:
+        self.host, self.pod, self.spec, self.plumbed = host, pod, spec, plumbed
+
+    def close(self) -> None:
+        self.host.close()
+        self.pod.close()
 
 
 def _pair(host_netns: str | None, host: Rtnl, pod: Rtnl, spec: VethSpec) -> Plumbed:
@@ -321,18 +336,21 @@ def plumb(host_netns: str | None, spec: VethSpec) -> Plumbed:
     return pair
 
 
-def plumb_pair(host_netns: str | None, spec: VethSpec) -> Plumbed:
+def plumb_pair(host_netns: str | None, spec: VethSpec) -> PairInProgress:
     """`plumb` but for the pod's addresses (`spec.ips` is not used): what can be
     done before IPAM has answered. `plumb_addresses` completes it."""
-    with _sockets(host_netns, spec.netns) as (host, pod):
-        return _pair(host_netns, host, pod, spec)
+    with ExitStack() as stack:
+        host = stack.enter_context(Rtnl(host_netns))
+        pod = stack.enter_context(_pod_rtnl(spec.netns))
+        plumbed = _pair(host_netns, host, pod, spec)
+        stack.pop_all()
+    return PairInProgress(host, pod, spec, plumbed)
 
 
-def plumb_addresses(host_netns: str | None, spec: VethSpec, pair: Plumbed) -> None:
-    """The rest of `plumb` on a pair `plumb_pair` made: the pod's addresses and the
-    host's neighbour entries for them."""
-    with _sockets(host_netns, spec.netns) as (host, pod):
-        _addresses(host, pod, spec, pair)
+def plumb_addresses(pair: PairInProgress, ips: tuple[IPv4Address, ...]) -> None:
+    """The rest of `plumb` on a pair `plumb_pair` made: the pod's addresses `ips`
+    and the host's neighbour entries for them."""
+    _addresses(pair.host, pair.pod, dataclasses.replace(pair.spec, ips=ips), pair.plumbed)
 
 
 def disconnect(host_netns: str | None, name: str) -> bool:

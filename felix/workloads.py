@@ -243,6 +243,24 @@ class Workloads:
             return_exceptions=True,
         )  # fmt: skip
         phases.mark("ipam+pair")
+        try:
+            return await self._complete_add(req, interface, name, handle, assigned, pair, phases)
+        finally:
+            if isinstance(pair, veth.PairInProgress):
+                pair.close()
+
+    async def _complete_add(  # noqa: PLR0917 - the two outcomes of the first step, and its context
+        self,
+        req: AddRequest,
+        interface: str,
+        name: str,
+        handle: str,
+        assigned: Sequence[object] | BaseException,
+        pair: veth.PairInProgress | BaseException,
+        phases: Phases,
+    ) -> Attachment:
+        """After IPAM and the pair: undo either if the other failed, else the addresses,
+        the record and the route, all at once."""
         ips = () if isinstance(assigned, BaseException) else tuple(
             ip for ip in assigned if isinstance(ip, IPv4Address)
         )  # fmt: skip
@@ -257,10 +275,10 @@ class Workloads:
             if isinstance(pair, BaseException):
                 raise WorkloadError("internal", f"plumbing {name}: {pair}") from pair
             raise WorkloadError("exhausted", "IPAM returned no IPv4 address", "pools")
-        spec = dataclasses.replace(spec, ips=ips)
+        plumbed, mtu = pair.plumbed, pair.spec.mtu
         attachment = Attachment(
-            req.container_id, interface, req.netns, name, ips, pair.host_mac,
-            pair.pod_mac, mtu, req.pod_namespace, req.pod_name, req.pod_uid,
+            req.container_id, interface, req.netns, name, ips, plumbed.host_mac,
+            plumbed.pod_mac, mtu, req.pod_namespace, req.pod_name, req.pod_uid,
             netns_id=netns_identity(req.netns),
         )  # fmt: skip
         self.attachments[name] = attachment
@@ -269,7 +287,7 @@ class Workloads:
         # The pod's addresses, the WorkloadEndpoint write and the route's reconcile
         # pass do not depend on each other: wait for all three at once.
         addressed, recorded, routed = await asyncio.gather(
-            asyncio.to_thread(veth.plumb_addresses, self.host_netns, spec, pair),
+            asyncio.to_thread(veth.plumb_addresses, pair, ips),
             self.records.record(attachment),
             self._wait_routes({IPv4Network(ip) for ip in ips}),
             return_exceptions=True,
@@ -304,7 +322,7 @@ class Workloads:
         when only IPAM failed."""
         if not isinstance(assigned, BaseException):
             await self.ipam.release(handle)
-        made_here = isinstance(pair, veth.Plumbed) and pair.created
+        made_here = isinstance(pair, veth.PairInProgress) and pair.plumbed.created
         if made_here or (
             isinstance(pair, BaseException) and not isinstance(pair, veth.AttachedElsewhere)
         ):
