@@ -58,13 +58,32 @@ Notes (the history; the README has the current figures):
   3.20 s (1.1x), 20 x 5,000 16.8 vs 3.1 s (5.4x; 13.9-20.1 s in other runs),
   RR CPU 23 s, peak RSS 1.06-1.08 GB; 200 x 100 after the neighbor lookup
   (load 1.5): 61.3 s vs BIRD 15.5 s (3.9x; was 85.5 s, 6.4x), ExaBGP 23 s CPU.
-  What limits it: every layer keeps and handles one table per client, so the
-  work and memory grow with routes x clients (1.9 M at 20 x 5,000, 4 M at
+  What limited it: every layer kept and handled one table per client, so the
+  work and memory grew with routes x clients (1.9 M at 20 x 5,000, 4 M at
   200 x 100): gingham-rr's Adj-RIB-Out, the speaker's link and sent tables,
-  ExaBGP's outgoing RIB and UPDATE building per neighbor (~5 us each). BIRD
-  keeps one table and exports it. The way to the 3x target is update groups:
-  clients treated alike share one Adj-RIB-Out (minus each one's own routes),
-  encoded once and sent to all of them.
+  ExaBGP's outgoing RIB and UPDATE building per neighbor (~5 us each).
+- 2026-12-08 (session 7): update groups, end to end. gingham-rr keeps one
+  table (best path, reflected attributes, audience key per prefix) and says
+  each change once per group of peers; the speaker keeps one table with
+  interned peer groups; ExaBGP builds a command's UPDATEs once per distinct
+  negotiation and queues the same bytes on every session of the group (no
+  outgoing RIB), writing a session's queue 64 KiB at a time; the pipes to
+  ExaBGP hold 1 MiB. Four runs at load 12-18 (three other engineers'
+  builds and tests on the 2 cores): 20 x 5,000 in 13.7 / 16.0 / 18.4 /
+  24.3 s vs BIRD 3.4 / 3.1 / 4.3 / 3.7 s (4.1-6.5x), RR CPU 8.1-10.9 s
+  (was 23 s: ExaBGP 2.4-3.3, gingham-bgp 2.3-3.0, felix 1.5-2.4,
+  gingham-rr 1.7-2.1), peak RSS 504-523 MB (was 1.06 GB: gingham-bgp 155,
+  felix 117-123, gingham-rr 102-122, ExaBGP 89-92, node-run 22, bridge
+  12-15); 200 x 100 in 45.6 / 31.3 / 33.9 s vs BIRD 12.0 / 10.1 / 14.7 s
+  (3.8 / 3.1 / 2.3x), CPU 14-15 s, peak RSS 426 -> 327 MB (bounded peer-
+  group memos); 20 x 1,000 3.18 s vs 3.25 s (1.0x), 296 MB. The RR CPU is
+  now ~8x BIRD's (1.0-1.3 s, which also programs no kernel: our RR node's
+  felix installs the 100,000 routes), so on a loaded machine the wall time
+  follows the CPU share the five processes get. What is left per route:
+  ExaBGP parsing the clients' UPDATEs and the reflected commands' prefixes
+  (Python objects per NLRI), the JSON between ExaBGP and the speaker, the
+  protobuf between the speaker and gingham-rr, and a new peer's whole table
+  walked in each process.
 
 Run: `.venv/bin/python bench/rr.py [--stages core real] [--runs 5]
 [--clients 20] [--per-client 250] [--sizes 20x250 20x1000 ...] [--speeds
