@@ -55,9 +55,13 @@ Notes (the history; the README has the current figures):
   Whole-bench ratios swung with the load while the two plugins ran in
   separate phases (after the change: sequential ADD 1.13x-2.8x, 16-way
   1.2x-3.4x in four runs at load 5-20; before it, 1.59x / 1.60x at load 3-6),
-  so they now take turns. Two such runs, at load 11 -> 29 and 26 -> 34:
-  sequential ADD 2.19x / 2.30x, DEL 1.57x / 1.68x; 16-way ADD 2.27x / 2.35x,
-  DEL 2.05x / 3.63x; no failed call. Under such load the ratio follows CPU
+  so they now take turns. Four such runs, 04:16-04:43 UTC, the load rising
+  from 11-26 to 26-34 in each: ratios, median (runs): sequential ADD 2.25x
+  (2.19 2.30 2.04 2.52), DEL 1.63x (1.57 1.68 1.55 1.80); 16-way ADD 2.62x
+  (2.27 2.35 2.89 3.98), DEL 2.77x (2.05 3.63 2.63 2.91); no failed call.
+  Absolute p50s (ours / reference): sequential ADD 58.7-118.5 / 26.9-47.1 ms,
+  DEL 100-154 / 64-86 ms; 16-way ADD 1,012-2,273 / 353-591 ms; felix's RPC
+  alone 7.3-10.3 ms. Under such load the ratio follows CPU
   per call: the interpreter's start alone was 43.5 ms beside ptp's whole
   VERSION exec at 11.9 ms (9 vs 3 ms at load 3), and one sequential ADD
   costs the plugin exec 15 ms and felix 9.8 ms of CPU against 12.9 ms for
