@@ -50,6 +50,7 @@ from typing import Protocol
 
 from felix.dataplane import VXLAN_DEVICE, KernelState, OpResult
 from felix.desired import (
+    Change,
     DesiredInputs,
     DesiredTracker,
     EncapMode,
@@ -70,14 +71,15 @@ PASS_SLICE = 10_000
 
 def _slices(
     changes: Mapping[IPv4Network, Sequence[PathLike] | None], size: int
-) -> Iterator[Mapping[IPv4Network, Sequence[PathLike] | None]]:
+) -> Iterator[Mapping[IPv4Network, Sequence[PathLike] | None] | list[Change]]:
     """`changes` in parts of at most `size`; at least one part, even if empty (the
-    tracker also follows everything else a pass's inputs hold)."""
+    tracker also follows everything else a pass's inputs hold). Lists of pairs:
+    a dict per part would hash every prefix once more."""
     if len(changes) <= size:
         yield changes
         return
     items = iter(changes.items())
-    while part := dict(islice(items, size)):
+    while part := list(islice(items, size)):
         yield part
 
 
@@ -304,10 +306,11 @@ class Agent:
         The feed's changes are derived, diffed and applied a slice at a time
         (`PASS_SLICE` prefixes), so what a pass builds per route — the changed
         destinations, the ops, the kernel's answers — is bounded by the slice,
-        not the table (a full table arrives as one change set). A pass that
-        must compare everything (a resync, the first pass, the first pass
-        allowed to remove) does so after the last slice, with the whole
-        desired state derived: it finds only what no slice covered.
+        not the table (a full table arrives as one change set). What no slice
+        covers is looked at after the last one, with the whole desired state
+        derived: every destination after a resync or on the first pass, and on
+        the first pass allowed to remove, the programmed routes no longer
+        desired (their deletes were held back).
         """
         self._ensure_tunnels(inputs)
         reconciler = self.reconciler
@@ -321,8 +324,11 @@ class Agent:
             del actual
         now = self.clock()
         removal = reconciler.removal_allowed
-        # Deletes were held back until removal was allowed: then look at everything once.
-        full = resync or self._full_plan or (removal and not self._removal_planned)
+        # What the slices' plans cannot see: after a resync or on the first pass,
+        # anything may differ; deletes held back until removal was allowed wait on
+        # destinations no slice may name again (programmed, no longer desired).
+        full = resync or self._full_plan
+        stale = removal and not self._removal_planned and not full
         applied, failed = 0, []
         for part in _slices(changes, PASS_SLICE):
             changed = self.tracker.update(inputs, part)
@@ -332,14 +338,24 @@ class Agent:
                 changed |= forgotten
                 forgotten = set()
             self._pending_routes = changed
+            # In the feed's order, not the set's (its hash order): the kernel and
+            # the programmed table take a table in address order faster.
+            prefixes = part.keys() if isinstance(part, Mapping) else (p for p, _ in part)
+            only = [p for p in prefixes if p in changed]
+            if len(only) < len(changed):
+                only += changed.difference(only)
             results = reconcile_once(
-                reconciler, self.host, self.tracker.state, now, False, only=changed
+                reconciler, self.host, self.tracker.state, now, False, only=only
             )
             self._pending_routes = set()
             applied += len(results)
             failed += [r for r in results if not r.ok]
-        if full:
-            results = reconcile_once(reconciler, self.host, self.tracker.state, now, False)
+        if full or stale:
+            desired = self.tracker.state
+            unwanted = None
+            if not full:
+                unwanted = [d for d in reconciler.programmed.routes if d not in desired.routes]
+            results = reconcile_once(reconciler, self.host, desired, now, False, only=unwanted)
             applied += len(results)
             failed += [r for r in results if not r.ok]
         self._full_plan = False

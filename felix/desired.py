@@ -160,6 +160,9 @@ class LearnedResult(NamedTuple):
     problems: tuple[str, ...] = ()
 
 
+# One learned prefix's change: its paths now (None or empty: withdrawn).
+Change = tuple[IPv4Network, Sequence[PathLike] | None]
+
 # What the tracker keeps per learned prefix: the `Route` alone when that is all
 # the result holds (nearly every prefix of a full table: one object less each).
 Kept = Route | LearnedResult
@@ -301,20 +304,22 @@ class DesiredTracker:
     def update(
         self,
         inputs: DesiredInputs,
-        changes: Mapping[IPv4Network, Sequence[PathLike] | None],
+        changes: Mapping[IPv4Network, Sequence[PathLike] | None] | Sequence[Change],
     ) -> set[IPv4Network]:
         """Take `inputs` (its `learned` is ignored) and the changed learned prefixes
-        (None: withdrawn); the route destinations whose desired value changed."""
+        (None: withdrawn; a mapping, or (prefix, paths) pairs of distinct prefixes);
+        the route destinations whose desired value changed."""
         # A learned prefix hashes in Python: the loops below touch each dict once
         # per prefix where they can (setdefault, not get-then-set).
+        pairs = changes.items() if isinstance(changes, Mapping) else changes
         learned = self.learned
-        for prefix, routes in changes.items():
+        for prefix, routes in pairs:
             if routes:
                 learned[prefix] = routes
             else:
                 learned.pop(prefix, None)
         context = LearnedContext.of(inputs)
-        todo: Iterable[tuple[IPv4Network, Sequence[PathLike] | None]] = changes.items()
+        todo: Iterable[Change] = pairs
         if context != self._context:
             self._context = context
             # Everything again, without a copy of the table: the prefixes learned,
@@ -353,7 +358,7 @@ class DesiredTracker:
 
     def _derive(
         self,
-        todo: Iterable[tuple[IPv4Network, Sequence[PathLike] | None]],
+        todo: Iterable[Change],
         ctx: LearnedContext,
         nodes: Mapping[str, NodeInfo],
     ) -> dict[IPv4Network, Route | None]:
