@@ -102,6 +102,7 @@ class NodeRecord:
     mount_ns: str
     cgroup: str  # relative to each hierarchy's root
     pids: dict[str, int] = field(default_factory=dict)
+    host_link: str = ""  # the veth's end on the bridge, in the host's namespace
 
     @property
     def path(self) -> Path:
@@ -144,6 +145,7 @@ class KubeNode:
             netns=spec.netns,
             mount_ns=str(directory / "ns" / "mnt"),
             cgroup=f"{cgroup_parent.rstrip('/')}/{spec.name}",
+            host_link=spec.host_link,
         )
 
     @property
@@ -454,6 +456,10 @@ def destroy_node(record: NodeRecord) -> None:
         if _is_mountpoint(target):
             subprocess.run(["umount", "-l", target], check=False, capture_output=True)
     remove_cgroups(record.cgroup)
+    # Deleting the namespace removes the veth pair too, but later, from a kernel
+    # worker: remove the host's end here so nothing of the node is left on return.
+    if record.host_link:
+        subprocess.run(["ip", "link", "del", record.host_link], check=False, capture_output=True)
     subprocess.run(["ip", "netns", "del", record.netns], check=False, capture_output=True)
     directory = Path(record.directory)
     for mount in reversed(_mounts_under(directory)):
