@@ -19,12 +19,52 @@ many blocks) and each of a few runs, in a fresh network namespace each time:
 Prints medians and the ratio to `ip -batch` (target: within 2x), and for the
 feed stages the rate in prefixes/s (issue 6 needs >= 20,000/s end to end).
 
+`--memory` (sizes 10k, 50k, 100k, 200k unless `--sizes`): felix's memory
+holding a learned table. The real `gingham-felix`, its own process as on a
+node, in a fresh namespace, takes the routes over `RouteFeed` from a
+speaker-like client (split over 20 peers, each its own next hop: the
+reflector of issue 15 with 20 clients) as one snapshot, programs them, and
+resyncs (`--resync 3`: a whole-kernel dump is inside the peak). Printed:
+idle RSS, RSS after, VmHWM (median and range over runs), VmHWM above idle
+per route, felix's CPU and wall from the first message to the last route in
+the kernel, the namespace's FIB trie size. Reference, same run: BIRD 2
+holding the same routes (static, same next hops) and exporting them through
+its kernel protocol (its whole VmHWM, idle included, per route).
+
 Measured 2026-11-29 (load ~1, 100,000 routes, medians of 1-2 runs):
 ip -batch add 2.2-2.5 s; feed snapshot 11.8 s before this session's felix
 work, 5.0-5.8 s after (2.0-2.3x ip -batch); feed deltas 10.8 s -> 5.0-5.8 s.
 
+Measured 2026-12-08 (load 10-28; memory does not follow the load, wall
+does), `--memory`, felix's VmHWM before this session's memory work -> after,
+BIRD in the same run; ranges over the day's runs (2-4 per size and tree):
+  10k: 86 -> 72 MB (BIRD 7); 50k: 172-180 -> 98-99 MB (17); 100k: 202-290
+  -> 125-127 MB (30); 200k: 333-448 -> 182-184 MB (55). felix idle is
+  65.6 MB either way (its imports: grpc ~20 MB, pyroute2 ~22, the resource
+  model ~20). Above idle, per route: 1,400-2,320 bytes before, its peak
+  swinging with where a resync's dump fell (the dump held a second copy of
+  the table); 620-700 after, no cliff from 10k to 200k; BIRD ~290 with its
+  idle. At 100k, one change at a time (single runs): a parsed prefix keeps
+  two ints instead of an address, netmask and length in an instance dict
+  (265 -> 160 bytes) and a resync's dump reuses the routes felix believes
+  programmed, sharing hops tuples: 281 -> 183 MB; the feed keeps one table
+  by prefix, not a second by (prefix, peer), and the tracker keeps a plain
+  result as its Route: -> 162; a pass works through the feed's changes
+  10,000 prefixes at a time and keeps only the refused ops' results: -> 156;
+  malloc maps blocks of 128 KiB and more on their own (glibc's rising
+  threshold left the holes of dropped dicts in the heap): -> 137; one shared
+  path object per peer and next hops instead of a LearnedRoute and a tuple
+  per prefix: -> 126.
+  CPU (felix's own, first message to the last route in the kernel, resync
+  out of the window, 100k, 5 runs interleaved, load ~10): before 1.27 s
+  (1.14-1.33), after 1.17 s (1.08-1.26), medians (ranges). In-process, the
+  same snapshot (3 runs each, load ~15): feed + pass 1.27-1.38 -> 1.11-1.26
+  s; a resync of the 100k table 0.80-0.86 -> 0.59-0.62 s (the dump's routes
+  are the programmed ones, so the comparison meets the same objects).
+
 Run as root:
-`.venv/bin/python bench/routes.py [--sizes 10000 50000] [--runs 3] [--stages ...]`.
+`.venv/bin/python bench/routes.py [--sizes 10000 50000] [--runs 3] [--stages ...]`,
+`.venv/bin/python bench/routes.py --memory [--runs 2]`.
 """
 
 from __future__ import annotations
