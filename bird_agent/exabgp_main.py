@@ -18,29 +18,28 @@ What each change is for (measurements: bench/rr.py's notes):
 - `patch_api_steps` — the API scheduler starts a new asyncio event loop per
   pass for callbacks that are all generators in this release; this drives
   them without one.
-- `patch_remove_self` — ExaBGP deep-copies every route change per neighbor
-  to rewrite a `next-hop self` Gingham never asks for; a change without it is
-  shared (nothing mutates a change once it is in an outgoing RIB).
 - `patch_family` — `nlri.family()` builds new objects on every call, about
-  ten calls per change; this returns the one `Family` per (afi, safi).
-- `patch_attribute_commands` — `announce/withdraw attributes … nlri …` (the
-  reflector's commands) are parsed and inserted per route and neighbor with
-  a log line formatted per route, and every neighbor's outgoing RIB then
-  keeps its own entry per route and builds its own UPDATEs. This keeps
-  ExaBGP's parsing and answers, reuses the routes of an identical command
-  text, finds the neighbors a command names by address (ExaBGP runs a
-  regular expression per neighbor and name: with 200 clients, most of its
-  time), and sends plain IPv4 routes as shared UPDATEs (`share_changes`):
-  built once per distinct negotiation and queued on every named session,
-  never entering a RIB — an update group, as BIRD and FRR send a table to
-  many peers. Anything else is inserted per neighbor in one pass.
+  ten calls per route received or sent; this returns the one `Family` per
+  (afi, safi).
+- `patch_reflected_commands` — new commands, `announce/withdraw reflected …`
+  (written as ExaBGP's `announce/withdraw attributes … nlri …`), for the
+  reflector's routes: parsed by ExaBGP's parser (plain IPv4 prefixes made
+  as it makes them, `parse_routes`), neighbors found by address (ExaBGP
+  runs a regular expression per neighbor and name: with 200 clients, most of
+  its time), and sent as shared UPDATEs (`share_changes`): built once per
+  distinct negotiation and queued on every named session, never entering an
+  outgoing RIB — an update group, as BIRD and FRR send one table to many
+  peers. ExaBGP's own commands (our exports use them) are left as they are.
 - `patch_shared_updates` — a session sends its queued shared UPDATEs before
-  its RIB's, and ExaBGP's "anything pending" (which holds End-of-RIB back)
-  counts them.
+  its RIB's, several per write, and ExaBGP's "anything pending" (which holds
+  End-of-RIB back) counts them.
 - `patch_nlri_order` — UPDATE building sorts NLRI through a `__lt__` that
   recomputes both indexes per comparison; this computes each once.
-- `patch_cidr` — a prefix is packed again per neighbor and per index; this
-  keeps its packed form per mask.
+
+Gone since update groups (each made the per-neighbor RIB path cheaper, which
+reflected routes no longer take): copy avoidance for `next-hop self`, a
+per-neighbor RIB insert in one pass, a cache of parsed commands, and a
+prefix's packed form kept per mask.
 
 `bird_agent.exabgp_cease` (the entry point the speaker runs) adds one more,
 under the same gate: a `teardown` sends its Cease even under graceful
@@ -214,19 +213,6 @@ def patch_api_steps() -> None:
         return _run
 
 
-def patch_remove_self() -> None:
-    from exabgp.bgp.neighbor import Neighbor  # type: ignore[import-untyped]
-
-    @_wraps(Neighbor, "remove_self")
-    def _(remove_self: Any) -> Any:
-        def _remove_self(self: Any, change: Any) -> Any:
-            if not change.nlri.nexthop.SELF:
-                return change  # nothing to rewrite: share it, do not deep-copy it
-            return remove_self(self, change)
-
-        return _remove_self
-
-
 def patch_family() -> None:
     from exabgp.protocol.family import AFI, SAFI, Family  # type: ignore[import-untyped]
 
@@ -263,33 +249,20 @@ def _per_family(method: Any) -> Any:
 # words, for reflected routes, which go to sessions as shared UPDATEs.
 REFLECTED = "reflected"
 _index = methodcaller("index")  # each NLRI's own index() (INET overrides NLRI's)
-PARSED_COMMANDS = 256  # command texts whose parsed routes are kept
 SELECTIONS = 256  # neighbor selectors whose matches are kept
 
 
-def patch_attribute_commands() -> None:
+def patch_reflected_commands() -> None:
+    """Registers `announce/withdraw reflected …` (`REFLECTED`): ExaBGP's attribute
+    commands, for reflected routes, sent as shared UPDATEs (`share_changes`)."""
     from exabgp.bgp.message import Action  # type: ignore[import-untyped]
     from exabgp.logger import log  # type: ignore[import-untyped]
     from exabgp.reactor.api.command import announce  # type: ignore[import-untyped]
     from exabgp.reactor.api.command.command import Command  # type: ignore[import-untyped]
 
-    if not patches_apply():
+    if not patches_apply() or f"announce {REFLECTED}" in Command.callback["text"]:
         return
-    if getattr(Command.callback["text"].get("announce attributes"), "gingham", False):
-        return
-    parsed: dict[str, list[Any]] = {}
     selected: dict[tuple[tuple[str, ...], str], list[str]] = {}
-
-    def routes(api: Any, command: str, peers: list[str]) -> list[Any]:
-        changes = parsed.get(command)
-        if changes is None:
-            changes = parse_routes(api, command, peers)
-            if changes:
-                if len(parsed) >= PARSED_COMMANDS:
-                    del parsed[next(iter(parsed))]
-                parsed[command] = changes
-        return changes
-
     indexes: dict[tuple[str, ...], dict[str, list[str]]] = {}
 
     def neighbors(reactor: Any, service: str, line: str) -> tuple[list[str], str]:
@@ -308,7 +281,7 @@ def patch_attribute_commands() -> None:
             selected[key] = peers
         return peers, command
 
-    def handler(action: Any, verb: str, shared: bool) -> Any:
+    def handler(action: Any, verb: str) -> Any:
         def command(self: Any, reactor: Any, service: str, line: str, use_json: bool) -> bool:
             def callback() -> Iterator[bool]:
                 try:
@@ -318,9 +291,9 @@ def patch_attribute_commands() -> None:
                         reactor.processes.answer_error(service)
                         yield True
                         return
-                    if shared:  # parsed as the attribute command it is written as
-                        command = command.replace(f" {REFLECTED} ", " attributes ", 1)
-                    changes = routes(self, command, peers)
+                    # Parsed as the attribute command it is written as.
+                    written = command.replace(f" {REFLECTED} ", " attributes ", 1)
+                    changes = parse_routes(self, written, peers)
                     if not changes:
                         self.log_failure(f"command could not parse route in : {command}")
                         reactor.processes.answer_error(service)
@@ -328,31 +301,17 @@ def patch_attribute_commands() -> None:
                         return
                     for change in changes:
                         change.nlri.action = action
-                    if shared:
-                        sessions = share_changes(reactor, peers, changes)
-                        if sessions is None:
-                            self.log_failure(f"routes that cannot be shared in : {command}")
-                            reactor.processes.answer_error(service)
-                            yield True
-                            return
-                        log.info(
-                            lambda: (
-                                f"{len(changes)} routes {verb} {sessions} of"
-                                f" {len(peers)} sessions as shared UPDATEs"
-                            ),
-                            "processes",
-                        )
-                        yield False
-                        reactor.processes.answer_done(service)
+                    sessions = share_changes(reactor, peers, changes)
+                    if sessions is None:
+                        self.log_failure(f"routes that cannot be shared in : {command}")
+                        reactor.processes.answer_error(service)
+                        yield True
                         return
-                    injected = 0
-                    # One neighbor per step: between them the reactor runs its peers
-                    # (a command is up to 500 routes x every neighbor named).
-                    for count in inject_changes(reactor.configuration, peers, changes):
-                        injected = count
-                        yield False
                     log.info(
-                        lambda: f"{injected} of {len(changes)} routes {verb} {', '.join(peers)}",
+                        lambda: (
+                            f"{len(changes)} routes {verb} {sessions} of"
+                            f" {len(peers)} sessions as shared UPDATEs"
+                        ),
                         "processes",
                     )
                     yield False
@@ -368,22 +327,9 @@ def patch_attribute_commands() -> None:
         command.gingham = True  # type: ignore[attr-defined]
         return command
 
-    announced = handler(Action.ANNOUNCE, "added to", shared=False)
-    withdrawn = handler(Action.WITHDRAW, "removed from", shared=False)
     for name, function in (
-        ("announce attribute", announced),
-        ("announce attributes", announced),
-        ("withdraw attribute", withdrawn),
-        ("withdraw attributes", withdrawn),
-    ):
-        # Registered by ExaBGP already (same name, options and neighbor flag):
-        # only the text handler changes.
-        _set_item(Command.callback["text"], name, function)
-    # New commands: `announce/withdraw reflected …`, written as the attribute
-    # commands, for routes that go to sessions only (`share_changes`).
-    for name, function in (
-        (f"announce {REFLECTED}", handler(Action.ANNOUNCE, "added to", shared=True)),
-        (f"withdraw {REFLECTED}", handler(Action.WITHDRAW, "removed from", shared=True)),
+        (f"announce {REFLECTED}", handler(Action.ANNOUNCE, "added to")),
+        (f"withdraw {REFLECTED}", handler(Action.WITHDRAW, "removed from")),
     ):
         _register(Command, name, function)
 
@@ -476,79 +422,6 @@ def _ipv4_prefix(text: str) -> tuple[bytes, int] | None:
         return None  # IPv6, host bits, not a prefix: ExaBGP's parse decides
     address, length = prefix_ints(prefix)
     return address.to_bytes(4, "big"), length
-
-
-def inject_changes(configuration: Any, peers: list[str], changes: list[Any]) -> Iterator[int]:
-    """`Configuration.inject_change` for every change of one command, a neighbor at a
-    time: after each, the routes injected so far.
-
-    Per neighbor and route the same outcome: a family the neighbor was not
-    configured with is refused with ExaBGP's error; a `next-hop self` route
-    goes through `remove_self` and `OutgoingRIB.add_to_rib`; any other is
-    inserted as `add_to_rib` inserts it (`insert_change`), with the route's
-    family and indexes computed once for all neighbors.
-    """
-    from exabgp.bgp.message import Action
-    from exabgp.logger import log
-
-    injected = 0
-    prepared = [
-        (
-            change,
-            change.nlri.family().afi_safi(),
-            change.index(),
-            change.attributes.index(),
-            change.nlri.action == Action.ANNOUNCE,
-        )
-        for change in changes
-    ]
-    wanted = set(peers)
-    for name, neighbor in configuration.neighbors.items():
-        if name not in wanted:
-            continue
-        allowed = set(neighbor.families())
-        rib = neighbor.rib.outgoing
-        for change, family, index, attributes_index, announce in prepared:
-            if family not in allowed:
-                log.error(
-                    lambda change=change, name=name: (
-                        f"the route family ({change.nlri.short()}) is not configured on"
-                        f" neighbor {name}"
-                    ),
-                    "configuration",
-                )
-                continue
-            if change.nlri.nexthop.SELF:
-                rib.add_to_rib(neighbor.remove_self(change))
-            else:
-                insert_change(rib, change, family, index, attributes_index, announce=announce)
-            injected += 1
-        yield injected
-
-
-def insert_change(
-    rib: Any, change: Any, family: Any, index: bytes, attributes_index: str, *, announce: bool
-) -> None:
-    """`OutgoingRIB.add_to_rib(change)` (`in_cache`, `_update_rib`, `update_cache`)
-    given the change's family, `index()`, `attributes.index()` and whether it
-    is an announcement."""
-    if rib.cache and announce:
-        cached = rib._seen.get(family, {}).get(index)
-        if (
-            cached is not None
-            and cached.attributes.index() == attributes_index
-            and cached.nlri.nexthop.index() == change.nlri.nexthop.index()
-        ):
-            return  # already announced with these attributes
-    rib._new_attr_af_nlri.setdefault(attributes_index, {}).setdefault(family, {})[index] = change
-    rib._new_nlri[index] = change
-    rib._new_attribute[attributes_index] = change.attributes
-    if not rib.cache:
-        return
-    if announce:
-        rib._seen.setdefault(family, {})[index] = change
-    elif family in rib._seen:
-        rib._seen[family].pop(index, None)
 
 
 # An OutgoingRIB's attribute: its neighbor's queue of shared UPDATE messages,
@@ -721,35 +594,14 @@ def patch_nlri_order() -> None:
         return _split_nlris
 
 
-def patch_cidr() -> None:
-    from exabgp.bgp.message.update.nlri.cidr import CIDR
-
-    @_wraps(CIDR, "pack_nlri")
-    def _(pack_nlri: Any) -> Any:
-        def _pack_nlri(self: Any) -> bytes:
-            try:
-                mask, packed = self._gingham_nlri
-                if mask == self.mask:
-                    return packed  # type: ignore[no-any-return]
-            except AttributeError:
-                pass
-            packed = pack_nlri(self)
-            self._gingham_nlri = (self.mask, packed)
-            return packed  # type: ignore[no-any-return]
-
-        return _pack_nlri
-
-
 PATCHES: tuple[Callable[[], None], ...] = (
     patch_reactor,
     patch_accept,
     patch_api_steps,
-    patch_remove_self,
     patch_family,
-    patch_attribute_commands,
+    patch_reflected_commands,
     patch_shared_updates,
     patch_nlri_order,
-    patch_cidr,
 )
 
 
