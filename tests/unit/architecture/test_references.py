@@ -35,9 +35,6 @@ DOTTED = re.compile(rf"(?<![\w./-])((?:{'|'.join(PACKAGES)})(?:\.\w+)+)(?![\w/-]
 # Dotted words that are not module paths: file names (felix.sock, cni.log)
 # and the API group (gingham.io).
 NOT_MODULES = {"sock", "log", "io", "py", "env", "dev", "ip", "gw", "name", "db", "conflist"}
-# References to files that other work in progress is adding; each names who
-# refers and what.
-PENDING = {("gingham/k8s/localcluster.py", "bench/k8s_pods.py")}
 
 
 def _python_files() -> Iterator[Path]:
@@ -112,8 +109,8 @@ def _dangling_in_python() -> list[str]:
             for match in PATH.finditer(text):
                 reference = match.group(1)
                 first = reference.split("/")[0]
-                if first.isupper() or (relative, reference) in PENDING:
-                    continue  # a placeholder (GUEST_SHARE/boot.sh), or being written
+                if first.isupper():
+                    continue  # a placeholder (GUEST_SHARE/boot.sh)
                 if not _path_exists(reference, path.parent):
                     problems.append(f"{relative}:{line}: no file {reference}")
             for match in MARKDOWN.finditer(text):
