@@ -64,7 +64,7 @@ from collections.abc import Callable, Iterator, MutableMapping
 from operator import methodcaller
 from typing import Any
 
-from gingham.collector import tune_gc
+from gingham.collector import return_large_blocks, tune_gc
 from gingham.prefix import parse_prefix, prefix_ints
 
 IDLE_SPEED = "10"  # exabgp_reactor_speed: the idle wait is speed / 100 seconds
@@ -628,6 +628,7 @@ def apply_patches() -> bool:
 
 def main() -> None:
     tune_gc()
+    return_large_blocks()
     apply_patches()
     from exabgp.application.main import main as exabgp_main  # type: ignore[import-untyped]
 

@@ -45,7 +45,7 @@ from bird_agent.model_view import config_view, node_view
 from bird_agent.reflection import Reflection
 from bird_agent.speaker import Speaker
 from bird_agent.status import mark_serving, registry_for, serve_grpc
-from gingham.collector import tune_gc
+from gingham.collector import return_large_blocks, tune_gc
 from gingham.datastore import DEFAULT_URL, NotFound, open_datastore, when_available
 from gingham.datastore.base import Datastore
 from gingham.model.base import Resource
@@ -209,6 +209,7 @@ async def _serving_when_planned(speaker: Speaker, health: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     tune_gc()
+    return_large_blocks()
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

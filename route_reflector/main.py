@@ -28,7 +28,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from gingham.collector import tune_gc
+from gingham.collector import return_large_blocks, tune_gc
 from gingham.probes import serve_probes
 from gingham.v1 import reflector_pb2_grpc as pb_grpc
 from route_reflector.server import Metrics, ReflectorServicer
@@ -107,6 +107,7 @@ async def serve(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     tune_gc()
+    return_large_blocks()
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
