@@ -84,6 +84,12 @@ Notes (the history; the README has the current figures):
   (Python objects per NLRI), the JSON between ExaBGP and the speaker, the
   protobuf between the speaker and gingham-rr, and a new peer's whole table
   walked in each process.
+  Later the same day, with ExaBGP's parsed-command cache and per-neighbor RIB
+  patches gone and malloc returning large blocks (load 2-9): 20 x 5,000 in
+  8.33 s vs BIRD 3.06 s (2.7x) and 14.1 s vs 3.08 s (4.6x), RR CPU 7.9-9.3 s,
+  peak RSS 434-441 MB (ExaBGP 89 -> 33-35 MB); 200 x 100 in 23.7 s vs
+  13.7 s (1.7x) and 9.4 s vs 12.4 s (0.8x), 306-317 MB; 20 x 1,000 2.85 s
+  vs 3.22 s; 20 x 250 1.38 s vs 3.18 s.
 
 Run: `.venv/bin/python bench/rr.py [--stages core real] [--runs 5]
 [--clients 20] [--per-client 250] [--sizes 20x250 20x1000 ...] [--speeds
