@@ -37,6 +37,8 @@ from felix.tunnels import ensure_tunnel_addresses
 from felix.workloads import Workloads
 from gingham.collector import return_large_blocks, tune_gc
 from gingham.datastore.base import Datastore, DatastoreError
+from gingham.datastore.kubernetes import KubernetesDatastore
+from gingham.ipam import departed
 from gingham.probes import serve_probes
 from gingham.v1 import dataplane_pb2_grpc as pb_grpc
 
@@ -82,6 +84,21 @@ async def maintain_tunnel_addresses(
             except Exception:  # datastore/IPAM trouble: retried next round, never fatal
                 log.warning("publishing tunnel addresses failed", exc_info=True)
         await asyncio.sleep(interval)
+
+
+async def forget_departed_nodes(datastore: KubernetesDatastore) -> None:
+    """On the kubernetes datastore: a deleted core Node's record and IPAM are
+    given back (gingham.ipam.departed), by every node's felix, idempotently."""
+    from gingham.ipam.allocator import IPAM
+
+    ipam = IPAM(datastore)
+    while True:
+        try:
+            for line in await departed.forget_deleted_nodes(datastore, ipam):
+                log.info("node left the cluster: %s", line)
+        except Exception:  # datastore/IPAM trouble: retried next round, never fatal
+            log.warning("cleaning up after deleted nodes failed", exc_info=True)
+        await asyncio.sleep(departed.INTERVAL)
 
 
 async def serve(args: argparse.Namespace) -> int:
@@ -140,6 +157,9 @@ async def serve(args: argparse.Namespace) -> int:
     if workloads is not None:
         tunnels = maintain_tunnel_addresses(datastore, workloads, agent, min(args.resync, 5.0))
         tasks.append(asyncio.create_task(tunnels, name="tunnel-addresses"))
+        if isinstance(datastore, KubernetesDatastore):
+            gone = forget_departed_nodes(datastore)
+            tasks.append(asyncio.create_task(gone, name="departed-nodes"))
     stopper = asyncio.create_task(stop.wait(), name="stop")
     done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
     code = 0

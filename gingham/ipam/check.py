@@ -227,3 +227,38 @@ async def _unhost_block(ipam: IPAM, cidr: IPNetwork, node: str) -> list[str]:
     with contextlib.suppress(NotFound):
         await store.delete(BlockAffinity.kind, affinity_name(node, cidr))
     return [f"removed missing node {node!r}'s affinity from non-empty block {cidr}"]
+
+
+async def forget_nodes(ipam: IPAM, names: set[str]) -> list[str]:
+    """What nodes that left the cluster held, given back; one line per change.
+
+    Their workload endpoints (the pods ran there), their pods' addresses and
+    handles, their blocks (released when empty, else their affinity dropped:
+    addresses other nodes borrowed stay theirs) and their block affinities.
+    The nodes' Node records must be gone already (`check` then sees them as
+    missing); nothing of any other node is touched.
+    """
+    store = ipam.store
+    done: list[str] = []
+    for item in (await store.list(WorkloadEndpoint.kind)).items:
+        if isinstance(item, WorkloadEndpoint) and item.spec.node in names:
+            with contextlib.suppress(NotFound):
+                await store.delete(WorkloadEndpoint.kind, item.name)
+                done.append(f"deleted WorkloadEndpoint {item.name}")
+    report = await check(store)
+    theirs = [leak for leak in report.leaked if leak.node in names]
+    for handle in sorted({leak.handle for leak in theirs if leak.handle is not None}):
+        released = await ipam.release(handle)
+        done.append(f"released handle {handle} ({len(released)} addresses)")
+    for leak in theirs:
+        if leak.handle is None and await ipam.release_ip(leak.address):
+            done.append(f"released {leak.address}")
+    for cidr, node in report.orphan_blocks:
+        if node in names:
+            done += await _unhost_block(ipam, cidr, node)
+    for problem in report.affinities:
+        if problem.node in names and problem.action == "delete":
+            with contextlib.suppress(NotFound):
+                await store.delete(BlockAffinity.kind, problem.name)
+                done.append(f"deleted BlockAffinity {problem.name}")
+    return done

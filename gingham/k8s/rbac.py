@@ -25,9 +25,10 @@ NODE_ACCESS: dict[str, tuple[str, ...]] = {
     "BGPConfiguration": READ,
     "BGPPeer": READ,
     "IPAMConfiguration": READ,
-    # The node registers and refreshes its own Node (BGP address, VTEP); removing a
-    # node's record is an operator's act, not the agent's.
-    "Node": (*READ, "create", "update"),
+    # The node registers and refreshes its own Node (BGP address, VTEP), and deletes
+    # the record of a node whose core Node was deleted (gingham.ipam.departed, as
+    # Calico's kube-controllers do).
+    "Node": (*READ, "create", "update", "delete"),
     # IPAM on pod ADD/DEL: blocks are claimed, borrowed from and released.
     "IPAMBlock": WRITE,
     "BlockAffinity": WRITE,
