@@ -154,8 +154,8 @@ def test_documents_link_and_name_only_what_exists(document: Path) -> None:
 
 def test_the_checker_catches_what_it_is_for(tmp_path: Path) -> None:
     """The patterns find the references this test exists to catch."""
-    text = "see ARCHITECTURE.md and FACTS.md; felix/nosuch.py; gingham.lab.nosuch; `felix.sock`"
-    assert [m.group(1) for m in MARKDOWN.finditer(text)] == ["ARCHITECTURE.md", "FACTS.md"]
+    text = "see DESIGN.md and NOTES.md; felix/nosuch.py; gingham.lab.nosuch; `felix.sock`"
+    assert [m.group(1) for m in MARKDOWN.finditer(text)] == ["DESIGN.md", "NOTES.md"]
     assert [m.group(1) for m in PATH.finditer(text)] == ["felix/nosuch.py"]
     assert not _module_resolves("gingham.lab.nosuch")
     assert _module_resolves("gingham.lab.backends.backend_for")
