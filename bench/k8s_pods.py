@@ -51,7 +51,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
-from gingham.k8s.images import TEST_POD_IMAGE
+from gingham.k8s.images import sleeper_pod
 from gingham.k8s.localcluster import LocalCluster
 
 PTP_SUBNET = IPv4Network("10.245.2.0/24")
@@ -65,23 +65,7 @@ def percentile(samples: list[float], q: float) -> float:
 
 
 def pod_body(name: str, node: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "labels": {"bench": "k8s-pods"}},
-        "spec": {
-            "nodeName": node,
-            "terminationGracePeriodSeconds": 0,
-            "containers": [
-                {
-                    "name": "main",
-                    "image": TEST_POD_IMAGE,
-                    "imagePullPolicy": "Never",
-                    "command": ["/bin/sleep", "infinity"],
-                }
-            ],
-        },
-    }
+    return sleeper_pod(name, node, {"bench": "k8s-pods"})
 
 
 class PodWatch:

@@ -48,6 +48,29 @@ TEST_POD_IMAGE = "localhost/gingham-busybox:1"
 BUSYBOX = Path("/bin/busybox")
 SUITE = "bookworm"
 
+
+def sleeper_pod(name: str, node: str, labels: dict[str, str]) -> dict[str, object]:
+    """A Pod of the test-pod image pinned to `node`: it sleeps, so it can be pinged
+    and exec'd into (the lab's pods and bench/k8s_pods.py's)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "nodeName": node,
+            "terminationGracePeriodSeconds": 0,
+            "containers": [
+                {
+                    "name": "main",
+                    "image": TEST_POD_IMAGE,
+                    "imagePullPolicy": "Never",
+                    "command": ["/bin/sleep", "infinity"],
+                }
+            ],
+        },
+    }
+
+
 # The sandbox's PID 1: sleeps until SIGTERM/SIGINT, as registry.k8s.io/pause does.
 _PAUSE_SCRIPT = "#!/bin/sh\ntrap 'exit 0' TERM INT\nwhile :; do sleep 3600 & wait $!; done\n"
 _APPLETS = (

@@ -185,27 +185,9 @@ def kubeconfig(state: LabState) -> Path:
 
 
 def pod_manifest(name: str, node: str) -> str:
-    from gingham.k8s.images import TEST_POD_IMAGE
+    from gingham.k8s.images import sleeper_pod
 
-    return json.dumps(
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": name, "labels": {"gingham.io/lab-pod": "true"}},
-            "spec": {
-                "nodeName": node,
-                "terminationGracePeriodSeconds": 0,
-                "containers": [
-                    {
-                        "name": "main",
-                        "image": TEST_POD_IMAGE,
-                        "imagePullPolicy": "Never",
-                        "command": ["/bin/sleep", "infinity"],
-                    }
-                ],
-            },
-        }
-    )
+    return json.dumps(sleeper_pod(name, node, {"gingham.io/lab-pod": "true"}))
 
 
 def _options(options: LabOptions) -> dict[str, Any]:

@@ -73,17 +73,10 @@ class KubeCluster:
         check: bool = True,
         timeout: float = 60,
     ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [
-                str(self.plane.bin_dir / "kubectl"),
-                f"--kubeconfig={kubeconfig or self.admin_kubeconfig}",
-                *args,
-            ],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
+        from gingham.k8s import localcluster
+
+        result = localcluster.kubectl(
+            kubeconfig or self.admin_kubeconfig, *args, check=False, stdin=stdin, timeout=timeout
         )
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed:\n{result.stderr}")
